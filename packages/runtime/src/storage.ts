@@ -1,0 +1,192 @@
+// Storage (design.md §4): PostgreSQL through DATABASE_URL, or PGlite (real Postgres in WASM)
+// persisted under <dataDir>/<service> when unset. One set of SQL migrations serves both and is
+// applied at start, serialised across processes by an advisory lock.
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import pg from "pg";
+import type { Logger } from "./log.js";
+
+export type Row = Record<string, unknown>;
+
+export interface Queryable {
+  query<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  /**
+   * Runs fn in a transaction. Serialization failures and deadlocks are retried (fn must be safe
+   * to run again); anything else rolls back and rethrows.
+   */
+  transaction<T>(
+    fn: (tx: Queryable) => Promise<T>,
+    options?: { isolation?: "read committed" | "serializable" },
+  ): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface Migration {
+  id: string;
+  sql: string;
+}
+
+/** Reads NNN_name.sql files from a directory, in name order. */
+export function migrationsFrom(dir: string): Migration[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .map((f) => ({ id: f.replace(/\.sql$/, ""), sql: readFileSync(join(dir, f), "utf8") }));
+}
+
+const RETRYABLE = new Set(["40001", "40P01"]);
+const MAX_ATTEMPTS = 8;
+
+function isRetryable(err: unknown): boolean {
+  return typeof err === "object" && err !== null && RETRYABLE.has((err as { code?: string }).code ?? "");
+}
+
+async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isRetryable(err) || i >= MAX_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 5 * i));
+    }
+  }
+}
+
+class PostgresDatabase implements Database {
+  readonly kind = "postgres" as const;
+  constructor(private readonly pool: pg.Pool) {}
+
+  async query<T extends Row>(sql: string, params?: unknown[]): Promise<T[]> {
+    const res = await this.pool.query(sql, params as unknown[]);
+    return res.rows as T[];
+  }
+
+  transaction<T>(
+    fn: (tx: Queryable) => Promise<T>,
+    options?: { isolation?: "read committed" | "serializable" },
+  ): Promise<T> {
+    return withRetries(async () => {
+      const client = await this.pool.connect();
+      try {
+        await client.query(`BEGIN ISOLATION LEVEL ${(options?.isolation ?? "read committed").toUpperCase()}`);
+        const tx: Queryable = {
+          query: async <R extends Row>(sql: string, params?: unknown[]) =>
+            (await client.query(sql, params as unknown[])).rows as R[],
+        };
+        const result = await fn(tx);
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+class PGliteDatabase implements Database {
+  readonly kind = "pglite" as const;
+  constructor(private readonly db: PGlite) {}
+
+  async query<T extends Row>(sql: string, params?: unknown[]): Promise<T[]> {
+    if (!params?.length && sql.includes(";")) {
+      const results = await this.db.exec(sql);
+      return (results.at(-1)?.rows ?? []) as T[];
+    }
+    return (await this.db.query<T>(sql, params)).rows;
+  }
+
+  // PGlite is one connection: its transactions are already serial, so isolation does not matter.
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return withRetries(() =>
+      this.db.transaction(async (t) => {
+        const tx: Queryable = {
+          query: async <R extends Row>(sql: string, params?: unknown[]) =>
+            (await t.query<R>(sql, params)).rows,
+        };
+        return fn(tx);
+      }),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
+
+export async function openDatabase(options: {
+  service: string;
+  url?: string | undefined;
+  dataDir: string;
+  migrations: Migration[];
+  logger: Logger;
+  poolSize?: number;
+}): Promise<Database> {
+  let db: Database;
+  if (options.url) {
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 16 });
+    pool.on("error", (err) => options.logger.warn({ err }, "idle postgres client failed"));
+    db = new PostgresDatabase(pool);
+  } else {
+    const dir = join(options.dataDir, options.service);
+    mkdirSync(dir, { recursive: true });
+    db = new PGliteDatabase(await PGlite.create(dir));
+  }
+  await migrate(db, options.migrations, options.logger);
+  return db;
+}
+
+const MIGRATION_LOCK = 746_117_001;
+
+export async function migrate(db: Database, migrations: Migration[], logger: Logger): Promise<string[]> {
+  return db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await tx.query(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
+    const done = new Set(
+      (await tx.query<{ id: string }>("SELECT id FROM schema_migrations")).map((r) => r.id),
+    );
+    const applied: string[] = [];
+    for (const m of migrations) {
+      if (done.has(m.id)) continue;
+      for (const statement of splitStatements(m.sql)) await tx.query(statement);
+      await tx.query("INSERT INTO schema_migrations (id) VALUES ($1)", [m.id]);
+      applied.push(m.id);
+    }
+    if (applied.length) logger.info({ applied, backend: db.kind }, "migrations applied");
+    return applied;
+  });
+}
+
+/**
+ * Splits a migration into statements on semicolons at line ends, keeping $$-quoted bodies whole,
+ * so both drivers run them one by one inside the migration's transaction.
+ */
+export function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let current = "";
+  let inDollar = false;
+  for (const line of sql.split("\n")) {
+    if (line.trim().startsWith("--") && !inDollar) continue;
+    current += `${line}\n`;
+    if ((line.match(/\$\$/g)?.length ?? 0) % 2 === 1) inDollar = !inDollar;
+    if (!inDollar && line.trimEnd().endsWith(";")) {
+      out.push(current.trim());
+      current = "";
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
+}

@@ -1,0 +1,5 @@
+// Test harness: real nats-server on a free port, real service processes, temporary PostgreSQL
+// databases. Used by integration tests in test/ and by services' own tests.
+export * from "./nats-server.js";
+export * from "./postgres.js";
+export * from "./processes.js";

@@ -1,0 +1,89 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
+}
+
+export function natsServerBinary(): string {
+  for (const candidate of [
+    process.env.NATS_SERVER_BIN,
+    "/usr/sbin/nats-server",
+    "/usr/bin/nats-server",
+    "/usr/local/bin/nats-server",
+  ]) {
+    if (candidate && existsSync(candidate)) return candidate;
+  }
+  throw new Error(
+    "nats-server not found: install it (Debian: apt-get install -y nats-server) or set NATS_SERVER_BIN",
+  );
+}
+
+export interface TestNats {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+  /** Kills the server (SIGKILL) and starts it again on the same port and store. */
+  restart(): Promise<void>;
+}
+
+/** A private nats-server with JetStream, on a free port, with its store in a temp dir. */
+export async function startNats(): Promise<TestNats> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "stratus-nats-"));
+  let proc: ChildProcess | undefined;
+  const launch = async () => {
+    proc = spawn(natsServerBinary(), ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
+      stdio: "ignore",
+    });
+    await waitForPort(port);
+  };
+  const kill = async (signal: NodeJS.Signals) => {
+    const p = proc;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once("exit", () => resolve());
+      p.kill(signal);
+    });
+  };
+  await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      await kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await kill("SIGKILL");
+      await launch();
+    },
+  };
+}

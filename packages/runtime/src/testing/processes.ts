@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "@stratus/contracts/grpc/health/v1";
+import { freePort } from "./nats-server.js";
+
+/** The repository root (where package.json with workspaces lives). */
+export const repoRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "services")) || !existsSync(join(dir, "proto"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("repository root not found");
+    dir = up;
+  }
+  return dir;
+})();
+
+export const SERVICE_NAMES = ["api", "conductor", "scheduler", "network-adapter", "compute-agent"] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface ServiceProcess {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly proc: ChildProcess;
+  /** Every line the process wrote to stdout and stderr so far. */
+  readonly output: string[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Spawns services/<name>/src/main.ts under tsx with the given environment. */
+export function spawnService(
+  name: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): Omit<ServiceProcess, "url" | "port"> {
+  const entry = resolve(repoRoot, "services", name, "src", "main.ts");
+  const proc = spawn(process.execPath, ["--import", "tsx", entry, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) if (line) output.push(line);
+  };
+  proc.stdout?.on("data", collect);
+  proc.stderr?.on("data", collect);
+  const exited = new Promise<number | null>((res) => proc.once("exit", (code) => res(code)));
+  return {
+    name,
+    proc,
+    output,
+    exited,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export async function waitForServing(
+  url: string,
+  timeoutMs = 30_000,
+  exited?: Promise<unknown>,
+): Promise<void> {
+  const client = createClient(Health, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
+  const deadline = Date.now() + timeoutMs;
+  let dead = false;
+  void exited?.then(() => {
+    dead = true;
+  });
+  let last: unknown;
+  while (Date.now() < deadline && !dead) {
+    try {
+      const res = await client.check({ service: "" }, { timeoutMs: 1000 });
+      if (res.status === HealthCheckResponse_ServingStatus.SERVING) return;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not serving${dead ? " (process exited)" : ""}: ${String(last)}`);
+}
+
+/** Starts a service on a free port and waits until it reports SERVING. */
+export async function startService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const p = spawnService(name, { ...env, PORT: String(port) });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForServing(url, 60_000, p.exited);
+  } catch (err) {
+    await p.stop("SIGKILL");
+    throw new Error(`${name} did not start: ${String(err)}\n${p.output.slice(-30).join("\n")}`);
+  }
+  return { ...p, port, url };
+}
