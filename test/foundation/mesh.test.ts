@@ -1,0 +1,93 @@
+// The foundation: five real service processes on a real nats-server answer plain gRPC clients
+// built from the .proto files (as any language would), list their RPCs by reflection, and pass
+// events to each other.
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { ConductorService } from "@stratus/contracts/compute/v1";
+import { type Mesh, repoRoot, SERVICE_NAMES, startMesh } from "@stratus/runtime/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const protoDir = join(repoRoot, "proto");
+
+function loadGrpc(file: string) {
+  const def = protoLoader.loadSync(file, {
+    includeDirs: [protoDir],
+    keepCase: true,
+    defaults: true,
+    enums: String,
+  });
+  return grpc.loadPackageDefinition(def) as Record<string, any>;
+}
+
+const health = loadGrpc("grpc/health/v1/health.proto").grpc.health.v1;
+const reflection = loadGrpc("grpc/reflection/v1/reflection.proto").grpc.reflection.v1;
+
+function grpcCall<T>(client: grpc.Client, method: string, req: unknown): Promise<T> {
+  return new Promise((resolve, reject) =>
+    (client as any)[method](req, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))),
+  );
+}
+
+function listServices(url: string): Promise<string[]> {
+  const client = new reflection.ServerReflection(
+    url.replace("http://", ""),
+    grpc.credentials.createInsecure(),
+  );
+  return new Promise((resolve, reject) => {
+    const call = client.ServerReflectionInfo();
+    call.on("data", (res: any) => {
+      resolve(res.list_services_response.service.map((s: { name: string }) => s.name));
+      call.end();
+    });
+    call.on("error", reject);
+    call.write({ list_services: "*" });
+  });
+}
+
+describe("the mesh", () => {
+  let mesh: Mesh;
+  beforeAll(async () => {
+    mesh = await startMesh({ env: { HEARTBEAT_INTERVAL_MS: "200" } });
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+
+  it.each(SERVICE_NAMES)("%s reports SERVING to a plain @grpc/grpc-js health client", async (name) => {
+    const client = new health.Health(
+      mesh.url(name).replace("http://", ""),
+      grpc.credentials.createInsecure(),
+    );
+    const res = await grpcCall<{ status: string }>(client, "Check", { service: "" });
+    expect(res.status).toBe("SERVING");
+    client.close();
+  });
+
+  it("lists each service's RPC services by gRPC reflection", async () => {
+    expect(await listServices(mesh.url("network-adapter"))).toContain("stratus.network.v1.NetworkService");
+    const scheduler = await listServices(mesh.url("scheduler"));
+    expect(scheduler).toEqual(
+      expect.arrayContaining([
+        "stratus.scheduler.v1.PlacementService",
+        "stratus.scheduler.v1.SchedulerService",
+      ]),
+    );
+  });
+
+  it("delivers the compute agent's heartbeat event to the conductor", async () => {
+    const conductor = createClient(
+      ConductorService,
+      createConnectTransport({ baseUrl: mesh.url("conductor"), httpVersion: "2" }),
+    );
+    let hosts: string[] = [];
+    for (let i = 0; i < 50 && hosts.length === 0; i++) {
+      const res = await conductor.listComputeServices({});
+      hosts = res.services.filter((s) => s.state === "up").map((s) => s.host);
+      if (!hosts.length) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(hosts.length).toBeGreaterThan(0);
+  });
+});
