@@ -11,3 +11,13 @@ describe("expandHostPattern", () => {
     expect(() => expandHostPattern("a,a")).toThrow(/repeat/);
   });
 });
+
+describe("computeNodeUuid", () => {
+  it("is a stable version-5 uuid per host name", async () => {
+    const { computeNodeUuid } = await import("./compute-node.js");
+    const a = computeNodeUuid("rack1-1");
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(computeNodeUuid("rack1-1")).toBe(a);
+    expect(computeNodeUuid("rack1-2")).not.toBe(a);
+  });
+});
