@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+// npm start: brings the whole Stratus mesh up on this machine.
+// Installs what is missing, starts a private nats-server (JetStream, data under .stratus/) unless
+// NATS_URL is set, starts the five services as child processes with prefixed readable logs, waits
+// until each reports SERVING, seeds the demo cloud, prints the endpoints; Ctrl-C stops everything.
+import { execSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import http2 from "node:http2";
+import net from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const stateDir = join(root, ".stratus");
+const children = [];
+let stopping = false;
+
+const color = {
+  api: 36,
+  conductor: 35,
+  scheduler: 33,
+  "network-adapter": 32,
+  "compute-agent": 34,
+  nats: 90,
+  seed: 37,
+};
+function say(name, text) {
+  process.stdout.write(`\x1b[${color[name] ?? 37}m${name.padEnd(15)}\x1b[0m| ${text}\n`);
+}
+
+/** Turns a pino JSON line into "level msg key=value …"; other lines pass through. */
+function readable(line) {
+  try {
+    const o = JSON.parse(line);
+    const { level, time, service, pid, msg, request_id, ...rest } = o;
+    const extra = Object.entries(rest)
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .join(" ");
+    return `${String(level).padEnd(5)} ${msg ?? ""}${request_id ? ` [${request_id}]` : ""}${extra ? ` ${extra}` : ""}`;
+  } catch {
+    return line;
+  }
+}
+
+function pipe(name, stream) {
+  let buf = "";
+  stream.on("data", (chunk) => {
+    buf += chunk;
+    let i = buf.indexOf("\n");
+    while (i >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.trim()) say(name, readable(line));
+      i = buf.indexOf("\n");
+    }
+  });
+}
+
+function ensureInstalled() {
+  const marker = join(root, "node_modules", ".package-lock.json");
+  if (existsSync(join(root, "node_modules", "tsx")) && existsSync(marker)) return;
+  say("seed", "installing dependencies (npm ci) …");
+  execSync("npm ci --no-audit --no-fund", { cwd: root, stdio: "inherit" });
+}
+
+function findNatsServer() {
+  for (const p of [
+    process.env.NATS_SERVER_BIN,
+    "/usr/sbin/nats-server",
+    "/usr/bin/nats-server",
+    "/usr/local/bin/nats-server",
+  ]) {
+    if (p && existsSync(p)) return p;
+  }
+  const which = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
+  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
+  return undefined;
+}
+
+function installNatsServer() {
+  const apt = spawnSync("sh", ["-c", "command -v apt-get"], { encoding: "utf8" }).status === 0;
+  if (apt) {
+    say("nats", "nats-server not found: installing it with apt-get …");
+    const sudo = process.getuid?.() === 0 ? "" : "sudo ";
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `${sudo}apt-get install -y nats-server || (${sudo}apt-get update && ${sudo}apt-get install -y nats-server)`,
+      ],
+      {
+        stdio: "inherit",
+      },
+    );
+    if (r.status === 0) return findNatsServer();
+  }
+  console.error(
+    "nats-server is not installed and could not be installed automatically.\n" +
+      "Install it (Debian/Ubuntu: apt-get install -y nats-server; macOS: brew install nats-server;\n" +
+      "or download from https://github.com/nats-io/nats-server/releases) or set NATS_URL to a running server.",
+  );
+  process.exit(1);
+}
+
+function portOpen(port, host = "127.0.0.1") {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startNats() {
+  if (process.env.NATS_URL) {
+    say("nats", `using NATS_URL=${process.env.NATS_URL}`);
+    return process.env.NATS_URL;
+  }
+  const bin = findNatsServer() ?? installNatsServer();
+  const preferred = Number(process.env.STRATUS_NATS_PORT ?? 4223);
+  const port = (await portOpen(preferred)) ? await freePort() : preferred;
+  const dir = join(stateDir, "nats");
+  mkdirSync(dir, { recursive: true });
+  const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push({ name: "nats", child });
+  pipe("nats", child.stdout);
+  pipe("nats", child.stderr);
+  for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  say("nats", `private nats-server with JetStream on nats://127.0.0.1:${port} (data in .stratus/nats)`);
+  return `nats://127.0.0.1:${port}`;
+}
+
+const SERVICES = [
+  { name: "scheduler", port: 9102 },
+  { name: "network-adapter", port: 9103 },
+  { name: "conductor", port: 9101 },
+  { name: "compute-agent", port: 9104 },
+  { name: "api", port: 9100 },
+];
+
+/** grpc.health.v1 Check over the Connect protocol (JSON on HTTP/2), with node's own http2. */
+function healthCheck(url) {
+  return new Promise((resolve) => {
+    const session = http2.connect(url);
+    session.on("error", () => resolve(false));
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/grpc.health.v1.Health/Check",
+      "content-type": "application/json",
+    });
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (d) => {
+      body += d;
+    });
+    req.on("end", () => {
+      session.close();
+      try {
+        resolve(JSON.parse(body).status === "SERVING");
+      } catch {
+        resolve(false);
+      }
+    });
+    req.on("error", () => {
+      session.destroy();
+      resolve(false);
+    });
+    req.setTimeout(1000, () => req.close());
+    req.end(JSON.stringify({ service: "" }));
+  });
+}
+
+async function waitHealthy(name, url, child) {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}`);
+    if (await healthCheck(url)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${name} did not become healthy at ${url}`);
+}
+
+function stopAll(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  say("seed", "stopping …");
+  const live = children.filter((c) => c.child.exitCode === null && c.child.signalCode === null);
+  let left = live.length;
+  if (!left) process.exit(code);
+  // Services first, NATS last.
+  const services = live.filter((c) => c.name !== "nats");
+  const nats = live.filter((c) => c.name === "nats");
+  const done = () => {
+    if (--left === 0) process.exit(code);
+  };
+  let svcLeft = services.length;
+  const afterServices = () => {
+    for (const c of nats) {
+      c.child.once("exit", done);
+      c.child.kill("SIGTERM");
+    }
+  };
+  if (!svcLeft) afterServices();
+  for (const c of services) {
+    c.child.once("exit", () => {
+      done();
+      if (--svcLeft === 0) afterServices();
+    });
+    c.child.kill("SIGTERM");
+  }
+  setTimeout(() => {
+    for (const c of live) c.child.kill("SIGKILL");
+    process.exit(code);
+  }, 15_000).unref();
+}
+
+async function main() {
+  const started = Date.now();
+  ensureInstalled();
+  mkdirSync(stateDir, { recursive: true });
+  process.on("SIGINT", () => stopAll(0));
+  process.on("SIGTERM", () => stopAll(0));
+  const natsUrl = await startNats();
+  const env = {
+    ...process.env,
+    NATS_URL: natsUrl,
+    STRATUS_DATA_DIR: process.env.STRATUS_DATA_DIR ?? join(stateDir, "data"),
+    CONDUCTOR_URL: "http://127.0.0.1:9101",
+    SCHEDULER_URL: "http://127.0.0.1:9102",
+    NETWORK_URL: "http://127.0.0.1:9103",
+    COMPUTE_AGENT_URL: "http://127.0.0.1:9104",
+    COMPUTE_HOSTS: process.env.COMPUTE_HOSTS ?? "rack1-[1-4],rack2-[1-4]",
+  };
+  for (const s of SERVICES) {
+    if (await portOpen(s.port)) {
+      console.error(`port ${s.port} (${s.name}) is already in use: is another Stratus running?`);
+      stopAll(1);
+      return;
+    }
+  }
+  // Start all at once; each waits for its peers by retrying, so the slowest (PGlite init) sets the pace.
+  for (const s of SERVICES) {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(root, "services", s.name, "src", "main.ts")],
+      {
+        cwd: root,
+        env: { ...env, PORT: String(s.port) },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    children.push({ name: s.name, child });
+    pipe(s.name, child.stdout);
+    pipe(s.name, child.stderr);
+    child.once("exit", (code, signal) => {
+      if (!stopping) {
+        say(s.name, `exited (code ${code}, signal ${signal}); stopping the mesh`);
+        stopAll(1);
+      }
+    });
+  }
+  await Promise.all(
+    SERVICES.map((s) =>
+      waitHealthy(s.name, `http://127.0.0.1:${s.port}`, children.find((c) => c.name === s.name).child),
+    ),
+  );
+  const healthyAfter = ((Date.now() - started) / 1000).toFixed(1);
+  say("seed", `all five services SERVING after ${healthyAfter} s`);
+
+  const seed = join(root, "scripts", "seed-demo.ts");
+  if (existsSync(seed)) {
+    const r = spawn(process.execPath, ["--import", "tsx", seed], {
+      cwd: root,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    pipe("seed", r.stdout);
+    pipe("seed", r.stderr);
+    const code = await new Promise((res) => r.once("exit", res));
+    if (code !== 0) say("seed", `demo seeding failed (exit ${code}); the mesh stays up`);
+  }
+
+  const apiPort = process.env.API_PORT ?? 8774;
+  process.stdout.write(`
+Stratus is up (${healthyAfter} s to all healthy).
+  compute API (Nova-compatible)  http://127.0.0.1:${apiPort}/v2.1
+  api RPC (health/reflection)    http://127.0.0.1:9100
+  conductor                      http://127.0.0.1:9101   stratus.compute.v1.ConductorService
+  scheduler                      http://127.0.0.1:9102   stratus.scheduler.v1.{PlacementService,SchedulerService}
+  network-adapter                http://127.0.0.1:9103   stratus.network.v1.NetworkService
+  compute-agent                  http://127.0.0.1:9104   stratus.computeagent.v1.ComputeAgentService
+  NATS                           ${natsUrl}
+Press Ctrl-C to stop.
+`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  stopAll(1);
+});
