@@ -2,6 +2,8 @@
 // built from the .proto files (as any language would), list their RPCs by reflection, and pass
 // events to each other.
 import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -31,7 +33,7 @@ function grpcCall<T>(client: grpc.Client, method: string, req: unknown): Promise
   );
 }
 
-function listServices(url: string): Promise<string[]> {
+function reflect(url: string, request: Record<string, string>): Promise<any> {
   const client = new reflection.ServerReflection(
     url.replace("http://", ""),
     grpc.credentials.createInsecure(),
@@ -39,12 +41,18 @@ function listServices(url: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const call = client.ServerReflectionInfo();
     call.on("data", (res: any) => {
-      resolve(res.list_services_response.service.map((s: { name: string }) => s.name));
+      resolve(res);
       call.end();
+      client.close();
     });
     call.on("error", reject);
-    call.write({ list_services: "*" });
+    call.write(request);
   });
+}
+
+async function listServices(url: string): Promise<string[]> {
+  const res = await reflect(url, { list_services: "*" });
+  return res.list_services_response.service.map((s: { name: string }) => s.name);
 }
 
 describe("the mesh", () => {
@@ -75,6 +83,16 @@ describe("the mesh", () => {
         "stratus.scheduler.v1.SchedulerService",
       ]),
     );
+  });
+
+  it("describes a service by reflection with its file and dependencies", async () => {
+    const res = await reflect(mesh.url("conductor"), {
+      file_containing_symbol: "stratus.compute.v1.ConductorService.CreateServers",
+    });
+    const files = (res.file_descriptor_response.file_descriptor_proto as Uint8Array[]).map(
+      (bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name,
+    );
+    expect(files).toEqual(["stratus/compute/v1/conductor.proto", "google/protobuf/timestamp.proto"]);
   });
 
   it("delivers the compute agent's heartbeat event to the conductor", async () => {
