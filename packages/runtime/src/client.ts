@@ -1,10 +1,16 @@
 // Clients to other services: Connect binary over h2c (the cheapest of the three protocols between
 // our own processes), carrying the request context, throwing StratusError on failure.
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import {
+  type Client,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { writeContextHeaders } from "./context.js";
-import { fromConnectError } from "./errors.js";
+import { fromConnectError, StratusError } from "./errors.js";
 
 const contextAndErrors: Interceptor = (next) => async (req) => {
   writeContextHeaders(req.header);
@@ -33,6 +39,30 @@ export function transportFor(baseUrl: string): Transport {
   return t;
 }
 
+/**
+ * connect-es wraps whatever an interceptor throws in a ConnectError (code Unknown, the original as
+ * its cause); unwrap it so that callers really get the StratusError with the sender's kind.
+ */
+function unwrapStratusError(err: unknown): unknown {
+  if (err instanceof StratusError) return err;
+  if (err instanceof ConnectError && err.cause instanceof StratusError) return err.cause;
+  return fromConnectError(err);
+}
+
 export function serviceClient<S extends DescService>(service: S, baseUrl: string): Client<S> {
-  return createClient(service, transportFor(baseUrl));
+  const client = createClient(service, transportFor(baseUrl));
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        return result instanceof Promise
+          ? result.catch((err: unknown) => {
+              throw unwrapStratusError(err);
+            })
+          : result;
+      };
+    },
+  });
 }

@@ -1,0 +1,663 @@
+// The placement model (Placement API semantics, reference §7): resource providers and their
+// inventories, traits and aggregates, and consumers' allocations. Every write that can race is
+// guarded by a generation: the provider's for inventories/traits/aggregates, the consumer's for
+// allocations; allocation writes lock the providers involved (in uuid order) and check capacity
+// under the lock, so no provider is ever over-committed whatever the number of schedulers.
+import { randomUUID } from "node:crypto";
+import { conflict, type Database, invalidInput, notFound, type Queryable } from "@stratus/runtime";
+import {
+  assertAllocatable,
+  capacityOf,
+  type InventoryInput,
+  type InventoryRecord,
+  normalizeInventory,
+} from "./inventory.js";
+import { assertResourceClass, assertTrait, assertUuid, SHARING_TRAIT } from "./names.js";
+
+export interface Provider {
+  uuid: string;
+  name: string;
+  generation: number;
+  parentUuid: string;
+  rootUuid: string;
+}
+
+export interface ProviderAllocation {
+  providerUuid: string;
+  resources: Record<string, number>;
+}
+
+export interface ConsumerAllocations {
+  allocations: (ProviderAllocation & { providerGeneration: number })[];
+  projectId: string;
+  userId: string;
+  /** 0 when the consumer holds nothing. */
+  consumerGeneration: number;
+}
+
+export interface ProviderFilter {
+  name?: string;
+  /** AND of any-of lists. */
+  memberOf?: string[][];
+  requiredTraits?: string[];
+  inTree?: string;
+  /** Providers with this much free of each class. */
+  resources?: Record<string, number>;
+}
+
+export interface PutAllocationsRequest {
+  consumerUuid: string;
+  allocations: ProviderAllocation[];
+  projectId: string;
+  userId: string;
+  /** The generation the caller last saw (0: new consumer), or "any" to replace whatever is held. */
+  expectedGeneration: number | "any";
+}
+
+export interface AllocationsWritten {
+  consumerGeneration: number;
+  /** Providers whose allocations changed (released or claimed). */
+  providerUuids: string[];
+  /** What the consumer held before the write. */
+  previous: ProviderAllocation[];
+}
+
+const PROVIDER_COLUMNS = `p.uuid::text AS uuid, p.name, p.generation, pp.uuid::text AS parent_uuid, rp.uuid::text AS root_uuid`;
+const PROVIDER_FROM = `resource_providers p
+  LEFT JOIN resource_providers pp ON pp.id = p.parent_id
+  JOIN resource_providers rp ON rp.id = p.root_id`;
+
+interface ProviderRow {
+  uuid: string;
+  name: string;
+  generation: string | number;
+  parent_uuid: string | null;
+  root_uuid: string;
+  [k: string]: unknown;
+}
+
+function toProvider(r: ProviderRow): Provider {
+  return {
+    uuid: r.uuid,
+    name: r.name,
+    generation: Number(r.generation),
+    parentUuid: r.parent_uuid ?? "",
+    rootUuid: r.root_uuid,
+  };
+}
+
+interface InventoryRow {
+  resource_class: string;
+  total: string | number;
+  reserved: string | number;
+  min_unit: string | number;
+  max_unit: string | number;
+  step_size: string | number;
+  allocation_ratio: string | number;
+  used: string | number;
+  [k: string]: unknown;
+}
+
+function toInventory(r: InventoryRow): InventoryRecord {
+  return {
+    resourceClass: r.resource_class,
+    total: Number(r.total),
+    reserved: Number(r.reserved),
+    minUnit: Number(r.min_unit),
+    maxUnit: Number(r.max_unit),
+    stepSize: Number(r.step_size),
+    allocationRatio: Number(r.allocation_ratio),
+  };
+}
+
+function requireName(name: string): string {
+  const trimmed = name.trim();
+  if (!trimmed || trimmed.length > 200) throw invalidInput("provider name must be 1-200 characters");
+  return trimmed;
+}
+
+export class Placement {
+  constructor(readonly db: Database) {}
+
+  // ---- providers -------------------------------------------------------------------------
+
+  async createProvider(input: { uuid?: string; name: string; parentUuid?: string }): Promise<Provider> {
+    const uuid = input.uuid ? assertUuid(input.uuid, "provider uuid") : randomUUID();
+    const name = requireName(input.name);
+    return this.db.transaction(async (tx) => {
+      const inserted = await this.insertProvider(tx, uuid, name, input.parentUuid);
+      if (!inserted) {
+        const [byUuid] = await tx.query("SELECT 1 FROM resource_providers WHERE uuid = $1", [uuid]);
+        throw conflict(
+          byUuid
+            ? `Conflicting resource provider uuid: ${uuid} already exists.`
+            : `Conflicting resource provider name: ${name} already exists.`,
+        );
+      }
+      return inserted;
+    });
+  }
+
+  /** Creates the provider unless one with this uuid exists; safe with concurrent creators. */
+  async ensureProvider(input: {
+    uuid: string;
+    name: string;
+    parentUuid?: string;
+  }): Promise<{ provider: Provider; created: boolean }> {
+    const uuid = assertUuid(input.uuid, "provider uuid");
+    const name = requireName(input.name);
+    const existing = await this.findProvider(this.db, uuid);
+    if (existing) return { provider: existing, created: false };
+    return this.db.transaction(async (tx) => {
+      const inserted = await this.insertProvider(tx, uuid, name, input.parentUuid);
+      if (inserted) return { provider: inserted, created: true };
+      const winner = await this.findProvider(tx, uuid);
+      if (winner) return { provider: winner, created: false };
+      throw conflict(`Conflicting resource provider name: ${name} already exists with another uuid.`);
+    });
+  }
+
+  /** Inserts a provider; undefined when the uuid or name is taken (ON CONFLICT DO NOTHING). */
+  private async insertProvider(
+    tx: Queryable,
+    uuid: string,
+    name: string,
+    parentUuid: string | undefined,
+  ): Promise<Provider | undefined> {
+    let parentId: number | null = null;
+    let rootId: number | null = null;
+    if (parentUuid) {
+      const [parent] = await tx.query<{ id: number; root_id: number }>(
+        "SELECT id, root_id FROM resource_providers WHERE uuid = $1",
+        [assertUuid(parentUuid, "parent provider uuid")],
+      );
+      if (!parent) throw invalidInput(`parent provider ${parentUuid} does not exist`);
+      parentId = parent.id;
+      rootId = parent.root_id;
+    }
+    const rows = await tx.query<{ id: number }>(
+      `WITH n AS (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::int AS id)
+       INSERT INTO resource_providers (id, uuid, name, parent_id, root_id)
+       SELECT n.id, $1, $2, $3, COALESCE($4, n.id) FROM n
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [uuid, name, parentId, rootId],
+    );
+    if (!rows.length) return undefined;
+    return this.findProvider(tx, uuid);
+  }
+
+  private async findProvider(q: Queryable, uuid: string): Promise<Provider | undefined> {
+    const [row] = await q.query<ProviderRow>(
+      `SELECT ${PROVIDER_COLUMNS} FROM ${PROVIDER_FROM} WHERE p.uuid = $1`,
+      [uuid],
+    );
+    return row ? toProvider(row) : undefined;
+  }
+
+  async getProvider(uuid: string): Promise<Provider> {
+    const provider = await this.findProvider(this.db, assertUuid(uuid, "provider uuid"));
+    if (!provider) throw notFound(`No resource provider with uuid ${uuid} found`);
+    return provider;
+  }
+
+  async listProviders(filter: ProviderFilter = {}): Promise<Provider[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (filter.name) where.push(`p.name = ${param(filter.name)}`);
+    if (filter.inTree) {
+      where.push(
+        `p.root_id = (SELECT root_id FROM resource_providers WHERE uuid = ${param(assertUuid(filter.inTree, "in_tree"))})`,
+      );
+    }
+    for (const anyOf of filter.memberOf ?? []) {
+      if (!anyOf.length) continue;
+      const aggs = param(anyOf.map((a) => assertUuid(a, "aggregate uuid")));
+      where.push(
+        `EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id IN (p.id, p.root_id) AND a.aggregate_uuid = ANY(${aggs}::uuid[]))`,
+      );
+    }
+    for (const trait of filter.requiredTraits ?? []) {
+      assertTrait(trait);
+      where.push(
+        `EXISTS (SELECT 1 FROM provider_traits t WHERE t.provider_id = p.id AND t.trait = ${param(trait)})`,
+      );
+    }
+    for (const [rc, amount] of Object.entries(filter.resources ?? {})) {
+      assertResourceClass(rc);
+      where.push(
+        `EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = p.id AND i.resource_class = ${param(rc)} AND i.free >= ${param(amount)})`,
+      );
+    }
+    const rows = await this.db.query<ProviderRow>(
+      `SELECT ${PROVIDER_COLUMNS} FROM ${PROVIDER_FROM} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY p.id`,
+      params,
+    );
+    return rows.map(toProvider);
+  }
+
+  async deleteProvider(uuid: string): Promise<void> {
+    const id = assertUuid(uuid, "provider uuid");
+    await this.db.transaction(async (tx) => {
+      const [p] = await tx.query<{ id: number }>(
+        "SELECT id FROM resource_providers WHERE uuid = $1 FOR UPDATE",
+        [id],
+      );
+      if (!p) throw notFound(`No resource provider with uuid ${uuid} found`);
+      const [child] = await tx.query("SELECT 1 FROM resource_providers WHERE parent_id = $1 LIMIT 1", [p.id]);
+      if (child)
+        throw conflict(`Unable to delete parent resource provider ${uuid}: It has child resource providers.`);
+      const [alloc] = await tx.query("SELECT 1 FROM allocations WHERE provider_id = $1 LIMIT 1", [p.id]);
+      if (alloc) {
+        throw conflict(`Unable to delete resource provider ${uuid}: Resource provider has allocations.`);
+      }
+      await tx.query("DELETE FROM resource_providers WHERE id = $1", [p.id]);
+    });
+  }
+
+  /**
+   * Compare-and-swap on the provider generation; returns the provider id and the new generation.
+   * Holds the provider's row lock until the transaction ends.
+   */
+  private async bumpGeneration(
+    tx: Queryable,
+    uuid: string,
+    expected: number,
+  ): Promise<{ id: number; generation: number }> {
+    const [row] = await tx.query<{ id: number; generation: string }>(
+      "UPDATE resource_providers SET generation = generation + 1 WHERE uuid = $1 AND generation = $2 RETURNING id, generation",
+      [uuid, expected],
+    );
+    if (row) return { id: row.id, generation: Number(row.generation) };
+    const [current] = await tx.query<{ generation: string }>(
+      "SELECT generation FROM resource_providers WHERE uuid = $1",
+      [uuid],
+    );
+    if (!current) throw notFound(`No resource provider with uuid ${uuid} found`);
+    throw conflict(
+      `resource provider generation conflict: ${uuid} is at generation ${current.generation}, the request expected ${expected}. Re-read the provider and retry.`,
+    );
+  }
+
+  private async providerId(q: Queryable, uuid: string): Promise<{ id: number; generation: number }> {
+    const [row] = await q.query<{ id: number; generation: string }>(
+      "SELECT id, generation FROM resource_providers WHERE uuid = $1",
+      [assertUuid(uuid, "provider uuid")],
+    );
+    if (!row) throw notFound(`No resource provider with uuid ${uuid} found`);
+    return { id: row.id, generation: Number(row.generation) };
+  }
+
+  // ---- inventories -----------------------------------------------------------------------
+
+  async getInventories(uuid: string): Promise<{ generation: number; inventories: InventoryRecord[] }> {
+    return this.db.transaction(async (tx) => {
+      const p = await this.providerId(tx, uuid);
+      const rows = await tx.query<InventoryRow>(
+        "SELECT * FROM inventories WHERE provider_id = $1 ORDER BY resource_class",
+        [p.id],
+      );
+      return { generation: p.generation, inventories: rows.map(toInventory) };
+    });
+  }
+
+  /** Replaces all inventories of a provider; refuses to go below what is allocated. */
+  async setInventories(
+    uuid: string,
+    expectedGeneration: number,
+    inputs: InventoryInput[],
+  ): Promise<{ generation: number; inventories: InventoryRecord[] }> {
+    const id = assertUuid(uuid, "provider uuid");
+    const wanted = inputs.map(normalizeInventory);
+    const seen = new Set<string>();
+    for (const inv of wanted) {
+      if (seen.has(inv.resourceClass)) throw invalidInput(`resource class ${inv.resourceClass} given twice`);
+      seen.add(inv.resourceClass);
+    }
+    return this.db.transaction(async (tx) => {
+      const p = await this.bumpGeneration(tx, id, expectedGeneration);
+      const current = await tx.query<{ resource_class: string; used: string }>(
+        "SELECT resource_class, used FROM inventories WHERE provider_id = $1",
+        [p.id],
+      );
+      for (const row of current) {
+        const used = Number(row.used);
+        if (used === 0) continue;
+        const next = wanted.find((w) => w.resourceClass === row.resource_class);
+        if (!next) {
+          throw conflict(
+            `Inventory for ${row.resource_class} on resource provider ${uuid} in use: ${used} allocated, it cannot be removed.`,
+          );
+        }
+        if (capacityOf(next) < used) {
+          throw conflict(
+            `Inventory for ${row.resource_class} on resource provider ${uuid} in use: capacity ${capacityOf(next)} would be below the ${used} allocated.`,
+          );
+        }
+      }
+      await tx.query(
+        "DELETE FROM inventories WHERE provider_id = $1 AND NOT (resource_class = ANY($2::text[]))",
+        [p.id, wanted.map((w) => w.resourceClass)],
+      );
+      for (const w of wanted) {
+        await tx.query(
+          `INSERT INTO inventories (provider_id, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (provider_id, resource_class) DO UPDATE SET total = EXCLUDED.total, reserved = EXCLUDED.reserved,
+             min_unit = EXCLUDED.min_unit, max_unit = EXCLUDED.max_unit, step_size = EXCLUDED.step_size,
+             allocation_ratio = EXCLUDED.allocation_ratio`,
+          [p.id, w.resourceClass, w.total, w.reserved, w.minUnit, w.maxUnit, w.stepSize, w.allocationRatio],
+        );
+      }
+      return { generation: p.generation, inventories: wanted.sort(byClass) };
+    });
+  }
+
+  // ---- aggregates and traits ---------------------------------------------------------------
+
+  async getAggregates(uuid: string): Promise<{ generation: number; aggregates: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const p = await this.providerId(tx, uuid);
+      const rows = await tx.query<{ a: string }>(
+        "SELECT aggregate_uuid::text AS a FROM provider_aggregates WHERE provider_id = $1 ORDER BY 1",
+        [p.id],
+      );
+      return { generation: p.generation, aggregates: rows.map((r) => r.a) };
+    });
+  }
+
+  async setAggregates(
+    uuid: string,
+    expectedGeneration: number,
+    aggregates: string[],
+  ): Promise<{ generation: number; aggregates: string[] }> {
+    const id = assertUuid(uuid, "provider uuid");
+    const wanted = [...new Set(aggregates.map((a) => assertUuid(a, "aggregate uuid")))].sort();
+    return this.db.transaction(async (tx) => {
+      const p = await this.bumpGeneration(tx, id, expectedGeneration);
+      await tx.query(
+        "DELETE FROM provider_aggregates WHERE provider_id = $1 AND NOT (aggregate_uuid = ANY($2::uuid[]))",
+        [p.id, wanted],
+      );
+      await tx.query(
+        "INSERT INTO provider_aggregates (provider_id, aggregate_uuid) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
+        [p.id, wanted],
+      );
+      return { generation: p.generation, aggregates: wanted };
+    });
+  }
+
+  async getTraits(uuid: string): Promise<{ generation: number; traits: string[] }> {
+    return this.db.transaction(async (tx) => {
+      const p = await this.providerId(tx, uuid);
+      const rows = await tx.query<{ trait: string }>(
+        "SELECT trait FROM provider_traits WHERE provider_id = $1 ORDER BY trait",
+        [p.id],
+      );
+      return { generation: p.generation, traits: rows.map((r) => r.trait) };
+    });
+  }
+
+  async setTraits(
+    uuid: string,
+    expectedGeneration: number,
+    traits: string[],
+  ): Promise<{ generation: number; traits: string[] }> {
+    const id = assertUuid(uuid, "provider uuid");
+    for (const t of traits) assertTrait(t);
+    const wanted = [...new Set(traits)].sort();
+    return this.db.transaction(async (tx) => {
+      const p = await this.bumpGeneration(tx, id, expectedGeneration);
+      await tx.query("DELETE FROM provider_traits WHERE provider_id = $1 AND NOT (trait = ANY($2::text[]))", [
+        p.id,
+        wanted,
+      ]);
+      await tx.query(
+        "INSERT INTO provider_traits (provider_id, trait) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        [p.id, wanted],
+      );
+      await tx.query("UPDATE resource_providers SET shares = $2 WHERE id = $1", [
+        p.id,
+        wanted.includes(SHARING_TRAIT),
+      ]);
+      return { generation: p.generation, traits: wanted };
+    });
+  }
+
+  // ---- usages and allocations --------------------------------------------------------------
+
+  /** Usages of one provider (every class it has inventory of) or of a project (and user). */
+  async getUsages(query: {
+    providerUuid?: string;
+    projectId?: string;
+    userId?: string;
+  }): Promise<Record<string, number>> {
+    let rows: { resource_class: string; used: string }[];
+    if (query.providerUuid) {
+      const p = await this.providerId(this.db, query.providerUuid);
+      rows = await this.db.query("SELECT resource_class, used FROM inventories WHERE provider_id = $1", [
+        p.id,
+      ]);
+    } else if (query.projectId) {
+      rows = await this.db.query(
+        `SELECT a.resource_class, sum(a.used) AS used FROM allocations a JOIN consumers c ON c.uuid = a.consumer_uuid
+         WHERE c.project_id = $1 AND ($2 = '' OR c.user_id = $2) GROUP BY a.resource_class`,
+        [query.projectId, query.userId ?? ""],
+      );
+    } else {
+      throw invalidInput("GetUsages needs a provider_uuid or a project_id");
+    }
+    return Object.fromEntries(rows.map((r) => [r.resource_class, Number(r.used)]));
+  }
+
+  async getAllocations(consumerUuid: string): Promise<ConsumerAllocations> {
+    const consumer = assertUuid(consumerUuid, "consumer uuid");
+    return this.db.transaction(async (tx) => {
+      const [c] = await tx.query<{ project_id: string; user_id: string; generation: string }>(
+        "SELECT project_id, user_id, generation FROM consumers WHERE uuid = $1",
+        [consumer],
+      );
+      if (!c || Number(c.generation) === 0) {
+        return { allocations: [], projectId: "", userId: "", consumerGeneration: 0 };
+      }
+      const rows = await tx.query<{ uuid: string; generation: string; resource_class: string; used: string }>(
+        `SELECT p.uuid::text AS uuid, p.generation, a.resource_class, a.used FROM allocations a
+         JOIN resource_providers p ON p.id = a.provider_id WHERE a.consumer_uuid = $1 ORDER BY p.uuid, a.resource_class`,
+        [consumer],
+      );
+      const byProvider = new Map<string, ProviderAllocation & { providerGeneration: number }>();
+      for (const r of rows) {
+        let entry = byProvider.get(r.uuid);
+        if (!entry) {
+          entry = { providerUuid: r.uuid, providerGeneration: Number(r.generation), resources: {} };
+          byProvider.set(r.uuid, entry);
+        }
+        entry.resources[r.resource_class] = Number(r.used);
+      }
+      return {
+        allocations: [...byProvider.values()],
+        projectId: c.project_id,
+        userId: c.user_id,
+        consumerGeneration: Number(c.generation),
+      };
+    });
+  }
+
+  /**
+   * Replaces all of a consumer's allocations atomically (Placement's PUT /allocations/{consumer}).
+   * An empty list deletes them. Capacity and unit constraints are checked under the lock of every
+   * provider involved; a consumer generation mismatch is a conflict.
+   */
+  async putAllocations(req: PutAllocationsRequest): Promise<AllocationsWritten> {
+    const consumer = assertUuid(req.consumerUuid, "consumer uuid");
+    const wanted = mergeAllocations(req.allocations);
+    if (wanted.length && !req.projectId) throw invalidInput("project_id is required with allocations");
+    return this.db.transaction((tx) => this.writeAllocations(tx, consumer, wanted, req));
+  }
+
+  /** DELETE /allocations/{consumer}: unconditional, idempotent. */
+  async deleteAllocations(consumerUuid: string): Promise<AllocationsWritten> {
+    return this.putAllocations({
+      consumerUuid,
+      allocations: [],
+      projectId: "",
+      userId: "",
+      expectedGeneration: "any",
+    });
+  }
+
+  private async writeAllocations(
+    tx: Queryable,
+    consumer: string,
+    wanted: { providerUuid: string; resourceClass: string; amount: number }[],
+    req: PutAllocationsRequest,
+  ): Promise<AllocationsWritten> {
+    // The consumer row is the lock that serialises writers of one consumer; a placeholder at
+    // generation 0 stands for "no allocations yet".
+    await tx.query(
+      "INSERT INTO consumers (uuid, project_id, user_id, generation) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+      [consumer, req.projectId, req.userId],
+    );
+    const [c] = await tx.query<{ generation: string; project_id: string; user_id: string }>(
+      "SELECT generation, project_id, user_id FROM consumers WHERE uuid = $1 FOR UPDATE",
+      [consumer],
+    );
+    const generation = Number(c!.generation);
+    if (req.expectedGeneration !== "any" && req.expectedGeneration !== generation) {
+      throw conflict(
+        `consumer generation conflict - expected ${req.expectedGeneration} but got ${generation} for consumer ${consumer}. Re-read its allocations and retry.`,
+      );
+    }
+    const wantedUuids = [...new Set(wanted.map((w) => w.providerUuid))];
+    // Lock every provider involved (held and wanted) in uuid order: two writers never deadlock.
+    const providers = await tx.query<{ id: number; uuid: string }>(
+      `SELECT id, uuid::text AS uuid FROM resource_providers
+       WHERE uuid = ANY($1::uuid[]) OR id IN (SELECT provider_id FROM allocations WHERE consumer_uuid = $2)
+       ORDER BY uuid FOR UPDATE`,
+      [wantedUuids, consumer],
+    );
+    const idOf = new Map(providers.map((p) => [p.uuid, p.id]));
+    const unknown = wantedUuids.filter((u) => !idOf.has(u));
+    if (unknown.length) {
+      throw invalidInput(`Allocation for resource provider ${unknown[0]} that does not exist.`);
+    }
+    const previous = await tx.query<{
+      uuid: string;
+      provider_id: number;
+      resource_class: string;
+      used: string;
+    }>(
+      `WITH d AS (DELETE FROM allocations WHERE consumer_uuid = $1 RETURNING provider_id, resource_class, used),
+       u AS (UPDATE inventories i SET used = i.used - d.used FROM d
+             WHERE i.provider_id = d.provider_id AND i.resource_class = d.resource_class RETURNING i.provider_id)
+       SELECT p.uuid::text AS uuid, d.provider_id, d.resource_class, d.used FROM d JOIN resource_providers p ON p.id = d.provider_id`,
+      [consumer],
+    );
+    if (wanted.length) {
+      const ids = wanted.map((w) => idOf.get(w.providerUuid)!);
+      const classes = wanted.map((w) => w.resourceClass);
+      const amounts = wanted.map((w) => w.amount);
+      // The CTE above ran first; its updates are visible to later statements of the transaction.
+      const invs = await tx.query<InventoryRow & { provider_id: number }>(
+        `SELECT i.* FROM inventories i JOIN unnest($1::int[], $2::text[]) AS w(provider_id, resource_class)
+         ON i.provider_id = w.provider_id AND i.resource_class = w.resource_class`,
+        [ids, classes],
+      );
+      const invOf = new Map(invs.map((r) => [`${r.provider_id}/${r.resource_class}`, r]));
+      for (const w of wanted) {
+        const row = invOf.get(`${idOf.get(w.providerUuid)}/${w.resourceClass}`);
+        if (!row) {
+          throw conflict(
+            `Unable to allocate inventory: resource provider ${w.providerUuid} has no inventory of ${w.resourceClass}.`,
+          );
+        }
+        assertAllocatable(w.providerUuid, toInventory(row), Number(row.used), w.amount);
+      }
+      await tx.query(
+        `UPDATE inventories i SET used = i.used + w.amount FROM unnest($1::int[], $2::text[], $3::bigint[]) AS w(provider_id, resource_class, amount)
+         WHERE i.provider_id = w.provider_id AND i.resource_class = w.resource_class`,
+        [ids, classes, amounts],
+      );
+      await tx.query(
+        `INSERT INTO allocations (consumer_uuid, provider_id, resource_class, used)
+         SELECT $1, w.provider_id, w.resource_class, w.amount FROM unnest($2::int[], $3::text[], $4::bigint[]) AS w(provider_id, resource_class, amount)`,
+        [consumer, ids, classes, amounts],
+      );
+    }
+    const touched = [
+      ...new Set([...previous.map((p) => p.provider_id), ...wanted.map((w) => idOf.get(w.providerUuid)!)]),
+    ];
+    if (touched.length) {
+      await tx.query("UPDATE resource_providers SET generation = generation + 1 WHERE id = ANY($1::int[])", [
+        touched,
+      ]);
+    }
+    let consumerGeneration = 0;
+    if (wanted.length) {
+      const [row] = await tx.query<{ generation: string }>(
+        "UPDATE consumers SET generation = generation + 1, project_id = $2, user_id = $3, updated_at = now() WHERE uuid = $1 RETURNING generation",
+        [consumer, req.projectId, req.userId],
+      );
+      consumerGeneration = Number(row!.generation);
+    } else {
+      await tx.query("DELETE FROM consumers WHERE uuid = $1", [consumer]);
+    }
+    const uuidOfId = new Map(providers.map((p) => [p.id, p.uuid]));
+    return {
+      consumerGeneration,
+      providerUuids: touched.map((id) => uuidOfId.get(id)!).sort(),
+      previous: groupAllocations(
+        previous.map((p) => ({
+          providerUuid: p.uuid,
+          resourceClass: p.resource_class,
+          amount: Number(p.used),
+        })),
+      ),
+    };
+  }
+}
+
+function byClass(a: InventoryRecord, b: InventoryRecord): number {
+  return a.resourceClass < b.resourceClass ? -1 : a.resourceClass > b.resourceClass ? 1 : 0;
+}
+
+/** Validates and flattens allocations, summing repeated (provider, class) pairs. */
+export function mergeAllocations(
+  allocations: ProviderAllocation[],
+): { providerUuid: string; resourceClass: string; amount: number }[] {
+  const sums = new Map<string, { providerUuid: string; resourceClass: string; amount: number }>();
+  for (const a of allocations) {
+    const providerUuid = assertUuid(a.providerUuid, "allocation provider uuid");
+    for (const [rc, amount] of Object.entries(a.resources)) {
+      assertResourceClass(rc);
+      if (!Number.isSafeInteger(amount) || amount < 1) {
+        throw invalidInput(
+          `allocation of ${rc} on ${providerUuid} must be a positive integer, got ${amount}`,
+        );
+      }
+      const key = `${providerUuid}/${rc}`;
+      const entry = sums.get(key);
+      if (entry) entry.amount += amount;
+      else sums.set(key, { providerUuid, resourceClass: rc, amount });
+    }
+  }
+  return [...sums.values()];
+}
+
+export function groupAllocations(
+  flat: { providerUuid: string; resourceClass: string; amount: number }[],
+): ProviderAllocation[] {
+  const byProvider = new Map<string, ProviderAllocation>();
+  for (const f of flat) {
+    let entry = byProvider.get(f.providerUuid);
+    if (!entry) {
+      entry = { providerUuid: f.providerUuid, resources: {} };
+      byProvider.set(f.providerUuid, entry);
+    }
+    entry.resources[f.resourceClass] = (entry.resources[f.resourceClass] ?? 0) + f.amount;
+  }
+  return [...byProvider.values()].sort((a, b) => (a.providerUuid < b.providerUuid ? -1 : 1));
+}

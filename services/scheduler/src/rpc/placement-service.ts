@@ -1,0 +1,141 @@
+// PlacementService over Connect: translates messages and calls the placement core.
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import { bindService, type ServiceBinding } from "@stratus/runtime";
+import type { AllocationNotifier } from "../placement/allocation-events.js";
+import type { Placement } from "../placement/placement.js";
+import {
+  allocationsIn,
+  allocationsOut,
+  inventoryOut,
+  memberOfIn,
+  providerOut,
+  resourcesIn,
+  resourcesOut,
+} from "./convert.js";
+
+export function placementService(placement: Placement, notify: AllocationNotifier): ServiceBinding {
+  return bindService(PlacementService, {
+    async createResourceProvider(req) {
+      const provider = await placement.createProvider({
+        uuid: req.uuid,
+        name: req.name,
+        parentUuid: req.parentProviderUuid,
+      });
+      return { provider: providerOut(provider) };
+    },
+    async ensureResourceProvider(req) {
+      const { provider, created } = await placement.ensureProvider({
+        uuid: req.uuid,
+        name: req.name,
+        parentUuid: req.parentProviderUuid,
+      });
+      return { provider: providerOut(provider), created };
+    },
+    async getResourceProvider(req) {
+      return { provider: providerOut(await placement.getProvider(req.uuid)) };
+    },
+    async listResourceProviders(req) {
+      const providers = await placement.listProviders({
+        name: req.name,
+        memberOf: memberOfIn(req.memberOf),
+        requiredTraits: req.requiredTraits,
+        inTree: req.inTree,
+        resources: resourcesIn(req.resources),
+      });
+      return { providers: providers.map(providerOut) };
+    },
+    async deleteResourceProvider(req) {
+      await placement.deleteProvider(req.uuid);
+      return {};
+    },
+    async getInventories(req) {
+      const { generation, inventories } = await placement.getInventories(req.providerUuid);
+      return { providerGeneration: BigInt(generation), inventories: inventories.map(inventoryOut) };
+    },
+    async setInventories(req) {
+      const { generation, inventories } = await placement.setInventories(
+        req.providerUuid,
+        Number(req.providerGeneration),
+        req.inventories.map((i) => ({
+          resourceClass: i.resourceClass,
+          total: Number(i.total),
+          reserved: Number(i.reserved),
+          minUnit: Number(i.minUnit),
+          maxUnit: Number(i.maxUnit),
+          stepSize: Number(i.stepSize),
+          allocationRatio: i.allocationRatio,
+        })),
+      );
+      return { providerGeneration: BigInt(generation), inventories: inventories.map(inventoryOut) };
+    },
+    async getAggregates(req) {
+      const { generation, aggregates } = await placement.getAggregates(req.providerUuid);
+      return { providerGeneration: BigInt(generation), aggregateUuids: aggregates };
+    },
+    async setAggregates(req) {
+      const { generation, aggregates } = await placement.setAggregates(
+        req.providerUuid,
+        Number(req.providerGeneration),
+        req.aggregateUuids,
+      );
+      return { providerGeneration: BigInt(generation), aggregateUuids: aggregates };
+    },
+    async getTraits(req) {
+      const { generation, traits } = await placement.getTraits(req.providerUuid);
+      return { providerGeneration: BigInt(generation), traits };
+    },
+    async setTraits(req) {
+      const { generation, traits } = await placement.setTraits(
+        req.providerUuid,
+        Number(req.providerGeneration),
+        req.traits,
+      );
+      return { providerGeneration: BigInt(generation), traits };
+    },
+    async getUsages(req) {
+      const usages = await placement.getUsages({
+        providerUuid: req.providerUuid,
+        projectId: req.projectId,
+        userId: req.userId,
+      });
+      return { usages: resourcesOut(usages) };
+    },
+    async getAllocations(req) {
+      const held = await placement.getAllocations(req.consumerUuid);
+      return {
+        allocations: allocationsOut(held.allocations),
+        projectId: held.projectId,
+        userId: held.userId,
+        consumerGeneration: BigInt(held.consumerGeneration),
+      };
+    },
+    async putAllocations(req) {
+      const written = await placement.putAllocations({
+        consumerUuid: req.consumerUuid,
+        allocations: allocationsIn(req.allocations),
+        projectId: req.projectId,
+        userId: req.userId,
+        expectedGeneration: Number(req.consumerGeneration),
+      });
+      notify({
+        consumerUuid: req.consumerUuid,
+        providerUuids: written.providerUuids,
+        claimed: req.allocations.length > 0,
+        host: "",
+      });
+      return { consumerGeneration: BigInt(written.consumerGeneration) };
+    },
+    async deleteAllocations(req) {
+      const written = await placement.deleteAllocations(req.consumerUuid);
+      if (written.providerUuids.length) {
+        notify({
+          consumerUuid: req.consumerUuid,
+          providerUuids: written.providerUuids,
+          claimed: false,
+          host: "",
+        });
+      }
+      return {};
+    },
+  });
+}
