@@ -1,7 +1,8 @@
 // PlacementService over Connect: translates messages and calls the placement core.
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { bindService, type ServiceBinding } from "@stratus/runtime";
+import { bindService, invalidInput, type ServiceBinding } from "@stratus/runtime";
 import type { AllocationNotifier } from "../placement/allocation-events.js";
+import type { AllocationCandidates } from "../placement/candidates.js";
 import type { Placement } from "../placement/placement.js";
 import {
   allocationsIn,
@@ -12,8 +13,13 @@ import {
   resourcesIn,
   resourcesOut,
 } from "./convert.js";
+import { groupsIn, policyIn } from "./groups.js";
 
-export function placementService(placement: Placement, notify: AllocationNotifier): ServiceBinding {
+export function placementService(
+  placement: Placement,
+  candidates: AllocationCandidates,
+  notify: AllocationNotifier,
+): ServiceBinding {
   return bindService(PlacementService, {
     async createResourceProvider(req) {
       const provider = await placement.createProvider({
@@ -136,6 +142,29 @@ export function placementService(placement: Placement, notify: AllocationNotifie
         });
       }
       return {};
+    },
+    async listAllocationCandidates(req) {
+      if (req.limit < 0) throw invalidInput("limit must not be negative");
+      const result = await candidates.list({
+        groups: groupsIn(req.groups),
+        groupPolicy: policyIn(req.groupPolicy),
+        limit: req.limit || undefined,
+      });
+      return {
+        candidates: result.candidates.map((c) => ({ allocations: allocationsOut(c.allocations) })),
+        providerSummaries: result.summaries.map((s) => ({
+          providerUuid: s.uuid,
+          name: s.name,
+          rootProviderUuid: s.rootUuid,
+          traits: s.traits,
+          resources: Object.fromEntries(
+            Object.entries(s.resources).map(([rc, r]) => [
+              rc,
+              { capacity: BigInt(r.capacity), used: BigInt(r.used) },
+            ]),
+          ),
+        })),
+      };
     },
   });
 }

@@ -1,0 +1,502 @@
+// Allocation candidates (Placement's GET /allocation_candidates, reference §7.6), computed in the
+// database: one SQL query finds the provider trees (roots) that can satisfy every request group,
+// with sharing providers (MISC_SHARES_VIA_AGGREGATE) joining a tree through a common aggregate;
+// a second loads only those trees and their sharing providers, and `assembleCandidates` picks the
+// concrete providers per group (group_policy, combined capacity) in memory.
+import { invalidInput, type Queryable } from "@stratus/runtime";
+import { unitViolation } from "./inventory.js";
+import { assertResourceClass, assertTrait, assertUuid } from "./names.js";
+import type { ProviderAllocation } from "./placement.js";
+
+export interface RequestGroupSpec {
+  /** "" is the unnumbered group: its resources may come from different providers of one tree. */
+  suffix: string;
+  resources: Record<string, number>;
+  requiredTraits: string[];
+  forbiddenTraits: string[];
+  /** AND of any-of aggregate lists. */
+  memberOf: string[][];
+  inTree?: string;
+}
+
+export type GroupPolicy = "none" | "isolate";
+
+export interface CandidateQuery {
+  groups: RequestGroupSpec[];
+  groupPolicy?: GroupPolicy;
+  /** Maximum allocation requests returned (default and cap: MAX_CANDIDATES). */
+  limit?: number;
+  /** Order trees by their root's free amount of a class (the scheduler's pre-weighing). */
+  order?: { resourceClass: string; direction: "most_free" | "least_free" };
+  /** Only / never these root provider names (force_hosts / ignore_hosts). */
+  rootNamesIn?: string[];
+  rootNamesNotIn?: string[];
+}
+
+export interface Candidate {
+  rootUuid: string;
+  allocations: ProviderAllocation[];
+  /** Group suffix → the provider(s) satisfying it ("" lists every provider of the unnumbered group). */
+  mappings: Record<string, string[]>;
+}
+
+export interface ResourceUsage {
+  capacity: number;
+  used: number;
+}
+
+export interface ProviderSummary {
+  uuid: string;
+  name: string;
+  rootUuid: string;
+  parentUuid: string;
+  shares: boolean;
+  traits: string[];
+  aggregates: string[];
+  resources: Record<string, ResourceUsage>;
+}
+
+export interface CandidateResult {
+  candidates: Candidate[];
+  summaries: ProviderSummary[];
+}
+
+export const MAX_CANDIDATES = 1000;
+const SUFFIX = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/** Validates a query as Placement does (400s), normalising uuids. */
+export function validateQuery(query: CandidateQuery): CandidateQuery {
+  const groups = query.groups.map((g) => ({
+    ...g,
+    memberOf: g.memberOf
+      .filter((anyOf) => anyOf.length > 0)
+      .map((anyOf) => anyOf.map((a) => assertUuid(a, "member_of aggregate"))),
+    inTree: g.inTree ? assertUuid(g.inTree, "in_tree") : undefined,
+  }));
+  if (groups.filter((g) => g.suffix === "").length > 1)
+    throw invalidInput("only one unnumbered request group");
+  const suffixes = new Set<string>();
+  for (const g of groups) {
+    if (g.suffix !== "" && !SUFFIX.test(g.suffix)) {
+      throw invalidInput(`invalid request group suffix ${JSON.stringify(g.suffix)}: [a-zA-Z0-9_-]{1,64}`);
+    }
+    if (suffixes.has(g.suffix))
+      throw invalidInput(`request group suffix ${JSON.stringify(g.suffix)} given twice`);
+    suffixes.add(g.suffix);
+    for (const [rc, n] of Object.entries(g.resources)) {
+      assertResourceClass(rc);
+      if (!Number.isSafeInteger(n) || n < 1)
+        throw invalidInput(`resources${g.suffix}: ${rc} must be a positive integer`);
+    }
+    for (const t of [...g.requiredTraits, ...g.forbiddenTraits]) assertTrait(t);
+    if (g.suffix !== "" && Object.keys(g.resources).length === 0) {
+      throw invalidInput(
+        `All request groups must specify resources; group ${g.suffix} has traits or member_of but no resources`,
+      );
+    }
+  }
+  if (!groups.some((g) => Object.keys(g.resources).length > 0)) throw invalidInput("no resources requested");
+  if (groups.filter((g) => g.suffix !== "").length > 1 && !query.groupPolicy) {
+    throw invalidInput("The group_policy parameter is required when specifying more than one request group");
+  }
+  const limit = query.limit ?? MAX_CANDIDATES;
+  if (!Number.isInteger(limit) || limit < 1) throw invalidInput("limit must be a positive integer");
+  return { ...query, groups, limit: Math.min(limit, MAX_CANDIDATES) };
+}
+
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown, type: string): string {
+    this.values.push(value);
+    return `$${this.values.length}::${type}`;
+  }
+}
+
+/** SQL: provider `x` has `amount` of `rc` free within its unit constraints. */
+function hasInventory(p: Params, x: string, rc: string, amount: number): string {
+  const n = p.add(amount, "bigint");
+  return `EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = ${x}.id AND i.resource_class = ${p.add(rc, "text")}
+    AND i.free >= ${n} AND i.min_unit <= ${n} AND i.max_unit >= ${n} AND ${n} % i.step_size = 0)`;
+}
+
+function traitConditions(p: Params, x: string, required: string[], forbidden: string[]): string[] {
+  const out: string[] = [];
+  if (required.length) {
+    out.push(
+      `(SELECT count(*) FROM provider_traits t WHERE t.provider_id = ${x}.id AND t.trait = ANY(${p.add(required, "text[]")})) = ${required.length}`,
+    );
+  }
+  if (forbidden.length) {
+    out.push(
+      `NOT EXISTS (SELECT 1 FROM provider_traits t WHERE t.provider_id = ${x}.id AND t.trait = ANY(${p.add(forbidden, "text[]")}))`,
+    );
+  }
+  return out;
+}
+
+/** member_of: the provider qualifies directly or via its root (Placement ≥1.21). */
+function memberOfConditions(p: Params, x: string, memberOf: string[][]): string[] {
+  return memberOf.map(
+    (anyOf) =>
+      `EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id IN (${x}.id, ${x}.root_id) AND a.aggregate_uuid = ANY(${p.add(anyOf, "uuid[]")}))`,
+  );
+}
+
+function inTreeCondition(p: Params, x: string, inTree: string | undefined): string[] {
+  if (!inTree) return [];
+  return [`${x}.root_id = (SELECT root_id FROM resource_providers WHERE uuid = ${p.add(inTree, "uuid")})`];
+}
+
+/**
+ * SQL: some provider satisfying `conds(x)` serves the tree rooted at r: a member of the tree, or a
+ * sharing provider in an aggregate with a member of the tree.
+ */
+function servesTree(conds: (x: string) => string[]): string {
+  const own = conds("x");
+  const shared = conds("s");
+  return `(EXISTS (SELECT 1 FROM resource_providers x WHERE x.root_id = r.id${own.map((c) => ` AND ${c}`).join("")})
+    OR EXISTS (SELECT 1 FROM resource_providers t JOIN provider_aggregates ta ON ta.provider_id = t.id
+      WHERE t.root_id = r.id AND ta.aggregate_uuid IN (
+        SELECT sa.aggregate_uuid FROM resource_providers s JOIN provider_aggregates sa ON sa.provider_id = s.id
+        WHERE s.shares${shared.map((c) => ` AND ${c}`).join("")})))`;
+}
+
+/** Conditions one provider must meet to serve a whole numbered group. */
+function groupProviderConditions(p: Params, g: RequestGroupSpec): (x: string) => string[] {
+  return (x) => [
+    ...Object.entries(g.resources).map(([rc, n]) => hasInventory(p, x, rc, n)),
+    ...traitConditions(p, x, g.requiredTraits, g.forbiddenTraits),
+    ...memberOfConditions(p, x, g.memberOf),
+    ...inTreeCondition(p, x, g.inTree),
+  ];
+}
+
+/** Builds the query returning the ids of roots that can satisfy every group (ordered, limited). */
+export function rootsQuery(query: CandidateQuery, limit: number): { sql: string; params: unknown[] } {
+  const p = new Params();
+  const where = ["r.id = r.root_id", "NOT r.shares"];
+  for (const g of query.groups) {
+    if (g.suffix === "") {
+      for (const [rc, n] of Object.entries(g.resources))
+        where.push(servesTree((x) => [hasInventory(p, x, rc, n)]));
+      where.push(...traitConditions(p, "r", g.requiredTraits, g.forbiddenTraits));
+      where.push(...memberOfConditions(p, "r", g.memberOf));
+      where.push(...inTreeCondition(p, "r", g.inTree));
+    } else {
+      where.push(servesTree(groupProviderConditions(p, g)));
+    }
+  }
+  if (query.rootNamesIn?.length) where.push(`r.name = ANY(${p.add(query.rootNamesIn, "text[]")})`);
+  if (query.rootNamesNotIn?.length)
+    where.push(`NOT (r.name = ANY(${p.add(query.rootNamesNotIn, "text[]")}))`);
+  let from = "resource_providers r";
+  let order = "r.id";
+  if (query.order) {
+    from = `inventories si JOIN resource_providers r ON r.id = si.provider_id`;
+    where.unshift(`si.resource_class = ${p.add(query.order.resourceClass, "text")}`);
+    order = query.order.direction === "most_free" ? "si.free DESC, r.id" : "si.free ASC, r.id";
+  }
+  const sql = `SELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${p.add(limit, "int")}`;
+  return { sql, params: p.values };
+}
+
+interface ProviderRow {
+  id: number;
+  uuid: string;
+  name: string;
+  root_id: number;
+  root_uuid: string;
+  parent_uuid: string | null;
+  shares: boolean;
+  inv: {
+    rc: string;
+    total: number;
+    reserved: number;
+    min_unit: number;
+    max_unit: number;
+    step_size: number;
+    ratio: number;
+    used: number;
+    capacity: number;
+  }[];
+  traits: string[] | null;
+  aggs: string[] | null;
+  [k: string]: unknown;
+}
+
+export interface InventoryView {
+  capacity: number;
+  used: number;
+  minUnit: number;
+  maxUnit: number;
+  stepSize: number;
+}
+
+/** A provider with everything assembly needs. */
+export interface ProviderView {
+  id: number;
+  uuid: string;
+  name: string;
+  rootId: number;
+  rootUuid: string;
+  parentUuid: string;
+  shares: boolean;
+  traits: Set<string>;
+  aggregates: Set<string>;
+  inventories: Map<string, InventoryView>;
+}
+
+/** Loads the trees of `rootIds` and the sharing providers linked to each. */
+export async function loadTrees(
+  db: Queryable,
+  rootIds: number[],
+): Promise<{
+  providers: Map<number, ProviderView>;
+  trees: Map<number, number[]>;
+  sharing: Map<number, number[]>;
+}> {
+  const links = await db.query<{ root_id: number; sharing_id: number }>(
+    `SELECT DISTINCT t.root_id, s.provider_id AS sharing_id
+     FROM resource_providers t JOIN provider_aggregates ta ON ta.provider_id = t.id
+     JOIN (SELECT sa.provider_id, sa.aggregate_uuid FROM provider_aggregates sa
+           JOIN resource_providers sp ON sp.id = sa.provider_id WHERE sp.shares) s ON s.aggregate_uuid = ta.aggregate_uuid
+     WHERE t.root_id = ANY($1::int[]) AND NOT t.shares AND s.provider_id <> t.id`,
+    [rootIds],
+  );
+  const sharingIds = [...new Set(links.map((l) => l.sharing_id))];
+  const rows = await db.query<ProviderRow>(
+    `SELECT p.id, p.uuid::text AS uuid, p.name, p.root_id, rp.uuid::text AS root_uuid, pp.uuid::text AS parent_uuid, p.shares,
+       (SELECT coalesce(json_agg(json_build_object('rc', i.resource_class, 'total', i.total, 'reserved', i.reserved,
+          'min_unit', i.min_unit, 'max_unit', i.max_unit, 'step_size', i.step_size, 'ratio', i.allocation_ratio,
+          'used', i.used, 'capacity', i.capacity)), '[]'::json) FROM inventories i WHERE i.provider_id = p.id) AS inv,
+       (SELECT array_agg(t.trait ORDER BY t.trait) FROM provider_traits t WHERE t.provider_id = p.id) AS traits,
+       (SELECT array_agg(a.aggregate_uuid::text) FROM provider_aggregates a WHERE a.provider_id = p.id) AS aggs
+     FROM resource_providers p JOIN resource_providers rp ON rp.id = p.root_id
+     LEFT JOIN resource_providers pp ON pp.id = p.parent_id
+     WHERE p.root_id = ANY($1::int[]) OR p.id = ANY($2::int[])
+     ORDER BY p.id`,
+    [rootIds, sharingIds],
+  );
+  const providers = new Map<number, ProviderView>();
+  const trees = new Map<number, number[]>();
+  for (const r of rows) {
+    const inv = typeof r.inv === "string" ? (JSON.parse(r.inv) as ProviderRow["inv"]) : r.inv;
+    providers.set(r.id, {
+      id: r.id,
+      uuid: r.uuid,
+      name: r.name,
+      rootId: r.root_id,
+      rootUuid: r.root_uuid,
+      parentUuid: r.parent_uuid ?? "",
+      shares: r.shares,
+      traits: new Set(r.traits ?? []),
+      aggregates: new Set(r.aggs ?? []),
+      inventories: new Map(
+        inv.map((i) => [
+          i.rc,
+          {
+            capacity: Number(i.capacity),
+            used: Number(i.used),
+            minUnit: Number(i.min_unit),
+            maxUnit: Number(i.max_unit),
+            stepSize: Number(i.step_size),
+          },
+        ]),
+      ),
+    });
+    if (rootIds.includes(r.root_id)) trees.set(r.root_id, [...(trees.get(r.root_id) ?? []), r.id]);
+  }
+  const sharing = new Map<number, number[]>();
+  for (const l of links) sharing.set(l.root_id, [...(sharing.get(l.root_id) ?? []), l.sharing_id]);
+  return { providers, trees, sharing };
+}
+
+export function fits(inv: InventoryView | undefined, amount: number): boolean {
+  return inv !== undefined && unitViolation(inv, amount) === undefined && inv.used + amount <= inv.capacity;
+}
+
+function servesGroup(x: ProviderView, g: RequestGroupSpec, providers: Map<number, ProviderView>): boolean {
+  for (const [rc, n] of Object.entries(g.resources)) if (!fits(x.inventories.get(rc), n)) return false;
+  for (const t of g.requiredTraits) if (!x.traits.has(t)) return false;
+  for (const t of g.forbiddenTraits) if (x.traits.has(t)) return false;
+  const root = providers.get(x.rootId);
+  for (const anyOf of g.memberOf) {
+    if (!anyOf.some((a) => x.aggregates.has(a) || root?.aggregates.has(a))) return false;
+  }
+  // list() has already replaced in_tree by the uuid of that tree's root.
+  if (g.inTree && x.rootUuid !== g.inTree) return false;
+  return true;
+}
+
+interface Choice {
+  suffix: string;
+  /** resource class → provider serving it. */
+  parts: { rc: string; amount: number; provider: ProviderView }[];
+}
+
+function cartesian<T>(lists: T[][], cap: number): T[][] {
+  let out: T[][] = [[]];
+  for (const list of lists) {
+    const next: T[][] = [];
+    for (const prefix of out) {
+      for (const item of list) {
+        next.push([...prefix, item]);
+        if (next.length >= cap) break;
+      }
+      if (next.length >= cap) break;
+    }
+    out = next;
+  }
+  return out;
+}
+
+/**
+ * Every way (up to `cap`) to satisfy the groups from one tree plus its sharing providers: the
+ * unnumbered group class by class, each numbered group from a single provider; isolate keeps the
+ * numbered groups on different providers; amounts landing on one provider must fit together.
+ */
+export function assembleCandidates(
+  rootId: number,
+  candidatesOf: { tree: number[]; sharing: number[] },
+  providers: Map<number, ProviderView>,
+  query: CandidateQuery,
+  cap: number,
+): Candidate[] {
+  const pool = [...candidatesOf.tree, ...candidatesOf.sharing]
+    .map((id) => providers.get(id))
+    .filter((p): p is ProviderView => p !== undefined);
+  const root = providers.get(rootId)!;
+  const perGroup: Choice[][] = [];
+  for (const g of query.groups) {
+    if (g.suffix === "") {
+      const perClass = Object.entries(g.resources).map(([rc, amount]) =>
+        pool.filter((x) => fits(x.inventories.get(rc), amount)).map((provider) => ({ rc, amount, provider })),
+      );
+      if (perClass.some((l) => l.length === 0)) return [];
+      // Prefer the root itself first: a compute node serves its own VCPU/MEMORY_MB/DISK_GB.
+      for (const l of perClass)
+        l.sort((a, b) => Number(b.provider.id === root.id) - Number(a.provider.id === root.id));
+      perGroup.push(cartesian(perClass, cap).map((parts) => ({ suffix: "", parts })));
+    } else {
+      const options = pool.filter((x) => servesGroup(x, g, providers));
+      if (!options.length) return [];
+      perGroup.push(
+        options.map((provider) => ({
+          suffix: g.suffix,
+          parts: Object.entries(g.resources).map(([rc, amount]) => ({ rc, amount, provider })),
+        })),
+      );
+    }
+  }
+  const out: Candidate[] = [];
+  const seen = new Set<string>();
+  for (const combo of cartesian(perGroup, cap * 4)) {
+    if (query.groupPolicy === "isolate") {
+      const numbered = combo.filter((c) => c.suffix !== "").map((c) => c.parts[0]!.provider.id);
+      if (new Set(numbered).size !== numbered.length) continue;
+    }
+    const sums = new Map<string, { provider: ProviderView; rc: string; amount: number }>();
+    for (const choice of combo) {
+      for (const part of choice.parts) {
+        const key = `${part.provider.id}/${part.rc}`;
+        const s = sums.get(key);
+        if (s) s.amount += part.amount;
+        else sums.set(key, { provider: part.provider, rc: part.rc, amount: part.amount });
+      }
+    }
+    let ok = true;
+    for (const s of sums.values()) {
+      const inv = s.provider.inventories.get(s.rc)!;
+      if (inv.used + s.amount > inv.capacity) ok = false;
+    }
+    if (!ok) continue;
+    const allocations = new Map<string, ProviderAllocation>();
+    for (const s of sums.values()) {
+      let a = allocations.get(s.provider.uuid);
+      if (!a) {
+        a = { providerUuid: s.provider.uuid, resources: {} };
+        allocations.set(s.provider.uuid, a);
+      }
+      a.resources[s.rc] = s.amount;
+    }
+    const sorted = [...allocations.values()].sort((a, b) => (a.providerUuid < b.providerUuid ? -1 : 1));
+    const key = JSON.stringify(sorted);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const mappings: Record<string, string[]> = {};
+    for (const choice of combo) {
+      mappings[choice.suffix] = [...new Set(choice.parts.map((p) => p.provider.uuid))];
+    }
+    out.push({ rootUuid: root.uuid, allocations: sorted, mappings });
+    if (out.length >= cap) break;
+  }
+  return out;
+}
+
+export function summarize(p: ProviderView): ProviderSummary {
+  return {
+    uuid: p.uuid,
+    name: p.name,
+    rootUuid: p.rootUuid,
+    parentUuid: p.parentUuid,
+    shares: p.shares,
+    traits: [...p.traits].sort(),
+    aggregates: [...p.aggregates].sort(),
+    resources: Object.fromEntries(
+      [...p.inventories.entries()].map(([rc, inv]) => [rc, { capacity: inv.capacity, used: inv.used }]),
+    ),
+  };
+}
+
+/** The candidate finder over the placement database. */
+export class AllocationCandidates {
+  constructor(private readonly db: Queryable) {}
+
+  async list(input: CandidateQuery): Promise<CandidateResult> {
+    const query = await this.resolveInTree(validateQuery(input));
+    const limit = query.limit!;
+    const { sql, params } = rootsQuery(query, limit);
+    const rootIds = (await this.db.query<{ id: number }>(sql, params)).map((r) => r.id);
+    if (!rootIds.length) return { candidates: [], summaries: [] };
+    const { providers, trees, sharing } = await loadTrees(this.db, rootIds);
+    const candidates: Candidate[] = [];
+    for (const rootId of rootIds) {
+      const remaining = limit - candidates.length;
+      if (remaining <= 0) break;
+      candidates.push(
+        ...assembleCandidates(
+          rootId,
+          { tree: trees.get(rootId) ?? [], sharing: sharing.get(rootId) ?? [] },
+          providers,
+          query,
+          remaining,
+        ),
+      );
+    }
+    const used = new Set<string>();
+    for (const c of candidates) {
+      used.add(c.rootUuid);
+      for (const a of c.allocations) used.add(a.providerUuid);
+    }
+    const summaries = [...providers.values()].filter((p) => used.has(p.uuid)).map(summarize);
+    return { candidates, summaries };
+  }
+
+  /** in_tree may name any provider of a tree; candidates compare roots. */
+  private async resolveInTree(query: CandidateQuery): Promise<CandidateQuery> {
+    const groups: RequestGroupSpec[] = [];
+    for (const g of query.groups) {
+      if (!g.inTree) {
+        groups.push(g);
+        continue;
+      }
+      const [row] = await this.db.query<{ root: string }>(
+        "SELECT rp.uuid::text AS root FROM resource_providers p JOIN resource_providers rp ON rp.id = p.root_id WHERE p.uuid = $1",
+        [g.inTree],
+      );
+      if (!row) throw invalidInput(`in_tree${g.suffix}: no resource provider with uuid ${g.inTree}`);
+      groups.push({ ...g, inTree: row.root });
+    }
+    return { ...query, groups };
+  }
+}
