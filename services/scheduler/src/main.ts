@@ -1,13 +1,36 @@
 // scheduler: owns placement; serves PlacementService and SchedulerService.
 import { AllocationChangedSchema } from "@stratus/contracts/events/v1";
-import { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
-import { bindService, bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
+import { bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
+import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
 import { AllocationCandidates } from "./placement/candidates.js";
 import { Placement } from "./placement/placement.js";
 import { placementService } from "./rpc/placement-service.js";
+import { schedulerService } from "./rpc/scheduler-service.js";
+import { Scheduler } from "./scheduling/scheduler.js";
 
-const booted = await bootService({ name: "scheduler", defaultPort: 9102, config: { ...storageConfig } });
+const booted = await bootService({
+  name: "scheduler",
+  defaultPort: 9102,
+  config: {
+    ...storageConfig,
+    SCHEDULER_MAX_ALTERNATES: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(20)
+      .default(2)
+      .describe("Alternates returned per instance when the request does not say (Nova: max_attempts - 1)"),
+    SCHEDULER_CANDIDATE_LIMIT: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(100)
+      .describe("Allocation candidates fetched per scheduling round (Nova: max_placement_results)"),
+  },
+});
+const { config } = booted;
 const db = await openServiceDatabase(booted, "scheduler", new URL("../migrations", import.meta.url).pathname);
 const placement = new Placement(db);
 const candidates = new AllocationCandidates(db);
@@ -17,4 +40,10 @@ const notify: AllocationNotifier = (change) =>
     AllocationChangedSchema,
     change,
   );
-await booted.serve([placementService(placement, candidates, notify), bindService(SchedulerService, {})]);
+const scheduler = new Scheduler(
+  placement,
+  candidates,
+  { maxAlternates: config.SCHEDULER_MAX_ALTERNATES, candidateLimit: config.SCHEDULER_CANDIDATE_LIMIT },
+  notify,
+);
+await booted.serve([placementService(placement, candidates, notify), schedulerService(scheduler)]);

@@ -500,3 +500,76 @@ export class AllocationCandidates {
     return { ...query, groups };
   }
 }
+
+/** Names the first requirement nobody can meet, for NoValidHost messages. */
+export async function explainNoCandidates(db: Queryable, input: CandidateQuery): Promise<string> {
+  const query = validateQuery(input);
+  const anyRoot = async (q: CandidateQuery) => {
+    const { sql, params } = rootsQuery({ ...q, order: undefined }, 1);
+    return (await db.query(sql, params)).length > 0;
+  };
+  const names = { rootNamesIn: query.rootNamesIn, rootNamesNotIn: query.rootNamesNotIn };
+  if (query.rootNamesIn?.length) {
+    const found = await db.query<{ name: string }>(
+      "SELECT name FROM resource_providers WHERE name = ANY($1::text[]) AND id = root_id",
+      [query.rootNamesIn],
+    );
+    const usable = query.rootNamesIn.filter(
+      (n) => found.some((f) => f.name === n) && !query.rootNamesNotIn?.includes(n),
+    );
+    if (!usable.length) return `forced host(s) ${query.rootNamesIn.join(", ")} unknown or excluded`;
+  }
+  const unnumbered = query.groups.find((g) => g.suffix === "");
+  if (unnumbered) {
+    for (const [rc, n] of Object.entries(unnumbered.resources)) {
+      const alone: RequestGroupSpec = {
+        suffix: "",
+        resources: { [rc]: n },
+        requiredTraits: [],
+        forbiddenTraits: [],
+        memberOf: [],
+      };
+      if (!(await anyRoot({ groups: [alone], ...names })))
+        return `${rc} exhausted: no host has ${n} ${rc} free`;
+    }
+    const bare = { ...unnumbered, memberOf: [], requiredTraits: [], forbiddenTraits: [] };
+    if (unnumbered.requiredTraits.length || unnumbered.forbiddenTraits.length) {
+      const traits = {
+        ...bare,
+        requiredTraits: unnumbered.requiredTraits,
+        forbiddenTraits: unnumbered.forbiddenTraits,
+      };
+      if (!(await anyRoot({ groups: [traits], ...names }))) {
+        return `no host with the resources has traits required=[${unnumbered.requiredTraits.join(",")}] forbidden=[${unnumbered.forbiddenTraits.join(",")}]`;
+      }
+    }
+    if (
+      unnumbered.memberOf.length &&
+      !(await anyRoot({ groups: [{ ...bare, memberOf: unnumbered.memberOf }], ...names }))
+    ) {
+      return `no host with the resources is in the required aggregates ${unnumbered.memberOf.map((a) => `[${a.join(",")}]`).join(" and ")}`;
+    }
+  }
+  for (const g of query.groups.filter((x) => x.suffix !== "")) {
+    const p = new Params();
+    const conds = groupProviderConditions(p, g)("x");
+    const rows = await db.query(
+      `SELECT 1 FROM resource_providers x WHERE ${conds.join(" AND ")} LIMIT 1`,
+      p.values,
+    );
+    const what = Object.entries(g.resources)
+      .map(([rc, n]) => `${n} ${rc}`)
+      .join(", ");
+    const where = g.memberOf.length
+      ? ` on segments/aggregates ${g.memberOf.map((a) => a.join(", ")).join(" and ")}`
+      : "";
+    if (!rows.length) {
+      return `${Object.keys(g.resources).join(", ")} exhausted${where} (group ${g.suffix} needs ${what} from one provider)`;
+    }
+    const groups = unnumbered ? [unnumbered, g] : [g];
+    if (!(await anyRoot({ groups, groupPolicy: "none", ...names }))) {
+      return `no host with the flavor's resources is in an aggregate with a provider of ${what}${where} (group ${g.suffix})`;
+    }
+  }
+  return "no single host satisfies all the constraints together";
+}
