@@ -11,14 +11,7 @@ import { Subjects, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  addAggregate,
-  big,
-  type PlacementClient,
-  refusal,
-  registerHost,
-  registerSegment,
-} from "./helpers.js";
+import { big, type PlacementClient, refusal, registerHost, registerSegment } from "./helpers.js";
 
 let mesh: Mesh;
 let placement: PlacementClient;
