@@ -115,6 +115,7 @@ await bus.consumeDurable({
   schema: BuildResultSchema,
   concurrency: 32,
   retryDelayMs: 200,
+  ackWaitMs: 15_000,
   maxDeliver: 1000,
   handler: async (r) => {
     const handled = await builder.onResult(r);

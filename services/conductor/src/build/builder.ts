@@ -703,19 +703,12 @@ export class Builder {
       try {
         if (b.phase !== "spawning" || b.attempt !== r.attempt || b.host !== r.host) {
           // A stale or duplicate result: give the build back as it was.
-          await this.persist(
-            b,
-            {},
-            {},
-            undefined,
-            b.command_sent && b.sent_at
-              ? {
-                  release: true,
-                  leaseUntil: new Date(new Date(b.sent_at).getTime() + this.o.buildTimeoutMs),
-                }
-              : {},
-          );
-          if (!(b.command_sent && b.sent_at)) await this.advance(b);
+          if (b.command_sent && b.sent_at) {
+            await this.persist(b, {}, {}, undefined, {
+              release: true,
+              leaseUntil: new Date(new Date(b.sent_at).getTime() + this.o.buildTimeoutMs),
+            });
+          } else await this.retryLater(b, 0);
           return true;
         }
         const started = b.sent_at ? new Date(b.sent_at) : new Date();
@@ -750,15 +743,8 @@ export class Builder {
         await this.retryLater(b, 0);
         return false;
       }
-      // The result is recorded; what follows (re-bind, resend, cleanup) resumes from the row.
-      try {
-        await this.advance(b);
-      } catch (err) {
-        if (!(err instanceof StaleLease)) {
-          this.o.logger.warn({ err, serverId: r.serverId }, "build step failed; will retry");
-          await this.retryLater(b);
-        }
-      }
+      // The result is recorded; what follows (re-bind, resend, cleanup) runs from the row.
+      await this.retryLater(b, 0);
       return true;
     })();
     const settled = run.then(() => undefined);
@@ -767,6 +753,7 @@ export class Builder {
       return await run;
     } finally {
       if (this.active.get(r.serverId) === settled) this.active.delete(r.serverId);
+      this.kick(r.serverId);
     }
   }
 

@@ -1,0 +1,152 @@
+// Crash safety: a conductor killed (SIGKILL) in the middle of 50 builds and restarted finishes or
+// cleanly fails every one of them, and an audit of placement finds no claim that does not belong
+// to an ACTIVE server. Two conductor replicas on one PostgreSQL share the work without building
+// anything twice, and one of them dying mid-flight is covered by the other.
+import { NetworkMode } from "@stratus/contracts/compute/v1";
+import {
+  createTempDatabase,
+  freePort,
+  type Mesh,
+  postgresAvailable,
+  type ServiceProcess,
+  startMesh,
+  startService,
+  type TempDatabase,
+} from "@stratus/runtime/testing";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  allocationsOf,
+  as,
+  type ConductorClient,
+  clients,
+  type PlacementClient,
+  registerHost,
+  waitAll,
+} from "./helpers.js";
+import { type StandInAgent, startStandInAgent } from "./stand-in-agent.js";
+
+const havePostgres = await postgresAvailable();
+const quota = { QUOTA_INSTANCES: "1000", QUOTA_CORES: "1000", QUOTA_RAM_MB: "10000000" };
+
+/** Every ACTIVE server holds exactly its flavor on its host; nobody else holds anything. */
+async function audit(
+  placement: PlacementClient,
+  conductor: ConductorClient,
+  hostUuids: string[],
+  ids: string[],
+) {
+  const servers = await waitAll(conductor, ids, 180_000);
+  for (const s of servers) expect(["ACTIVE", "ERROR"]).toContain(s.status);
+  let active = 0;
+  for (const s of servers) {
+    const alloc = await allocationsOf(placement, s.id);
+    if (s.status === "ACTIVE") {
+      active++;
+      expect(alloc).toHaveLength(1);
+      expect(alloc[0]!.resources.VCPU).toBe(1n);
+    } else {
+      expect(alloc).toEqual([]);
+    }
+  }
+  let used = 0n;
+  for (const uuid of hostUuids) used += (await placement.getUsages({ providerUuid: uuid })).usages.VCPU ?? 0n;
+  expect(used).toBe(BigInt(active));
+  return servers;
+}
+
+describe("conductor crash", () => {
+  let mesh: Mesh;
+  let agent: StandInAgent;
+  afterAll(async () => {
+    await agent?.close();
+    await mesh?.close();
+  });
+
+  it("killed in the middle of 50 builds and restarted: every server ends ACTIVE or ERROR, no leaked claim", async () => {
+    mesh = await startMesh({
+      services: ["scheduler", "conductor"],
+      serviceEnv: { conductor: { ...quota, BUILD_SWEEP_MS: "500", BUILD_CONCURRENCY: "8" } },
+    });
+    const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
+    const hostUuids: string[] = [];
+    for (let i = 0; i < 10; i++) hostUuids.push(await registerHost(placement, `crash-${i}`));
+    agent = await startStandInAgent(mesh.nats.url);
+    const res = await as("crash", () =>
+      conductor.createServers({
+        name: "c",
+        flavorId: "1",
+        minCount: 50,
+        maxCount: 50,
+        networkMode: NetworkMode.NONE,
+        // Some reschedule, so that the kill also lands between attempts.
+        metadata: { fake_fail_attempts: "1" },
+      }),
+    );
+    expect(res.servers).toHaveLength(50);
+    const ids = res.servers.map((s) => s.id);
+    await new Promise((r) => setTimeout(r, 400));
+    await mesh.stop("conductor", "SIGKILL");
+    const before = (await Promise.all(ids.map((id) => conductor.getServer({ id }).catch(() => undefined))))
+      .length;
+    expect(before).toBe(50);
+    await mesh.restart("conductor");
+    const servers = await audit(placement, conductor, hostUuids, ids);
+    expect(servers.filter((s) => s.status === "ACTIVE").length).toBe(50);
+  }, 300_000);
+});
+
+describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () => {
+  let mesh: Mesh;
+  let agent: StandInAgent;
+  let db: TempDatabase;
+  let second: ServiceProcess | undefined;
+  afterAll(async () => {
+    await second?.stop("SIGKILL");
+    await agent?.close();
+    await mesh?.close();
+    await db?.drop();
+  });
+
+  it("share the builds; one dying mid-flight is covered by the other (lease expiry)", async () => {
+    db = await createTempDatabase("stratus_conductor");
+    const env = {
+      ...quota,
+      DATABASE_URL: db.url,
+      BUILD_SWEEP_MS: "300",
+      BUILD_LEASE_MS: "1500",
+      BUILD_CONCURRENCY: "8",
+    };
+    mesh = await startMesh({ services: ["scheduler", "conductor"], serviceEnv: { conductor: env } });
+    second = await startService("conductor", { ...mesh.env, ...env, PORT: String(await freePort()) });
+    const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
+    const other = clients(second.url, mesh.url("scheduler")).conductor;
+    const hostUuids: string[] = [];
+    for (let i = 0; i < 10; i++) hostUuids.push(await registerHost(placement, `rep-${i}`));
+    agent = await startStandInAgent(mesh.nats.url);
+    const boot = (c: ConductorClient, n: number) =>
+      as("replicas", () =>
+        c.createServers({
+          name: "r",
+          flavorId: "1",
+          minCount: n,
+          maxCount: n,
+          networkMode: NetworkMode.NONE,
+          metadata: { fake_fail_attempts: "1" },
+        }),
+      );
+    const [a, b] = await Promise.all([boot(conductor, 25), boot(other, 25)]);
+    const ids = [...a.servers, ...b.servers].map((s) => s.id);
+    await new Promise((r) => setTimeout(r, 300));
+    // The first replica dies for good; the second must finish its builds too.
+    await mesh.stop("conductor", "SIGKILL");
+    const servers = await audit(placement, other, hostUuids, ids);
+    expect(servers.filter((s) => s.status === "ACTIVE").length).toBe(50);
+    // Each server runs where its last attempt was commanded (a resent attempt keeps its host).
+    for (const s of servers) {
+      const cmds = agent.commands.filter((c) => c.serverId === s.id);
+      const last = cmds.reduce((m, c) => (c.attempt > m.attempt ? c : m));
+      expect(last.attempt).toBe(2);
+      expect(s.host).toBe(last.host);
+    }
+  }, 300_000);
+});
