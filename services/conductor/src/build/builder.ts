@@ -45,6 +45,8 @@ export interface PortSlot {
   created: boolean;
   routed: boolean;
   segmentIds: string[];
+  /** A routed port that already holds an address: the host must be on this segment. */
+  heldSegment?: string;
 }
 
 type Phase = "allocating" | "scheduling" | "binding" | "spawning" | "cleanup" | "deleting" | "done";
@@ -357,8 +359,8 @@ export class Builder {
 
   /** A peer refused a step for a reason that will not go away by retrying: fail the build. */
   private async stepRefused(b: BuildRow, err: StratusError): Promise<void> {
-    if (b.phase === "binding" && (err.kind === "ip_exhausted" || err.kind === "conflict")) {
-      // The chosen host's segment ran dry between the claim and the bind: try an alternate.
+    if (b.phase === "binding" && ["ip_exhausted", "conflict", "invalid_input"].includes(err.kind)) {
+      // The host cannot take the ports (its segment ran dry, it reaches no segment): an alternate.
       await this.attemptFailed(b, b.host, `Binding ports on ${b.host} failed: ${err.message}`, true);
       return;
     }
@@ -380,6 +382,13 @@ export class Builder {
     };
     this.networkCache.set(networkId, info);
     return info;
+  }
+
+  private async heldSegment(routed: boolean, port: Port | undefined): Promise<{ heldSegment?: string }> {
+    const subnetId = port?.fixedIps[0]?.subnetId;
+    if (!routed || !subnetId) return {};
+    const subnet = (await this.o.network().getSubnet({ id: subnetId })).subnet;
+    return subnet?.segmentId ? { heldSegment: subnet.segmentId } : {};
   }
 
   private async allocate(b: BuildRow): Promise<void> {
@@ -416,6 +425,7 @@ export class Builder {
           created: false,
           routed: info.routed,
           segmentIds: info.segmentIds,
+          ...(await this.heldSegment(info.routed, port)),
         };
       } else {
         const info = await this.networkInfo(want.networkId);
@@ -438,6 +448,7 @@ export class Builder {
           created: true,
           routed: info.routed,
           segmentIds: info.segmentIds,
+          ...(await this.heldSegment(info.routed, port)),
         };
       }
       ports.push(entry);
@@ -457,8 +468,13 @@ export class Builder {
     const resources: Record<string, bigint> = { VCPU: BigInt(f.vcpus), MEMORY_MB: BigInt(f.ramMb) };
     const disk = f.diskGb + f.ephemeralGb + Math.ceil(f.swapMb / 1024);
     if (disk > 0) resources.DISK_GB = BigInt(disk);
+    // A routed port with no address yet needs one from a segment that shares with the host; one
+    // that already holds an address pins the host to that address's segment.
+    const requiredAggregates = b.ports
+      .filter((p) => p.routed && p.heldSegment)
+      .map((p) => ({ aggregateUuids: [p.heldSegment!] }));
     const extraGroups = b.ports
-      .filter((p) => p.routed && p.segmentIds.length)
+      .filter((p) => p.routed && !p.heldSegment && p.segmentIds.length)
       .map((p) => ({
         suffix: `PORT${p.slot}`,
         resources: { IPV4_ADDRESS: 1n },
@@ -474,6 +490,7 @@ export class Builder {
           userId: b.user_id,
           resources,
           extraGroups,
+          requiredAggregates,
           ignoreHosts: b.failed_hosts,
           maxAlternates: Math.max(0, b.max_attempts - 1),
         },
