@@ -473,13 +473,25 @@ export class Builder {
     const requiredAggregates = b.ports
       .filter((p) => p.routed && p.heldSegment)
       .map((p) => ({ aggregateUuids: [p.heldSegment!] }));
-    const extraGroups = b.ports
-      .filter((p) => p.routed && !p.heldSegment && p.segmentIds.length)
-      .map((p) => ({
-        suffix: `PORT${p.slot}`,
-        resources: { IPV4_ADDRESS: 1n },
-        memberOf: [{ aggregateUuids: p.segmentIds }],
-      }));
+    // One group per routed network: IPV4_ADDRESS:1 from a segment that shares with the host. A
+    // second port on the same network adds no amount: segment providers have max_unit 1 (as in
+    // Neutron), so 2 from one segment can never be claimed; its address is taken at bind and an
+    // exhausted segment moves the build to an alternate.
+    const groups = new Map<
+      string,
+      { suffix: string; resources: { IPV4_ADDRESS: bigint }; memberOf: { aggregateUuids: string[] }[] }
+    >();
+    for (const p of b.ports.filter((x) => x.routed && !x.heldSegment && x.segmentIds.length)) {
+      const key = [...p.segmentIds].sort().join(",");
+      const g = groups.get(key);
+      if (!g)
+        groups.set(key, {
+          suffix: `PORT${p.slot}`,
+          resources: { IPV4_ADDRESS: 1n },
+          memberOf: [{ aggregateUuids: p.segmentIds }],
+        });
+    }
+    const extraGroups = [...groups.values()];
     let selected: Selection | undefined;
     let alternates: Selection[] = [];
     try {
