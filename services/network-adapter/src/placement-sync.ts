@@ -125,7 +125,7 @@ export class PlacementSync {
   private scheduleRetry(): void {
     if (this.closed || this.retryTimer) return;
     const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, 15_000);
+    this.backoffMs = Math.min(this.backoffMs * 2, 5000);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.start();
