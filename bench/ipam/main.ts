@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { serviceClient } from "@stratus/runtime";
+import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
   postgresAvailable,
@@ -18,6 +18,9 @@ import {
   startService,
 } from "@stratus/runtime/testing";
 import pg from "pg";
+import { Outbox } from "../../services/network-adapter/src/core/context.js";
+import { createNetwork, createSubnet } from "../../services/network-adapter/src/core/networks.js";
+import { createPort } from "../../services/network-adapter/src/core/ports.js";
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +34,8 @@ const CONCURRENT = Number(values.concurrent);
 const CALLERS = Number(values.callers);
 
 type Client = ReturnType<typeof serviceClient<typeof NetworkService>>;
+/** What a caller does once: CreatePort with one automatic allocation. */
+type Allocate = (caller: number) => Promise<unknown>;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -43,17 +48,16 @@ interface Figures {
   p99: number;
 }
 
-async function run(clients: Client[], networkId: string, total: number, callers: number): Promise<Figures> {
+async function run(allocate: Allocate, total: number, callers: number): Promise<Figures> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: callers }, async (_, c) => {
-      const client = clients[c % clients.length]!;
       while (next < total) {
         next++;
         const t = performance.now();
-        await client.createPort({ networkId, projectId: "bench" });
+        await allocate(c);
         latencies.push(performance.now() - t);
       }
     }),
@@ -96,10 +100,12 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     const clients = procs.map((p) => serviceClient(NetworkService, p.url));
     const { network } = await clients[0]!.createNetwork({ name: "bench", projectId: "bench" });
     await clients[0]!.createSubnet({ networkId: network!.id, cidr: "10.64.0.0/16" });
+    const allocate: Allocate = (c) =>
+      clients[c % clients.length]!.createPort({ networkId: network!.id, projectId: "bench" });
     // Warm-up (JIT, connection pools, HTTP/2 sessions).
-    await run(clients, network!.id, 100, 8);
-    const seq = await run(clients, network!.id, SEQUENTIAL, 1);
-    const conc = await run(clients, network!.id, CONCURRENT, CALLERS);
+    await run(allocate, 100, 8);
+    const seq = await run(allocate, SEQUENTIAL, 1);
+    const conc = await run(allocate, CONCURRENT, CALLERS);
     const check = await duplicatesOverRpc(clients[0]!, network!.id);
     let sqlCheck = "";
     if (databaseUrl) {
@@ -122,13 +128,104 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
   }
 }
 
-console.log(`IPAM benchmark: CreatePort with one automatic IPv4 allocation, over Connect (h2c, binary)`);
-await scenario("PGlite (embedded), 1 network-adapter", 1);
-if (await postgresAvailable()) {
+/** The IPAM core in this process, without RPC: what the database path costs by itself. */
+async function inProcess(label: string, databaseUrl?: string): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "stratus-bench-ipam-"));
+  const db = await openDatabase({
+    service: "network-adapter",
+    url: databaseUrl,
+    dataDir,
+    migrations: migrationsFrom(
+      new URL("../../services/network-adapter/migrations", import.meta.url).pathname,
+    ),
+    logger: createLogger("bench", "warn"),
+    poolSize: 32,
+  });
+  const caller = { projectId: "", isAdmin: true };
+  const tx = <T>(fn: (t: Parameters<typeof createPort>[0]) => Promise<T>) =>
+    db.transaction((q) => fn({ q, out: new Outbox(), caller }));
+  try {
+    const net = await tx((t) =>
+      createNetwork(t, {
+        $typeName: "stratus.network.v1.CreateNetworkRequest",
+        name: "bench",
+        projectId: "bench",
+        shared: false,
+        routerExternal: false,
+        isDefault: false,
+        mtu: 0,
+        segments: [],
+      }),
+    );
+    await tx((t) =>
+      createSubnet(t, {
+        $typeName: "stratus.network.v1.CreateSubnetRequest",
+        networkId: net.id,
+        segmentId: "",
+        projectId: "bench",
+        name: "",
+        cidr: "10.64.0.0/16",
+        subnetpoolId: "",
+        prefixlen: 0,
+        ipVersion: 4,
+        gatewayIp: "",
+        noGateway: false,
+        allocationPools: [],
+        enableDhcp: true,
+      }),
+    );
+    const allocate: Allocate = () =>
+      tx((t) =>
+        createPort(t, {
+          $typeName: "stratus.network.v1.CreatePortRequest",
+          networkId: net.id,
+          projectId: "bench",
+          name: "",
+          fixedIps: [],
+          deviceId: "",
+          deviceOwner: "",
+          macAddress: "",
+          ipAllocation: 0,
+          bindingVnicType: "",
+        }),
+      );
+    await run(allocate, 100, 8);
+    const seq = await run(allocate, SEQUENTIAL, 1);
+    const conc = await run(allocate, CONCURRENT, CALLERS);
+    const [row] = await db.query<{ n: number; d: number }>(
+      "SELECT count(*)::int AS n, count(DISTINCT (subnet_id, ip))::int AS d FROM ip_allocations",
+    );
+    console.log(`\n${label}`);
+    console.log(`  sequential (1 caller)      ${fmt(seq)}`);
+    console.log(`  concurrent (${CALLERS} callers)   ${fmt(conc)}`);
+    console.log(`  SQL: ${row!.n} allocations, ${row!.n - row!.d} duplicates`);
+  } finally {
+    await db.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+console.log(`IPAM benchmark: CreatePort with one automatic IPv4 allocation into a /16`);
+const pgUp = await postgresAvailable();
+await inProcess("IPAM core in-process (no RPC), PGlite");
+if (pgUp) {
+  const db = await createTempDatabase("stratus_bench_ipam");
+  try {
+    await inProcess("IPAM core in-process (no RPC), PostgreSQL (pool 32)", db.url);
+  } finally {
+    await db.drop();
+  }
+}
+await scenario("Over Connect (h2c, binary): PGlite (embedded), 1 network-adapter", 1);
+if (pgUp) {
   for (const adapters of [1, 2]) {
     const db = await createTempDatabase("stratus_bench_ipam");
     try {
-      await scenario(`PostgreSQL, ${adapters} network-adapter${adapters > 1 ? "s" : ""}`, adapters, db.url);
+      await scenario(
+        `Over Connect (h2c, binary): PostgreSQL, ${adapters} network-adapter${adapters > 1 ? "s" : ""}`,
+        adapters,
+        db.url,
+      );
     } finally {
       await db.drop();
     }
