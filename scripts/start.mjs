@@ -244,6 +244,8 @@ async function main() {
     NETWORK_URL: "http://127.0.0.1:9103",
     COMPUTE_AGENT_URL: "http://127.0.0.1:9104",
     COMPUTE_HOSTS: process.env.COMPUTE_HOSTS ?? "rack1-[1-4],rack2-[1-4]",
+    // The demo cloud: each rack is one segment of the routed provider network.
+    COMPUTE_PHYSNETS: process.env.COMPUTE_PHYSNETS ?? "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
   };
   for (const s of SERVICES) {
     if (await portOpen(s.port)) {
