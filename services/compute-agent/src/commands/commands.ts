@@ -134,6 +134,7 @@ export class CommandHandler {
         memoryMb: Number(cmd.memoryMb),
         diskGb: Number(cmd.diskGb),
         metadata: { ...cmd.metadata },
+        alreadyChecked: true,
       });
       return { success: true, error: "", retryable: false };
     } catch (err) {
