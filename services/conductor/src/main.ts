@@ -1,25 +1,62 @@
 // conductor: owns the compute database; orchestrates builds; serves ConductorService.
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ConductorService } from "@stratus/contracts/compute/v1";
-import { ServiceHeartbeatSchema } from "@stratus/contracts/events/v1";
-import { bindService, bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
+import { hostname } from "node:os";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import { BuildResultSchema, DeleteResultSchema, ServiceHeartbeatSchema } from "@stratus/contracts/events/v1";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
+import {
+  bootService,
+  openServiceDatabase,
+  StratusError,
+  Streams,
+  Subjects,
+  serviceClient,
+  storageConfig,
+} from "@stratus/runtime";
 import { z } from "zod";
+import { Builder } from "./build/builder.js";
+import { Flavors } from "./compute/flavors.js";
+import { Servers } from "./compute/servers.js";
+import { conductorService } from "./rpc/conductor-service.js";
 import { ServiceRegistry } from "./services/service-registry.js";
+
+const int = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 
 const booted = await bootService({
   name: "conductor",
   defaultPort: 9101,
   config: {
     ...storageConfig,
-    SERVICE_DOWN_TIME_S: z.coerce
-      .number()
-      .int()
-      .positive()
-      .default(60)
-      .describe("Seconds without heartbeat before a service is down"),
+    SERVICE_DOWN_TIME_S: int(60, 1).describe("Seconds without heartbeat before a service is down"),
+    SCHEDULER_URL: z.string().url().default("http://127.0.0.1:9102").describe("Scheduler RPC URL"),
+    NETWORK_URL: z
+      .string()
+      .url()
+      .optional()
+      .describe("Network-adapter RPC URL (needed unless every build is networks: none)"),
+    MAX_ATTEMPTS: int(3, 1).describe(
+      "Build attempts per server (first host + alternates), Nova's max_attempts",
+    ),
+    QUOTA_INSTANCES: int(10).describe("Default instances per project"),
+    QUOTA_CORES: int(20).describe("Default cores per project"),
+    QUOTA_RAM_MB: int(51200).describe("Default RAM (MiB) per project"),
+    CONDUCTOR_ID: z
+      .string()
+      .optional()
+      .describe("This replica's identity in build leases (default host:port)"),
+    BUILD_LEASE_MS: int(30_000, 100).describe(
+      "How long a replica holds a build step before another may take it over",
+    ),
+    BUILD_TIMEOUT_MS: int(180_000, 100).describe(
+      "A build command with no result after this long fails its attempt",
+    ),
+    BUILD_DEADLINE_MS: int(600_000, 100).describe("A build not spawning after this long goes to ERROR"),
+    BUILD_SWEEP_MS: int(5_000, 50).describe("How often to look for builds to resume"),
+    BUILD_CONCURRENCY: int(64, 1).describe("Builds advanced at once by this replica"),
   },
 });
-const { config, bus } = booted;
+const { config, bus, logger, lifecycle } = booted;
 const db = await openServiceDatabase(booted, "conductor", new URL("../migrations", import.meta.url).pathname);
 
 const registry = new ServiceRegistry(db, config.SERVICE_DOWN_TIME_S * 1000);
@@ -37,16 +74,69 @@ bus.subscribe(
   { queue: "conductor" },
 );
 
+let network: Client<typeof NetworkService> | undefined;
+const builder = new Builder({
+  db,
+  bus,
+  logger,
+  network: () => {
+    if (!config.NETWORK_URL) throw new StratusError("unavailable", "no NETWORK_URL configured");
+    network ??= serviceClient(NetworkService, config.NETWORK_URL);
+    return network;
+  },
+  scheduler: serviceClient(SchedulerService, config.SCHEDULER_URL),
+  owner: config.CONDUCTOR_ID ?? `${hostname()}:${config.PORT}`,
+  leaseMs: config.BUILD_LEASE_MS,
+  buildTimeoutMs: config.BUILD_TIMEOUT_MS,
+  buildDeadlineMs: config.BUILD_DEADLINE_MS,
+  concurrency: config.BUILD_CONCURRENCY,
+});
+const servers = new Servers(db, {
+  instances: config.QUOTA_INSTANCES,
+  cores: config.QUOTA_CORES,
+  ram: config.QUOTA_RAM_MB,
+});
+
 await booted.serve([
-  bindService(ConductorService, {
-    async listComputeServices(req) {
-      const services = await registry.list({ binary: req.binary, host: req.host });
-      return {
-        services: services.map((s) => ({
-          ...s,
-          updatedAt: timestampFromDate(s.updatedAt),
-        })),
-      };
-    },
+  conductorService({
+    servers,
+    flavors: new Flavors(db),
+    builder,
+    registry,
+    maxAttempts: config.MAX_ATTEMPTS,
   }),
 ]);
+
+// Build results from compute agents: durable, shared by every conductor replica.
+await bus.consumeDurable({
+  stream: Streams.computeResults.name,
+  durable: "conductor-results",
+  filterSubject: Subjects.computeResult,
+  schema: BuildResultSchema,
+  concurrency: 32,
+  retryDelayMs: 200,
+  maxDeliver: 1000,
+  handler: async (r) => {
+    const handled = await builder.onResult(r);
+    if (!handled) throw new Error(`build of ${r.serverId} is busy; redeliver`);
+  },
+});
+await bus.consumeDurable({
+  stream: Streams.computeResults.name,
+  durable: "conductor-deletes",
+  filterSubject: Subjects.computeDeleted,
+  schema: DeleteResultSchema,
+  handler: async (r) => {
+    if (!r.success)
+      logger.warn({ serverId: r.serverId, host: r.host, error: r.error }, "compute delete failed");
+  },
+});
+
+await builder.sweep(true);
+const sweeper = setInterval(() => {
+  builder.sweep().catch((err) => logger.warn({ err }, "build sweep failed"));
+}, config.BUILD_SWEEP_MS);
+lifecycle.onShutdown("build sweeper", async () => {
+  clearInterval(sweeper);
+  builder.stop();
+});

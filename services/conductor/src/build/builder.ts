@@ -1,0 +1,841 @@
+// The build flow (design.md §2), as a state machine persisted in server_builds:
+//   allocating → scheduling → binding → spawning → done        (success)
+//   any step → cleanup → done                                   (failure: ERROR + fault)
+//   deleting → done                                             (DeleteServer)
+// A worker leases a build row (owner + expiry, generation bumped on every lease); each step writes
+// its outcome guarded by that generation, so a second conductor replica, or this one restarted,
+// resumes from the last written step and never acts on a stale view. Every step is idempotent
+// when re-run: ports are created with the server as device and a per-slot name (adopted on
+// resume), a user port is claimed for the same device again, SelectDestinations replaces the
+// consumer's claim, BindPort re-binds, a re-sent BuildCommand carries the same attempt.
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import {
+  BuildCommandSchema,
+  DeleteCommandSchema,
+  ServerStateChangedSchema,
+} from "@stratus/contracts/events/v1";
+import type { NetworkService, Port } from "@stratus/contracts/network/v1";
+import type { SchedulerService, Selection } from "@stratus/contracts/scheduler/v1/scheduler";
+import {
+  type Database,
+  type EventBus,
+  isStratusError,
+  type Logger,
+  type Queryable,
+  runWithContext,
+  StratusError,
+  Subjects,
+  systemContext,
+} from "@stratus/runtime";
+import type { FlavorRecord } from "../compute/flavors.js";
+import {
+  type RequestedNetwork,
+  recordEvent,
+  type ServerAddressRecord,
+  statusOf,
+} from "../compute/servers.js";
+import { type SelectionJson, selectionFromJson, selectionToJson } from "./selection-json.js";
+
+export interface PortSlot {
+  slot: number;
+  portId: string;
+  networkId: string;
+  /** Made by the conductor (deleted on failure) rather than brought by the user (unbound, kept). */
+  created: boolean;
+  routed: boolean;
+  segmentIds: string[];
+}
+
+type Phase = "allocating" | "scheduling" | "binding" | "spawning" | "cleanup" | "deleting" | "done";
+
+interface BuildRow extends Record<string, unknown> {
+  server_id: string;
+  phase: Phase;
+  network_mode: "list" | "auto" | "none";
+  requested: RequestedNetwork[];
+  ports: PortSlot[];
+  attempt: number;
+  max_attempts: number;
+  selected: SelectionJson | null;
+  alternates: SelectionJson[];
+  failed_hosts: string[];
+  command_sent: boolean;
+  sent_at: Date | null;
+  fault_code: number;
+  fault_message: string;
+  fault_details: string;
+  end_state: string;
+  request_id: string;
+  generation: string;
+  // joined from servers
+  project_id: string;
+  user_id: string;
+  name: string;
+  flavor: FlavorRecord;
+  image_ref: string;
+  metadata: Record<string, string>;
+  host: string;
+  created_at: Date;
+}
+
+/** Our lease on a build row was taken over: stop quietly, the new holder carries on. */
+class StaleLease extends Error {}
+
+export interface BuilderOptions {
+  db: Database;
+  bus: EventBus;
+  logger: Logger;
+  network: () => Client<typeof NetworkService>;
+  scheduler: Client<typeof SchedulerService>;
+  /** This conductor's identity in leases; stable across restarts of the same replica. */
+  owner: string;
+  leaseMs: number;
+  /** A sent build with no result after this long counts as a failed attempt. */
+  buildTimeoutMs: number;
+  /** A build still not spawning after this long fails (a peer that never comes back). */
+  buildDeadlineMs: number;
+  concurrency: number;
+}
+
+const DEVICE_OWNER = "compute:nova";
+const slotName = (serverId: string, slot: number) => `server-${serverId}-port-${slot}`;
+
+export class Builder {
+  private readonly active = new Map<string, Promise<void>>();
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private running = 0;
+  private stopped = false;
+  private readonly networkCache = new Map<
+    string,
+    { at: number; routed: boolean; segmentIds: string[]; name: string }
+  >();
+
+  constructor(private readonly o: BuilderOptions) {}
+
+  // ---- scheduling of work ---------------------------------------------------------------------
+
+  /** Runs (or resumes) the build of a server soon, once per server at a time in this process. */
+  kick(serverId: string): void {
+    if (this.stopped || this.queued.has(serverId)) return;
+    this.queued.add(serverId);
+    this.queue.push(serverId);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < this.o.concurrency && this.queue.length) {
+      const id = this.queue.shift()!;
+      this.queued.delete(id);
+      if (this.active.has(id)) {
+        // Runs again after the current run, which may have left work (e.g. a result arrived).
+        void this.active.get(id)!.finally(() => this.kick(id));
+        continue;
+      }
+      this.running++;
+      const p = runWithContext(systemContext(), () => this.run(id))
+        .catch((err) => this.o.logger.error({ err, serverId: id }, "build run failed"))
+        .finally(() => {
+          this.active.delete(id);
+          this.running--;
+          this.pump();
+        });
+      this.active.set(id, p);
+    }
+  }
+
+  /** Waits for this process's current run of a server, if any. */
+  async settle(serverId: string): Promise<void> {
+    await this.active.get(serverId)?.catch(() => undefined);
+  }
+
+  /** Picks up builds whose lease expired (a dead conductor, a timeout) or that we held before a restart. */
+  async sweep(startup = false): Promise<number> {
+    if (startup) {
+      // Leases this replica held before it restarted: nobody runs them any more.
+      await this.o.db.query(
+        "UPDATE server_builds SET lease_owner = '', lease_until = now() WHERE lease_owner = $1 AND phase <> 'done' AND NOT command_sent",
+        [this.o.owner],
+      );
+    }
+    const rows = await this.o.db.query<{ server_id: string }>(
+      `SELECT server_id FROM server_builds
+       WHERE phase <> 'done' AND lease_until < now()
+       ORDER BY lease_until LIMIT 500`,
+    );
+    for (const r of rows) this.kick(r.server_id);
+    return rows.length;
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  // ---- leases ------------------------------------------------------------------------------------
+
+  private async acquire(serverId: string): Promise<BuildRow | undefined> {
+    const rows = await this.o.db.query<{ generation: string }>(
+      `UPDATE server_builds SET lease_owner = $2, lease_until = now() + ($3 || ' milliseconds')::interval,
+         generation = generation + 1
+       WHERE server_id = $1 AND phase <> 'done'
+         AND (lease_owner = '' OR lease_until < now())
+       RETURNING generation`,
+      [serverId, this.o.owner, String(this.o.leaseMs)],
+    );
+    if (!rows[0]) return undefined;
+    return this.load(serverId);
+  }
+
+  private async load(serverId: string): Promise<BuildRow> {
+    const rows = await this.o.db.query<BuildRow>(
+      `SELECT b.*, s.project_id, s.user_id, s.name, s.flavor, s.image_ref, s.metadata, s.host, s.created_at
+       FROM server_builds b JOIN servers s ON s.id = b.server_id WHERE b.server_id = $1`,
+      [serverId],
+    );
+    return rows[0]!;
+  }
+
+  /**
+   * Writes a step's outcome under our lease (and extends it). `server` sets server columns in the
+   * same transaction; `also` runs further statements there (events, faults).
+   */
+  private async persist(
+    b: BuildRow,
+    build: Partial<Record<string, unknown>>,
+    server: Partial<Record<string, unknown>> = {},
+    also?: (tx: Queryable) => Promise<void>,
+    opts: { release?: boolean; leaseUntil?: Date } = {},
+  ): Promise<void> {
+    await this.o.db.transaction(async (tx) => {
+      const sets: string[] = [];
+      const params: unknown[] = [b.server_id, b.generation, this.o.owner];
+      const p = (v: unknown) => {
+        params.push(v);
+        return `$${params.length}`;
+      };
+      for (const [k, v] of Object.entries(build)) {
+        const json = k === "ports" || k === "selected" || k === "alternates";
+        sets.push(`${k} = ${p(json && v !== null ? JSON.stringify(v) : v)}${json ? "::jsonb" : ""}`);
+      }
+      if (opts.release) sets.push(`lease_owner = ''`);
+      sets.push(
+        opts.leaseUntil
+          ? `lease_until = ${p(opts.leaseUntil)}`
+          : `lease_until = now() + (${p(String(this.o.leaseMs))} || ' milliseconds')::interval`,
+      );
+      sets.push("updated_at = now()");
+      const done = await tx.query(
+        `UPDATE server_builds SET ${sets.join(", ")}
+         WHERE server_id = $1 AND generation = $2 AND lease_owner = $3 RETURNING server_id`,
+        params,
+      );
+      if (!done[0]) throw new StaleLease(`lease on ${b.server_id} lost`);
+      const sp: unknown[] = [b.server_id];
+      const ssets = Object.entries(server).map(([k, v]) => {
+        const json = k === "addresses";
+        sp.push(json ? JSON.stringify(v) : v);
+        return `${k} = $${sp.length}${json ? "::jsonb" : ""}`;
+      });
+      if (ssets.length) {
+        await tx.query(`UPDATE servers SET ${ssets.join(", ")}, updated_at = now() WHERE id = $1`, sp);
+      }
+      if (also) await also(tx);
+    });
+    Object.assign(b, build);
+    if (server.host !== undefined) b.host = server.host as string;
+  }
+
+  private event(b: BuildRow, event: string, startedAt: Date, ok: boolean, host = "", traceback = "") {
+    return (tx: Queryable) =>
+      recordEvent(tx, {
+        serverId: b.server_id,
+        requestId: b.request_id,
+        event,
+        startedAt,
+        ok,
+        host,
+        traceback,
+      });
+  }
+
+  private announce(b: BuildRow, vmState: string, taskState: string, message = "", deleted = false): void {
+    this.o.bus.publish(Subjects.serverState, ServerStateChangedSchema, {
+      serverId: b.server_id,
+      projectId: b.project_id,
+      vmState,
+      taskState,
+      status: statusOf({ vmState, deleted }),
+      host: b.host,
+      at: timestampNow(),
+      message,
+    });
+  }
+
+  // ---- the run loop ------------------------------------------------------------------------------
+
+  private async run(serverId: string): Promise<void> {
+    const b = await this.acquire(serverId);
+    if (!b) return;
+    try {
+      await this.advance(b);
+    } catch (err) {
+      if (err instanceof StaleLease) {
+        this.o.logger.info({ serverId }, "build taken over by another worker");
+        return;
+      }
+      // A peer is down or something unexpected: a sweep retries shortly.
+      this.o.logger.warn({ err, serverId, phase: b.phase }, "build step failed; will retry");
+      await this.retryLater(b);
+    }
+  }
+
+  private async retryLater(b: BuildRow, ms = 2000): Promise<void> {
+    await this.o.db
+      .query(
+        `UPDATE server_builds SET lease_owner = '', lease_until = now() + ($3 || ' milliseconds')::interval
+         WHERE server_id = $1 AND generation = $2 AND lease_owner = $4`,
+        [b.server_id, b.generation, String(ms), this.o.owner],
+      )
+      .catch(() => undefined);
+  }
+
+  private async advance(b: BuildRow): Promise<void> {
+    for (;;) {
+      if (
+        ["allocating", "scheduling", "binding"].includes(b.phase) &&
+        Date.now() - new Date(b.created_at).getTime() > this.o.buildDeadlineMs
+      ) {
+        await this.fail(b, 500, `Build of instance ${b.server_id} timed out in ${b.phase}.`);
+        continue;
+      }
+      try {
+        switch (b.phase) {
+          case "allocating":
+            await this.allocate(b);
+            break;
+          case "scheduling":
+            await this.schedule(b);
+            break;
+          case "binding":
+            await this.bind(b);
+            break;
+          case "spawning":
+            if (!b.command_sent) {
+              await this.send(b);
+              return;
+            }
+            if (b.sent_at && Date.now() - new Date(b.sent_at).getTime() < this.o.buildTimeoutMs) {
+              // Woken early (start-up sweep): the result handler or the timeout takes it from here.
+              await this.persist(b, {}, {}, undefined, {
+                release: true,
+                leaseUntil: new Date(new Date(b.sent_at).getTime() + this.o.buildTimeoutMs),
+              });
+              return;
+            }
+            await this.attemptFailed(
+              b,
+              b.host,
+              `Build of instance ${b.server_id} on ${b.host} timed out.`,
+              true,
+            );
+            break;
+          case "cleanup":
+          case "deleting":
+            await this.cleanup(b);
+            return;
+          case "done":
+            return;
+        }
+      } catch (err) {
+        if (err instanceof StaleLease || !(err instanceof StratusError)) throw err;
+        if (err.kind === "unavailable" || err.kind === "internal") throw err;
+        await this.stepRefused(b, err);
+      }
+    }
+  }
+
+  /** A peer refused a step for a reason that will not go away by retrying: fail the build. */
+  private async stepRefused(b: BuildRow, err: StratusError): Promise<void> {
+    if (b.phase === "binding" && (err.kind === "ip_exhausted" || err.kind === "conflict")) {
+      // The chosen host's segment ran dry between the claim and the bind: try an alternate.
+      await this.attemptFailed(b, b.host, `Binding ports on ${b.host} failed: ${err.message}`, true);
+      return;
+    }
+    const code = err.kind === "no_valid_host" ? 500 : err.httpStatus;
+    await this.fail(b, code, err.message, err.kind);
+  }
+
+  // ---- steps -------------------------------------------------------------------------------------
+
+  private async networkInfo(networkId: string) {
+    const cached = this.networkCache.get(networkId);
+    if (cached && Date.now() - cached.at < 5000) return cached;
+    const net = (await this.o.network().getNetwork({ id: networkId })).network;
+    const info = {
+      at: Date.now(),
+      routed: net?.routed ?? false,
+      segmentIds: (net?.segments ?? []).map((s) => s.id),
+      name: net?.name ?? "",
+    };
+    this.networkCache.set(networkId, info);
+    return info;
+  }
+
+  private async allocate(b: BuildRow): Promise<void> {
+    const started = new Date();
+    let requested = b.requested;
+    if (b.network_mode === "none") requested = [];
+    if (b.network_mode === "auto" && requested.length === 0) {
+      const topo = await this.o
+        .network()
+        .getAutoAllocatedTopology({ projectId: b.project_id, dryRun: false });
+      requested = [{ networkId: topo.networkId, portId: "", fixedIp: "", tag: "" }];
+      await this.persist(b, { requested });
+    }
+    const ports = [...b.ports];
+    let adoptable: Port[] | undefined;
+    for (let slot = 0; slot < requested.length; slot++) {
+      if (ports.some((p) => p.slot === slot)) continue;
+      const want = requested[slot]!;
+      let entry: PortSlot;
+      if (want.portId) {
+        const port = (
+          await this.o.network().claimPort({
+            portId: want.portId,
+            deviceId: b.server_id,
+            deviceOwner: DEVICE_OWNER,
+            projectId: b.project_id,
+          })
+        ).port;
+        const info = await this.networkInfo(port?.networkId ?? "");
+        entry = {
+          slot,
+          portId: want.portId,
+          networkId: port?.networkId ?? "",
+          created: false,
+          routed: info.routed,
+          segmentIds: info.segmentIds,
+        };
+      } else {
+        const info = await this.networkInfo(want.networkId);
+        adoptable ??= (await this.o.network().listPorts({ deviceId: b.server_id })).ports;
+        let port = adoptable.find((p) => p.name === slotName(b.server_id, slot));
+        port ??= (
+          await this.o.network().createPort({
+            networkId: want.networkId,
+            projectId: b.project_id,
+            name: slotName(b.server_id, slot),
+            deviceId: b.server_id,
+            deviceOwner: DEVICE_OWNER,
+            fixedIps: want.fixedIp ? [{ ipAddress: want.fixedIp, subnetId: "" }] : [],
+          })
+        ).port;
+        entry = {
+          slot,
+          portId: port?.id ?? "",
+          networkId: want.networkId,
+          created: true,
+          routed: info.routed,
+          segmentIds: info.segmentIds,
+        };
+      }
+      ports.push(entry);
+      await this.persist(b, { ports });
+    }
+    await this.persist(
+      b,
+      { phase: "scheduling" },
+      { task_state: "scheduling" },
+      requested.length ? this.event(b, "conductor_allocate_networks", started, true) : undefined,
+    );
+  }
+
+  private async schedule(b: BuildRow): Promise<void> {
+    const started = new Date();
+    const f = b.flavor;
+    const resources: Record<string, bigint> = { VCPU: BigInt(f.vcpus), MEMORY_MB: BigInt(f.ramMb) };
+    const disk = f.diskGb + f.ephemeralGb + Math.ceil(f.swapMb / 1024);
+    if (disk > 0) resources.DISK_GB = BigInt(disk);
+    const extraGroups = b.ports
+      .filter((p) => p.routed && p.segmentIds.length)
+      .map((p) => ({
+        suffix: `PORT${p.slot}`,
+        resources: { IPV4_ADDRESS: 1n },
+        memberOf: [{ aggregateUuids: p.segmentIds }],
+      }));
+    let selected: Selection | undefined;
+    let alternates: Selection[] = [];
+    try {
+      const res = await this.o.scheduler.selectDestinations({
+        spec: {
+          instanceUuids: [b.server_id],
+          projectId: b.project_id,
+          userId: b.user_id,
+          resources,
+          extraGroups,
+          ignoreHosts: b.failed_hosts,
+          maxAlternates: Math.max(0, b.max_attempts - 1),
+        },
+      });
+      selected = res.destinations[0]?.selected;
+      alternates = res.destinations[0]?.alternates ?? [];
+    } catch (err) {
+      if (isStratusError(err, "no_valid_host")) {
+        await this.fail(
+          b,
+          500,
+          err.message,
+          "no_valid_host",
+          this.event(b, "conductor_schedule_instances", started, false, "", err.message),
+        );
+        return;
+      }
+      throw err;
+    }
+    if (!selected) throw new StratusError("internal", "scheduler returned no destination");
+    await this.persist(
+      b,
+      {
+        phase: "binding",
+        attempt: 1,
+        selected: selectionToJson(selected),
+        alternates: alternates.map(selectionToJson),
+        command_sent: false,
+      },
+      { host: selected.host, node: selected.host, task_state: "networking" },
+      this.event(b, "conductor_schedule_instances", started, true, selected.host),
+    );
+    this.announce(b, "building", "networking");
+  }
+
+  private async bind(b: BuildRow): Promise<void> {
+    const started = new Date();
+    const host = b.selected?.host ?? b.host;
+    await Promise.all(b.ports.map((p) => this.o.network().bindPort({ portId: p.portId, host })));
+    await this.persist(
+      b,
+      { phase: "spawning", command_sent: false },
+      { task_state: "spawning" },
+      b.ports.length ? this.event(b, "conductor_bind_ports", started, true, host) : undefined,
+    );
+    this.announce(b, "building", "spawning");
+  }
+
+  private async send(b: BuildRow): Promise<void> {
+    const f = b.flavor;
+    await this.o.bus.publishDurable(Subjects.computeBuild(b.host), BuildCommandSchema, {
+      serverId: b.server_id,
+      host: b.host,
+      attempt: b.attempt,
+      portIds: b.ports.map((p) => p.portId),
+      vcpus: BigInt(f.vcpus),
+      memoryMb: BigInt(f.ramMb),
+      diskGb: BigInt(f.diskGb),
+      imageRef: b.image_ref,
+      metadata: b.metadata,
+      name: b.name,
+    });
+    const now = new Date();
+    await this.persist(b, { command_sent: true, sent_at: now }, {}, undefined, {
+      release: true,
+      leaseUntil: new Date(now.getTime() + this.o.buildTimeoutMs),
+    });
+  }
+
+  /** The current attempt failed on `host`: next alternate (same ports), or fail for good. */
+  private async attemptFailed(b: BuildRow, host: string, reason: string, retryable: boolean): Promise<void> {
+    const failed = [...new Set([...b.failed_hosts, host])];
+    const started = new Date();
+    const alternates = [...b.alternates];
+    if (retryable && b.attempt < b.max_attempts) {
+      while (alternates.length) {
+        const next = alternates.shift()!;
+        if (failed.includes(next.host)) continue;
+        try {
+          await this.o.scheduler.claimSelection({
+            consumerUuid: b.server_id,
+            projectId: b.project_id,
+            userId: b.user_id,
+            selection: selectionFromJson(next),
+          });
+        } catch (err) {
+          if (isStratusError(err, "unavailable")) throw err;
+          this.o.logger.info(
+            { serverId: b.server_id, host: next.host, err: String(err) },
+            "alternate no longer fits",
+          );
+          continue;
+        }
+        await this.persist(
+          b,
+          {
+            phase: "binding",
+            attempt: b.attempt + 1,
+            selected: next,
+            alternates,
+            failed_hosts: failed,
+            command_sent: false,
+            sent_at: null,
+          },
+          { host: next.host, node: next.host, task_state: "networking" },
+          this.event(b, "conductor_reschedule", started, true, next.host, reason),
+        );
+        this.announce(b, "building", "networking", `rescheduled to ${next.host}: ${reason}`);
+        return;
+      }
+    }
+    const why =
+      retryable && b.attempt >= b.max_attempts
+        ? `Exceeded maximum number of retries. Exceeded max scheduling attempts ${b.max_attempts} for instance ${b.server_id}. Last exception: ${reason}`
+        : retryable
+          ? `Exhausted all hosts available for retrying build failures for instance ${b.server_id}. Last exception: ${reason}`
+          : reason;
+    await this.persist(b, { failed_hosts: failed });
+    await this.fail(b, 500, why);
+  }
+
+  /** Records why the build fails and moves to cleanup (which releases everything). */
+  private async fail(
+    b: BuildRow,
+    code: number,
+    message: string,
+    details = "",
+    also?: (tx: Queryable) => Promise<void>,
+  ): Promise<void> {
+    await this.persist(
+      b,
+      {
+        phase: "cleanup",
+        fault_code: code,
+        fault_message: message,
+        fault_details: details,
+        end_state: "error",
+      },
+      {},
+      also,
+    );
+  }
+
+  /** Releases claims, deletes the ports we made, unbinds the user's; ends in ERROR or DELETED. */
+  private async cleanup(b: BuildRow): Promise<void> {
+    const started = new Date();
+    const deleting = b.phase === "deleting";
+    if (deleting && b.host) {
+      await this.o.bus.publishDurable(Subjects.computeDelete(b.host), DeleteCommandSchema, {
+        serverId: b.server_id,
+        host: b.host,
+      });
+    }
+    await this.o.scheduler.releaseClaims({ consumerUuid: b.server_id });
+    if (b.ports.length || b.network_mode !== "none") {
+      const net = this.o.network();
+      const mine = new Set(b.ports.filter((p) => p.created).map((p) => p.portId));
+      // Ports created but not yet recorded when a conductor died: found by device and slot name.
+      for (const p of (await net.listPorts({ deviceId: b.server_id })).ports) {
+        if (p.name.startsWith(`server-${b.server_id}-port-`)) mine.add(p.id);
+      }
+      for (const id of mine) await ignoreNotFound(net.deletePort({ id }));
+      for (const p of b.ports.filter((x) => !x.created)) {
+        await ignoreNotFound(net.unbindPort({ portId: p.portId, clearDevice: true }));
+      }
+    }
+    const endState = deleting ? "deleted" : "error";
+    await this.persist(
+      b,
+      { phase: "done" },
+      deleting
+        ? {
+            vm_state: "deleted",
+            task_state: "",
+            power_state: 0,
+            deleted: true,
+            deleted_at: new Date(),
+            terminated_at: new Date(),
+          }
+        : { vm_state: "error", task_state: "", power_state: 0 },
+      async (tx) => {
+        if (!deleting && b.fault_message) {
+          await tx.query(
+            "INSERT INTO instance_faults (server_id, code, message, details, host) VALUES ($1, $2, $3, $4, $5)",
+            [b.server_id, b.fault_code || 500, b.fault_message, b.fault_details, b.host],
+          );
+        }
+        await this.event(
+          b,
+          deleting ? "conductor_delete_instance" : "conductor_cleanup_build",
+          started,
+          true,
+          b.host,
+        )(tx);
+      },
+      { release: true },
+    );
+    this.announce(b, endState, "", b.fault_message, deleting);
+  }
+
+  // ---- compute results and deletes -------------------------------------------------------------
+
+  /**
+   * A BuildResult from a compute agent. Returns false when it cannot be handled now (another worker
+   * holds the build): the caller redelivers it later.
+   */
+  async onResult(r: {
+    serverId: string;
+    host: string;
+    attempt: number;
+    success: boolean;
+    error: string;
+    retryable: boolean;
+    powerState: number;
+  }): Promise<boolean> {
+    await this.settle(r.serverId);
+    const b = await this.acquire(r.serverId);
+    if (!b) {
+      const rows = await this.o.db.query<{ phase: string; attempt: number }>(
+        "SELECT phase, attempt FROM server_builds WHERE server_id = $1",
+        [r.serverId],
+      );
+      // Unknown, finished or superseded: nothing to do.
+      return !rows[0] || rows[0].phase === "done" || rows[0].attempt !== r.attempt;
+    }
+    const run = (async (): Promise<boolean> => {
+      try {
+        if (b.phase !== "spawning" || b.attempt !== r.attempt || b.host !== r.host) {
+          // A stale or duplicate result: give the build back as it was.
+          await this.persist(
+            b,
+            {},
+            {},
+            undefined,
+            b.command_sent && b.sent_at
+              ? {
+                  release: true,
+                  leaseUntil: new Date(new Date(b.sent_at).getTime() + this.o.buildTimeoutMs),
+                }
+              : {},
+          );
+          if (!(b.command_sent && b.sent_at)) await this.advance(b);
+          return true;
+        }
+        const started = b.sent_at ? new Date(b.sent_at) : new Date();
+        if (r.success) {
+          const addresses = await this.addresses(b);
+          await this.persist(
+            b,
+            { phase: "done" },
+            {
+              vm_state: "active",
+              task_state: "",
+              power_state: r.powerState || 1,
+              addresses,
+              launched_at: new Date(),
+            },
+            this.event(b, "compute_build_and_run_instance", started, true, r.host),
+            { release: true },
+          );
+          this.announce(b, "active", "");
+          return true;
+        }
+        await this.persist(
+          b,
+          {},
+          {},
+          this.event(b, "compute_build_and_run_instance", started, false, r.host, r.error),
+        );
+        await this.attemptFailed(b, r.host, r.error || "spawn failed", r.retryable);
+      } catch (err) {
+        if (err instanceof StaleLease) return false;
+        this.o.logger.warn({ err, serverId: r.serverId }, "handling build result failed; redelivered later");
+        await this.retryLater(b, 0);
+        return false;
+      }
+      // The result is recorded; what follows (re-bind, resend, cleanup) resumes from the row.
+      try {
+        await this.advance(b);
+      } catch (err) {
+        if (!(err instanceof StaleLease)) {
+          this.o.logger.warn({ err, serverId: r.serverId }, "build step failed; will retry");
+          await this.retryLater(b);
+        }
+      }
+      return true;
+    })();
+    const settled = run.then(() => undefined);
+    this.active.set(r.serverId, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.active.get(r.serverId) === settled) this.active.delete(r.serverId);
+    }
+  }
+
+  private async addresses(b: BuildRow): Promise<ServerAddressRecord[]> {
+    if (!b.ports.length) return [];
+    const ports = (await this.o.network().listPorts({ ids: b.ports.map((p) => p.portId) })).ports;
+    const out: ServerAddressRecord[] = [];
+    for (const slot of b.ports) {
+      const port = ports.find((p) => p.id === slot.portId);
+      if (!port) continue;
+      const info = await this.networkInfo(port.networkId);
+      for (const ip of port.fixedIps) {
+        out.push({
+          networkId: port.networkId,
+          networkName: info.name,
+          ipAddress: ip.ipAddress,
+          version: ip.ipAddress.includes(":") ? 6 : 4,
+          macAddress: port.macAddress,
+          portId: port.id,
+          type: "fixed",
+        });
+      }
+    }
+    return out;
+  }
+
+  /** DeleteServer: takes the build over (whatever step it is in) and tears the server down. */
+  async delete(
+    serverId: string,
+    ctx: { requestId: string; userId: string; projectId: string },
+  ): Promise<void> {
+    await this.o.db.transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO server_builds (server_id, phase, network_mode, max_attempts)
+         VALUES ($1, 'done', 'none', 1) ON CONFLICT DO NOTHING`,
+        [serverId],
+      );
+      await tx.query(
+        `UPDATE server_builds SET phase = 'deleting', request_id = $2, lease_owner = '', lease_until = now(),
+           generation = generation + 1, updated_at = now()
+         WHERE server_id = $1`,
+        [serverId, ctx.requestId],
+      );
+      await tx.query("UPDATE servers SET task_state = 'deleting', updated_at = now() WHERE id = $1", [
+        serverId,
+      ]);
+      await tx.query(
+        `INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
+         VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT DO NOTHING`,
+        [serverId, ctx.requestId, ctx.userId, ctx.projectId],
+      );
+    });
+    await this.settle(serverId);
+    const b = await this.acquire(serverId);
+    if (!b) return;
+    try {
+      await this.cleanup(b);
+    } catch (err) {
+      if (err instanceof StaleLease) return;
+      this.o.logger.warn({ err, serverId }, "delete step failed; will retry");
+      await this.retryLater(b);
+    }
+  }
+}
+
+async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!isStratusError(err, "not_found")) throw err;
+  }
+}
