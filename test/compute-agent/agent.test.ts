@@ -159,12 +159,12 @@ describe("compute agent", () => {
     expect((await agent.listInstances({ serverId: twice })).instances).toHaveLength(1);
   });
 
-  it("publishes VifPlugged per port and fails a build whose ports the network-adapter does not confirm", async () => {
+  it("fails a build whose port the network-adapter does not know, naming the port, not retryable", async () => {
     const serverId = randomUUID();
     const portId = randomUUID();
     await rec.build({ serverId, host: "rack1-1", portIds: [portId] });
     const r = await rec.result(serverId);
-    expect(r.success).toBe(false);
+    expect(r).toMatchObject({ success: false, retryable: false });
     expect(r.error).toContain(portId);
     expect(rec.vifs.filter((v) => v.serverId === serverId)).toHaveLength(0);
     expect((await agent.listInstances({ serverId })).instances).toHaveLength(0);
