@@ -133,6 +133,19 @@ describe("compute agent", () => {
     expect(hosts.find((h) => h.name === "rack2-1")).toMatchObject({ failNextSpawns: 0, spawnDelayMs: 5 });
   });
 
+  it("a slow host (spawn delay) does not hold up builds on the others", async () => {
+    await agent.injectFaults({ host: "edge-1", failNextSpawns: -1, spawnDelayMs: 6000 });
+    const slow = randomUUID();
+    const fast = randomUUID();
+    await rec.build({ serverId: slow, host: "edge-1" });
+    await rec.build({ serverId: fast, host: "rack1-1" });
+    expect(await rec.result(slow)).toMatchObject({ success: true });
+    expect(await rec.result(fast)).toMatchObject({ success: true });
+    const order = rec.results.map((r) => r.serverId).filter((id) => id === slow || id === fast);
+    expect(order).toEqual([fast, slow]);
+    await agent.injectFaults({ host: "edge-1", failNextSpawns: -1, spawnDelayMs: 0 });
+  });
+
   it("fails spawns the server's metadata asks to fail, retryable", async () => {
     const always = randomUUID();
     for (const attempt of [1, 2, 3]) {
