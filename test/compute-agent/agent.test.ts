@@ -133,6 +133,19 @@ describe("compute agent", () => {
     expect(hosts.find((h) => h.name === "rack2-1")).toMatchObject({ failNextSpawns: 0, spawnDelayMs: 5 });
   });
 
+  it("a slow host (spawn delay) does not hold up builds on the others", async () => {
+    await agent.injectFaults({ host: "edge-1", failNextSpawns: -1, spawnDelayMs: 6000 });
+    const slow = randomUUID();
+    const fast = randomUUID();
+    await rec.build({ serverId: slow, host: "edge-1" });
+    await rec.build({ serverId: fast, host: "rack1-1" });
+    expect(await rec.result(slow)).toMatchObject({ success: true });
+    expect(await rec.result(fast)).toMatchObject({ success: true });
+    const order = rec.results.map((r) => r.serverId).filter((id) => id === slow || id === fast);
+    expect(order).toEqual([fast, slow]);
+    await agent.injectFaults({ host: "edge-1", failNextSpawns: -1, spawnDelayMs: 0 });
+  });
+
   it("fails spawns the server's metadata asks to fail, retryable", async () => {
     const always = randomUUID();
     for (const attempt of [1, 2, 3]) {
@@ -159,12 +172,12 @@ describe("compute agent", () => {
     expect((await agent.listInstances({ serverId: twice })).instances).toHaveLength(1);
   });
 
-  it("publishes VifPlugged per port and fails a build whose ports the network-adapter does not confirm", async () => {
+  it("fails a build whose port the network-adapter does not know, naming the port, not retryable", async () => {
     const serverId = randomUUID();
     const portId = randomUUID();
     await rec.build({ serverId, host: "rack1-1", portIds: [portId] });
     const r = await rec.result(serverId);
-    expect(r.success).toBe(false);
+    expect(r).toMatchObject({ success: false, retryable: false });
     expect(r.error).toContain(portId);
     expect(rec.vifs.filter((v) => v.serverId === serverId)).toHaveLength(0);
     expect((await agent.listInstances({ serverId })).instances).toHaveLength(0);

@@ -54,11 +54,43 @@ export class Recorder {
     return r;
   }
 
+  private readonly waiters = new Set<() => void>();
+  private readonly byBuild = new Map<string, BuildResult[]>();
+
   private listen<D extends DescMessage>(subject: string, schema: D, into: MessageShape<D>[]) {
     const sub = this.nc.subscribe(subject);
     void (async () => {
-      for await (const m of sub) into.push(fromBinary(schema, m.data));
+      for await (const m of sub) {
+        const v = fromBinary(schema, m.data);
+        into.push(v);
+        if (schema === (BuildResultSchema as DescMessage)) {
+          const r = v as unknown as BuildResult;
+          const key = `${r.serverId}/${r.attempt}`;
+          this.byBuild.set(key, [...(this.byBuild.get(key) ?? []), r]);
+        }
+        for (const w of this.waiters) w();
+      }
     })();
+  }
+
+  /** Resolves with the first value probe finds, checking again on every message received. */
+  private waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
+    const found = probe();
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise<T>((resolve, reject) => {
+      const check = () => {
+        const v = probe();
+        if (v === undefined) return;
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        resolve(v);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+    });
   }
 
   /** Sends a build command the way the conductor does (JetStream, durable). */
@@ -75,15 +107,19 @@ export class Recorder {
 
   /** The n-th (1-based) build result for the server and attempt. */
   result(serverId: string, attempt = 1, nth = 1, timeoutMs = 30_000): Promise<BuildResult> {
-    return waitUntil(
+    return this.waitFor(
       `build result ${nth} of ${serverId} attempt ${attempt}`,
-      () => this.results.filter((r) => r.serverId === serverId && r.attempt === attempt)[nth - 1],
+      () => this.byBuild.get(`${serverId}/${attempt}`)?.[nth - 1],
       timeoutMs,
     );
   }
 
-  deleteResult(serverId: string): Promise<DeleteResult> {
-    return waitUntil(`delete result of ${serverId}`, () => this.deleted.find((r) => r.serverId === serverId));
+  deleteResult(serverId: string, timeoutMs = 30_000): Promise<DeleteResult> {
+    return this.waitFor(
+      `delete result of ${serverId}`,
+      () => this.deleted.find((r) => r.serverId === serverId),
+      timeoutMs,
+    );
   }
 
   async close(): Promise<void> {

@@ -87,7 +87,9 @@ const booted = await bootService({
       .string()
       .regex(/^[A-Za-z0-9_-]+$/)
       .default("compute-agent")
-      .describe("JetStream durable consumer of build/delete commands"),
+      .describe(
+        "JetStream durable consumer of build/delete commands (shared by every agent process on the NATS)",
+      ),
     SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
     NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
     HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000).describe("Heartbeat period"),
@@ -114,7 +116,11 @@ const network = serviceClient(NetworkService, config.NETWORK_URL);
 const registrar = new HostRegistrar(hosts, placement, network, logger, {
   concurrency: config.COMPUTE_REGISTER_CONCURRENCY,
 });
-lifecycle.onShutdown("host registration", () => registrar.stop());
+let stopping = false;
+lifecycle.onShutdown("host registration", () => {
+  stopping = true;
+  registrar.stop();
+});
 const commands = new CommandHandler({ db, bus, driver, network, hosts: hostNames, logger });
 
 const beat = () => {
@@ -133,27 +139,32 @@ lifecycle.onShutdown("heartbeats", () => clearInterval(timer));
 
 await booted.serve([computeAgentService({ hosts, driver, faults, registrar })]);
 
-void registrar.start().catch((err) => logger.error({ err }, "host registration stopped"));
+try {
+  void registrar.start().catch((err) => logger.error({ err }, "host registration stopped"));
 
-await commands.pruneOutcomes();
-const reported = await commands.reconcile();
-if (reported) logger.info({ instances: reported }, "reported the instances still running after a restart");
+  await commands.pruneOutcomes();
+  const reported = await commands.reconcile();
+  if (reported) logger.info({ instances: reported }, "reported the instances still running after a restart");
 
-// One durable consumer over the whole command stream keeps a server's build and delete in order.
-await bus.consumeDurable({
-  stream: Streams.computeCommands.name,
-  durable: config.COMPUTE_CONSUMER,
-  filterSubject: ">",
-  schema: BuildCommandSchema,
-  concurrency: config.COMPUTE_BUILD_CONCURRENCY,
-  retryDelayMs: 500,
-  maxDeliver: 50,
-  handler: async (build, msg) => {
-    if (msg.subject.startsWith("stratus.compute.build.")) return commands.build(build);
-    if (msg.subject.startsWith("stratus.compute.delete.")) {
-      return commands.delete(fromBinary(DeleteCommandSchema, msg.data));
-    }
-    logger.warn({ subject: msg.subject }, "unknown command subject; dropped");
-  },
-});
-logger.info({ hosts: hosts.length }, "compute agent consuming build and delete commands");
+  // One durable consumer over the whole command stream keeps a server's build and delete in order.
+  await bus.consumeDurable({
+    stream: Streams.computeCommands.name,
+    durable: config.COMPUTE_CONSUMER,
+    filterSubject: ">",
+    schema: BuildCommandSchema,
+    concurrency: config.COMPUTE_BUILD_CONCURRENCY,
+    retryDelayMs: 500,
+    maxDeliver: 50,
+    handler: async (build, msg) => {
+      if (msg.subject.startsWith("stratus.compute.build.")) return commands.build(build);
+      if (msg.subject.startsWith("stratus.compute.delete.")) {
+        return commands.delete(fromBinary(DeleteCommandSchema, msg.data));
+      }
+      logger.warn({ subject: msg.subject }, "unknown command subject; dropped");
+    },
+  });
+  logger.info({ hosts: hosts.length }, "compute agent consuming build and delete commands");
+} catch (err) {
+  // Stopped while starting (the NATS connection drains): nothing to report.
+  if (!stopping) throw err;
+}

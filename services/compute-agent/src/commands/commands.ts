@@ -30,10 +30,14 @@ interface Outcome {
   retryable: boolean;
 }
 
-/** Port check failures that another host cannot fix: the port is gone or the request is wrong. */
+/**
+ * Port check failures that another host cannot fix: the port is gone, belongs to another device,
+ * or the network-adapter cannot check at all. A binding that does not match this host (the
+ * adapter says invalid_input) is retryable: a reschedule binds the ports to the next host again.
+ */
 const PERMANENT_PORT_ERRORS = new Set([
   "not_found",
-  "invalid_input",
+  "port_in_use",
   "forbidden",
   "unauthorized",
   "unimplemented",
@@ -134,6 +138,7 @@ export class CommandHandler {
         memoryMb: Number(cmd.memoryMb),
         diskGb: Number(cmd.diskGb),
         metadata: { ...cmd.metadata },
+        alreadyChecked: true,
       });
       return { success: true, error: "", retryable: false };
     } catch (err) {

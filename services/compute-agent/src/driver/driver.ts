@@ -15,6 +15,8 @@ export interface SpawnRequest {
   memoryMb: number;
   diskGb: number;
   metadata: Record<string, string>;
+  /** The caller has just looked for an instance of this server on the host and found none. */
+  alreadyChecked?: boolean;
 }
 
 export interface InstanceRecord {

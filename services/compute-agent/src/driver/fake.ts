@@ -49,8 +49,10 @@ export class FakeDriver implements VirtDriver {
   ) {}
 
   async spawn(req: SpawnRequest): Promise<InstanceRecord> {
-    const existing = await this.get(req.serverId, req.host);
-    if (existing) return existing;
+    if (!req.alreadyChecked) {
+      const existing = await this.get(req.serverId, req.host);
+      if (existing) return existing;
+    }
     const delay = this.faults.get(req.host).spawnDelayMs;
     const metadataReason = metadataFault(req.metadata, req.attempt);
     // An injected failure is taken when the spawn starts, so that N concurrent spawns see N.
@@ -80,7 +82,7 @@ export class FakeDriver implements VirtDriver {
       this.logger.debug({ server: req.serverId, host: req.host, attempt: req.attempt }, "instance spawned");
       return toRecord(row);
     }
-    // Spawned concurrently by another call for the same server and host.
+    // Already there (spawned concurrently by another call for the same server and host).
     const winner = await this.get(req.serverId, req.host);
     if (!winner) throw new SpawnError("fake driver: instance vanished while spawning", true);
     return winner;

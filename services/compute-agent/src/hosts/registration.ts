@@ -154,8 +154,15 @@ export class HostRegistrar {
     const wanted = inventoriesFor(host);
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
-        await this.placement.ensureResourceProvider({ uuid: host.computeNodeUuid, name: host.name });
-        const current = await this.placement.getInventories({ providerUuid: host.computeNodeUuid });
+        const ensured = await this.placement.ensureResourceProvider({
+          uuid: host.computeNodeUuid,
+          name: host.name,
+        });
+        // A provider just created has no inventory: no need to read it back.
+        const current =
+          ensured.created && ensured.provider
+            ? { providerGeneration: ensured.provider.generation, inventories: [] }
+            : await this.placement.getInventories({ providerUuid: host.computeNodeUuid });
         if (!sameInventories(current.inventories, wanted)) {
           await this.placement.setInventories({
             providerUuid: host.computeNodeUuid,
