@@ -190,9 +190,8 @@ export async function createPort(
   if (req.fixedIps.length) {
     ips = await allocateFixedIps(tx, net, id, req.fixedIps, opts);
   } else if (mode === IpAllocation.IMMEDIATE) {
-    const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
-    if (subnets.length) {
-      const got = await allocateFromAny(tx, subnets, id, net.id);
+    if (net.subnets.length) {
+      const got = await allocateFromAny(tx, net.subnets, id, net.id);
       ips = [{ subnetId: got.subnet.id, ip: got.ip }];
     }
   }
