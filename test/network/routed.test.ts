@@ -288,6 +288,32 @@ describe("routed networks, binding and placement", () => {
     });
   });
 
+  it("drift is repaired at start-up: a segment provider deleted behind the adapter's back comes back", async () => {
+    await mesh.stop("network-adapter");
+    await placement.deleteResourceProvider({ uuid: segA });
+    await placement.setAggregates({
+      providerUuid: cn["rack1-a"]!,
+      providerGeneration: (await placement.getAggregates({ providerUuid: cn["rack1-a"]! }))
+        .providerGeneration,
+      aggregateUuids: ["0b7a8f0e-0000-4000-8000-000000000001"],
+    });
+    await mesh.restart("network-adapter");
+    net = serviceClient(NetworkService, mesh.url("network-adapter"));
+    await eventually(async () => {
+      const inv = await placement.getInventories({ providerUuid: segA });
+      expect(inv.inventories.map((i) => [i.resourceClass, Number(i.total) - Number(i.reserved)])).toEqual([
+        ["IPV4_ADDRESS", 253],
+      ]);
+      expect((await placement.getTraits({ providerUuid: segA })).traits).toContain(
+        "MISC_SHARES_VIA_AGGREGATE",
+      );
+      // Ours is back; an aggregate that is not ours is left alone.
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids.sort()).toEqual(
+        ["0b7a8f0e-0000-4000-8000-000000000001", segA].sort(),
+      );
+    }, 40_000);
+  });
+
   it("a host that reports other physical networks moves to the other segment's aggregate", async () => {
     await net.reportHostPhysicalNetworks({
       host: "rack1-b",
