@@ -217,7 +217,13 @@ describe("routed networks, binding and placement", () => {
     await net.claimPort({ portId: port!.id, deviceId: "server-1" }); // idempotent
     const err = await refusal(net.claimPort({ portId: port!.id, deviceId: "server-2" }));
     expect(err.kind).toBe("port_in_use");
+    expect(err.message).toBe(`Port ${port!.id} is still in use by device server-1.`);
     expect((await net.getPort({ id: port!.id })).port!.deviceId).toBe("server-1");
+    // A server of another project cannot take a free port of p1.
+    const { port: free } = await net.createPort({ networkId, projectId: "p1" });
+    const foreign = await refusal(net.claimPort({ portId: free!.id, deviceId: "server-3", projectId: "p2" }));
+    expect(foreign.kind).toBe("forbidden");
+    expect((await net.getPort({ id: free!.id })).port!.deviceId).toBe("");
   });
 
   it("segment providers carry IPV4_ADDRESS = allocatable addresses, the sharing trait and their aggregate on the mapped hosts", async () => {
