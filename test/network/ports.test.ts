@@ -250,6 +250,107 @@ describe("networks, subnets and ports", () => {
     expect((await refusal(net.getPort({ id: portId }))).kind).toBe("not_found");
   });
 
+  it("segments: admin-only, validated, in use while a subnet is bound; subnets are all on segments or none", async () => {
+    const { network } = await net.createNetwork({
+      name: "multi",
+      segments: [
+        { name: "s1", networkType: "vlan", physicalNetwork: "physnet-x", segmentationId: 300 },
+        { name: "s2", networkType: "vlan", physicalNetwork: "physnet-y", segmentationId: 300 },
+      ],
+    });
+    const [s1, s2] = network!.segments;
+    expect(network!.routed).toBe(true);
+    // The same VLAN on the same physnet twice is refused.
+    const dup = await refusal(
+      net.createSegment({
+        segment: {
+          networkId: network!.id,
+          networkType: "vlan",
+          physicalNetwork: "physnet-x",
+          segmentationId: 300,
+        },
+      }),
+    );
+    expect(dup.kind).toBe("conflict");
+    expect(
+      (
+        await refusal(
+          net.createSegment({
+            segment: { networkId: network!.id, networkType: "vlan", physicalNetwork: "p" },
+          }),
+        )
+      ).message,
+    ).toContain("outside 1..4094");
+    expect(
+      (
+        await refusal(
+          asProject("p1", () =>
+            net.createSegment({ segment: { networkId: network!.id, networkType: "vxlan" } }),
+          ),
+        )
+      ).kind,
+    ).toBe("forbidden");
+    // Several segments: a subnet must name one, and it must be the network's.
+    expect(
+      (await refusal(net.createSubnet({ networkId: network!.id, cidr: "10.30.0.0/24" }))).message,
+    ).toContain("needs a segment_id");
+    const { network: other } = await net.createNetwork({ name: "other" });
+    expect(
+      (await refusal(net.createSubnet({ networkId: other!.id, segmentId: s1!.id, cidr: "10.30.0.0/24" })))
+        .message,
+    ).toContain("does not belong to network");
+    const { subnet } = await net.createSubnet({
+      networkId: network!.id,
+      segmentId: s1!.id,
+      cidr: "10.30.0.0/24",
+    });
+    const inUse = await refusal(net.deleteSegment({ id: s1!.id }));
+    expect(inUse.message).toContain("is still associated with subnet(s)");
+    await net.deleteSegment({ id: s2!.id });
+    expect((await net.listSegments({ networkId: network!.id })).segments.map((s) => s.id)).toEqual([s1!.id]);
+    await net.deleteSubnet({ id: subnet!.id });
+    await net.deleteSegment({ id: s1!.id });
+  });
+
+  it("subnet pools: one default per family, prefix lengths enforced, blocks handed out in order", async () => {
+    const { pool } = await net.createSubnetPool({
+      pool: {
+        name: "tenant-pool",
+        prefixes: ["172.16.0.0/22"],
+        defaultPrefixlen: 24,
+        minPrefixlen: 23,
+        maxPrefixlen: 26,
+      },
+    });
+    expect(pool).toMatchObject({ defaultPrefixlen: 24, minPrefixlen: 23, maxPrefixlen: 26, ipVersion: 4 });
+    const { network } = await net.createNetwork({ name: "from-pool", projectId: "p1" });
+    const cidrs = [];
+    for (const prefixlen of [0, 26, 0]) {
+      cidrs.push(
+        (await net.createSubnet({ networkId: network!.id, subnetpoolId: pool!.id, prefixlen })).subnet!.cidr,
+      );
+    }
+    expect(cidrs).toEqual(["172.16.0.0/24", "172.16.1.0/26", "172.16.2.0/24"]);
+    expect(
+      (await refusal(net.createSubnet({ networkId: network!.id, subnetpoolId: pool!.id, prefixlen: 28 })))
+        .message,
+    ).toContain("outside the pool's range");
+    const full = await refusal(
+      net.createSubnet({ networkId: network!.id, subnetpoolId: pool!.id, prefixlen: 23 }),
+    );
+    expect(full.message).toBe(
+      "Failed to allocate subnet: Insufficient prefix space to allocate subnet size /23.",
+    );
+    expect((await refusal(net.deleteSubnetPool({ id: pool!.id }))).message).toContain("is in use by subnet");
+
+    await net.createSubnetPool({ pool: { name: "d1", prefixes: ["192.168.0.0/16"], isDefault: true } });
+    const second = await refusal(
+      net.createSubnetPool({ pool: { name: "d2", prefixes: ["192.169.0.0/16"], isDefault: true } }),
+    );
+    expect(second.message).toContain("A default subnetpool for this IP family has already been set");
+    expect((await net.listSubnetPools({ isDefault: true })).pools.map((p) => p.name)).toEqual(["d1"]);
+  });
+
   it("quotas are Neutron's defaults, with what the project uses", async () => {
     await tenantNetwork(net, "10.10.0.0/24", "p-quota");
     const q = await net.getQuotas({ projectId: "p-quota" });

@@ -217,7 +217,13 @@ describe("routed networks, binding and placement", () => {
     await net.claimPort({ portId: port!.id, deviceId: "server-1" }); // idempotent
     const err = await refusal(net.claimPort({ portId: port!.id, deviceId: "server-2" }));
     expect(err.kind).toBe("port_in_use");
+    expect(err.message).toBe(`Port ${port!.id} is still in use by device server-1.`);
     expect((await net.getPort({ id: port!.id })).port!.deviceId).toBe("server-1");
+    // A server of another project cannot take a free port of p1.
+    const { port: free } = await net.createPort({ networkId, projectId: "p1" });
+    const foreign = await refusal(net.claimPort({ portId: free!.id, deviceId: "server-3", projectId: "p2" }));
+    expect(foreign.kind).toBe("forbidden");
+    expect((await net.getPort({ id: free!.id })).port!.deviceId).toBe("");
   });
 
   it("segment providers carry IPV4_ADDRESS = allocatable addresses, the sharing trait and their aggregate on the mapped hosts", async () => {
@@ -286,6 +292,32 @@ describe("routed networks, binding and placement", () => {
         segA,
       ]);
     });
+  });
+
+  it("drift is repaired at start-up: a segment provider deleted behind the adapter's back comes back", async () => {
+    await mesh.stop("network-adapter");
+    await placement.deleteResourceProvider({ uuid: segA });
+    await placement.setAggregates({
+      providerUuid: cn["rack1-a"]!,
+      providerGeneration: (await placement.getAggregates({ providerUuid: cn["rack1-a"]! }))
+        .providerGeneration,
+      aggregateUuids: ["0b7a8f0e-0000-4000-8000-000000000001"],
+    });
+    await mesh.restart("network-adapter");
+    net = serviceClient(NetworkService, mesh.url("network-adapter"));
+    await eventually(async () => {
+      const inv = await placement.getInventories({ providerUuid: segA });
+      expect(inv.inventories.map((i) => [i.resourceClass, Number(i.total) - Number(i.reserved)])).toEqual([
+        ["IPV4_ADDRESS", 253],
+      ]);
+      expect((await placement.getTraits({ providerUuid: segA })).traits).toContain(
+        "MISC_SHARES_VIA_AGGREGATE",
+      );
+      // Ours is back; an aggregate that is not ours is left alone.
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids.sort()).toEqual(
+        ["0b7a8f0e-0000-4000-8000-000000000001", segA].sort(),
+      );
+    }, 40_000);
   });
 
   it("a host that reports other physical networks moves to the other segment's aggregate", async () => {

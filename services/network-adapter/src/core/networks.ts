@@ -25,6 +25,7 @@ import {
   validatePools,
 } from "../ipam/ipv4.js";
 import { isUniqueViolation, owningProject, type Tx } from "./context.js";
+import type { SubnetRow } from "./ipam.js";
 import {
   loadNetworks,
   loadSubnets,
@@ -77,21 +78,38 @@ export interface NetworkBrief {
   projectId: string;
   shared: boolean;
   routed: boolean;
+  /** Its subnets (ipam rows), in creation order. */
+  subnets: SubnetRow[];
 }
 
-/** What port creation needs of a network, in one query (the hot path of IPAM). */
+/** What port creation needs of a network and its subnets, in one query (the hot path of IPAM). */
 export async function getNetworkBrief(tx: Tx, id: string): Promise<NetworkBrief> {
   const nid = checkId(id, "Network");
   const vis = networkVisibleSql(tx, "n", 2);
-  const [row] = await tx.q.query<{ id: string; project_id: string; shared: boolean; routed: boolean }>(
+  const [row] = await tx.q.query<{
+    id: string;
+    project_id: string;
+    shared: boolean;
+    segments: string;
+    subnets: unknown;
+  }>(
     `SELECT n.id, n.project_id, n.shared,
-       ((SELECT count(*) FROM segments s WHERE s.network_id = n.id) > 1
-        OR EXISTS (SELECT 1 FROM subnets sn WHERE sn.network_id = n.id AND sn.segment_id IS NOT NULL)) AS routed
+       (SELECT count(*) FROM segments s WHERE s.network_id = n.id) AS segments,
+       (SELECT coalesce(json_agg(json_build_object('id', sn.id, 'network_id', sn.network_id, 'segment_id', sn.segment_id,
+                 'cidr', sn.cidr, 'gateway_ip', sn.gateway_ip) ORDER BY sn.created_at, sn.id), '[]'::json)
+          FROM subnets sn WHERE sn.network_id = n.id) AS subnets
      FROM networks n WHERE n.id = $1 AND ${vis.sql}`,
     [nid, ...vis.params],
   );
   if (!row) throw notFound(`Network ${id} could not be found`);
-  return { id: row.id, projectId: row.project_id, shared: row.shared, routed: row.routed };
+  const subnets = (typeof row.subnets === "string" ? JSON.parse(row.subnets) : row.subnets) as SubnetRow[];
+  return {
+    id: row.id,
+    projectId: row.project_id,
+    shared: row.shared,
+    routed: Number(row.segments) > 1 || subnets.some((sn) => sn.segment_id),
+    subnets,
+  };
 }
 
 /** A network the caller may change (its own, or any for admins). */

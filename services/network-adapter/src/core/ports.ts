@@ -190,9 +190,8 @@ export async function createPort(
   if (req.fixedIps.length) {
     ips = await allocateFixedIps(tx, net, id, req.fixedIps, opts);
   } else if (mode === IpAllocation.IMMEDIATE) {
-    const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
-    if (subnets.length) {
-      const got = await allocateFromAny(tx, subnets, id, net.id);
+    if (net.subnets.length) {
+      const got = await allocateFromAny(tx, net.subnets, id, net.id);
       ips = [{ subnetId: got.subnet.id, ip: got.ip }];
     }
   }
@@ -269,8 +268,11 @@ export async function claimPort(
 ): Promise<PortRec> {
   if (!req.deviceId) throw invalidInput("device_id is required to claim a port");
   const port = await getPort(tx, req.portId, { forUpdate: true });
-  const explicitAdmin = currentContext()?.isAdmin ?? false;
-  if (req.projectId && port.projectId !== req.projectId && !explicitAdmin) {
+  // The project named in the request is the server's: its port must be that project's, unless an
+  // admin user (not merely an internal caller without identity) is asking.
+  const ctx = currentContext();
+  const adminUser = Boolean(ctx?.isAdmin && ctx.userId);
+  if (req.projectId && port.projectId !== req.projectId && !adminUser) {
     throw new StratusError("forbidden", `Port ${port.id} belongs to another project`);
   }
   if (port.deviceId && port.deviceId !== req.deviceId) {
