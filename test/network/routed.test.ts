@@ -276,5 +276,33 @@ describe("routed networks, binding and placement", () => {
         [segA, seg].sort(),
       );
     }, 40_000);
+
+    // Its last subnet gone, the segment's provider and its aggregate on the hosts go too.
+    const [only] = (await net.listSubnets({ segmentId: seg })).subnets;
+    await net.deleteSubnet({ id: only!.id });
+    await eventually(async () => {
+      expect((await refusal(placement.getResourceProvider({ uuid: seg }))).kind).toBe("not_found");
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids).toEqual([
+        segA,
+      ]);
+    });
+  });
+
+  it("a host that reports other physical networks moves to the other segment's aggregate", async () => {
+    await net.reportHostPhysicalNetworks({
+      host: "rack1-b",
+      physicalNetworks: ["physnet-rack2"],
+      computeNodeUuid: cn["rack1-b"]!,
+    });
+    expect((await net.listHostSegments({ host: "rack1-b" })).mappings.map((m) => m.segmentId)).toEqual([
+      segB,
+    ]);
+    await eventually(async () => {
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-b"]! })).aggregateUuids).toEqual([
+        segB,
+      ]);
+    });
+    const { port } = await net.createPort({ networkId, projectId: "p1" });
+    expect((await net.bindPort({ portId: port!.id, host: "rack1-b" })).segmentId).toBe(segB);
   });
 });

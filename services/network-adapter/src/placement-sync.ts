@@ -163,11 +163,13 @@ export class PlacementSync {
   private async syncSegment(id: string): Promise<string[]> {
     const want = await this.desired(id);
     if (!want) {
-      await this.removeSegment(id);
       const [seg] = await this.db.query<{ physical_network: string }>(
         "SELECT physical_network FROM segments WHERE id = $1",
         [id],
       );
+      // A segment without a physical network (a tenant network's tunnel) never has a provider.
+      if (seg && !seg.physical_network) return [];
+      await this.removeSegment(id);
       return seg?.physical_network ? this.hostsOn(seg.physical_network) : [];
     }
     await this.placement.ensureResourceProvider({ uuid: id, name: `segment-${id}` });

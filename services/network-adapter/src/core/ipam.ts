@@ -36,28 +36,26 @@ function allocated(tx: Tx, portId: string, sub: SubnetRow, ip: number): void {
   });
 }
 
-const PICK_SKIP_LOCKED = `
-  WITH pick AS (SELECT ip FROM ip_free WHERE subnet_id = $1 ORDER BY ip LIMIT 1 FOR UPDATE SKIP LOCKED)
-  DELETE FROM ip_free f USING pick WHERE f.subnet_id = $1 AND f.ip = pick.ip RETURNING f.ip`;
-const PICK_WAITING = `
-  WITH pick AS (SELECT ip FROM ip_free WHERE subnet_id = $1 ORDER BY ip LIMIT 1 FOR UPDATE)
-  DELETE FROM ip_free f USING pick WHERE f.subnet_id = $1 AND f.ip = pick.ip RETURNING f.ip`;
+// Take a free address and record it as held, in one statement (one round trip).
+const TAKE = (lock: string) => `
+  WITH pick AS (SELECT ip FROM ip_free WHERE subnet_id = $1 ORDER BY ip LIMIT 1 FOR UPDATE ${lock}),
+  taken AS (DELETE FROM ip_free f USING pick WHERE f.subnet_id = $1 AND f.ip = pick.ip RETURNING f.ip)
+  INSERT INTO ip_allocations (subnet_id, ip, port_id) SELECT $1, ip, $2 FROM taken RETURNING ip`;
+const TAKE_SKIP_LOCKED = TAKE("SKIP LOCKED");
+const TAKE_WAITING = TAKE("");
 
 /** One address from the subnet's pools for the port, or null when the subnet is exhausted. */
 export async function allocateFromSubnet(tx: Tx, sub: SubnetRow, portId: string): Promise<number | null> {
-  let rows = await tx.q.query<{ ip: string }>(PICK_SKIP_LOCKED, [sub.id]);
+  let rows = await tx.q.query<{ ip: string }>(TAKE_SKIP_LOCKED, [sub.id, portId]);
   if (!rows.length) {
+    // Every free address left (if any) is being taken by someone in flight: wait for them, so
+    // that one freed by a rollback is still found and exhaustion is only reported when real.
     const left = await tx.q.query("SELECT 1 FROM ip_free WHERE subnet_id = $1 LIMIT 1", [sub.id]);
     if (!left.length) return null;
-    rows = await tx.q.query<{ ip: string }>(PICK_WAITING, [sub.id]);
+    rows = await tx.q.query<{ ip: string }>(TAKE_WAITING, [sub.id, portId]);
     if (!rows.length) return null;
   }
   const ip = Number(rows[0]!.ip);
-  await tx.q.query("INSERT INTO ip_allocations (subnet_id, ip, port_id) VALUES ($1, $2, $3)", [
-    sub.id,
-    ip,
-    portId,
-  ]);
   allocated(tx, portId, sub, ip);
   return ip;
 }

@@ -158,15 +158,24 @@ export async function loadPorts(q: Queryable, where: string, params: unknown[]):
     "SELECT port_id, subnet_id, ip FROM ip_allocations WHERE port_id = ANY($1::uuid[]) ORDER BY ip",
     [rows.map((r) => r.id)],
   );
-  return rows.map((r) => ({
+  return rows.map((r) =>
+    portFromRow(
+      r,
+      ips.filter((i) => i.port_id === r.id).map((i) => ({ subnetId: str(i.subnet_id), ip: Number(i.ip) })),
+    ),
+  );
+}
+
+export function portFromRow(r: R, ips: { subnetId: string; ip: number }[]): PortRec {
+  return {
     id: str(r.id),
     networkId: str(r.network_id),
     projectId: str(r.project_id),
     name: str(r.name),
     macAddress: str(r.mac_address),
-    fixedIps: ips
-      .filter((i) => i.port_id === r.id)
-      .map((i) => ({ subnetId: str(i.subnet_id), ipAddress: formatIp(Number(i.ip)) })),
+    fixedIps: [...ips]
+      .sort((a, b) => a.ip - b.ip)
+      .map((i) => ({ subnetId: i.subnetId, ipAddress: formatIp(i.ip) })),
     deviceId: str(r.device_id),
     deviceOwner: str(r.device_owner),
     status: str(r.status),
@@ -180,7 +189,7 @@ export async function loadPorts(q: Queryable, where: string, params: unknown[]):
     createdAt: ts(r.created_at),
     updatedAt: ts(r.updated_at),
     bindingSegmentId: str(r.binding_segment_id),
-  }));
+  };
 }
 
 export async function loadRouters(q: Queryable, where: string, params: unknown[]): Promise<RouterRec[]> {

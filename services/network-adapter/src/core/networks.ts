@@ -72,6 +72,28 @@ export async function getNetwork(
   return net;
 }
 
+export interface NetworkBrief {
+  id: string;
+  projectId: string;
+  shared: boolean;
+  routed: boolean;
+}
+
+/** What port creation needs of a network, in one query (the hot path of IPAM). */
+export async function getNetworkBrief(tx: Tx, id: string): Promise<NetworkBrief> {
+  const nid = checkId(id, "Network");
+  const vis = networkVisibleSql(tx, "n", 2);
+  const [row] = await tx.q.query<{ id: string; project_id: string; shared: boolean; routed: boolean }>(
+    `SELECT n.id, n.project_id, n.shared,
+       ((SELECT count(*) FROM segments s WHERE s.network_id = n.id) > 1
+        OR EXISTS (SELECT 1 FROM subnets sn WHERE sn.network_id = n.id AND sn.segment_id IS NOT NULL)) AS routed
+     FROM networks n WHERE n.id = $1 AND ${vis.sql}`,
+    [nid, ...vis.params],
+  );
+  if (!row) throw notFound(`Network ${id} could not be found`);
+  return { id: row.id, projectId: row.project_id, shared: row.shared, routed: row.routed };
+}
+
 /** A network the caller may change (its own, or any for admins). */
 export async function getOwnNetwork(
   tx: Tx,

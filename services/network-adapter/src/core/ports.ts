@@ -15,8 +15,8 @@ import { conflict, currentContext, invalidInput, notFound, StratusError, Subject
 import { contains, parseCidr, parseIp } from "../ipam/ipv4.js";
 import { owningProject, type Tx } from "./context.js";
 import { allocateFromAny, allocateSpecific, releasePortIps, type SubnetRow, subnetRows } from "./ipam.js";
-import { IP_ALLOCATION_NAMES, loadPorts, type NetworkRec, type PortRec, type SegmentRec } from "./model.js";
-import { checkId, getNetwork } from "./networks.js";
+import { IP_ALLOCATION_NAMES, loadPorts, type PortRec, portFromRow, type SegmentRec } from "./model.js";
+import { checkId, getNetwork, getNetworkBrief } from "./networks.js";
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 const VIF_TYPE = "ovs";
@@ -96,13 +96,14 @@ async function noteReservedChange(tx: Tx, owner: string, subnetIds: string[]): P
 /** Allocates explicitly requested fixed IPs; all must be on one segment of a routed network. */
 async function allocateFixedIps(
   tx: Tx,
-  net: NetworkRec,
+  net: { id: string },
   portId: string,
   fixedIps: FixedIp[],
   opts: { allowGateway?: boolean } = {},
-): Promise<void> {
+): Promise<{ subnetId: string; ip: number }[]> {
   const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
   const used: SubnetRow[] = [];
+  const got: { subnetId: string; ip: number }[] = [];
   for (const f of fixedIps) {
     let sub: SubnetRow | undefined;
     if (f.subnetId) {
@@ -114,8 +115,9 @@ async function allocateFixedIps(
       sub ??= subnets.find((s) => contains(parseCidr(s.cidr), ip));
       if (!sub) throw invalidInput(`IP address ${f.ipAddress} is not a valid IP for network ${net.id}`);
       await allocateSpecific(tx, sub, ip, portId, opts);
+      got.push({ subnetId: sub.id, ip });
     } else if (sub) {
-      await allocateFromAny(tx, [sub], portId, net.id);
+      got.push({ subnetId: sub.id, ip: (await allocateFromAny(tx, [sub], portId, net.id)).ip });
     } else {
       throw invalidInput("each fixed_ips entry needs a subnet_id or an ip_address");
     }
@@ -125,6 +127,7 @@ async function allocateFixedIps(
   if (segments.size > 1) {
     throw invalidInput("Cannot allocate addresses from different segments.");
   }
+  return got;
 }
 
 export interface CreatePortOptions {
@@ -137,7 +140,7 @@ export async function createPort(
   req: CreatePortRequest,
   opts: CreatePortOptions = {},
 ): Promise<PortRec> {
-  const net = await getNetwork(tx, req.networkId);
+  const net = await getNetworkBrief(tx, req.networkId);
   const project = owningProject(req.projectId, tx.caller);
   if (!tx.caller.isAdmin && net.projectId !== project && !net.shared) {
     throw new StratusError("forbidden", `Network ${net.id} is neither project ${project}'s nor shared`);
@@ -157,12 +160,12 @@ export async function createPort(
   if (req.macAddress && !MAC.test(req.macAddress))
     throw invalidInput(`'${req.macAddress}' is not a valid MAC address`);
   const id = randomUUID();
-  let inserted = false;
+  let inserted: Record<string, unknown> | undefined;
   for (let attempt = 0; attempt < 8 && !inserted; attempt++) {
     const mac = (req.macAddress || randomMac()).toLowerCase();
     const rows = await tx.q.query(
       `INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation, binding_vnic_type)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING id`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`,
       [
         id,
         net.id,
@@ -175,7 +178,7 @@ export async function createPort(
         req.bindingVnicType || "normal",
       ],
     );
-    inserted = rows.length > 0;
+    inserted = rows[0];
     if (!inserted && req.macAddress) {
       throw conflict(
         `Unable to complete operation for network ${net.id}. The mac address ${req.macAddress} is in use.`,
@@ -183,13 +186,17 @@ export async function createPort(
     }
   }
   if (!inserted) throw new StratusError("unavailable", "could not generate a unique MAC address; try again");
+  let ips: { subnetId: string; ip: number }[] = [];
   if (req.fixedIps.length) {
-    await allocateFixedIps(tx, net, id, req.fixedIps, opts);
+    ips = await allocateFixedIps(tx, net, id, req.fixedIps, opts);
   } else if (mode === IpAllocation.IMMEDIATE) {
     const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
-    if (subnets.length) await allocateFromAny(tx, subnets, id, net.id);
+    if (subnets.length) {
+      const got = await allocateFromAny(tx, subnets, id, net.id);
+      ips = [{ subnetId: got.subnet.id, ip: got.ip }];
+    }
   }
-  const port = await getPort(tx, id);
+  const port = portFromRow(inserted, ips);
   await noteReservedChange(
     tx,
     port.deviceOwner,
