@@ -196,6 +196,16 @@ describe("compute agent", () => {
     expect(await rec.deleteResult(ghost)).toMatchObject({ success: true });
   });
 
+  it("InjectFaults without a host changes every host and leaves negative settings alone", async () => {
+    await agent.injectFaults({ host: "rack1-1", failNextSpawns: 3, spawnDelayMs: -1 });
+    const all = await agent.injectFaults({ host: "", failNextSpawns: -1, spawnDelayMs: 7 });
+    expect(all.hosts.map((h) => h.name)).toEqual(HOSTS);
+    expect(all.hosts.every((h) => h.spawnDelayMs === 7)).toBe(true);
+    expect(all.hosts.find((h) => h.name === "rack1-1")?.failNextSpawns).toBe(3);
+    const reset = await agent.injectFaults({ host: "", failNextSpawns: 0, spawnDelayMs: 0 });
+    expect(reset.hosts.every((h) => h.failNextSpawns === 0 && h.spawnDelayMs === 0)).toBe(true);
+  });
+
   it("refuses hosts it does not run", async () => {
     const refused = async (p: Promise<unknown>) => {
       try {

@@ -116,7 +116,7 @@ export class CommandHandler {
     }
     const outcome = await this.checkAndSpawn(cmd);
     await this.record(cmd, outcome);
-    if (outcome.success) log.info("instance spawned");
+    if (outcome.success) log.debug("instance spawned");
     else log.warn({ reason: outcome.error, retryable: outcome.retryable }, "build failed");
     await this.report(cmd, outcome, cmd.portIds);
   }
