@@ -77,7 +77,7 @@ try {
     ],
   ];
   for (const [label, q] of queries) {
-    const { sql, params } = rootsQuery(q, q.limit);
+    const { sql, params } = rootsQuery(q, q.limit, new Set(["IPV4_ADDRESS"]));
     console.log(`\n=== ${label}\n${sql}\n`);
     const plan = await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));

@@ -4,7 +4,7 @@
 //
 //   node --import tsx bench/placement/main.ts [--backend pglite,postgres] [--providers 1000,10000]
 //     [--segments 20,100] [--runs 3] [--samples 300] [--concurrency 16] [--slots 2]
-//     [--load rpc|sql] [--no-claims]
+//     [--load rpc|sql] [--no-claims] [--claim-max-providers 1000]
 //
 // Each run starts from an empty database: load the cloud, measure candidates (sequential
 // ListAllocationCandidates, limit 50), then fill the cloud with SelectDestinations (claims) at the
@@ -52,6 +52,9 @@ const concurrency = Number(option("concurrency", "16"));
 const slots = Number(option("slots", "2"));
 const load = option("load", "rpc") as "rpc" | "sql";
 const claims = !process.argv.includes("--no-claims");
+// Filling 10,000 hosts takes providers × slots claims (minutes on a 2-core machine): by default
+// the fill runs only where providers <= this; --claim-max-providers 10000 fills every config.
+const claimMaxProviders = Number(option("claim-max-providers", "1000"));
 const LIMIT = 50;
 
 // Every compute host: 8 VCPU, 16 GiB, 160 GB. The claim flavor takes 1/slots of a host, so the
@@ -408,7 +411,7 @@ async function oneRun(backend: Backend, hosts: number, segmentCount: number): Pr
       result.inProcP50 = inProc.p50;
       result.inProcP99 = inProc.p99;
     }
-    if (claims) {
+    if (claims && hosts <= claimMaxProviders) {
       Object.assign(result, await fillCloud(scheduler.url, cloud));
       const checker =
         direct ??

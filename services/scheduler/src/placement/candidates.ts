@@ -153,8 +153,13 @@ function inTreeCondition(p: Params, x: string, inTree: string | undefined): stri
  * providers that qualify do not depend on r: they are computed once, as a materialized CTE added
  * to `ctes`, instead of once per root.
  */
-function servesTree(ctes: string[], conds: (x: string) => string[]): string {
+function servesTree(ctes: string[], conds: (x: string) => string[], sharingPossible: boolean): string {
   const own = conds("x");
+  if (!sharingPossible) {
+    // "OR false" keeps this a per-root probe: a bare EXISTS is pulled up into a semi-join, and the
+    // planner, misjudging the unit filters, then hashes every root holding the class (10,000).
+    return `(EXISTS (SELECT 1 FROM resource_providers x WHERE x.root_id = r.id${own.map((c) => ` AND ${c}`).join("")}) OR false)`;
+  }
   const shared = conds("s");
   const name = `sharing${ctes.length}`;
   ctes.push(`${name} AS MATERIALIZED (SELECT DISTINCT sa.aggregate_uuid FROM resource_providers s
@@ -200,8 +205,15 @@ function memberOfRoots(p: Params, g: RequestGroupSpec): string | undefined {
 }
 
 /** Builds the query returning the ids of roots that can satisfy every group (ordered, limited). */
-export function rootsQuery(query: CandidateQuery, limit: number): { sql: string; params: unknown[] } {
+export function rootsQuery(
+  query: CandidateQuery,
+  limit: number,
+  sharingClasses?: Set<string>,
+): { sql: string; params: unknown[] } {
   const p = new Params();
+  // Without a sharing provider holding every class a condition needs, no sharing provider can
+  // meet it: the sharing branch is left out (less to plan; planning dominated at 10,000 roots).
+  const sharingCan = (classes: string[]) => !sharingClasses || classes.every((rc) => sharingClasses.has(rc));
   let driving: string | undefined;
   for (const g of query.groups) {
     driving = memberOfRoots(p, g);
@@ -213,12 +225,12 @@ export function rootsQuery(query: CandidateQuery, limit: number): { sql: string;
   for (const g of query.groups) {
     if (g.suffix === "") {
       for (const [rc, n] of Object.entries(g.resources))
-        where.push(servesTree(ctes, (x) => [hasInventory(p, x, rc, n)]));
+        where.push(servesTree(ctes, (x) => [hasInventory(p, x, rc, n)], sharingCan([rc])));
       where.push(...traitConditions(p, "r", g.requiredTraits, g.forbiddenTraits));
       where.push(...memberOfConditions(p, "r", g.memberOf));
       where.push(...inTreeCondition(p, "r", g.inTree));
     } else {
-      where.push(servesTree(ctes, groupProviderConditions(p, g)));
+      where.push(servesTree(ctes, groupProviderConditions(p, g), sharingCan(Object.keys(g.resources))));
     }
   }
   if (query.rootNamesIn?.length) where.push(`r.name = ANY(${p.add(query.rootNamesIn, "text[]")})`);
@@ -231,7 +243,7 @@ export function rootsQuery(query: CandidateQuery, limit: number): { sql: string;
     where.unshift(`si.resource_class = ${p.add(query.order.resourceClass, "text")}`);
     order = query.order.direction === "most_free" ? "si.free DESC, r.id" : "si.free ASC, r.id";
   }
-  const sql = `WITH ${ctes.join(",\n")}\nSELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${p.add(limit, "int")}`;
+  const sql = `${ctes.length ? `WITH ${ctes.join(",\n")}\n` : ""}SELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${p.add(limit, "int")}`;
   return { sql, params: p.values };
 }
 
@@ -490,7 +502,11 @@ export class AllocationCandidates {
   async list(input: CandidateQuery): Promise<CandidateResult> {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
-    const { sql, params } = rootsQuery(query, limit);
+    const sharingClasses = await this.db.query<{ rc: string }>(
+      `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s JOIN inventories i ON i.provider_id = s.id
+       WHERE s.shares`,
+    );
+    const { sql, params } = rootsQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)));
     const rootIds = (await this.db.query<{ id: number }>(sql, params)).map((r) => r.id);
     if (!rootIds.length) return { candidates: [], summaries: [] };
     const { providers, trees, sharing } = await loadTrees(this.db, rootIds);
