@@ -49,9 +49,12 @@ describe.runIf(havePostgres)("two schedulers on one PostgreSQL database", () => 
     const outcomes = await Promise.all(
       Array.from({ length: 500 }, async (_, i) => {
         try {
-          const res = await clients[i % 2]!.selectDestinations({
-            spec: { instanceUuids: [randomUUID()], projectId: "p", userId: "u", resources: flavor },
-          });
+          const res = await clients[i % 2]!.selectDestinations(
+            {
+              spec: { instanceUuids: [randomUUID()], projectId: "p", userId: "u", resources: flavor },
+            },
+            { timeoutMs: 180_000 },
+          ); // 500 in flight on 2 busy cores: latency is not what this test is about
           return { ok: true as const, host: res.destinations[0]!.selected!.host };
         } catch (err) {
           return { ok: false as const, err };

@@ -1,37 +1,133 @@
-// compute-agent: runs many simulated hosts; heartbeats; serves ComputeAgentService.
+// compute-agent: runs many simulated hosts with the fake virt driver; registers them in
+// placement and with the network-adapter; heartbeats; handles build/delete commands from
+// JetStream; serves ComputeAgentService.
+
+import { fromBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
-import { ServiceHeartbeatSchema } from "@stratus/contracts/events/v1";
-import { bindService, bootService, Subjects } from "@stratus/runtime";
+import {
+  BuildCommandSchema,
+  DeleteCommandSchema,
+  ServiceHeartbeatSchema,
+} from "@stratus/contracts/events/v1";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import {
+  bootService,
+  openServiceDatabase,
+  Streams,
+  Subjects,
+  serviceClient,
+  storageConfig,
+} from "@stratus/runtime";
 import { z } from "zod";
+import { CommandHandler } from "./commands/commands.js";
+import { FakeDriver } from "./driver/fake.js";
+import { FaultInjector } from "./driver/faults.js";
 import { expandHostPattern } from "./hosts/host-spec.js";
+import { parsePhysnets, physnetsFor } from "./hosts/physnets.js";
+import { HostRegistrar, simulatedHosts } from "./hosts/registration.js";
+import { computeAgentService } from "./rpc/compute-agent-service.js";
+
+const parses = (parse: (v: string) => unknown) => (v: string) => {
+  try {
+    parse(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 const booted = await bootService({
   name: "compute-agent",
   defaultPort: 9104,
   config: {
+    ...storageConfig,
     COMPUTE_HOSTS: z
       .string()
       .default("compute-1")
-      .refine((v) => {
-        try {
-          return expandHostPattern(v).length > 0;
-        } catch {
-          return false;
-        }
-      }, "must be host names or name-[from-to] ranges, comma-separated")
+      .refine(
+        (v) => parses(expandHostPattern)(v) && expandHostPattern(v).length > 0,
+        "must be host names or name-[from-to] ranges, comma-separated",
+      )
       .describe("Simulated hosts, e.g. rack1-[1-4],rack2-[1-4]"),
+    COMPUTE_VCPUS: z.coerce.number().int().min(1).default(16).describe("VCPUs of each simulated host"),
+    COMPUTE_MEMORY_MB: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(32768)
+      .describe("Memory (MB) of each simulated host; 512 of it is reserved for the host"),
+    COMPUTE_DISK_GB: z.coerce.number().int().min(1).default(500).describe("Disk (GB) of each simulated host"),
+    COMPUTE_PHYSNETS: z
+      .string()
+      .default("")
+      .refine(parses(parsePhysnets), "must be glob=physnet[+physnet],... e.g. rack1-*=physnet-rack1")
+      .describe("Physical networks per host glob, first match wins"),
+    SPAWN_DELAY_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Fake driver spawn time in ms (InjectFaults overrides per host)"),
+    COMPUTE_BUILD_CONCURRENCY: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(64)
+      .describe("Build/delete commands handled at once"),
+    COMPUTE_REGISTER_CONCURRENCY: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(16)
+      .describe("Hosts registering in placement / reporting physnets at once"),
+    COMPUTE_CONSUMER: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default("compute-agent")
+      .describe(
+        "JetStream durable consumer of build/delete commands (shared by every agent process on the NATS)",
+      ),
+    SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
+    NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
     HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000).describe("Heartbeat period"),
   },
 });
-const { config, bus, lifecycle } = booted;
-const hosts = expandHostPattern(config.COMPUTE_HOSTS);
+const { config, bus, lifecycle, logger } = booted;
+const physnetRules = parsePhysnets(config.COMPUTE_PHYSNETS);
+const hosts = simulatedHosts(
+  expandHostPattern(config.COMPUTE_HOSTS),
+  { vcpus: config.COMPUTE_VCPUS, memoryMb: config.COMPUTE_MEMORY_MB, diskGb: config.COMPUTE_DISK_GB },
+  (host) => physnetsFor(physnetRules, host),
+);
+const hostNames = new Set(hosts.map((h) => h.name));
+
+const db = await openServiceDatabase(
+  booted,
+  "compute-agent",
+  new URL("../migrations", import.meta.url).pathname,
+);
+const faults = new FaultInjector(config.SPAWN_DELAY_MS);
+const driver = new FakeDriver(db, faults, logger);
+const placement = serviceClient(PlacementService, config.SCHEDULER_URL);
+const network = serviceClient(NetworkService, config.NETWORK_URL);
+const registrar = new HostRegistrar(hosts, placement, network, logger, {
+  concurrency: config.COMPUTE_REGISTER_CONCURRENCY,
+});
+let stopping = false;
+lifecycle.onShutdown("host registration", () => {
+  stopping = true;
+  registrar.stop();
+});
+const commands = new CommandHandler({ db, bus, driver, network, hosts: hostNames, logger });
 
 const beat = () => {
   for (const host of hosts) {
     bus.publish(Subjects.heartbeat, ServiceHeartbeatSchema, {
       binary: "nova-compute",
-      host,
+      host: host.name,
       zone: "nova",
       at: timestampNow(),
     });
@@ -41,8 +137,34 @@ beat();
 const timer = setInterval(beat, config.HEARTBEAT_INTERVAL_MS);
 lifecycle.onShutdown("heartbeats", () => clearInterval(timer));
 
-await booted.serve([
-  bindService(ComputeAgentService, {
-    listHosts: () => ({ hosts: hosts.map((name) => ({ name })) }),
-  }),
-]);
+await booted.serve([computeAgentService({ hosts, driver, faults, registrar })]);
+
+try {
+  void registrar.start().catch((err) => logger.error({ err }, "host registration stopped"));
+
+  await commands.pruneOutcomes();
+  const reported = await commands.reconcile();
+  if (reported) logger.info({ instances: reported }, "reported the instances still running after a restart");
+
+  // One durable consumer over the whole command stream keeps a server's build and delete in order.
+  await bus.consumeDurable({
+    stream: Streams.computeCommands.name,
+    durable: config.COMPUTE_CONSUMER,
+    filterSubject: ">",
+    schema: BuildCommandSchema,
+    concurrency: config.COMPUTE_BUILD_CONCURRENCY,
+    retryDelayMs: 500,
+    maxDeliver: 50,
+    handler: async (build, msg) => {
+      if (msg.subject.startsWith("stratus.compute.build.")) return commands.build(build);
+      if (msg.subject.startsWith("stratus.compute.delete.")) {
+        return commands.delete(fromBinary(DeleteCommandSchema, msg.data));
+      }
+      logger.warn({ subject: msg.subject }, "unknown command subject; dropped");
+    },
+  });
+  logger.info({ hosts: hosts.length }, "compute agent consuming build and delete commands");
+} catch (err) {
+  // Stopped while starting (the NATS connection drains): nothing to report.
+  if (!stopping) throw err;
+}

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratus/computeagent/v1/compute_agent.proto.
  */
 export const file_stratus_computeagent_v1_compute_agent: GenFile = /*@__PURE__*/
-  fileDesc("CitzdHJhdHVzL2NvbXB1dGVhZ2VudC92MS9jb21wdXRlX2FnZW50LnByb3RvEhdzdHJhdHVzLmNvbXB1dGVhZ2VudC52MSLCAQoESG9zdBIMCgRuYW1lGAEgASgJEhkKEWNvbXB1dGVfbm9kZV91dWlkGAIgASgJEg0KBXZjcHVzGAMgASgDEhEKCW1lbW9yeV9tYhgEIAEoAxIPCgdkaXNrX2diGAUgASgDEhkKEXBoeXNpY2FsX25ldHdvcmtzGAYgAygJEhkKEXJ1bm5pbmdfaW5zdGFuY2VzGAcgASgFEhcKD2h5cGVydmlzb3JfdHlwZRgIIAEoCRIPCgdob3N0X2lwGAkgASgJIhIKEExpc3RIb3N0c1JlcXVlc3QiQQoRTGlzdEhvc3RzUmVzcG9uc2USLAoFaG9zdHMYASADKAsyHS5zdHJhdHVzLmNvbXB1dGVhZ2VudC52MS5Ib3N0IlIKCEluc3RhbmNlEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEhMKC3Bvd2VyX3N0YXRlGAMgASgFEhAKCHBvcnRfaWRzGAQgAygJIiQKFExpc3RJbnN0YW5jZXNSZXF1ZXN0EgwKBGhvc3QYASABKAkiTQoVTGlzdEluc3RhbmNlc1Jlc3BvbnNlEjQKCWluc3RhbmNlcxgBIAMoCzIhLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkluc3RhbmNlIlUKE0luamVjdEZhdWx0c1JlcXVlc3QSDAoEaG9zdBgBIAEoCRIYChBmYWlsX25leHRfc3Bhd25zGAIgASgFEhYKDnNwYXduX2RlbGF5X21zGAMgASgFIhYKFEluamVjdEZhdWx0c1Jlc3BvbnNlMtYCChNDb21wdXRlQWdlbnRTZXJ2aWNlEmIKCUxpc3RIb3N0cxIpLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkxpc3RIb3N0c1JlcXVlc3QaKi5zdHJhdHVzLmNvbXB1dGVhZ2VudC52MS5MaXN0SG9zdHNSZXNwb25zZRJuCg1MaXN0SW5zdGFuY2VzEi0uc3RyYXR1cy5jb21wdXRlYWdlbnQudjEuTGlzdEluc3RhbmNlc1JlcXVlc3QaLi5zdHJhdHVzLmNvbXB1dGVhZ2VudC52MS5MaXN0SW5zdGFuY2VzUmVzcG9uc2USawoMSW5qZWN0RmF1bHRzEiwuc3RyYXR1cy5jb21wdXRlYWdlbnQudjEuSW5qZWN0RmF1bHRzUmVxdWVzdBotLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkluamVjdEZhdWx0c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CitzdHJhdHVzL2NvbXB1dGVhZ2VudC92MS9jb21wdXRlX2FnZW50LnByb3RvEhdzdHJhdHVzLmNvbXB1dGVhZ2VudC52MSK2AgoESG9zdBIMCgRuYW1lGAEgASgJEhkKEWNvbXB1dGVfbm9kZV91dWlkGAIgASgJEg0KBXZjcHVzGAMgASgDEhEKCW1lbW9yeV9tYhgEIAEoAxIPCgdkaXNrX2diGAUgASgDEhkKEXBoeXNpY2FsX25ldHdvcmtzGAYgAygJEhkKEXJ1bm5pbmdfaW5zdGFuY2VzGAcgASgFEhcKD2h5cGVydmlzb3JfdHlwZRgIIAEoCRIPCgdob3N0X2lwGAkgASgJEhwKFHBsYWNlbWVudF9yZWdpc3RlcmVkGAogASgIEiIKGnBoeXNpY2FsX25ldHdvcmtzX3JlcG9ydGVkGAsgASgIEhgKEGZhaWxfbmV4dF9zcGF3bnMYDCABKAUSFgoOc3Bhd25fZGVsYXlfbXMYDSABKAUiEgoQTGlzdEhvc3RzUmVxdWVzdCJBChFMaXN0SG9zdHNSZXNwb25zZRIsCgVob3N0cxgBIAMoCzIdLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkhvc3QitwEKCEluc3RhbmNlEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEhMKC3Bvd2VyX3N0YXRlGAMgASgFEhAKCHBvcnRfaWRzGAQgAygJEg8KB2F0dGVtcHQYBSABKAUSDAoEbmFtZRgGIAEoCRIRCglpbWFnZV9yZWYYByABKAkSDQoFdmNwdXMYCCABKAMSEQoJbWVtb3J5X21iGAkgASgDEg8KB2Rpc2tfZ2IYCiABKAMiNwoUTGlzdEluc3RhbmNlc1JlcXVlc3QSDAoEaG9zdBgBIAEoCRIRCglzZXJ2ZXJfaWQYAiABKAkiTQoVTGlzdEluc3RhbmNlc1Jlc3BvbnNlEjQKCWluc3RhbmNlcxgBIAMoCzIhLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkluc3RhbmNlIlUKE0luamVjdEZhdWx0c1JlcXVlc3QSDAoEaG9zdBgBIAEoCRIYChBmYWlsX25leHRfc3Bhd25zGAIgASgFEhYKDnNwYXduX2RlbGF5X21zGAMgASgFIkQKFEluamVjdEZhdWx0c1Jlc3BvbnNlEiwKBWhvc3RzGAEgAygLMh0uc3RyYXR1cy5jb21wdXRlYWdlbnQudjEuSG9zdDLWAgoTQ29tcHV0ZUFnZW50U2VydmljZRJiCglMaXN0SG9zdHMSKS5zdHJhdHVzLmNvbXB1dGVhZ2VudC52MS5MaXN0SG9zdHNSZXF1ZXN0Giouc3RyYXR1cy5jb21wdXRlYWdlbnQudjEuTGlzdEhvc3RzUmVzcG9uc2USbgoNTGlzdEluc3RhbmNlcxItLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkxpc3RJbnN0YW5jZXNSZXF1ZXN0Gi4uc3RyYXR1cy5jb21wdXRlYWdlbnQudjEuTGlzdEluc3RhbmNlc1Jlc3BvbnNlEmsKDEluamVjdEZhdWx0cxIsLnN0cmF0dXMuY29tcHV0ZWFnZW50LnYxLkluamVjdEZhdWx0c1JlcXVlc3QaLS5zdHJhdHVzLmNvbXB1dGVhZ2VudC52MS5JbmplY3RGYXVsdHNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message stratus.computeagent.v1.Host
@@ -64,6 +64,32 @@ export type Host = Message<"stratus.computeagent.v1.Host"> & {
    * @generated from field: string host_ip = 9;
    */
   hostIp: string;
+
+  /**
+   * The compute-node resource provider and its inventory are in placement.
+   *
+   * @generated from field: bool placement_registered = 10;
+   */
+  placementRegistered: boolean;
+
+  /**
+   * The network-adapter acknowledged the host's physical networks.
+   *
+   * @generated from field: bool physical_networks_reported = 11;
+   */
+  physicalNetworksReported: boolean;
+
+  /**
+   * Fault injection state of the fake driver.
+   *
+   * @generated from field: int32 fail_next_spawns = 12;
+   */
+  failNextSpawns: number;
+
+  /**
+   * @generated from field: int32 spawn_delay_ms = 13;
+   */
+  spawnDelayMs: number;
 };
 
 /**
@@ -128,6 +154,38 @@ export type Instance = Message<"stratus.computeagent.v1.Instance"> & {
    * @generated from field: repeated string port_ids = 4;
    */
   portIds: string[];
+
+  /**
+   * The build attempt (BuildCommand.attempt) that spawned it.
+   *
+   * @generated from field: int32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: string name = 6;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string image_ref = 7;
+   */
+  imageRef: string;
+
+  /**
+   * @generated from field: int64 vcpus = 8;
+   */
+  vcpus: bigint;
+
+  /**
+   * @generated from field: int64 memory_mb = 9;
+   */
+  memoryMb: bigint;
+
+  /**
+   * @generated from field: int64 disk_gb = 10;
+   */
+  diskGb: bigint;
 };
 
 /**
@@ -142,9 +200,18 @@ export const InstanceSchema: GenMessage<Instance> = /*@__PURE__*/
  */
 export type ListInstancesRequest = Message<"stratus.computeagent.v1.ListInstancesRequest"> & {
   /**
+   * Empty: every host of this agent.
+   *
    * @generated from field: string host = 1;
    */
   host: string;
+
+  /**
+   * Only this server (empty: all).
+   *
+   * @generated from field: string server_id = 2;
+   */
+  serverId: string;
 };
 
 /**
@@ -176,11 +243,15 @@ export const ListInstancesResponseSchema: GenMessage<ListInstancesResponse> = /*
  */
 export type InjectFaultsRequest = Message<"stratus.computeagent.v1.InjectFaultsRequest"> & {
   /**
+   * Empty: every host of this agent.
+   *
    * @generated from field: string host = 1;
    */
   host: string;
 
   /**
+   * The next N spawns on the host fail (retryable); sets the counter, negative leaves it unchanged.
+   *
    * @generated from field: int32 fail_next_spawns = 2;
    */
   failNextSpawns: number;
@@ -204,6 +275,12 @@ export const InjectFaultsRequestSchema: GenMessage<InjectFaultsRequest> = /*@__P
  * @generated from message stratus.computeagent.v1.InjectFaultsResponse
  */
 export type InjectFaultsResponse = Message<"stratus.computeagent.v1.InjectFaultsResponse"> & {
+  /**
+   * The hosts' fault state after the change.
+   *
+   * @generated from field: repeated stratus.computeagent.v1.Host hosts = 1;
+   */
+  hosts: Host[];
 };
 
 /**
@@ -234,7 +311,7 @@ export const ComputeAgentService: GenService<{
     output: typeof ListInstancesResponseSchema;
   },
   /**
-   * Fault injection for the fake driver: fail the next N spawns on a host.
+   * Fault injection for the fake driver: fail the next N spawns on a host, slow its spawns.
    *
    * @generated from rpc stratus.computeagent.v1.ComputeAgentService.InjectFaults
    */

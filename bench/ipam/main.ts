@@ -1,0 +1,235 @@
+// IPAM benchmark: CreatePort (one automatic IPv4 allocation each) against a real network-adapter
+// process over Connect, sequentially and with 64 concurrent callers, on PGlite and on PostgreSQL
+// (one adapter, then two adapters sharing the database). Prints allocations/s, p50 and p99
+// latency, and checks that no address was handed out twice (over RPC, and with SQL on PostgreSQL).
+//
+//   node --import tsx bench/ipam/main.ts [--sequential 500] [--concurrent 4000] [--callers 64]
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
+import {
+  createTempDatabase,
+  postgresAvailable,
+  type ServiceProcess,
+  startNats,
+  startService,
+} from "@stratus/runtime/testing";
+import pg from "pg";
+import { Outbox } from "../../services/network-adapter/src/core/context.js";
+import { createNetwork, createSubnet } from "../../services/network-adapter/src/core/networks.js";
+import { createPort } from "../../services/network-adapter/src/core/ports.js";
+
+const { values } = parseArgs({
+  options: {
+    sequential: { type: "string", default: "500" },
+    concurrent: { type: "string", default: "4000" },
+    callers: { type: "string", default: "64" },
+  },
+});
+const SEQUENTIAL = Number(values.sequential);
+const CONCURRENT = Number(values.concurrent);
+const CALLERS = Number(values.callers);
+
+type Client = ReturnType<typeof serviceClient<typeof NetworkService>>;
+/** What a caller does once: CreatePort with one automatic allocation. */
+type Allocate = (caller: number) => Promise<unknown>;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+interface Figures {
+  calls: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+async function run(allocate: Allocate, total: number, callers: number): Promise<Figures> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: callers }, async (_, c) => {
+      while (next < total) {
+        next++;
+        const t = performance.now();
+        await allocate(c);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    calls: latencies.length,
+    perSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
+}
+
+async function duplicatesOverRpc(
+  client: Client,
+  networkId: string,
+): Promise<{ ports: number; duplicates: number }> {
+  const { ports } = await client.listPorts({ networkId });
+  const ips = ports.flatMap((p) => p.fixedIps.map((f) => `${f.subnetId}/${f.ipAddress}`));
+  return { ports: ports.length, duplicates: ips.length - new Set(ips).size };
+}
+
+const fmt = (f: Figures) =>
+  `${String(f.calls).padStart(5)} calls  ${f.perSecond.toFixed(0).padStart(6)} alloc/s  p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms`;
+
+async function scenario(label: string, adapters: number, databaseUrl?: string): Promise<void> {
+  const nats = await startNats();
+  const dataDir = mkdtempSync(join(tmpdir(), "stratus-bench-ipam-"));
+  const env: Record<string, string> = {
+    NATS_URL: nats.url,
+    LOG_LEVEL: "warn",
+    STRATUS_DATA_DIR: dataDir,
+    SCHEDULER_URL: "http://127.0.0.1:1",
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  };
+  const procs: ServiceProcess[] = [];
+  try {
+    for (let i = 0; i < adapters; i++) procs.push(await startService("network-adapter", env));
+    const clients = procs.map((p) => serviceClient(NetworkService, p.url));
+    const { network } = await clients[0]!.createNetwork({ name: "bench", projectId: "bench" });
+    await clients[0]!.createSubnet({ networkId: network!.id, cidr: "10.64.0.0/16" });
+    const allocate: Allocate = (c) =>
+      clients[c % clients.length]!.createPort({ networkId: network!.id, projectId: "bench" });
+    // Warm-up (JIT, connection pools, HTTP/2 sessions).
+    await run(allocate, 100, 8);
+    const seq = await run(allocate, SEQUENTIAL, 1);
+    const conc = await run(allocate, CONCURRENT, CALLERS);
+    const check = await duplicatesOverRpc(clients[0]!, network!.id);
+    let sqlCheck = "";
+    if (databaseUrl) {
+      const sql = new pg.Client({ connectionString: databaseUrl });
+      await sql.connect();
+      const { rows } = await sql.query(
+        "SELECT count(*)::int AS n, count(DISTINCT (subnet_id, ip))::int AS d FROM ip_allocations",
+      );
+      await sql.end();
+      sqlCheck = `; SQL: ${rows[0].n} allocations, ${rows[0].n - rows[0].d} duplicates`;
+    }
+    console.log(`\n${label}`);
+    console.log(`  sequential (1 caller)      ${fmt(seq)}`);
+    console.log(`  concurrent (${CALLERS} callers)   ${fmt(conc)}`);
+    console.log(`  ports ${check.ports}, duplicate addresses ${check.duplicates}${sqlCheck}`);
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+    await nats.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The IPAM core in this process, without RPC: what the database path costs by itself. */
+async function inProcess(label: string, databaseUrl?: string): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "stratus-bench-ipam-"));
+  const db = await openDatabase({
+    service: "network-adapter",
+    url: databaseUrl,
+    dataDir,
+    migrations: migrationsFrom(
+      new URL("../../services/network-adapter/migrations", import.meta.url).pathname,
+    ),
+    logger: createLogger("bench", "warn"),
+    poolSize: 32,
+  });
+  const caller = { projectId: "", isAdmin: true };
+  const tx = <T>(fn: (t: Parameters<typeof createPort>[0]) => Promise<T>) =>
+    db.transaction((q) => fn({ q, out: new Outbox(), caller }));
+  try {
+    const net = await tx((t) =>
+      createNetwork(t, {
+        $typeName: "stratus.network.v1.CreateNetworkRequest",
+        name: "bench",
+        projectId: "bench",
+        shared: false,
+        routerExternal: false,
+        isDefault: false,
+        mtu: 0,
+        segments: [],
+      }),
+    );
+    await tx((t) =>
+      createSubnet(t, {
+        $typeName: "stratus.network.v1.CreateSubnetRequest",
+        networkId: net.id,
+        segmentId: "",
+        projectId: "bench",
+        name: "",
+        cidr: "10.64.0.0/16",
+        subnetpoolId: "",
+        prefixlen: 0,
+        ipVersion: 4,
+        gatewayIp: "",
+        noGateway: false,
+        allocationPools: [],
+        enableDhcp: true,
+      }),
+    );
+    const allocate: Allocate = () =>
+      tx((t) =>
+        createPort(t, {
+          $typeName: "stratus.network.v1.CreatePortRequest",
+          networkId: net.id,
+          projectId: "bench",
+          name: "",
+          fixedIps: [],
+          deviceId: "",
+          deviceOwner: "",
+          macAddress: "",
+          ipAllocation: 0,
+          bindingVnicType: "",
+        }),
+      );
+    await run(allocate, 100, 8);
+    const seq = await run(allocate, SEQUENTIAL, 1);
+    const conc = await run(allocate, CONCURRENT, CALLERS);
+    const [row] = await db.query<{ n: number; d: number }>(
+      "SELECT count(*)::int AS n, count(DISTINCT (subnet_id, ip))::int AS d FROM ip_allocations",
+    );
+    console.log(`\n${label}`);
+    console.log(`  sequential (1 caller)      ${fmt(seq)}`);
+    console.log(`  concurrent (${CALLERS} callers)   ${fmt(conc)}`);
+    console.log(`  SQL: ${row!.n} allocations, ${row!.n - row!.d} duplicates`);
+  } finally {
+    await db.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+console.log(`IPAM benchmark: CreatePort with one automatic IPv4 allocation into a /16`);
+const pgUp = await postgresAvailable();
+await inProcess("IPAM core in-process (no RPC), PGlite");
+if (pgUp) {
+  const db = await createTempDatabase("stratus_bench_ipam");
+  try {
+    await inProcess("IPAM core in-process (no RPC), PostgreSQL (pool 32)", db.url);
+  } finally {
+    await db.drop();
+  }
+}
+await scenario("Over Connect (h2c, binary): PGlite (embedded), 1 network-adapter", 1);
+if (pgUp) {
+  for (const adapters of [1, 2]) {
+    const db = await createTempDatabase("stratus_bench_ipam");
+    try {
+      await scenario(
+        `Over Connect (h2c, binary): PostgreSQL, ${adapters} network-adapter${adapters > 1 ? "s" : ""}`,
+        adapters,
+        db.url,
+      );
+    } finally {
+      await db.drop();
+    }
+  }
+} else {
+  console.log("\nPostgreSQL on 127.0.0.1:5432 is not reachable: skipped");
+}

@@ -1,0 +1,117 @@
+// Diagnosis: seeds a PostgreSQL database (SQL seed) and prints EXPLAIN ANALYZE of the candidate
+// queries the scheduler runs. node --import tsx bench/placement/explain.ts [providers] [segments]
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { createLogger, migrationsFrom, openDatabase } from "@stratus/runtime";
+import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
+import {
+  type CandidateQuery,
+  loadTrees,
+  type RequestGroupSpec,
+  rootsQuery,
+} from "../../services/scheduler/src/placement/candidates.js";
+
+const hosts = Number(process.argv[2] ?? 10000);
+const segmentCount = Number(process.argv[3] ?? 100);
+const tmp = await createTempDatabase("stratus_explain");
+const db = await openDatabase({
+  service: "scheduler",
+  url: tmp.url,
+  dataDir: "/tmp",
+  migrations: migrationsFrom(join(repoRoot, "services/scheduler/migrations")),
+  logger: createLogger("explain", "warn"),
+});
+try {
+  const segments = Array.from({ length: segmentCount }, () => randomUUID());
+  const hostUuids = Array.from({ length: hosts }, () => randomUUID());
+  const ins = `INSERT INTO resource_providers (id, uuid, name, generation, root_id, shares)
+    SELECT n, u, nm, 2, n, s FROM (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::int AS n, u, nm, s
+    FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS x(u, nm, s)) q`;
+  await db.query(ins, [segments, segments.map((s) => `segment-${s}`), segments.map(() => true)]);
+  await db.query(ins, [hostUuids, hostUuids.map((_, i) => `compute-${i}`), hostUuids.map(() => false)]);
+  await db.query(`INSERT INTO inventories (provider_id, resource_class, total, max_unit)
+    SELECT id, 'IPV4_ADDRESS', 1000, 1000 FROM resource_providers WHERE shares`);
+  for (const [rc, t] of [
+    ["VCPU", 8],
+    ["MEMORY_MB", 16384],
+    ["DISK_GB", 160],
+  ] as const)
+    await db.query(
+      `INSERT INTO inventories (provider_id, resource_class, total, max_unit)
+      SELECT id, $1, $2, $2 FROM resource_providers WHERE NOT shares`,
+      [rc, t],
+    );
+  await db.query(
+    `INSERT INTO provider_traits SELECT id, 'MISC_SHARES_VIA_AGGREGATE' FROM resource_providers WHERE shares`,
+  );
+  await db.query(
+    `INSERT INTO provider_aggregates SELECT p.id, x.a FROM unnest($1::uuid[], $2::uuid[]) x(u, a) JOIN resource_providers p ON p.uuid = x.u`,
+    [
+      [...segments, ...hostUuids],
+      [...segments, ...hostUuids.map((_, i) => segments[i % segmentCount]!)],
+    ],
+  );
+  await db.query("ANALYZE");
+  const groups: RequestGroupSpec[] = [
+    {
+      suffix: "",
+      resources: { VCPU: 1, MEMORY_MB: 1024, DISK_GB: 10 },
+      requiredTraits: [],
+      forbiddenTraits: [],
+      memberOf: [],
+    },
+    {
+      suffix: "PORT1",
+      resources: { IPV4_ADDRESS: 1 },
+      requiredTraits: [],
+      forbiddenTraits: [],
+      memberOf: [[segments[7]!]],
+    },
+  ];
+  const base = { groups, groupPolicy: "none" as const };
+  const queries: [string, CandidateQuery & { limit: number }][] = [
+    ["candidates (limit 50)", { ...base, limit: 50 }],
+    [
+      "scheduler (order most_free, limit 100)",
+      { ...base, limit: 100, order: { resourceClass: "MEMORY_MB", direction: "most_free" as const } },
+    ],
+  ];
+  for (const [label, q] of queries) {
+    const { sql, params } = rootsQuery(q, q.limit, new Set(["IPV4_ADDRESS"]));
+    console.log(`\n=== ${label}\n${sql}\n`);
+    const plan = await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
+    if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
+    // Wall-clock of the two statements AllocationCandidates.list runs, warm.
+    const t = { roots: [] as number[], trees: [] as number[] };
+    for (let i = 0; i < 60; i++) {
+      const t0 = performance.now();
+      const ids = (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
+      const t1 = performance.now();
+      await loadTrees(db, ids);
+      const t2 = performance.now();
+      if (i >= 10) {
+        t.roots.push(t1 - t0);
+        t.trees.push(t2 - t1);
+      }
+    }
+    if (process.argv.includes("--trees")) {
+      const ids = (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
+      const orig = db.query.bind(db);
+      await loadTrees(
+        {
+          query: async <T extends Record<string, unknown>>(q: string, ps?: unknown[]) => {
+            const plan = await orig<{ "QUERY PLAN": string }>(`EXPLAIN ANALYZE ${q}`, ps);
+            console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
+            return orig<T>(q, ps);
+          },
+        },
+        ids,
+      );
+    }
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
+    console.log(`${label}: roots query ${med(t.roots)} ms, loadTrees ${med(t.trees)} ms (medians)`);
+  }
+} finally {
+  await db.close();
+  await tmp.drop();
+}

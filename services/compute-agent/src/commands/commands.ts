@@ -1,0 +1,244 @@
+// Build and delete commands from the conductor (JetStream, durable). A build does only
+// CheckAndUpdatePorts (never creates, allocates or binds a port), then the driver's spawn, then
+// VifPlugged per port and the BuildResult. Each outcome is recorded, so that a redelivered
+// command is answered with the same result instead of being run again.
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import {
+  type BuildCommand,
+  BuildResultSchema,
+  type DeleteCommand,
+  DeleteResultSchema,
+  VifPluggedSchema,
+} from "@stratus/contracts/events/v1";
+import type { NetworkService } from "@stratus/contracts/network/v1";
+import {
+  type Database,
+  type EventBus,
+  type Logger,
+  StratusError,
+  Subjects,
+  type serviceClient,
+} from "@stratus/runtime";
+import { KeyedQueue, sleep } from "../concurrency.js";
+import { PowerState, SpawnError, type VirtDriver } from "../driver/driver.js";
+
+type NetworkClient = ReturnType<typeof serviceClient<typeof NetworkService>>;
+
+interface Outcome {
+  success: boolean;
+  error: string;
+  retryable: boolean;
+}
+
+/**
+ * Port check failures that another host cannot fix: the port is gone, belongs to another device,
+ * or the network-adapter cannot check at all. A binding that does not match this host (the
+ * adapter says invalid_input) is retryable: a reschedule binds the ports to the next host again.
+ */
+const PERMANENT_PORT_ERRORS = new Set([
+  "not_found",
+  "port_in_use",
+  "forbidden",
+  "unauthorized",
+  "unimplemented",
+]);
+
+export class CommandHandler {
+  private readonly queue = new KeyedQueue();
+
+  constructor(
+    private readonly deps: {
+      db: Database;
+      bus: EventBus;
+      driver: VirtDriver;
+      network: NetworkClient;
+      hosts: ReadonlySet<string>;
+      logger: Logger;
+      /** Attempts at CheckAndUpdatePorts while the network-adapter is unavailable. */
+      portCheckAttempts?: number;
+    },
+  ) {}
+
+  private ours(host: string): void {
+    if (!this.deps.hosts.has(host)) {
+      // Not ours: another agent process on the same durable consumer takes it after the nak.
+      throw new StratusError("not_found", `host ${host} is not run by this agent`);
+    }
+  }
+
+  /** Runs in the order commands arrive per (server, host); queued synchronously on call. */
+  build(cmd: BuildCommand): Promise<void> {
+    this.ours(cmd.host);
+    return this.queue.run(`${cmd.serverId}@${cmd.host}`, () => this.runBuild(cmd));
+  }
+
+  delete(cmd: DeleteCommand): Promise<void> {
+    this.ours(cmd.host);
+    return this.queue.run(`${cmd.serverId}@${cmd.host}`, () => this.runDelete(cmd));
+  }
+
+  private async recorded(cmd: BuildCommand): Promise<Outcome | undefined> {
+    const [row] = await this.deps.db.query<{ success: boolean; error: string; retryable: boolean }>(
+      "SELECT success, error, retryable FROM build_outcomes WHERE server_id = $1 AND host = $2 AND attempt = $3",
+      [cmd.serverId, cmd.host, cmd.attempt],
+    );
+    return row;
+  }
+
+  private async record(cmd: BuildCommand, o: Outcome): Promise<void> {
+    await this.deps.db.query(
+      `INSERT INTO build_outcomes (server_id, host, attempt, success, error, retryable)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+      [cmd.serverId, cmd.host, cmd.attempt, o.success, o.error, o.retryable],
+    );
+  }
+
+  private async runBuild(cmd: BuildCommand): Promise<void> {
+    const log = this.deps.logger.child({ server: cmd.serverId, host: cmd.host, attempt: cmd.attempt });
+    const again = await this.recorded(cmd);
+    if (again) {
+      log.info({ success: again.success }, "build command redelivered: reporting the recorded outcome");
+      await this.report(
+        cmd,
+        again,
+        (await this.deps.driver.get(cmd.serverId, cmd.host))?.portIds ?? cmd.portIds,
+      );
+      return;
+    }
+    const running = await this.deps.driver.get(cmd.serverId, cmd.host);
+    if (running) {
+      // Spawned before (e.g. the agent stopped before recording the outcome): report it.
+      log.info("instance already running on the host: reporting success");
+      const ok = { success: true, error: "", retryable: false };
+      await this.record(cmd, ok);
+      await this.report(cmd, ok, running.portIds);
+      return;
+    }
+    const outcome = await this.checkAndSpawn(cmd);
+    await this.record(cmd, outcome);
+    if (outcome.success) log.debug("instance spawned");
+    else log.warn({ reason: outcome.error, retryable: outcome.retryable }, "build failed");
+    await this.report(cmd, outcome, cmd.portIds);
+  }
+
+  private async checkAndSpawn(cmd: BuildCommand): Promise<Outcome> {
+    if (cmd.portIds.length) {
+      const failure = await this.checkPorts(cmd);
+      if (failure) return failure;
+    }
+    try {
+      await this.deps.driver.spawn({
+        serverId: cmd.serverId,
+        host: cmd.host,
+        attempt: cmd.attempt,
+        portIds: [...cmd.portIds],
+        name: cmd.name,
+        imageRef: cmd.imageRef,
+        vcpus: Number(cmd.vcpus),
+        memoryMb: Number(cmd.memoryMb),
+        diskGb: Number(cmd.diskGb),
+        metadata: { ...cmd.metadata },
+        alreadyChecked: true,
+      });
+      return { success: true, error: "", retryable: false };
+    } catch (err) {
+      if (err instanceof SpawnError) return { success: false, error: err.message, retryable: err.retryable };
+      // A database failure of our own: let the command be redelivered rather than guess.
+      throw err;
+    }
+  }
+
+  /** CheckAndUpdatePorts; undefined when the ports are fine, else the failed outcome. */
+  private async checkPorts(cmd: BuildCommand): Promise<Outcome | undefined> {
+    const attempts = this.deps.portCheckAttempts ?? 5;
+    const ports = cmd.portIds.join(", ");
+    for (let i = 1; ; i++) {
+      try {
+        await this.deps.network.checkAndUpdatePorts({
+          serverId: cmd.serverId,
+          host: cmd.host,
+          portIds: cmd.portIds,
+        });
+        return undefined;
+      } catch (err) {
+        const se = err instanceof StratusError ? err : new StratusError("internal", String(err));
+        if (se.kind === "unavailable" && i < attempts) {
+          await sleep(200 * 2 ** i);
+          continue;
+        }
+        return {
+          success: false,
+          error: `port check failed for port(s) ${ports} on host ${cmd.host}: ${se.message}`,
+          retryable: !PERMANENT_PORT_ERRORS.has(se.kind),
+        };
+      }
+    }
+  }
+
+  private async report(cmd: BuildCommand, o: Outcome, portIds: readonly string[]): Promise<void> {
+    const { bus } = this.deps;
+    if (o.success) {
+      for (const portId of portIds) {
+        bus.publish(Subjects.vifPlugged, VifPluggedSchema, {
+          serverId: cmd.serverId,
+          portId,
+          host: cmd.host,
+        });
+      }
+    }
+    await bus.publishDurable(Subjects.computeResult, BuildResultSchema, {
+      serverId: cmd.serverId,
+      host: cmd.host,
+      attempt: cmd.attempt,
+      success: o.success,
+      error: o.error,
+      retryable: o.retryable,
+      powerState: o.success ? PowerState.running : 0,
+      at: timestampNow(),
+    });
+  }
+
+  private async runDelete(cmd: DeleteCommand): Promise<void> {
+    const destroyed = await this.deps.driver.destroy(cmd.serverId, cmd.host);
+    this.deps.logger.info({ server: cmd.serverId, host: cmd.host, destroyed }, "delete command handled");
+    await this.deps.bus.publishDurable(Subjects.computeDeleted, DeleteResultSchema, {
+      serverId: cmd.serverId,
+      host: cmd.host,
+      success: true,
+    });
+  }
+
+  /**
+   * After a restart: every instance still running on one of our hosts is reported again with a
+   * BuildResult success for the attempt that spawned it (the conductor treats a repeat as a no-op
+   * and learns of a build whose result it never saw).
+   */
+  async reconcile(): Promise<number> {
+    const instances = await this.deps.driver.list();
+    let reported = 0;
+    for (const inst of instances) {
+      if (!this.deps.hosts.has(inst.host)) {
+        this.deps.logger.warn(
+          { server: inst.serverId, host: inst.host },
+          "instance on a host this agent no longer runs; left alone",
+        );
+        continue;
+      }
+      await this.deps.bus.publishDurable(Subjects.computeResult, BuildResultSchema, {
+        serverId: inst.serverId,
+        host: inst.host,
+        attempt: inst.attempt,
+        success: true,
+        powerState: inst.powerState,
+        at: timestampNow(),
+      });
+      reported++;
+    }
+    return reported;
+  }
+
+  /** Outcomes older than the command stream's max age cannot be asked for again. */
+  async pruneOutcomes(): Promise<void> {
+    await this.deps.db.query("DELETE FROM build_outcomes WHERE at < now() - interval '2 days'");
+  }
+}

@@ -1,0 +1,63 @@
+// What every core operation gets: a transaction, the caller, and an outbox of events that are
+// published only once the transaction has committed.
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { currentContext, type Queryable, StratusError } from "@stratus/runtime";
+
+export interface Caller {
+  projectId: string;
+  isAdmin: boolean;
+}
+
+/**
+ * The caller from the request context. Only the api authenticates; internal services forward
+ * the user's headers. A call that carries no project at all comes from inside the mesh (a
+ * periodic task, a test harness, the compute agent) and is trusted like an admin.
+ */
+export function currentCaller(): Caller {
+  const c = currentContext();
+  if (!c || c.isAdmin || !c.projectId) return { projectId: c?.projectId ?? "", isAdmin: true };
+  return { projectId: c.projectId, isAdmin: false };
+}
+
+/** The project a new resource belongs to: the one asked for (admins only, if not theirs) or the caller's. */
+export function owningProject(requested: string, caller: Caller): string {
+  if (requested && !caller.isAdmin && requested !== caller.projectId) {
+    throw new StratusError("forbidden", `project ${caller.projectId} cannot act for project ${requested}`);
+  }
+  return requested || caller.projectId;
+}
+
+export interface PendingEvent {
+  subject: string;
+  schema: DescMessage;
+  value: MessageInitShape<DescMessage>;
+}
+
+export class Outbox {
+  readonly events: PendingEvent[] = [];
+  /** Segments whose placement provider may need an update. */
+  readonly segments = new Set<string>();
+  /** Segments that are gone (their providers and aggregates must go). */
+  readonly removedSegments = new Set<string>();
+  /** Hosts whose compute-node aggregates may need an update. */
+  readonly hosts = new Set<string>();
+
+  add<D extends DescMessage>(subject: string, schema: D, value: MessageInitShape<D>): void {
+    this.events.push({ subject, schema, value: value as MessageInitShape<DescMessage> });
+  }
+}
+
+export interface Tx {
+  q: Queryable;
+  out: Outbox;
+  caller: Caller;
+}
+
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e?.code === "23505" && (constraint === undefined || e.constraint === constraint);
+}
+
+export function isForeignKeyViolation(err: unknown): boolean {
+  return (err as { code?: string })?.code === "23503";
+}

@@ -1,0 +1,469 @@
+// Ports: creation with immediate / deferred / no allocation, claims, binding (deferred ports get
+// their address from the bound host's segment), unbinding, and the compute agent's check.
+import { randomBytes, randomUUID } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
+import {
+  type CreatePortRequest,
+  type FixedIp,
+  IpAllocation,
+  type ListPortsRequest,
+  type PortDetailsSchema,
+  type UpdatePortRequest,
+} from "@stratus/contracts/network/v1";
+import { conflict, currentContext, invalidInput, notFound, StratusError, Subjects } from "@stratus/runtime";
+import { contains, parseCidr, parseIp } from "../ipam/ipv4.js";
+import { owningProject, type Tx } from "./context.js";
+import { allocateFromAny, allocateSpecific, releasePortIps, type SubnetRow, subnetRows } from "./ipam.js";
+import { IP_ALLOCATION_NAMES, loadPorts, type PortRec, portFromRow, type SegmentRec } from "./model.js";
+import { checkId, getNetwork, getNetworkBrief } from "./networks.js";
+
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+const VIF_TYPE = "ovs";
+const VIF_DETAILS = { port_filter: "true", connectivity: "l2", bridge_name: "br-int" };
+
+function randomMac(): string {
+  const b = randomBytes(3);
+  return `fa:16:3e:${[...b].map((x) => x.toString(16).padStart(2, "0")).join(":")}`;
+}
+
+function portVisibleSql(tx: Tx, param: number): { sql: string; params: unknown[] } {
+  if (tx.caller.isAdmin) return { sql: "true", params: [] };
+  return { sql: `p.project_id = $${param}`, params: [tx.caller.projectId] };
+}
+
+export async function getPort(tx: Tx, id: string, opts: { forUpdate?: boolean } = {}): Promise<PortRec> {
+  const pid = checkId(id, "Port");
+  if (opts.forUpdate) await tx.q.query("SELECT 1 FROM ports WHERE id = $1 FOR UPDATE", [pid]);
+  const vis = portVisibleSql(tx, 2);
+  const [port] = await loadPorts(tx.q, `p.id = $1 AND ${vis.sql}`, [pid, ...vis.params]);
+  if (!port) throw notFound(`Port ${id} could not be found`);
+  return port;
+}
+
+export async function listPorts(tx: Tx, req: ListPortsRequest): Promise<PortRec[]> {
+  const vis = portVisibleSql(tx, 1);
+  const params: unknown[] = [...vis.params];
+  const where = [vis.sql];
+  const add = (sql: (n: number) => string, v: unknown) => {
+    params.push(v);
+    where.push(sql(params.length));
+  };
+  if (req.ids.length)
+    add(
+      (n) => `p.id::text = ANY($${n}::text[])`,
+      req.ids.map((i) => i.toLowerCase()),
+    );
+  if (req.networkId) add((n) => `p.network_id::text = $${n}`, req.networkId.toLowerCase());
+  if (req.deviceId) add((n) => `p.device_id = $${n}`, req.deviceId);
+  if (req.projectId) add((n) => `p.project_id = $${n}`, req.projectId);
+  if (req.bindingHostId) add((n) => `p.binding_host_id = $${n}`, req.bindingHostId);
+  if (req.deviceOwner) add((n) => `p.device_owner = $${n}`, req.deviceOwner);
+  return loadPorts(tx.q, where.join(" AND "), params);
+}
+
+function portEvent(tx: Tx, change: PortChange, port: PortRec): void {
+  const subject = {
+    [PortChange.CREATED]: Subjects.portCreated,
+    [PortChange.BOUND]: Subjects.portBound,
+    [PortChange.UNBOUND]: Subjects.portUnbound,
+    [PortChange.DELETED]: Subjects.portDeleted,
+    [PortChange.UPDATED]: Subjects.portUpdated,
+    [PortChange.UNSPECIFIED]: Subjects.portUpdated,
+  }[change];
+  tx.out.add(subject, PortChangedSchema, {
+    change,
+    portId: port.id,
+    networkId: port.networkId,
+    projectId: port.projectId,
+    deviceId: port.deviceId,
+    host: port.bindingHostId,
+    ipAddresses: port.fixedIps.map((f) => f.ipAddress),
+    status: port.status ?? "",
+  });
+}
+
+/** Segments whose placement reserved count depends on this port's addresses (network:* owners). */
+async function noteReservedChange(tx: Tx, owner: string, subnetIds: string[]): Promise<void> {
+  if (!owner.startsWith("network:") || !subnetIds.length) return;
+  const rows = await tx.q.query<{ segment_id: string }>(
+    "SELECT DISTINCT segment_id FROM subnets WHERE id = ANY($1::uuid[]) AND segment_id IS NOT NULL",
+    [subnetIds],
+  );
+  for (const r of rows) tx.out.segments.add(r.segment_id);
+}
+
+/** Allocates explicitly requested fixed IPs; all must be on one segment of a routed network. */
+async function allocateFixedIps(
+  tx: Tx,
+  net: { id: string },
+  portId: string,
+  fixedIps: FixedIp[],
+  opts: { allowGateway?: boolean } = {},
+): Promise<{ subnetId: string; ip: number }[]> {
+  const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
+  const used: SubnetRow[] = [];
+  const got: { subnetId: string; ip: number }[] = [];
+  for (const f of fixedIps) {
+    let sub: SubnetRow | undefined;
+    if (f.subnetId) {
+      sub = subnets.find((s) => s.id === f.subnetId.toLowerCase());
+      if (!sub) throw invalidInput(`Subnet ${f.subnetId} is not a subnet of network ${net.id}`);
+    }
+    if (f.ipAddress) {
+      const ip = parseIp(f.ipAddress);
+      sub ??= subnets.find((s) => contains(parseCidr(s.cidr), ip));
+      if (!sub) throw invalidInput(`IP address ${f.ipAddress} is not a valid IP for network ${net.id}`);
+      await allocateSpecific(tx, sub, ip, portId, opts);
+      got.push({ subnetId: sub.id, ip });
+    } else if (sub) {
+      got.push({ subnetId: sub.id, ip: (await allocateFromAny(tx, [sub], portId, net.id)).ip });
+    } else {
+      throw invalidInput("each fixed_ips entry needs a subnet_id or an ip_address");
+    }
+    used.push(sub);
+  }
+  const segments = new Set(used.map((s) => s.segment_id ?? ""));
+  if (segments.size > 1) {
+    throw invalidInput("Cannot allocate addresses from different segments.");
+  }
+  return got;
+}
+
+export interface CreatePortOptions {
+  /** Router ports may hold a subnet's gateway address. */
+  allowGateway?: boolean;
+}
+
+export async function createPort(
+  tx: Tx,
+  req: CreatePortRequest,
+  opts: CreatePortOptions = {},
+): Promise<PortRec> {
+  const net = await getNetworkBrief(tx, req.networkId);
+  const project = owningProject(req.projectId, tx.caller);
+  if (!tx.caller.isAdmin && net.projectId !== project && !net.shared) {
+    throw new StratusError("forbidden", `Network ${net.id} is neither project ${project}'s nor shared`);
+  }
+  let mode = req.ipAllocation;
+  if (mode === IpAllocation.UNSPECIFIED) {
+    mode = net.routed && !req.fixedIps.length ? IpAllocation.DEFERRED : IpAllocation.IMMEDIATE;
+  }
+  if (mode !== IpAllocation.IMMEDIATE && req.fixedIps.length) {
+    throw invalidInput(`fixed_ips cannot be given with ip_allocation ${IP_ALLOCATION_NAMES[mode]}`);
+  }
+  if (mode === IpAllocation.IMMEDIATE && net.routed && !req.fixedIps.length) {
+    throw invalidInput(
+      `Network ${net.id} is a routed network: a port on it gets its address when bound to a host (deferred) unless fixed_ips name one`,
+    );
+  }
+  if (req.macAddress && !MAC.test(req.macAddress))
+    throw invalidInput(`'${req.macAddress}' is not a valid MAC address`);
+  const id = randomUUID();
+  let inserted: Record<string, unknown> | undefined;
+  for (let attempt = 0; attempt < 8 && !inserted; attempt++) {
+    const mac = (req.macAddress || randomMac()).toLowerCase();
+    const rows = await tx.q.query(
+      `INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation, binding_vnic_type)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`,
+      [
+        id,
+        net.id,
+        project,
+        req.name,
+        mac,
+        req.deviceId,
+        req.deviceOwner,
+        IP_ALLOCATION_NAMES[mode],
+        req.bindingVnicType || "normal",
+      ],
+    );
+    inserted = rows[0];
+    if (!inserted && req.macAddress) {
+      throw conflict(
+        `Unable to complete operation for network ${net.id}. The mac address ${req.macAddress} is in use.`,
+      );
+    }
+  }
+  if (!inserted) throw new StratusError("unavailable", "could not generate a unique MAC address; try again");
+  let ips: { subnetId: string; ip: number }[] = [];
+  if (req.fixedIps.length) {
+    ips = await allocateFixedIps(tx, net, id, req.fixedIps, opts);
+  } else if (mode === IpAllocation.IMMEDIATE) {
+    if (net.subnets.length) {
+      const got = await allocateFromAny(tx, net.subnets, id, net.id);
+      ips = [{ subnetId: got.subnet.id, ip: got.ip }];
+    }
+  }
+  const port = portFromRow(inserted, ips);
+  await noteReservedChange(
+    tx,
+    port.deviceOwner,
+    port.fixedIps.map((f) => f.subnetId),
+  );
+  portEvent(tx, PortChange.CREATED, port);
+  return port;
+}
+
+export async function updatePort(tx: Tx, req: UpdatePortRequest): Promise<PortRec> {
+  const port = await getPort(tx, req.id, { forUpdate: true });
+  await tx.q.query(
+    `UPDATE ports SET name = COALESCE($2, name), device_id = COALESCE($3, device_id),
+       device_owner = COALESCE($4, device_owner), updated_at = now() WHERE id = $1`,
+    [port.id, req.name ?? null, req.deviceId ?? null, req.deviceOwner ?? null],
+  );
+  if (req.updateFixedIps) {
+    if (port.bindingHostId) {
+      throw conflict(
+        `Port ${port.id} is bound to host ${port.bindingHostId}: unbind it before changing its addresses`,
+      );
+    }
+    if (port.ipAllocation === IpAllocation.NONE && req.fixedIps.length) {
+      throw invalidInput(`Port ${port.id} was created without IP allocation`);
+    }
+    const released = await releasePortIps(tx, port.id);
+    if (req.fixedIps.length) {
+      const net = await getNetwork(tx, port.networkId);
+      await allocateFixedIps(tx, net, port.id, req.fixedIps);
+    }
+    const after = await getPort(tx, port.id);
+    await noteReservedChange(tx, after.deviceOwner, [
+      ...released.map((r) => r.subnetId),
+      ...after.fixedIps.map((f) => f.subnetId),
+    ]);
+  }
+  const updated = await getPort(tx, port.id);
+  if (updated.deviceOwner !== port.deviceOwner) {
+    await noteReservedChange(
+      tx,
+      "network:",
+      updated.fixedIps.map((f) => f.subnetId),
+    );
+  }
+  portEvent(tx, PortChange.UPDATED, updated);
+  return updated;
+}
+
+export async function deletePort(tx: Tx, id: string, opts: { internal?: boolean } = {}): Promise<PortRec> {
+  const port = await getPort(tx, id, { forUpdate: true });
+  if (!opts.internal && port.deviceOwner.startsWith("network:router_")) {
+    throw conflict(
+      `Port ${port.id} cannot be deleted directly via the port API: has device owner ${port.deviceOwner}.`,
+    );
+  }
+  const released = await releasePortIps(tx, port.id);
+  await tx.q.query("DELETE FROM ports WHERE id = $1", [port.id]);
+  await noteReservedChange(
+    tx,
+    port.deviceOwner,
+    released.map((r) => r.subnetId),
+  );
+  portEvent(tx, PortChange.DELETED, port);
+  return port;
+}
+
+export async function claimPort(
+  tx: Tx,
+  req: { portId: string; deviceId: string; deviceOwner: string; projectId: string },
+): Promise<PortRec> {
+  if (!req.deviceId) throw invalidInput("device_id is required to claim a port");
+  const port = await getPort(tx, req.portId, { forUpdate: true });
+  // The project named in the request is the server's: its port must be that project's, unless an
+  // admin user (not merely an internal caller without identity) is asking.
+  const ctx = currentContext();
+  const adminUser = Boolean(ctx?.isAdmin && ctx.userId);
+  if (req.projectId && port.projectId !== req.projectId && !adminUser) {
+    throw new StratusError("forbidden", `Port ${port.id} belongs to another project`);
+  }
+  if (port.deviceId && port.deviceId !== req.deviceId) {
+    throw new StratusError("port_in_use", `Port ${port.id} is still in use by device ${port.deviceId}.`);
+  }
+  await tx.q.query("UPDATE ports SET device_id = $2, device_owner = $3, updated_at = now() WHERE id = $1", [
+    port.id,
+    req.deviceId,
+    req.deviceOwner || port.deviceOwner || "compute:nova",
+  ]);
+  const claimed = await getPort(tx, port.id);
+  portEvent(tx, PortChange.UPDATED, claimed);
+  return claimed;
+}
+
+async function hostPhysnets(tx: Tx, host: string): Promise<string[]> {
+  const [row] = await tx.q.query<{ physical_networks: string[] }>(
+    "SELECT physical_networks FROM hosts WHERE host = $1",
+    [host],
+  );
+  return row?.physical_networks ?? [];
+}
+
+function reaches(seg: SegmentRec, physnets: string[]): boolean {
+  return !seg.physicalNetwork || physnets.includes(seg.physicalNetwork);
+}
+
+export async function bindPort(
+  tx: Tx,
+  req: { portId: string; host: string; bindingProfile: Record<string, string> },
+): Promise<{ port: PortRec; segmentId: string }> {
+  if (!req.host) throw invalidInput("host is required to bind a port");
+  const port = await getPort(tx, req.portId, { forUpdate: true });
+  const net = await getNetwork(tx, port.networkId);
+  const physnets = await hostPhysnets(tx, req.host);
+  const segments = net.segments as SegmentRec[];
+  const reachable = segments.filter((s) => reaches(s, physnets));
+  const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
+  let segmentId: string;
+  if (net.routed) {
+    const withSubnets = reachable.filter((s) => subnets.some((sub) => sub.segment_id === s.id));
+    if (!withSubnets.length) {
+      throw invalidInput(
+        `Host ${req.host} is not connected to any segments on routed provider network '${net.id}'. It should be connected to one.`,
+      );
+    }
+    const held = port.fixedIps.map((f) => subnets.find((s) => s.id === f.subnetId)!);
+    const heldSegment = held[0]?.segment_id ?? null;
+    if (held.length && withSubnets.some((s) => s.id === heldSegment)) {
+      segmentId = heldSegment!;
+    } else if (held.length && port.ipAllocation !== IpAllocation.DEFERRED) {
+      throw invalidInput(
+        `Host ${req.host} is not connected to a segment where the existing fixed_ips on port ${port.id} will function given the routed network topology.`,
+      );
+    } else {
+      // Deferred port with no address yet, or moving to another segment: (re)allocate there.
+      if (held.length) await releasePortIps(tx, port.id);
+      const target = withSubnets[0]!;
+      segmentId = target.id;
+      if (port.ipAllocation !== IpAllocation.NONE) {
+        await allocateFromAny(
+          tx,
+          subnets.filter((s) => s.segment_id === target.id),
+          port.id,
+          net.id,
+        );
+      }
+    }
+  } else {
+    if (!reachable.length) {
+      throw invalidInput(
+        `Host ${req.host} cannot reach network ${net.id}: none of its physical networks (${physnets.join(", ") || "none"}) carries a segment of it`,
+      );
+    }
+    segmentId = reachable[0]!.id;
+    if (port.ipAllocation === IpAllocation.DEFERRED && !port.fixedIps.length && subnets.length) {
+      await allocateFromAny(tx, subnets, port.id, net.id);
+    }
+  }
+  await tx.q.query(
+    `UPDATE ports SET binding_host_id = $2, binding_vif_type = $3, binding_vif_details = $4::jsonb,
+       binding_profile = $5::jsonb, binding_segment_id = $6, status = 'DOWN', updated_at = now() WHERE id = $1`,
+    [
+      port.id,
+      req.host,
+      VIF_TYPE,
+      JSON.stringify(VIF_DETAILS),
+      JSON.stringify(req.bindingProfile ?? {}),
+      segmentId,
+    ],
+  );
+  const bound = await getPort(tx, port.id);
+  portEvent(tx, PortChange.BOUND, bound);
+  return { port: bound, segmentId };
+}
+
+export async function unbindPort(tx: Tx, req: { portId: string; clearDevice: boolean }): Promise<PortRec> {
+  const port = await getPort(tx, req.portId, { forUpdate: true });
+  if (port.ipAllocation === IpAllocation.DEFERRED) await releasePortIps(tx, port.id);
+  await tx.q.query(
+    `UPDATE ports SET binding_host_id = '', binding_vif_type = 'unbound', binding_vif_details = '{}',
+       binding_profile = '{}', binding_segment_id = NULL, status = 'DOWN',
+       device_id = CASE WHEN $2 THEN '' ELSE device_id END,
+       device_owner = CASE WHEN $2 THEN '' ELSE device_owner END, updated_at = now() WHERE id = $1`,
+    [port.id, req.clearDevice],
+  );
+  const unbound = await getPort(tx, port.id);
+  portEvent(tx, PortChange.UNBOUND, unbound);
+  return unbound;
+}
+
+export type PortDetails = MessageInitShape<typeof PortDetailsSchema>;
+
+/**
+ * The compute agent's call: verifies each port (exists, belongs to the server, is bound to this
+ * host, has its addresses) and marks it ACTIVE. Allocates nothing; one failing port fails all.
+ */
+export async function checkAndUpdatePorts(
+  tx: Tx,
+  req: { serverId: string; host: string; portIds: string[] },
+): Promise<PortDetails[]> {
+  if (!req.serverId || !req.host) throw invalidInput("server_id and host are required");
+  const ids = [...new Set(req.portIds)];
+  const problems: string[] = [];
+  const valid = ids.filter((id) => {
+    try {
+      checkId(id, "Port");
+      return true;
+    } catch {
+      problems.push(`port ${id} does not exist`);
+      return false;
+    }
+  });
+  const ordered = [...valid].map((i) => i.toLowerCase()).sort();
+  if (ordered.length)
+    await tx.q.query("SELECT 1 FROM ports WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", [ordered]);
+  const ports = ordered.length ? await loadPorts(tx.q, "p.id = ANY($1::uuid[])", [ordered]) : [];
+  let kind: "not_found" | "port_in_use" | "invalid_input" = problems.length ? "not_found" : "invalid_input";
+  for (const id of valid) {
+    const p = ports.find((x) => x.id === id.toLowerCase());
+    if (!p) {
+      problems.push(`port ${id} does not exist`);
+      kind = "not_found";
+      continue;
+    }
+    if (p.deviceId !== req.serverId) {
+      problems.push(
+        p.deviceId
+          ? `port ${p.id} belongs to device ${p.deviceId}, not server ${req.serverId}`
+          : `port ${p.id} is not claimed by server ${req.serverId} (no device_id)`,
+      );
+      if (kind !== "not_found" && p.deviceId) kind = "port_in_use";
+    }
+    if (p.bindingHostId !== req.host) {
+      problems.push(
+        p.bindingHostId
+          ? `port ${p.id} is bound to host ${p.bindingHostId}, not ${req.host}`
+          : `port ${p.id} is not bound to any host (expected ${req.host})`,
+      );
+    }
+    if (p.ipAllocation !== IpAllocation.NONE && !p.fixedIps.length && p.bindingHostId === req.host) {
+      problems.push(`port ${p.id} has no IP address (ip_allocation ${IP_ALLOCATION_NAMES[p.ipAllocation]})`);
+    }
+  }
+  if (problems.length) throw new StratusError(kind, `CheckAndUpdatePorts refused: ${problems.join("; ")}`);
+  const details: PortDetails[] = [];
+  for (const id of ids) {
+    const p = ports.find((x) => x.id === id.toLowerCase())!;
+    await tx.q.query(
+      `UPDATE ports SET status = 'ACTIVE', binding_vif_type = $2, binding_vif_details = $3::jsonb, updated_at = now() WHERE id = $1`,
+      [p.id, VIF_TYPE, JSON.stringify(VIF_DETAILS)],
+    );
+    const [seg] = p.bindingSegmentId
+      ? await tx.q.query("SELECT * FROM segments WHERE id = $1", [p.bindingSegmentId])
+      : [];
+    const [net] = await tx.q.query<{ mtu: number }>("SELECT mtu FROM networks WHERE id = $1", [p.networkId]);
+    const active = { ...p, status: "ACTIVE" };
+    portEvent(tx, PortChange.UPDATED, active);
+    details.push({
+      portId: p.id,
+      macAddress: p.macAddress ?? "",
+      fixedIps: p.fixedIps,
+      networkId: p.networkId,
+      segmentId: p.bindingSegmentId,
+      networkType: seg ? String(seg.network_type) : "",
+      physicalNetwork: seg ? String(seg.physical_network) : "",
+      segmentationId: seg ? Number(seg.segmentation_id) : 0,
+      vifType: VIF_TYPE,
+      vifDetails: VIF_DETAILS,
+      mtu: Number(net?.mtu ?? 0),
+    });
+  }
+  return details;
+}

@@ -1,0 +1,120 @@
+// Two network-adapter processes on one PostgreSQL database take 600 concurrent port creations
+// for one /24: exactly 253 succeed, with 253 distinct addresses from the pool (checked over RPC
+// and with SQL), and every other call is refused with ip_exhausted (Connect ResourceExhausted).
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { StratusError, serviceClient } from "@stratus/runtime";
+import {
+  createTempDatabase,
+  postgresAvailable,
+  type ServiceProcess,
+  startNats,
+  startService,
+  type TempDatabase,
+  type TestNats,
+} from "@stratus/runtime/testing";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const havePostgres = await postgresAvailable();
+if (!havePostgres)
+  console.warn("ipam-concurrency.test: PostgreSQL on 127.0.0.1:5432 is not reachable; skipping");
+
+describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", () => {
+  let nats: TestNats;
+  let db: TempDatabase;
+  const adapters: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    nats = await startNats();
+    db = await createTempDatabase("stratus_net");
+    // No scheduler: these networks need no placement, and nothing must depend on it.
+    const env = {
+      NATS_URL: nats.url,
+      DATABASE_URL: db.url,
+      LOG_LEVEL: "warn",
+      SCHEDULER_URL: "http://127.0.0.1:1",
+    };
+    adapters.push(
+      ...(await Promise.all([startService("network-adapter", env), startService("network-adapter", env)])),
+    );
+  });
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.stop()));
+    await nats?.stop();
+    await db?.drop();
+  });
+
+  it("600 concurrent allocations into a /24: exactly 253 distinct addresses, the rest ip_exhausted", async () => {
+    const clients = adapters.map((a) => serviceClient(NetworkService, a.url));
+    const { network } = await clients[0]!.createNetwork({ name: "crowded", projectId: "p1" });
+    const { subnet } = await clients[1]!.createSubnet({ networkId: network!.id, cidr: "10.20.0.0/24" });
+    expect(subnet!.gatewayIp).toBe("10.20.0.1");
+
+    const outcomes = await Promise.all(
+      Array.from({ length: 600 }, async (_, i) => {
+        try {
+          const { port } = await clients[i % 2]!.createPort({
+            networkId: network!.id,
+            projectId: "p1",
+            name: `p${i}`,
+          });
+          return { ok: true as const, ip: port!.fixedIps[0]!.ipAddress, id: port!.id };
+        } catch (err) {
+          return { ok: false as const, err };
+        }
+      }),
+    );
+    const ok = outcomes.filter((o) => o.ok);
+    const refused = outcomes.filter((o) => !o.ok);
+    expect(ok).toHaveLength(253);
+    const ips = new Set(ok.map((o) => o.ip));
+    expect(ips.size).toBe(253);
+    for (const ip of ips) {
+      const last = Number(ip.split(".")[3]);
+      expect(ip.startsWith("10.20.0.")).toBe(true);
+      expect(last).toBeGreaterThanOrEqual(2);
+      expect(last).toBeLessThanOrEqual(254);
+    }
+    expect(refused).toHaveLength(347);
+    for (const r of refused) {
+      expect(r.err).toBeInstanceOf(StratusError);
+      expect((r.err as StratusError).kind).toBe("ip_exhausted");
+      expect((r.err as StratusError).message).toMatch(/No more IP addresses available on network/);
+    }
+
+    // What the database holds agrees, independently of the RPC answers.
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const [row] = (
+        await sql.query(
+          "SELECT count(*)::int AS n, count(DISTINCT ip)::int AS d, (SELECT count(*)::int FROM ip_free WHERE subnet_id = $1) AS free FROM ip_allocations WHERE subnet_id = $1",
+          [subnet!.id],
+        )
+      ).rows;
+      expect(row).toEqual({ n: 253, d: 253, free: 0 });
+      expect((await sql.query("SELECT count(*)::int AS n FROM ports")).rows[0].n).toBe(253);
+    } finally {
+      await sql.end();
+    }
+
+    // The refusal is Connect ResourceExhausted on the wire, for any client.
+    const raw = createClient(
+      NetworkService,
+      createConnectTransport({ baseUrl: adapters[0]!.url, httpVersion: "2", useBinaryFormat: true }),
+    );
+    const wire = await raw.createPort({ networkId: network!.id }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(wire?.code).toBe(Code.ResourceExhausted);
+
+    // Deleting a port frees exactly its address for the next caller, on the other process.
+    const victim = ok[17]!;
+    await clients[0]!.deletePort({ id: victim.id });
+    const { port: again } = await clients[1]!.createPort({ networkId: network!.id, projectId: "p1" });
+    expect(again!.fixedIps[0]!.ipAddress).toBe(victim.ip);
+  });
+});

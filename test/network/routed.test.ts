@@ -1,0 +1,340 @@
+// A routed network with two segments (one per rack) in a mesh of scheduler + network-adapter:
+// host mapping from reported physical networks, deferred ports bound / re-bound / refused,
+// CheckAndUpdatePorts (verifies, never allocates), placement kept in step, NATS events.
+import { randomUUID } from "node:crypto";
+import { fromBinary } from "@bufbuild/protobuf";
+import { IpAddressChangedSchema, PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
+import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import { serviceClient } from "@stratus/runtime";
+import { type Mesh, startMesh } from "@stratus/runtime/testing";
+import { connect, type NatsConnection } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually, type NetworkClient, refusal } from "./helpers.js";
+
+type PlacementClient = ReturnType<typeof serviceClient<typeof PlacementService>>;
+
+async function computeNode(placement: PlacementClient, host: string): Promise<string> {
+  const uuid = randomUUID();
+  await placement.ensureResourceProvider({ uuid, name: host });
+  await placement.setInventories({
+    providerUuid: uuid,
+    providerGeneration: 0n,
+    inventories: [{ resourceClass: "VCPU", total: 8n }],
+  });
+  return uuid;
+}
+
+describe("routed networks, binding and placement", () => {
+  let mesh: Mesh;
+  let net: NetworkClient;
+  let placement: PlacementClient;
+  let nc: NatsConnection;
+  const events: { subject: string; data: Uint8Array }[] = [];
+  const cn: Record<string, string> = {};
+  let networkId = "";
+  let segA = "";
+  let segB = "";
+
+  beforeAll(async () => {
+    mesh = await startMesh({ services: ["scheduler", "network-adapter"] });
+    net = serviceClient(NetworkService, mesh.url("network-adapter"));
+    placement = serviceClient(PlacementService, mesh.url("scheduler"));
+    nc = await connect({ servers: mesh.nats.url });
+    const sub = nc.subscribe("stratus.>");
+    void (async () => {
+      for await (const m of sub) events.push({ subject: m.subject, data: m.data });
+    })();
+    for (const host of ["rack1-a", "rack1-b", "rack2-a", "lonely"])
+      cn[host] = await computeNode(placement, host);
+    // As the compute agents do at start: physnets of each host (lonely reaches none).
+    await net.reportHostPhysicalNetworks({
+      host: "rack1-a",
+      physicalNetworks: ["physnet-rack1"],
+      computeNodeUuid: cn["rack1-a"]!,
+    });
+    await net.reportHostPhysicalNetworks({
+      host: "rack1-b",
+      physicalNetworks: ["physnet-rack1"],
+      computeNodeUuid: cn["rack1-b"]!,
+    });
+    await net.reportHostPhysicalNetworks({
+      host: "rack2-a",
+      physicalNetworks: ["physnet-rack2"],
+      computeNodeUuid: cn["rack2-a"]!,
+    });
+    await net.reportHostPhysicalNetworks({
+      host: "lonely",
+      physicalNetworks: [],
+      computeNodeUuid: cn.lonely!,
+    });
+
+    const { network } = await net.createNetwork({
+      name: "routed",
+      projectId: "p1",
+      shared: true,
+      segments: [
+        { name: "rack1", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 101 },
+        { name: "rack2", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 102 },
+      ],
+    });
+    networkId = network!.id;
+    segA = network!.segments.find((s) => s.name === "rack1")!.id;
+    segB = network!.segments.find((s) => s.name === "rack2")!.id;
+    await net.createSubnet({ networkId, segmentId: segA, cidr: "10.1.0.0/24" });
+    await net.createSubnet({ networkId, segmentId: segB, cidr: "10.2.0.0/24" });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await mesh?.close();
+  });
+
+  it("maps hosts to segments by reported physical network", async () => {
+    expect((await net.listHostSegments({ host: "rack1-a" })).mappings.map((m) => m.segmentId)).toEqual([
+      segA,
+    ]);
+    expect((await net.listHostSegments({ host: "rack2-a" })).mappings.map((m) => m.segmentId)).toEqual([
+      segB,
+    ]);
+    expect((await net.listHostSegments({ host: "lonely" })).mappings).toEqual([]);
+    const onA = (await net.listHostSegments({ segmentId: segA })).mappings.map((m) => m.host).sort();
+    expect(onA).toEqual(["rack1-a", "rack1-b"]);
+    expect((await net.getNetwork({ id: networkId })).network!.routed).toBe(true);
+  });
+
+  it("a deferred port gets its address on bind, keeps it on the same segment, moves it to another, and an unmapped host changes nothing", async () => {
+    const { port } = await net.createPort({ networkId, projectId: "p1" });
+    expect(port!.ipAllocation).toBe(IpAllocation.DEFERRED);
+    expect(port!.fixedIps).toEqual([]);
+
+    const onA = await net.bindPort({ portId: port!.id, host: "rack1-a" });
+    expect(onA.segmentId).toBe(segA);
+    const ipA = onA.port!.fixedIps[0]!.ipAddress;
+    expect(ipA).toMatch(/^10\.1\.0\./);
+    expect(onA.port!.bindingHostId).toBe("rack1-a");
+
+    const sameSegment = await net.bindPort({ portId: port!.id, host: "rack1-b" });
+    expect(sameSegment.port!.fixedIps.map((f) => f.ipAddress)).toEqual([ipA]);
+
+    const onB = await net.bindPort({ portId: port!.id, host: "rack2-a" });
+    expect(onB.segmentId).toBe(segB);
+    const ipB = onB.port!.fixedIps[0]!.ipAddress;
+    expect(ipB).toMatch(/^10\.2\.0\./);
+    expect(onB.port!.fixedIps).toHaveLength(1);
+
+    const err = await refusal(net.bindPort({ portId: port!.id, host: "lonely" }));
+    expect(err.kind).toBe("invalid_input");
+    expect(err.message).toContain("Host lonely is not connected to any segments on routed provider network");
+    const after = (await net.getPort({ id: port!.id })).port!;
+    expect(after.bindingHostId).toBe("rack2-a");
+    expect(after.fixedIps.map((f) => f.ipAddress)).toEqual([ipB]);
+
+    // The move released the old address (and the events say so).
+    await eventually(async () => {
+      const ipEvents = events
+        .filter((e) => e.subject.startsWith("stratus.ip."))
+        .map((e) => ({ subject: e.subject, ev: fromBinary(IpAddressChangedSchema, e.data) }))
+        .filter((e) => e.ev.portId === port!.id);
+      expect(ipEvents.map((e) => `${e.subject} ${e.ev.ipAddress} ${e.ev.segmentId}`)).toEqual([
+        `stratus.ip.allocated ${ipA} ${segA}`,
+        `stratus.ip.released ${ipA} ${segA}`,
+        `stratus.ip.allocated ${ipB} ${segB}`,
+      ]);
+      const bound = events
+        .filter((e) => e.subject === "stratus.port.bound")
+        .map((e) => fromBinary(PortChangedSchema, e.data))
+        .filter((e) => e.portId === port!.id);
+      expect(bound.map((b) => [b.change, b.host, b.ipAddresses])).toEqual([
+        [PortChange.BOUND, "rack1-a", [ipA]],
+        [PortChange.BOUND, "rack1-b", [ipA]],
+        [PortChange.BOUND, "rack2-a", [ipB]],
+      ]);
+    });
+
+    // Unbinding a deferred port releases its address.
+    const unbound = await net.unbindPort({ portId: port!.id });
+    expect(unbound.port!.fixedIps).toEqual([]);
+    expect(unbound.port!.bindingHostId).toBe("");
+  });
+
+  it("CheckAndUpdatePorts refuses a port bound elsewhere and never allocates; a good port goes ACTIVE with what the driver needs", async () => {
+    const server = randomUUID();
+    const { port: bound } = await net.createPort({ networkId, projectId: "p1" });
+    const { port: unboundPort } = await net.createPort({ networkId, projectId: "p1" });
+    for (const p of [bound!, unboundPort!])
+      await net.claimPort({ portId: p.id, deviceId: server, deviceOwner: "compute:nova" });
+    const { port: onB } = await net.bindPort({ portId: bound!.id, host: "rack2-a" });
+
+    const elsewhere = await refusal(
+      net.checkAndUpdatePorts({ serverId: server, host: "rack1-a", portIds: [bound!.id] }),
+    );
+    expect(elsewhere.message).toContain(`port ${bound!.id} is bound to host rack2-a, not rack1-a`);
+    const notBound = await refusal(
+      net.checkAndUpdatePorts({ serverId: server, host: "rack1-a", portIds: [unboundPort!.id] }),
+    );
+    expect(notBound.message).toContain(`port ${unboundPort!.id} is not bound to any host`);
+    // Nothing was allocated or changed by the refused checks.
+    expect((await net.getPort({ id: unboundPort!.id })).port!.fixedIps).toEqual([]);
+    const still = (await net.getPort({ id: bound!.id })).port!;
+    expect(still.fixedIps).toEqual(onB!.fixedIps);
+    expect(still.status).toBe("DOWN");
+
+    const otherServer = await refusal(
+      net.checkAndUpdatePorts({ serverId: randomUUID(), host: "rack2-a", portIds: [bound!.id] }),
+    );
+    expect(otherServer.kind).toBe("port_in_use");
+    expect(otherServer.message).toContain(`port ${bound!.id} belongs to device ${server}`);
+    const missing = randomUUID();
+    const gone = await refusal(
+      net.checkAndUpdatePorts({ serverId: server, host: "rack2-a", portIds: [missing] }),
+    );
+    expect(gone.kind).toBe("not_found");
+    expect(gone.message).toContain(`port ${missing} does not exist`);
+
+    const { ports } = await net.checkAndUpdatePorts({
+      serverId: server,
+      host: "rack2-a",
+      portIds: [bound!.id],
+    });
+    expect(ports).toHaveLength(1);
+    expect(ports[0]).toMatchObject({
+      portId: bound!.id,
+      macAddress: bound!.macAddress,
+      networkId,
+      segmentId: segB,
+      networkType: "vlan",
+      physicalNetwork: "physnet-rack2",
+      segmentationId: 102,
+      vifType: "ovs",
+    });
+    expect(ports[0]!.fixedIps.map((f) => f.ipAddress)).toEqual(onB!.fixedIps.map((f) => f.ipAddress));
+    expect((await net.getPort({ id: bound!.id })).port!.status).toBe("ACTIVE");
+  });
+
+  it("claiming a port used by another device is refused with port_in_use", async () => {
+    const { port } = await net.createPort({ networkId, projectId: "p1" });
+    await net.claimPort({ portId: port!.id, deviceId: "server-1" });
+    await net.claimPort({ portId: port!.id, deviceId: "server-1" }); // idempotent
+    const err = await refusal(net.claimPort({ portId: port!.id, deviceId: "server-2" }));
+    expect(err.kind).toBe("port_in_use");
+    expect(err.message).toBe(`Port ${port!.id} is still in use by device server-1.`);
+    expect((await net.getPort({ id: port!.id })).port!.deviceId).toBe("server-1");
+    // A server of another project cannot take a free port of p1.
+    const { port: free } = await net.createPort({ networkId, projectId: "p1" });
+    const foreign = await refusal(net.claimPort({ portId: free!.id, deviceId: "server-3", projectId: "p2" }));
+    expect(foreign.kind).toBe("forbidden");
+    expect((await net.getPort({ id: free!.id })).port!.deviceId).toBe("");
+  });
+
+  it("segment providers carry IPV4_ADDRESS = allocatable addresses, the sharing trait and their aggregate on the mapped hosts", async () => {
+    const inventory = async (seg: string) => {
+      const inv = await placement.getInventories({ providerUuid: seg });
+      const ip = inv.inventories.find((i) => i.resourceClass === "IPV4_ADDRESS");
+      return ip ? Number(ip.total) - Number(ip.reserved) : 0;
+    };
+    expect(await inventory(segA)).toBe(253);
+    expect((await placement.getResourceProvider({ uuid: segA })).provider!.name).toBe(`segment-${segA}`);
+    expect((await placement.getTraits({ providerUuid: segA })).traits).toContain("MISC_SHARES_VIA_AGGREGATE");
+    expect((await placement.getAggregates({ providerUuid: segA })).aggregateUuids).toEqual([segA]);
+    expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids).toEqual([segA]);
+    expect((await placement.getAggregates({ providerUuid: cn["rack1-b"]! })).aggregateUuids).toEqual([segA]);
+    expect((await placement.getAggregates({ providerUuid: cn["rack2-a"]! })).aggregateUuids).toEqual([segB]);
+    expect((await placement.getAggregates({ providerUuid: cn.lonely! })).aggregateUuids).toEqual([]);
+
+    // A second subnet on segment A adds its pool (a /28 with a gateway: 13 addresses) ...
+    const { subnet } = await net.createSubnet({ networkId, segmentId: segA, cidr: "10.1.1.0/28" });
+    expect(await inventory(segA)).toBe(253 + 13);
+    // ... a pool edit changes it ...
+    await net.updateSubnet({
+      id: subnet!.id,
+      updateAllocationPools: true,
+      allocationPools: [{ start: "10.1.1.2", end: "10.1.1.5" }],
+    });
+    expect(await inventory(segA)).toBe(253 + 4);
+    // ... and deleting the subnet takes it away again.
+    await net.deleteSubnet({ id: subnet!.id });
+    expect(await inventory(segA)).toBe(253);
+  });
+
+  it("a segment made while placement is down is put into placement once it is back", async () => {
+    const { network } = await net.createNetwork({
+      name: "late",
+      segments: [{ networkType: "flat", physicalNetwork: "physnet-rack1" }],
+    });
+    const seg = network!.segments[0]!.id;
+    await mesh.stop("scheduler");
+    try {
+      // The RPC succeeds although placement is unreachable.
+      const { subnet } = await net.createSubnet({
+        networkId: network!.id,
+        segmentId: seg,
+        cidr: "10.9.0.0/26",
+      });
+      expect(subnet!.segmentId).toBe(seg);
+    } finally {
+      await mesh.restart("scheduler");
+    }
+    placement = serviceClient(PlacementService, mesh.url("scheduler"));
+    await eventually(async () => {
+      const inv = await placement.getInventories({ providerUuid: seg });
+      expect(inv.inventories.map((i) => [i.resourceClass, Number(i.total)])).toEqual([["IPV4_ADDRESS", 61]]);
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids.sort()).toEqual(
+        [segA, seg].sort(),
+      );
+    }, 40_000);
+
+    // Its last subnet gone, the segment's provider and its aggregate on the hosts go too.
+    const [only] = (await net.listSubnets({ segmentId: seg })).subnets;
+    await net.deleteSubnet({ id: only!.id });
+    await eventually(async () => {
+      expect((await refusal(placement.getResourceProvider({ uuid: seg }))).kind).toBe("not_found");
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids).toEqual([
+        segA,
+      ]);
+    });
+  });
+
+  it("drift is repaired at start-up: a segment provider deleted behind the adapter's back comes back", async () => {
+    await mesh.stop("network-adapter");
+    await placement.deleteResourceProvider({ uuid: segA });
+    await placement.setAggregates({
+      providerUuid: cn["rack1-a"]!,
+      providerGeneration: (await placement.getAggregates({ providerUuid: cn["rack1-a"]! }))
+        .providerGeneration,
+      aggregateUuids: ["0b7a8f0e-0000-4000-8000-000000000001"],
+    });
+    await mesh.restart("network-adapter");
+    net = serviceClient(NetworkService, mesh.url("network-adapter"));
+    await eventually(async () => {
+      const inv = await placement.getInventories({ providerUuid: segA });
+      expect(inv.inventories.map((i) => [i.resourceClass, Number(i.total) - Number(i.reserved)])).toEqual([
+        ["IPV4_ADDRESS", 253],
+      ]);
+      expect((await placement.getTraits({ providerUuid: segA })).traits).toContain(
+        "MISC_SHARES_VIA_AGGREGATE",
+      );
+      // Ours is back; an aggregate that is not ours is left alone.
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-a"]! })).aggregateUuids.sort()).toEqual(
+        ["0b7a8f0e-0000-4000-8000-000000000001", segA].sort(),
+      );
+    }, 40_000);
+  });
+
+  it("a host that reports other physical networks moves to the other segment's aggregate", async () => {
+    await net.reportHostPhysicalNetworks({
+      host: "rack1-b",
+      physicalNetworks: ["physnet-rack2"],
+      computeNodeUuid: cn["rack1-b"]!,
+    });
+    expect((await net.listHostSegments({ host: "rack1-b" })).mappings.map((m) => m.segmentId)).toEqual([
+      segB,
+    ]);
+    await eventually(async () => {
+      expect((await placement.getAggregates({ providerUuid: cn["rack1-b"]! })).aggregateUuids).toEqual([
+        segB,
+      ]);
+    });
+    const { port } = await net.createPort({ networkId, projectId: "p1" });
+    expect((await net.bindPort({ portId: port!.id, host: "rack1-b" })).segmentId).toBe(segB);
+  });
+});
