@@ -1,0 +1,153 @@
+// Boot benchmark: servers to ACTIVE per second and p50/p99 time to ACTIVE, on networks: none and
+// on a routed network, with many simulated hosts (zero spawn delay) and a bounded number of
+// requests in flight; plus the cost of a reschedule (extra milliseconds, port creations).
+//   node --import tsx bench/boot/main.ts
+// Env: BENCH_HOSTS (default 1000), BENCH_SERVERS (default 1000), BENCH_IN_FLIGHT (default 64),
+//      BENCH_RESCHEDULES (default 50).
+import { fromBinary } from "@bufbuild/protobuf";
+import { NetworkMode } from "@stratus/contracts/compute/v1";
+import { PortChange, PortChangedSchema, ServerStateChangedSchema } from "@stratus/contracts/events/v1";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { serviceClient } from "@stratus/runtime";
+import { startMesh } from "@stratus/runtime/testing";
+import { connect } from "nats";
+import { as, clients, until } from "../../test/conductor/helpers.js";
+
+const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
+const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
+const RESCHEDULES = Number(process.env.BENCH_RESCHEDULES ?? 50);
+const half = Math.ceil(HOSTS / 2);
+
+const mesh = await startMesh({
+  services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
+  env: { LOG_LEVEL: "warn" },
+  serviceEnv: {
+    conductor: { QUOTA_INSTANCES: "100000", QUOTA_CORES: "100000", QUOTA_RAM_MB: "100000000" },
+    "compute-agent": {
+      COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
+      COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
+      SPAWN_DELAY_MS: "0",
+    },
+  },
+});
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+};
+
+try {
+  const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
+  const net = serviceClient(NetworkService, mesh.url("network-adapter"));
+  const nc = await connect({ servers: mesh.nats.url });
+  const active = new Map<string, () => void>();
+  const settled = new Map<string, string>();
+  let portsCreated = 0;
+  const sub = nc.subscribe("stratus.server.state");
+  void (async () => {
+    for await (const m of sub) {
+      const e = fromBinary(ServerStateChangedSchema, m.data);
+      if (e.status === "ACTIVE" || e.status === "ERROR") {
+        settled.set(e.serverId, e.status);
+        active.get(e.serverId)?.();
+      }
+    }
+  })();
+  const portSub = nc.subscribe("stratus.port.created");
+  void (async () => {
+    for await (const m of portSub)
+      if (fromBinary(PortChangedSchema, m.data).change === PortChange.CREATED) portsCreated++;
+  })();
+
+  const t = Date.now();
+  await until(
+    "hosts registered",
+    async () => (await placement.listResourceProviders({})).providers.length >= HOSTS,
+    600_000,
+  );
+  console.log(`${HOSTS} hosts registered in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+
+  const { network } = await net.createNetwork({
+    name: "routed",
+    projectId: "admin",
+    shared: true,
+    segments: [
+      { name: "rack1", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 301 },
+      { name: "rack2", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 302 },
+    ],
+  });
+  const seg = Object.fromEntries(network!.segments.map((s) => [s.name, s.id]));
+  await net.createSubnet({ networkId: network!.id, segmentId: seg.rack1!, cidr: "10.64.0.0/16" });
+  await net.createSubnet({ networkId: network!.id, segmentId: seg.rack2!, cidr: "10.65.0.0/16" });
+  await until("hosts mapped", async () => (await net.listHostSegments({})).mappings.length >= HOSTS, 600_000);
+
+  async function run(label: string, count: number, mode: NetworkMode, metadata: Record<string, string> = {}) {
+    const times: number[] = [];
+    let next = 0;
+    let errors = 0;
+    const started = Date.now();
+    const one = async () => {
+      const t0 = performance.now();
+      let done!: () => void;
+      const waiting = new Promise<void>((r) => {
+        done = r;
+      });
+      const res = await as("bench", () =>
+        conductor.createServers({
+          name: "b",
+          flavorId: "1",
+          networkMode: mode,
+          networks: mode === NetworkMode.LIST ? [{ networkId: network!.id }] : [],
+          metadata,
+        }),
+      );
+      const id = res.servers[0]!.id;
+      if (!settled.has(id)) {
+        active.set(id, done);
+        await waiting;
+        active.delete(id);
+      }
+      if (settled.get(id) !== "ACTIVE") errors++;
+      times.push(performance.now() - t0);
+    };
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (next < count) {
+          next++;
+          await one();
+        }
+      }),
+    );
+    const secs = (Date.now() - started) / 1000;
+    const fig = {
+      label,
+      servers: count,
+      perSecond: Number((count / secs).toFixed(1)),
+      p50ms: Math.round(pct(times, 50)),
+      p99ms: Math.round(pct(times, 99)),
+      errors,
+    };
+    console.log(JSON.stringify(fig));
+    return fig;
+  }
+
+  await run("none", SERVERS, NetworkMode.NONE);
+  await run("routed", SERVERS, NetworkMode.LIST);
+  const before = portsCreated;
+  const plain = await run("routed, no reschedule", RESCHEDULES, NetworkMode.LIST);
+  const mid = portsCreated;
+  const resched = await run("routed, first host fails", RESCHEDULES, NetworkMode.LIST, {
+    fake_fail_attempts: "1",
+  });
+  console.log(
+    JSON.stringify({
+      rescheduleExtraMsP50: resched.p50ms - plain.p50ms,
+      portCreationsPerServerPlain: (mid - before) / RESCHEDULES,
+      portCreationsPerServerRescheduled: (portsCreated - mid) / RESCHEDULES,
+    }),
+  );
+  await nc.close();
+} finally {
+  await mesh.close();
+}
