@@ -264,4 +264,51 @@ describe("build on a routed network", () => {
     expect(s.fault?.message).toMatch(/in use/);
     expect((await net.getPort({ id: port!.id })).port!.deviceId).toBe(port!.deviceId);
   });
+
+  it("networks: auto makes the project's topology once and boots on it", async () => {
+    await net
+      .createNetwork({
+        name: "public",
+        projectId: "admin",
+        routerExternal: true,
+        isDefault: true,
+        segments: [{ name: "public", networkType: "flat", physicalNetwork: "physnet-public" }],
+      })
+      .then((r) => net.createSubnet({ networkId: r.network!.id, cidr: "203.0.113.0/24" }));
+    await net.createSubnetPool({
+      pool: {
+        name: "default-pool",
+        projectId: "admin",
+        prefixes: ["10.128.0.0/16"],
+        defaultPrefixlen: 26,
+        minPrefixlen: 24,
+        maxPrefixlen: 28,
+        isDefault: true,
+        shared: true,
+        ipVersion: 4,
+      },
+    });
+    const auto = (n: number) =>
+      as("p-auto", () =>
+        conductor.createServers({
+          name: "a",
+          flavorId: "1",
+          networkMode: NetworkMode.AUTO,
+          minCount: n,
+          maxCount: n,
+        }),
+      );
+    const servers = await waitAll(
+      conductor,
+      (await auto(2)).servers.map((x) => x.id),
+    );
+    for (const s of servers) {
+      expect(`${s.status} ${s.fault?.message ?? ""}`).toBe("ACTIVE ");
+      expect(s.addresses).toHaveLength(1);
+      expect(s.addresses[0]!.ipAddress.startsWith("10.128.")).toBe(true);
+    }
+    expect(servers[0]!.addresses[0]!.networkId).toBe(servers[1]!.addresses[0]!.networkId);
+    const topo = await net.getAutoAllocatedTopology({ projectId: "p-auto" });
+    expect(topo.networkId).toBe(servers[0]!.addresses[0]!.networkId);
+  });
 });
