@@ -1,6 +1,8 @@
 // Diagnosis: seeds a PostgreSQL database (SQL seed) and prints EXPLAIN ANALYZE of the candidate
 // queries the scheduler runs. node --import tsx bench/placement/explain.ts [providers] [segments]
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
@@ -13,11 +15,14 @@ import {
 
 const hosts = Number(process.argv[2] ?? 10000);
 const segmentCount = Number(process.argv[3] ?? 100);
-const tmp = await createTempDatabase("stratus_explain");
+// --pglite: an in-process PGlite in a temp dir instead (run without and with --analyze).
+const usePglite = process.argv.includes("--pglite");
+const tmp = usePglite ? undefined : await createTempDatabase("stratus_explain");
+const dataDir = mkdtempSync(join(tmpdir(), "stratus-explain-"));
 const db = await openDatabase({
   service: "scheduler",
-  url: tmp.url,
-  dataDir: "/tmp",
+  url: tmp?.url,
+  dataDir,
   migrations: migrationsFrom(join(repoRoot, "services/scheduler/migrations")),
   logger: createLogger("explain", "warn"),
 });
@@ -51,7 +56,7 @@ try {
       [...segments, ...hostUuids.map((_, i) => segments[i % segmentCount]!)],
     ],
   );
-  await db.query("ANALYZE");
+  if (!usePglite || process.argv.includes("--analyze")) await db.query("ANALYZE");
   const groups: RequestGroupSpec[] = [
     {
       suffix: "",
@@ -113,5 +118,6 @@ try {
   }
 } finally {
   await db.close();
-  await tmp.drop();
+  await tmp?.drop();
+  rmSync(dataDir, { recursive: true, force: true });
 }

@@ -464,6 +464,7 @@ async function main() {
         const m = (f: (r: RunResult) => number | undefined) =>
           median(results.map(f).filter((x): x is number => x !== undefined));
         const totalClaimed = results.map((r) => (r.claimed ?? 0) + (r.sweepClaims ?? 0));
+        const filled = claims && hosts <= claimMaxProviders;
         rows.push([
           backend,
           String(hosts),
@@ -472,14 +473,14 @@ async function main() {
           fmt(m((r) => r.p50)),
           fmt(m((r) => r.p99)),
           `${fmt(m((r) => r.inProcP50))} / ${fmt(m((r) => r.inProcP99))}`,
-          claims
+          filled
             ? fmt(
                 m((r) => r.claimsPerSecond),
                 0,
               )
             : "-",
-          claims ? `${fmt(m((r) => r.claimP50))} / ${fmt(m((r) => r.claimP99))}` : "-",
-          claims
+          filled ? `${fmt(m((r) => r.claimP50))} / ${fmt(m((r) => r.claimP99))}` : "-",
+          filled
             ? `${Math.min(...totalClaimed)}..${Math.max(...totalClaimed)} of ${hosts * slots}, over ${Math.max(...results.map((r) => r.overCommitted ?? 0))}`
             : "-",
         ]);
