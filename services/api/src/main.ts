@@ -1,7 +1,13 @@
 // api: the edge. Serves the Nova-compatible REST API on API_PORT and health/reflection on PORT.
-import http from "node:http";
-import { bootService, newRequestId, novaFault } from "@stratus/runtime";
+import { ConductorService } from "@stratus/contracts/compute/v1";
+import { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import { bootService, serviceClient } from "@stratus/runtime";
 import { z } from "zod";
+import { buildRouter } from "./app.js";
+import { createRestServer } from "./http/server.js";
+import { ImageCatalogue, parseImages } from "./images.js";
 
 const booted = await bootService({
   name: "api",
@@ -9,20 +15,55 @@ const booted = await bootService({
   config: {
     API_PORT: z.coerce.number().int().min(0).max(65535).default(8774).describe("REST compute API port"),
     CONDUCTOR_URL: z.url().default("http://127.0.0.1:9101").describe("Conductor RPC URL"),
+    NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
+    SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
+    COMPUTE_AGENT_URL: z.url().default("http://127.0.0.1:9104").describe("Compute-agent RPC URL"),
+    API_BODY_LIMIT: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(114688)
+      .describe("Largest request body in bytes (Nova's max_request_body_size)"),
+    API_PUBLIC_URL: z.url().optional().describe("Base URL for links (default: from the Host header)"),
+    IMAGES: z
+      .string()
+      .optional()
+      .describe("Extra images as a JSON array of {id, name, min_disk?, min_ram?, size?, ...}"),
   },
 });
 const { config, logger, lifecycle } = booted;
 
-const rest = http.createServer((req, res) => {
-  const requestId = newRequestId();
-  res.setHeader("x-openstack-request-id", requestId);
-  res.setHeader("content-type", "application/json");
-  res.statusCode = 404;
-  res.end(JSON.stringify(novaFault(404, "The resource could not be found.")));
-  logger.info({ request_id: requestId, method: req.method, url: req.url, status: 404 }, "rest");
+let images: ImageCatalogue;
+try {
+  images = new ImageCatalogue(parseImages(config.IMAGES));
+} catch (err) {
+  logger.fatal({ err }, "invalid IMAGES");
+  process.exit(1);
+}
+
+const router = buildRouter({
+  conductor: serviceClient(ConductorService, config.CONDUCTOR_URL),
+  network: serviceClient(NetworkService, config.NETWORK_URL),
+  placement: serviceClient(PlacementService, config.SCHEDULER_URL),
+  computeAgent: serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL),
+  images,
+  logger,
+});
+const rest = createRestServer({
+  router,
+  logger,
+  bodyLimit: config.API_BODY_LIMIT,
+  publicUrl: config.API_PUBLIC_URL,
 });
 await new Promise<void>((resolve) => rest.listen(config.API_PORT, config.HOST, resolve));
-lifecycle.onShutdown("rest server", () => new Promise<void>((resolve) => rest.close(() => resolve())));
+lifecycle.onShutdown(
+  "rest server",
+  () =>
+    new Promise<void>((resolve) => {
+      rest.close(() => resolve());
+      rest.closeIdleConnections();
+    }),
+);
 logger.info({ port: config.API_PORT }, "compute API listening");
 
 await booted.serve([]);

@@ -1,0 +1,21 @@
+// The compute API's routes, assembled once.
+import type { ApiDeps } from "./deps.js";
+import { adminRoutes } from "./handlers/admin.js";
+import { flavorRoutes } from "./handlers/flavors.js";
+import { imageRoutes } from "./handlers/images.js";
+import { limitRoutes } from "./handlers/limits.js";
+import { networkProxyRoutes } from "./handlers/network-proxies.js";
+import { serverRoutes } from "./handlers/servers.js";
+import { Router } from "./http/router.js";
+
+export function buildRouter(deps: ApiDeps): Router {
+  const router = new Router();
+  // Literal paths before :params (the first match wins).
+  networkProxyRoutes(router, deps);
+  serverRoutes(router, deps);
+  flavorRoutes(router, deps);
+  imageRoutes(router, deps);
+  limitRoutes(router, deps);
+  adminRoutes(router, deps);
+  return router;
+}

@@ -1,0 +1,17 @@
+// What the handlers talk to: the owners' RPC clients and the image catalogue.
+import type { Client } from "@connectrpc/connect";
+import type { ConductorService } from "@stratus/contracts/compute/v1";
+import type { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
+import type { NetworkService } from "@stratus/contracts/network/v1";
+import type { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import type { Logger } from "@stratus/runtime";
+import type { ImageCatalogue } from "./images.js";
+
+export interface ApiDeps {
+  conductor: Client<typeof ConductorService>;
+  network: Client<typeof NetworkService>;
+  placement: Client<typeof PlacementService>;
+  computeAgent: Client<typeof ComputeAgentService>;
+  images: ImageCatalogue;
+  logger: Logger;
+}

@@ -1,0 +1,443 @@
+// Servers: create (validate per version, resolve networks, hand to the conductor), list, detail,
+// show, delete, ips, os-instance-actions.
+import { createHash, randomBytes } from "node:crypto";
+import type { MessageShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ComputeServiceSchema, InstanceActionSchema, ServerSchema } from "@stratus/contracts/compute/v1";
+import { isStratusError, StratusError } from "@stratus/runtime";
+import type { ApiDeps } from "../deps.js";
+import type { RestRequest, Router } from "../http/router.js";
+import { at } from "../microversion.js";
+import { type RequestedNetworks, serverCreateSchema } from "../schemas/servers.js";
+import { invalid, isoTime, links, nextLink, paging, validate } from "./common.js";
+import { checkEntries, checkPortQuota, resolveNetworks } from "./resolve-networks.js";
+
+type Server = MessageShape<typeof ServerSchema>;
+type ComputeService = MessageShape<typeof ComputeServiceSchema>;
+type InstanceAction = MessageShape<typeof InstanceActionSchema>;
+
+/** Every status Nova knows (filters naming another are invalid). */
+const KNOWN_STATUSES = new Set([
+  "ACTIVE",
+  "BUILD",
+  "DELETED",
+  "ERROR",
+  "HARD_REBOOT",
+  "MIGRATING",
+  "PASSWORD",
+  "PAUSED",
+  "REBOOT",
+  "REBUILD",
+  "RESCUE",
+  "RESIZE",
+  "REVERT_RESIZE",
+  "SHELVED",
+  "SHELVED_OFFLOADED",
+  "SHUTOFF",
+  "SOFT_DELETED",
+  "SUSPENDED",
+  "UNKNOWN",
+  "VERIFY_RESIZE",
+]);
+
+const PROGRESS_STATUSES = new Set(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"]);
+
+function hostId(s: Server): string {
+  return s.host
+    ? createHash("sha224")
+        .update(s.projectId + s.host)
+        .digest("hex")
+    : "";
+}
+
+export function addressesOf(s: Server) {
+  const out: Record<string, object[]> = {};
+  if (s.vmState === "building") return out;
+  const ordered = [...s.addresses].sort(
+    (a, b) => (a.type === "floating" ? 1 : 0) - (b.type === "floating" ? 1 : 0),
+  );
+  for (const a of ordered) {
+    const key = a.networkName || a.networkId;
+    const list = out[key] ?? [];
+    out[key] = list;
+    list.push({
+      version: a.version || (a.ipAddress.includes(":") ? 6 : 4),
+      addr: a.ipAddress,
+      "OS-EXT-IPS:type": a.type || "fixed",
+      "OS-EXT-IPS-MAC:mac_addr": a.macAddress,
+    });
+  }
+  return out;
+}
+
+function flavorOf(req: RestRequest, s: Server) {
+  const f = s.flavor;
+  if (!f) return {};
+  if (at(req.version, "embeddedFlavor")) {
+    return {
+      vcpus: f.vcpus,
+      ram: f.ramMb,
+      disk: f.diskGb,
+      ephemeral: f.ephemeralGb,
+      swap: f.swapMb,
+      original_name: f.name,
+      extra_specs: f.extraSpecs,
+    };
+  }
+  return { id: f.id, links: [{ rel: "bookmark", href: `${req.hostUrl}/flavors/${f.id}` }] };
+}
+
+function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) {
+  const admin = req.caller.isAdmin;
+  const v = req.version;
+  const view: Record<string, unknown> = {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    tenant_id: s.projectId,
+    user_id: s.userId,
+    metadata: s.metadata,
+    hostId: hostId(s),
+    image: s.imageRef
+      ? { id: s.imageRef, links: [{ rel: "bookmark", href: `${req.hostUrl}/images/${s.imageRef}` }] }
+      : "",
+    flavor: flavorOf(req, s),
+    created: isoTime(s.createdAt),
+    updated: isoTime(s.updatedAt),
+    addresses: addressesOf(s),
+    accessIPv4: "",
+    accessIPv6: "",
+    links: links(req, "servers", s.id),
+    "OS-DCF:diskConfig": "MANUAL",
+    "OS-EXT-AZ:availability_zone": s.availabilityZone || "nova",
+    config_drive: "",
+    key_name: s.keyName || null,
+    "OS-SRV-USG:launched_at": isoTime(s.launchedAt),
+    "OS-SRV-USG:terminated_at": isoTime(s.terminatedAt),
+    "OS-EXT-STS:task_state": s.taskState || null,
+    "OS-EXT-STS:vm_state": s.vmState,
+    "OS-EXT-STS:power_state": s.powerState,
+    "os-extended-volumes:volumes_attached": [],
+  };
+  if (s.addresses.length) view.security_groups = [{ name: "default" }];
+  if (PROGRESS_STATUSES.has(s.status)) view.progress = s.progress;
+  if (admin) {
+    view["OS-EXT-SRV-ATTR:host"] = s.host || null;
+    view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = s.hypervisorHostname || null;
+    view["OS-EXT-SRV-ATTR:instance_name"] = s.instanceName;
+    if (at(v, "extendedServerAttributes")) {
+      view["OS-EXT-SRV-ATTR:reservation_id"] = s.reservationId;
+      view["OS-EXT-SRV-ATTR:launch_index"] = s.launchIndex;
+      view["OS-EXT-SRV-ATTR:hostname"] = s.hostname || s.name;
+      view["OS-EXT-SRV-ATTR:kernel_id"] = "";
+      view["OS-EXT-SRV-ATTR:ramdisk_id"] = "";
+      view["OS-EXT-SRV-ATTR:root_device_name"] = null;
+      view["OS-EXT-SRV-ATTR:user_data"] = s.userData || null;
+    }
+    if (at(v, "serverHostStatus")) {
+      const svc = services?.find((x) => x.host === s.host);
+      view.host_status = !s.host
+        ? ""
+        : !svc
+          ? "UNKNOWN"
+          : svc.status === "disabled"
+            ? "MAINTENANCE"
+            : svc.state === "up"
+              ? "UP"
+              : "DOWN";
+    }
+  }
+  if (at(v, "serverLocked")) view.locked = false;
+  if (at(v, "serverDescription")) view.description = s.description || null;
+  if (at(v, "serverTags")) view.tags = [];
+  if (s.fault && (s.status === "ERROR" || s.status === "DELETED")) {
+    const showDetails = admin || s.fault.code !== 500;
+    view.fault = {
+      code: s.fault.code || 500,
+      message: s.fault.message.slice(0, 255),
+      created: isoTime(s.fault.createdAt),
+      ...(showDetails && s.fault.details ? { details: s.fault.details } : {}),
+    };
+  }
+  return view;
+}
+
+const hostStatusWanted = (req: RestRequest) => req.caller.isAdmin && at(req.version, "serverHostStatus");
+
+async function servicesFor(req: RestRequest, deps: ApiDeps): Promise<ComputeService[] | undefined> {
+  if (!hostStatusWanted(req)) return undefined;
+  return (await deps.conductor.listComputeServices({ binary: "" })).services;
+}
+
+function boolParam(value: string, name: string): boolean {
+  const v = value.toLowerCase();
+  if (v === "" || ["true", "t", "1", "yes", "y", "on"].includes(v)) return true;
+  if (["false", "f", "0", "no", "n", "off"].includes(v)) return false;
+  throw invalid(`Invalid value '${value}' for ${name}`);
+}
+
+async function listServers(req: RestRequest, deps: ApiDeps) {
+  const q = req.query;
+  const caller = req.caller;
+  const { limit, marker } = paging(req);
+  let allProjects = false;
+  if (q.has("all_tenants")) {
+    allProjects = boolParam(q.get("all_tenants")!, "all_tenants");
+    if (allProjects && !caller.isAdmin) {
+      throw new StratusError(
+        "forbidden",
+        "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed.",
+      );
+    }
+  }
+  let status = q.get("status")?.toUpperCase() ?? "";
+  if (status && !KNOWN_STATUSES.has(status)) {
+    if (at(req.version, "strictStatusFilter")) throw invalid(`Invalid status value`);
+    return { servers: [] as Server[], limit };
+  }
+  if (status === "DELETED" && !caller.isAdmin) status = "";
+  let changesSince: Date | undefined;
+  const cs = q.get("changes-since");
+  if (cs !== null) {
+    const d = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(cs)
+      ? new Date(cs)
+      : new Date(Number.NaN);
+    if (Number.isNaN(d.getTime())) throw invalid("Invalid filter field: changes-since.");
+    changesSince = d;
+  }
+  const projectFilter =
+    caller.isAdmin && allProjects ? (q.get("project_id") ?? q.get("tenant_id") ?? "") : "";
+  if (marker !== undefined && marker.length > 255)
+    throw invalid(`marker [${marker.slice(0, 50)}…] not found`);
+  const flavor = q.get("flavor")?.split("/").pop() ?? "";
+  const image = q.get("image")?.split("/").pop() ?? "";
+  const { servers } = await deps.conductor.listServers({
+    projectId: caller.isAdmin ? projectFilter : caller.projectId,
+    allProjects,
+    name: q.get("name") ?? "",
+    status,
+    host: caller.isAdmin ? (q.get("host") ?? "") : "",
+    flavorId: flavor,
+    imageRef: image,
+    ...(changesSince ? { changesSince: timestampFromDate(changesSince) } : {}),
+    limit: limit === 0 ? 1 : limit,
+    marker: marker ?? "",
+    includeDeleted: caller.isAdmin && q.has("deleted") ? boolParam(q.get("deleted")!, "deleted") : false,
+    reservationId: q.get("reservation_id") ?? "",
+  });
+  return { servers: limit === 0 ? [] : servers, limit };
+}
+
+function pageLinks(req: RestRequest, collection: string, servers: Server[], limit: number) {
+  return servers.length > 0 && servers.length === limit
+    ? { servers_links: nextLink(req, collection, servers[servers.length - 1]!.id, limit) }
+    : {};
+}
+
+async function getServer(deps: ApiDeps, id: string): Promise<Server> {
+  try {
+    const { server } = await deps.conductor.getServer({ id });
+    if (!server) throw new StratusError("not_found", "");
+    return server;
+  } catch (err) {
+    if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
+      throw new StratusError("not_found", `Instance ${id} could not be found.`);
+    }
+    throw err;
+  }
+}
+
+function actionView(req: RestRequest, a: InstanceAction, withEvents: boolean) {
+  const view: Record<string, unknown> = {
+    action: a.action,
+    instance_uuid: a.instanceUuid,
+    message: a.message || null,
+    project_id: a.projectId,
+    request_id: a.requestId,
+    start_time: isoTime(a.startTime),
+    user_id: a.userId,
+  };
+  if (withEvents) {
+    const showEvents = req.caller.isAdmin || at(req.version, "actionEventsForOwners");
+    if (showEvents) {
+      view.events = a.events.map((e) => ({
+        event: e.event,
+        start_time: isoTime(e.startTime),
+        finish_time: isoTime(e.finishTime),
+        result: e.result || null,
+        ...(req.caller.isAdmin ? { traceback: e.traceback || null } : {}),
+      }));
+    }
+  }
+  return view;
+}
+
+function userDataOk(s: string): boolean {
+  return /^[A-Za-z0-9+/\r\n]*={0,2}$/.test(s) && s.replace(/[\r\n]/g, "").length % 4 === 0;
+}
+
+export function serverRoutes(router: Router, deps: ApiDeps): void {
+  router.add("POST", "/servers", async (req) => {
+    if (req.body === undefined) throw invalid("The request body is missing.");
+    const body = validate(serverCreateSchema(req.version), req.body);
+    const s = body.server;
+    const requested = s.networks as RequestedNetworks;
+    const caller = req.caller;
+    const minCount = s.min_count ?? 1;
+    let maxCount = s.max_count ?? minCount;
+    if (minCount > maxCount) throw invalid("min_count must be <= max_count");
+    if (Array.isArray(requested)) checkEntries(requested, maxCount);
+    if (s.user_data !== undefined && !userDataOk(s.user_data))
+      throw invalid("User data needs to be valid base 64.");
+    if (s.key_name !== undefined) throw invalid("Invalid key_name provided.");
+    if (s.metadata && Object.keys(s.metadata).length > 128) {
+      throw new StratusError("quota_exceeded", "Quota exceeded for metadata_items: Requested more than 128");
+    }
+
+    // Flavor and image before any network lookup (Nova's order).
+    const image = s.imageRef ? deps.images.resolveRef(s.imageRef) : undefined;
+    if (!image) throw invalid("Can not find requested image");
+    const flavorRef = s.flavorRef.split("/").pop() ?? "";
+    let flavorId: string;
+    try {
+      const { flavor } = await deps.conductor.getFlavor({ id: flavorRef });
+      if (!flavor || (!flavor.isPublic && !caller.isAdmin)) throw new StratusError("not_found", "");
+      flavorId = flavor.id;
+    } catch (err) {
+      if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
+        throw invalid(`Flavor ${flavorRef} could not be found.`);
+      }
+      throw err;
+    }
+
+    const resolved = await resolveNetworks(deps, caller, requested);
+    maxCount = await checkPortQuota(deps, caller, resolved.newPortsPerServer, minCount, maxCount);
+
+    const rawHints = body["os:scheduler_hints"] ?? body["OS-SCH-HNT:scheduler_hints"] ?? {};
+    const schedulerHints = Object.fromEntries(
+      Object.entries(rawHints).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : v]),
+    );
+    const created = await deps.conductor.createServers({
+      name: s.name,
+      flavorId,
+      imageRef: image.id,
+      minCount,
+      maxCount,
+      networkMode: resolved.mode,
+      networks: resolved.networks,
+      metadata: s.metadata ?? {},
+      userData: s.user_data ?? "",
+      projectId: caller.projectId,
+      userId: caller.userId,
+      availabilityZone: s.availability_zone ?? "",
+      schedulerHints,
+      description: (s as { description?: string | null }).description ?? "",
+    });
+    const returnReservation =
+      s.return_reservation_id !== undefined &&
+      (s.return_reservation_id === true ||
+        (typeof s.return_reservation_id === "string" &&
+          boolParam(s.return_reservation_id, "return_reservation_id")));
+    if (returnReservation) return { status: 202, body: { reservation_id: created.reservationId } };
+    const first = created.servers[0];
+    if (!first) throw new StratusError("internal", "the conductor accepted no server");
+    const serverLinks = links(req, "servers", first.id);
+    return {
+      status: 202,
+      headers: { location: serverLinks[0]!.href },
+      body: {
+        server: {
+          id: first.id,
+          links: serverLinks,
+          "OS-DCF:diskConfig": s["OS-DCF:diskConfig"] ?? "MANUAL",
+          security_groups: s.security_groups ?? [{ name: "default" }],
+          adminPass: s.adminPass ?? randomBytes(9).toString("base64url"),
+        },
+      },
+    };
+  });
+
+  router.add("GET", "/servers", async (req) => {
+    const { servers, limit } = await listServers(req, deps);
+    return {
+      status: 200,
+      body: {
+        servers: servers.map((s) => ({ id: s.id, name: s.name, links: links(req, "servers", s.id) })),
+        ...pageLinks(req, "servers", servers, limit),
+      },
+    };
+  });
+
+  router.add("GET", "/servers/detail", async (req) => {
+    const [{ servers, limit }, services] = await Promise.all([
+      listServers(req, deps),
+      servicesFor(req, deps),
+    ]);
+    return {
+      status: 200,
+      body: {
+        servers: servers.map((s) => serverDetail(req, s, services)),
+        ...pageLinks(req, "servers/detail", servers, limit),
+      },
+    };
+  });
+
+  router.add("GET", "/servers/:id", async (req) => {
+    const [server, services] = await Promise.all([getServer(deps, req.params.id!), servicesFor(req, deps)]);
+    return { status: 200, body: { server: serverDetail(req, server, services) } };
+  });
+
+  router.add("DELETE", "/servers/:id", async (req) => {
+    const id = req.params.id!;
+    try {
+      await deps.conductor.deleteServer({ id });
+    } catch (err) {
+      if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
+        throw new StratusError("not_found", `Instance ${id} could not be found.`);
+      }
+      throw err;
+    }
+    return { status: 204 };
+  });
+
+  router.add("GET", "/servers/:id/ips", async (req) => {
+    const server = await getServer(deps, req.params.id!);
+    return { status: 200, body: { addresses: addressesOf(server) } };
+  });
+
+  router.add("GET", "/servers/:id/ips/:network", async (req) => {
+    const server = await getServer(deps, req.params.id!);
+    const label = req.params.network!;
+    const found = addressesOf(server)[label];
+    if (!found) throw new StratusError("not_found", "There are no such network in the instance");
+    return { status: 200, body: { [label]: found } };
+  });
+
+  router.add("GET", "/servers/:id/os-instance-actions", async (req) => {
+    const id = req.params.id!;
+    try {
+      const { actions } = await deps.conductor.listInstanceActions({ serverId: id });
+      return { status: 200, body: { instanceActions: actions.map((a) => actionView(req, a, false)) } };
+    } catch (err) {
+      if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
+        throw new StratusError("not_found", `Instance ${id} could not be found.`);
+      }
+      throw err;
+    }
+  });
+
+  router.add("GET", "/servers/:id/os-instance-actions/:requestId", async (req) => {
+    const id = req.params.id!;
+    const requestId = req.params.requestId!;
+    try {
+      const { action } = await deps.conductor.getInstanceAction({ serverId: id, requestId });
+      if (!action) throw new StratusError("not_found", "");
+      return { status: 200, body: { instanceAction: actionView(req, action, true) } };
+    } catch (err) {
+      if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
+        throw new StratusError("not_found", `Action for request_id ${requestId} on instance ${id} not found`);
+      }
+      throw err;
+    }
+  });
+}

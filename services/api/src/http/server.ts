@@ -1,0 +1,291 @@
+// The REST server: request id, auth, microversion, body limit, routing and Nova fault bodies.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  acceptRequestId,
+  isStratusError,
+  type Logger,
+  novaFault,
+  REQUEST_ID_HEADER,
+  runWithContext,
+  StratusError,
+} from "@stratus/runtime";
+import { choicesDocument, versionDocument, versionsDocument } from "../handlers/versions.js";
+import {
+  type ApiVersion,
+  formatVersion,
+  LEGACY_VERSION_HEADER,
+  MIN_VERSION,
+  negotiateVersion,
+  VERSION_HEADER,
+} from "../microversion.js";
+import type { Caller, RestRequest, RestResponse, Router } from "./router.js";
+
+export interface RestServerOptions {
+  router: Router;
+  logger: Logger;
+  /** Largest accepted request body in bytes (Nova's max_request_body_size). */
+  bodyLimit: number;
+  /** Base for links when set (e.g. behind a proxy); otherwise taken from the Host header. */
+  publicUrl?: string | undefined;
+}
+
+const TOKEN_PART = /^[A-Za-z0-9_.@-]{1,255}$/;
+
+/** design.md §6: X-Auth-Token `<user>:<project>`; user `admin` is admin. */
+export function authenticate(token: string | string[] | undefined, requestId: string): Caller {
+  const value = Array.isArray(token) ? token[0] : token;
+  if (!value) throw new StratusError("unauthorized", "Authentication required");
+  const i = value.indexOf(":");
+  const userId = i > 0 ? value.slice(0, i) : "";
+  const projectId = i > 0 ? value.slice(i + 1) : "";
+  if (!TOKEN_PART.test(userId) || !TOKEN_PART.test(projectId)) {
+    throw new StratusError("unauthorized", "The request you have made requires authentication.");
+  }
+  return { requestId, userId, projectId, isAdmin: userId === "admin" };
+}
+
+/** A failure that is HTTP-level only (no StratusError kind): 405, 413, 415. */
+export class HttpFault extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+class BodyTooLarge extends HttpFault {
+  constructor() {
+    super(413, "Request is too large.");
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on("data", (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (!failed) resolve(Buffer.concat(chunks));
+    });
+    req.on("error", (err) => {
+      if (!failed) {
+        failed = true;
+        reject(err);
+      }
+    });
+  });
+}
+
+function decodeSegments(pathname: string): string[] {
+  return pathname
+    .split("/")
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        throw new StratusError("invalid_input", "Malformed request URL");
+      }
+    });
+}
+
+function parseJsonBody(raw: Buffer, contentType: string | undefined): unknown {
+  if (raw.length === 0) return undefined;
+  if (contentType) {
+    const type = contentType.split(";")[0]!.trim().toLowerCase();
+    if (type && type !== "application/json" && !type.endsWith("+json") && type !== "text/plain") {
+      throw new HttpFault(415, `Unsupported Content-Type`);
+    }
+  }
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new StratusError("invalid_input", "Malformed request body");
+  }
+}
+
+function faultOf(err: unknown, logger: Logger, requestId: string): { status: number; body: unknown } {
+  if (err instanceof HttpFault) return { status: err.status, body: novaFault(err.status, err.message) };
+  if (isStratusError(err)) {
+    const status = err.httpStatus;
+    if (status >= 500) logger.warn({ err, request_id: requestId }, "request failed");
+    return { status, body: novaFault(status, err.message) };
+  }
+  logger.error({ err, request_id: requestId }, "unexpected error");
+  return {
+    status: 500,
+    body: novaFault(500, "Unexpected API Error. Please report this with the request id."),
+  };
+}
+
+export function createRestServer(options: RestServerOptions): http.Server {
+  const { router, logger, bodyLimit } = options;
+  const collections = router.collections();
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    const requestId = acceptRequestId(header(req, REQUEST_ID_HEADER));
+    res.setHeader("x-openstack-request-id", requestId);
+    res.setHeader("x-compute-request-id", requestId);
+    let version: ApiVersion | undefined;
+    let result: RestResponse;
+    try {
+      result = await route(req, requestId, (v) => {
+        version = v;
+        const s = formatVersion(v);
+        res.setHeader("openstack-api-version", `compute ${s}`);
+        res.setHeader("x-openstack-nova-api-version", s);
+      });
+    } catch (err) {
+      result = faultOf(err, logger, requestId);
+      if (err instanceof BodyTooLarge) result.headers = { connection: "close" };
+    }
+    if (version) res.setHeader("vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
+    send(res, result);
+    logger.info(
+      {
+        request_id: requestId,
+        method: req.method,
+        url: req.url?.slice(0, 200),
+        status: result.status,
+        version: version ? formatVersion(version) : undefined,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+      },
+      "rest",
+    );
+  };
+
+  const route = async (
+    req: IncomingMessage,
+    requestId: string,
+    setVersion: (v: ApiVersion) => void,
+  ): Promise<RestResponse> => {
+    const method = (req.method ?? "GET").toUpperCase();
+    const hostUrl = options.publicUrl?.replace(/\/+$/, "") ?? `http://${safeHost(req.headers.host)}`;
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://stratus.invalid");
+    } catch {
+      throw new StratusError("invalid_input", "Malformed request URL");
+    }
+    const all = decodeSegments(url.pathname);
+    // The body is read before anything is answered so that keep-alive connections stay usable.
+    const raw = await readBody(req, bodyLimit);
+
+    if (all.length === 0) {
+      if (method !== "GET" && method !== "HEAD") throw methodNotAllowed();
+      return { status: 200, body: versionsDocument(hostUrl) };
+    }
+    const prefix = all[0];
+    if (prefix !== "v2.1" && prefix !== "v2") {
+      return { status: 300, body: choicesDocument(hostUrl, url.pathname) };
+    }
+    // v2 is the v2.0-compatible endpoint: served as 2.1, microversion headers ignored.
+    const legacy = prefix === "v2";
+    let segments = all.slice(1);
+    if (segments.length === 0) {
+      if (method !== "GET" && method !== "HEAD") throw methodNotAllowed();
+      if (!legacy) setVersion(negotiate(req));
+      return { status: 200, body: versionDocument(hostUrl, legacy ? "v2.0" : "v2.1") };
+    }
+
+    const caller = authenticate(req.headers["x-auth-token"], requestId);
+    const version = legacy ? MIN_VERSION : negotiate(req);
+    if (!legacy) setVersion(version);
+
+    // The project id in the URL is optional (2.18); it must be the caller's own.
+    let baseUrl = `${hostUrl}/${prefix}`;
+    if (segments.length >= 2 && !collections.has(segments[0]!)) {
+      const urlProject = segments[0]!;
+      if (urlProject !== caller.projectId && !caller.isAdmin) {
+        throw new StratusError(
+          "invalid_input",
+          `Malformed request URL: URL's project_id '${urlProject}' doesn't match Context's project_id '${caller.projectId}'`,
+        );
+      }
+      segments = segments.slice(1);
+      baseUrl = `${baseUrl}/${encodeURIComponent(urlProject)}`;
+    }
+
+    const match = router.match(method, segments, version);
+    if (match.kind === "not_found") {
+      throw new StratusError("not_found", "The resource could not be found.");
+    }
+    if (match.kind === "method_not_allowed") throw methodNotAllowed();
+    const body =
+      method === "GET" || method === "DELETE" ? undefined : parseJsonBody(raw, header(req, "content-type"));
+    const request: RestRequest = {
+      method,
+      segments,
+      params: match.params,
+      query: url.searchParams,
+      headers: req.headers,
+      version,
+      body,
+      caller,
+      baseUrl,
+      hostUrl,
+    };
+    return runWithContext(caller, () => match.handler(request));
+  };
+
+  const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    handle(req, res).catch((err) => {
+      logger.error({ err }, "rest handler crashed");
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end();
+      }
+    });
+  });
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  });
+  return server;
+}
+
+function negotiate(req: IncomingMessage): ApiVersion {
+  return negotiateVersion({
+    standard: req.headers[VERSION_HEADER],
+    legacy: req.headers[LEGACY_VERSION_HEADER],
+  });
+}
+
+function methodNotAllowed(): HttpFault {
+  return new HttpFault(405, "The method specified is not allowed for this resource.");
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function safeHost(host: string | undefined): string {
+  return host && /^[A-Za-z0-9.:[\]-]{1,300}$/.test(host) ? host : "127.0.0.1";
+}
+
+function send(res: ServerResponse, result: RestResponse): void {
+  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  res.statusCode = result.status;
+  if (result.body === undefined || result.status === 204) {
+    res.end();
+    return;
+  }
+  const payload = JSON.stringify(result.body);
+  res.setHeader("content-type", "application/json");
+  res.setHeader("content-length", Buffer.byteLength(payload));
+  res.end(payload);
+}
