@@ -106,9 +106,9 @@ await runWithContext(ADMIN, async () => {
   console.log(`
 Demo cloud ready. Try (any user:project works as the token; user admin is an admin):
   export OS="${os} --os-compute-api-version 2.37"
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros --nic auto auto-1
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros --nic none lonely-1
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros --nic net-id=${routed.id} routed-1
+  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic auto auto-1
+  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic none lonely-1
+  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=${routed.id} routed-1
   $OS --os-token demo:demo server list --long
   $OS --os-token admin:admin server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses`);
 });

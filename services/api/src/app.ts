@@ -5,6 +5,7 @@ import { flavorRoutes } from "./handlers/flavors.js";
 import { imageRoutes } from "./handlers/images.js";
 import { limitRoutes } from "./handlers/limits.js";
 import { networkProxyRoutes } from "./handlers/network-proxies.js";
+import { networkingLookupRoutes } from "./handlers/networking-lookups.js";
 import { serverRoutes } from "./handlers/servers.js";
 import { Router } from "./http/router.js";
 
@@ -17,5 +18,6 @@ export function buildRouter(deps: ApiDeps): Router {
   imageRoutes(router, deps);
   limitRoutes(router, deps);
   adminRoutes(router, deps);
+  networkingLookupRoutes(router, deps);
   return router;
 }

@@ -91,17 +91,34 @@ export function flavorRoutes(router: Router, deps: ApiDeps): void {
       },
     };
   });
-  router.add("GET", "/flavors/:id", async (req) => {
-    const id = req.params.id!;
-    try {
-      const { flavor } = await deps.conductor.getFlavor({ id });
-      if (!flavor || (!flavor.isPublic && !req.caller.isAdmin)) throw new StratusError("not_found", "");
-      return { status: 200, body: { flavor: flavorDetail(req, flavor) } };
-    } catch (err) {
-      if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
-        throw new StratusError("not_found", `Flavor ${id} could not be found.`);
-      }
-      throw err;
-    }
+  router.add("GET", "/flavors/:id", async (req) => ({
+    status: 200,
+    body: { flavor: flavorDetail(req, await requireFlavor(req, deps)) },
+  }));
+  // Stratus flavors carry no extra specs yet; the CLI reads them for `flavor list` / `show`.
+  router.add("GET", "/flavors/:id/os-extra_specs", async (req) => {
+    await requireFlavor(req, deps);
+    return { status: 200, body: { extra_specs: {} } };
   });
+  router.add("GET", "/flavors/:id/os-extra_specs/:key", async (req) => {
+    await requireFlavor(req, deps);
+    throw new StratusError(
+      "not_found",
+      `Flavor ${req.params.id} has no extra specs with key ${req.params.key}.`,
+    );
+  });
+}
+
+async function requireFlavor(req: RestRequest, deps: ApiDeps) {
+  const id = req.params.id!;
+  try {
+    const { flavor } = await deps.conductor.getFlavor({ id });
+    if (!flavor || (!flavor.isPublic && !req.caller.isAdmin)) throw new StratusError("not_found", "");
+    return flavor;
+  } catch (err) {
+    if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
+      throw new StratusError("not_found", `Flavor ${id} could not be found.`);
+    }
+    throw err;
+  }
 }
