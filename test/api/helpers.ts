@@ -1,0 +1,191 @@
+// Helpers for the api's tests: the whole mesh as processes, a REST caller, and the real openstack CLI.
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { promisify } from "node:util";
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import { runWithContext, serviceClient } from "@stratus/runtime";
+import { type Mesh, startMesh } from "@stratus/runtime/testing";
+
+export type NetworkClient = ReturnType<typeof serviceClient<typeof NetworkService>>;
+
+export const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
+
+/** All five services, two racks of two hosts each mapped to physnet-rack1 / physnet-rack2. */
+export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }> {
+  const mesh = await startMesh({
+    serviceEnv: {
+      "compute-agent": {
+        COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",
+        COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
+      },
+    },
+  });
+  const net = serviceClient(NetworkService, mesh.url("network-adapter"));
+  const placement = serviceClient(PlacementService, mesh.url("scheduler"));
+  await until(
+    "hosts registered",
+    async () => {
+      const names = (await placement.listResourceProviders({})).providers.map((p) => p.name);
+      return HOSTS.every((h) => names.includes(h));
+    },
+    90_000,
+  );
+  return { mesh, net };
+}
+
+export function asAdmin<T>(fn: () => Promise<T>): Promise<T> {
+  return runWithContext(
+    { requestId: `req-${randomUUID()}`, userId: "admin", projectId: "admin", isAdmin: true },
+    fn,
+  );
+}
+
+/** A routed network owned by `project`: segments on physnet-rack1 / physnet-rack2, a /24 each. */
+export async function createRoutedNetwork(net: NetworkClient, project: string, name: string, third = 1) {
+  return asAdmin(async () => {
+    const { network } = await net.createNetwork({
+      name,
+      projectId: project,
+      segments: [
+        { name: "rack1", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 100 + third },
+        { name: "rack2", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 200 + third },
+      ],
+    });
+    const segs = network!.segments;
+    await net.createSubnet({
+      networkId: network!.id,
+      segmentId: segs.find((s) => s.name === "rack1")!.id,
+      projectId: project,
+      cidr: `10.${third}.1.0/24`,
+      ipVersion: 4,
+    });
+    await net.createSubnet({
+      networkId: network!.id,
+      segmentId: segs.find((s) => s.name === "rack2")!.id,
+      projectId: project,
+      cidr: `10.${third}.2.0/24`,
+      ipVersion: 4,
+    });
+    return network!;
+  });
+}
+
+/** What `--nic auto` needs: a default external network and a default subnet pool. */
+export async function createAutoPrerequisites(net: NetworkClient) {
+  await asAdmin(async () => {
+    const { network } = await net.createNetwork({
+      name: "public",
+      projectId: "admin",
+      routerExternal: true,
+      isDefault: true,
+      segments: [{ name: "public", networkType: "flat", physicalNetwork: "physnet-public" }],
+    });
+    await net.createSubnet({
+      networkId: network!.id,
+      projectId: "admin",
+      cidr: "203.0.113.0/24",
+      ipVersion: 4,
+    });
+    await net.createSubnetPool({
+      pool: {
+        name: "default-pool",
+        projectId: "admin",
+        prefixes: ["10.128.0.0/16"],
+        defaultPrefixlen: 26,
+        minPrefixlen: 24,
+        maxPrefixlen: 28,
+        isDefault: true,
+        shared: true,
+        ipVersion: 4,
+      },
+    });
+  });
+}
+
+export interface RestAnswer {
+  status: number;
+  headers: Headers;
+  body: any;
+}
+
+export async function rest(
+  apiUrl: string,
+  method: string,
+  path: string,
+  opts: { token?: string | null; version?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<RestAnswer> {
+  const headers: Record<string, string> = { accept: "application/json", ...opts.headers };
+  if (opts.token !== null) headers["x-auth-token"] = opts.token ?? "alice:p1";
+  if (opts.version) headers["openstack-api-version"] = `compute ${opts.version}`;
+  if (opts.body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${apiUrl}${path}`, {
+    method,
+    headers,
+    ...(opts.body === undefined
+      ? {}
+      : { body: typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body) }),
+  });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+/** Polls GET /servers/{id} until the server leaves BUILD. */
+export async function waitServer(apiUrl: string, id: string, token = "alice:p1", timeoutMs = 60_000) {
+  return until(
+    `server ${id} settled`,
+    async () => {
+      const r = await rest(apiUrl, "GET", `/v2.1/servers/${id}`, { token, version: "2.37" });
+      return r.status === 200 && r.body.server.status !== "BUILD" ? r.body.server : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+const run = promisify(execFile);
+
+/** The unmodified python-openstackclient, as a user would run it against Stratus. */
+export async function openstack(
+  apiUrl: string,
+  token: string,
+  version: string,
+  args: string[],
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  const argv = [
+    "--os-auth-type",
+    "admin_token",
+    "--os-token",
+    token,
+    "--os-endpoint",
+    `${apiUrl}/v2.1`,
+    "--os-compute-api-version",
+    version,
+    ...args,
+  ];
+  try {
+    const { stdout, stderr } = await run("openstack", argv, {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
+      timeout: 60_000,
+    });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    return { stdout: e.stdout ?? "", stderr: e.stderr ?? "", code: typeof e.code === "number" ? e.code : 1 };
+  }
+}
