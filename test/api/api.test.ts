@@ -1,0 +1,273 @@
+// The compute API over the whole mesh: versions and microversions, get-me-a-network (2.37), the
+// nova-network deprecations, auth and project scoping, errors in Nova's shape — and a property
+// test that nothing a client can send gets a 5xx.
+import type { Mesh } from "@stratus/runtime/testing";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  asAdmin,
+  createRoutedNetwork,
+  type NetworkClient,
+  rest,
+  startApiMesh,
+  waitServer,
+} from "./helpers.js";
+
+const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
+let mesh: Mesh;
+let net: NetworkClient;
+const call = (method: string, path: string, opts: Parameters<typeof rest>[3] = {}) =>
+  rest(mesh.apiUrl, method, path, opts);
+const boot = (networks: unknown, opts: { token?: string; version?: string; name?: string } = {}) =>
+  call("POST", "/v2.1/servers", {
+    token: opts.token ?? "alice:p1",
+    version: opts.version ?? "2.37",
+    body: {
+      server: {
+        name: opts.name ?? "s",
+        imageRef: IMAGE,
+        flavorRef: "1",
+        ...(networks === undefined ? {} : { networks }),
+      },
+    },
+  });
+
+beforeAll(async () => {
+  ({ mesh, net } = await startApiMesh());
+});
+afterAll(async () => {
+  await mesh?.close();
+});
+
+describe("versions and microversions", () => {
+  it("GET / lists v2.0 and v2.1; GET /v2.1 gives the range", async () => {
+    const root = await call("GET", "/", { token: null });
+    expect(root.status).toBe(200);
+    expect(root.body.versions.map((v: any) => v.id).sort()).toEqual(["v2.0", "v2.1"]);
+    const v21 = await call("GET", "/v2.1", { token: null });
+    expect(v21.body.version.min_version).toBe("2.1");
+    expect(Number(v21.body.version.version.split(".")[1])).toBeGreaterThanOrEqual(44);
+  });
+
+  it("negotiates: latest, both headers echoed with Vary, 406 out of range, 400 malformed", async () => {
+    const max = (await call("GET", "/v2.1", { token: null })).body.version.version;
+    const latest = await call("GET", "/v2.1/flavors", { version: "latest" });
+    expect(latest.headers.get("openstack-api-version")).toBe(`compute ${max}`);
+    expect(latest.headers.get("x-openstack-nova-api-version")).toBe(max);
+    expect(latest.headers.get("vary")).toMatch(/OpenStack-API-Version/i);
+    const legacy = await call("GET", "/v2.1/flavors", {
+      headers: { "x-openstack-nova-api-version": "2.30" },
+    });
+    expect(legacy.headers.get("openstack-api-version")).toBe("compute 2.30");
+    const none = await call("GET", "/v2.1/flavors");
+    expect(none.headers.get("openstack-api-version")).toBe("compute 2.1");
+    for (const v of ["3.0", "2.0", "2.9999"]) {
+      const r = await call("GET", "/v2.1/flavors", { version: v });
+      expect(r.status, v).toBe(406);
+      expect(r.body.notAcceptable?.code ?? r.body.computeFault?.code).toBe(406);
+    }
+    for (const v of ["abc", "2", "2.x"]) {
+      expect((await call("GET", "/v2.1/flavors", { version: v })).status, v).toBe(400);
+    }
+  });
+});
+
+describe("auth, errors and scoping", () => {
+  it("401 without a token; every answer carries a request id, errors in Nova's shape", async () => {
+    const r = await call("GET", "/v2.1/servers", { token: null });
+    expect(r.status).toBe(401);
+    expect(r.headers.get("x-openstack-request-id")).toMatch(/^req-[0-9a-f-]{36}$/);
+    const nf = await call("GET", "/v2.1/servers/00000000-0000-4000-8000-000000000000");
+    expect(nf.status).toBe(404);
+    expect(nf.body.itemNotFound.code).toBe(404);
+    expect(nf.headers.get("x-openstack-request-id")).toMatch(/^req-/);
+  });
+
+  it("keeps a caller's well-formed request id", async () => {
+    const id = "req-12345678-1234-4234-8234-123456789abc";
+    const r = await call("GET", "/v2.1/flavors", { headers: { "x-openstack-request-id": id } });
+    expect(r.headers.get("x-openstack-request-id")).toBe(id);
+  });
+
+  it("bad bodies are 400, oversize bodies 413", async () => {
+    const bad = await call("POST", "/v2.1/servers", { version: "2.37", body: "{not json" });
+    expect(bad.status).toBe(400);
+    expect(bad.body.badRequest.code).toBe(400);
+    const big = await call("POST", "/v2.1/servers", {
+      version: "2.37",
+      body: { server: { name: "x".repeat(200_000) } },
+    });
+    expect(big.status).toBe(413);
+  });
+});
+
+describe("get me a network (2.37)", () => {
+  it("networks is required from 2.37", async () => {
+    const r = await boot(undefined);
+    expect(r.status).toBe(400);
+    expect(r.body.badRequest.message).toMatch(/networks/);
+  });
+
+  it("auto with no usable network and no default external network: 409 with the reason, nothing made", async () => {
+    const r = await boot("auto", { token: "carol:p9" });
+    expect(r.status).toBe(409);
+    expect(r.body.conflictingRequest.message).toMatch(/external network|subnet pool|auto-allocat/i);
+    const nets = await asAdmin(() => net.listNetworks({ projectId: "p9" }));
+    expect(nets.networks).toHaveLength(0);
+    const servers = await call("GET", "/v2.1/servers", { token: "carol:p9" });
+    expect(servers.body.servers).toHaveLength(0);
+  });
+
+  it("none boots without networking; an unknown network is 400", async () => {
+    const r = await boot("none");
+    expect(r.status).toBe(202);
+    expect((await waitServer(mesh.apiUrl, r.body.server.id)).status).toBe("ACTIVE");
+    const unknown = await boot([{ uuid: "00000000-0000-4000-8000-000000000001" }]);
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.badRequest.message).toMatch(/00000000-0000-4000-8000-000000000001/);
+  });
+
+  it("auto with one usable network uses it; with several it is 409, as is an omitted list before 2.37", async () => {
+    const first = await createRoutedNetwork(net, "p3", "p3-a", 3);
+    const one = await boot("auto", { token: "dave:p3" });
+    expect(one.status).toBe(202);
+    const server = await waitServer(mesh.apiUrl, one.body.server.id, "dave:p3");
+    expect(server.status).toBe("ACTIVE");
+    expect(Object.keys(server.addresses)).toEqual(["p3-a"]);
+    expect(server.addresses["p3-a"][0]["OS-EXT-IPS:type"]).toBe("fixed");
+    expect(server.addresses["p3-a"][0]["OS-EXT-IPS-MAC:mac_addr"]).toMatch(/^fa:16:3e:/);
+    expect(first.id).toBeTruthy();
+
+    await createRoutedNetwork(net, "p3", "p3-b", 4);
+    const several = await boot("auto", { token: "dave:p3" });
+    expect(several.status).toBe(409);
+    expect(several.body.conflictingRequest.message).toMatch(/[Mm]ultiple possible networks/);
+    const old = await boot(undefined, { token: "dave:p3", version: "2.36" });
+    expect(old.status).toBe(409);
+  });
+
+  it("a port already in use is 409", async () => {
+    const network = await createRoutedNetwork(net, "p4", "p4-a", 5);
+    const port = (await asAdmin(() => net.createPort({ networkId: network.id, projectId: "p4" }))).port!;
+    const a = await boot([{ port: port.id }], { token: "erin:p4" });
+    expect(a.status).toBe(202);
+    await waitServer(mesh.apiUrl, a.body.server.id, "erin:p4");
+    const b = await boot([{ port: port.id }], { token: "erin:p4" });
+    expect(b.status).toBe(409);
+    // Another project cannot see p4's server.
+    expect((await call("GET", `/v2.1/servers/${a.body.server.id}`, { token: "alice:p1" })).status).toBe(404);
+    // The build's steps are readable.
+    const actions = await call("GET", `/v2.1/servers/${a.body.server.id}/os-instance-actions`, {
+      token: "erin:p4",
+    });
+    expect(actions.status).toBe(200);
+    expect(actions.body.instanceActions[0].action).toBe("create");
+  });
+});
+
+describe("nova-network is gone", () => {
+  it("os-virtual-interfaces: 400 below 2.44, 404 from 2.44", async () => {
+    const s = await boot("none", { name: "vif" });
+    const id = s.body.server.id;
+    expect((await call("GET", `/v2.1/servers/${id}/os-virtual-interfaces`, { version: "2.43" })).status).toBe(
+      400,
+    );
+    expect((await call("GET", `/v2.1/servers/${id}/os-virtual-interfaces`, { version: "2.44" })).status).toBe(
+      404,
+    );
+  });
+
+  it("GET /limits has the network limits below 2.36 only; os-networks answers below 2.36 only", async () => {
+    const at235 = (await call("GET", "/v2.1/limits", { version: "2.35" })).body.limits.absolute;
+    expect(at235.maxTotalFloatingIps).toBe(50);
+    expect(at235.maxSecurityGroupRules).toBe(100);
+    const at236 = (await call("GET", "/v2.1/limits", { version: "2.36" })).body.limits.absolute;
+    expect(at236.maxTotalFloatingIps).toBeUndefined();
+    expect(at236.maxTotalInstances).toBe(10);
+    expect((await call("GET", "/v2.1/os-networks", { version: "2.35" })).status).toBe(200);
+    expect((await call("GET", "/v2.1/os-networks", { version: "2.36" })).status).toBe(404);
+  });
+});
+
+describe("no client input gets a 5xx", () => {
+  it("holds over random methods, paths, headers and bodies", async () => {
+    const segment = fc.oneof(
+      fc.constantFrom(
+        "servers",
+        "detail",
+        "flavors",
+        "limits",
+        "images",
+        "os-networks",
+        "os-hypervisors",
+        "os-services",
+        "os-instance-actions",
+        "os-virtual-interfaces",
+        "action",
+        "v2.0",
+        "networks",
+        "ports",
+        "00000000-0000-4000-8000-000000000000",
+        "1",
+        "%",
+        "%2e%2e",
+        "..",
+        "",
+        "latest",
+      ),
+      fc.string({ maxLength: 12 }).map(encodeURIComponent),
+    );
+    const json = fc.jsonValue({ maxDepth: 4 });
+    const body = fc.oneof(
+      json.map((v) => JSON.stringify(v)),
+      json.map((v) => JSON.stringify({ server: v })),
+      fc
+        .record(
+          {
+            name: fc.oneof(fc.string(), fc.integer(), fc.constant(null)),
+            imageRef: fc.oneof(fc.constant(IMAGE), fc.string()),
+            flavorRef: fc.oneof(fc.constantFrom("1", "2", "99"), fc.integer()),
+            networks: fc.oneof(fc.constantFrom("auto", "none", "bogus"), json),
+            min_count: fc.oneof(fc.integer({ min: -2, max: 5 }), fc.string()),
+            metadata: json,
+            user_data: fc.oneof(fc.string(), fc.base64String()),
+          },
+          { requiredKeys: [] },
+        )
+        .map((s) => JSON.stringify({ server: s })),
+      fc.string({ maxLength: 50 }),
+    );
+    const version = fc.oneof(
+      fc.constantFrom("2.1", "2.35", "2.36", "2.37", "2.44", "latest", "2.", "x", "3.0", ""),
+      fc.string({ maxLength: 8 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"),
+        fc.array(segment, { minLength: 0, maxLength: 4 }),
+        body,
+        version,
+        fc.constantFrom("alice:p1", "admin:admin", "", "nocolon", "a:b:c"),
+        async (method, segs, b, v, token) => {
+          const path = `/v2.1/${segs.join("/")}`;
+          const headers: Record<string, string> = { "content-type": "application/json" };
+          if (/^[\x20-\x7e]*$/.test(v)) headers["openstack-api-version"] = `compute ${v}`;
+          const r = await fetch(`${mesh.apiUrl}${path}`, {
+            method,
+            headers: { ...headers, "x-auth-token": token },
+            ...(method === "GET" || method === "DELETE" ? {} : { body: b }),
+          });
+          const text = await r.text();
+          if (r.status >= 500) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
+          if (r.status >= 400) {
+            const parsed = JSON.parse(text);
+            const [fault] = Object.values(parsed) as { code: number; message: string }[];
+            expect(fault?.code).toBe(r.status);
+            expect(typeof fault?.message).toBe("string");
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
