@@ -271,3 +271,25 @@ describe("no client input gets a 5xx", () => {
     );
   });
 });
+
+describe("the request id crosses every hop", () => {
+  it("a boot's request id appears in the logs of the api, conductor, scheduler, network-adapter and compute agent", async () => {
+    const id = "req-0badc0de-1234-4234-8234-123456789abc";
+    const network = await createRoutedNetwork(net, "p5", "p5-a", 6);
+    const r = await call("POST", "/v2.1/servers", {
+      token: "frank:p5",
+      version: "2.37",
+      headers: { "x-openstack-request-id": id },
+      body: { server: { name: "traced", imageRef: IMAGE, flavorRef: "1", networks: [{ uuid: network.id }] } },
+    });
+    expect(r.status).toBe(202);
+    expect(r.headers.get("x-openstack-request-id")).toBe(id);
+    expect((await waitServer(mesh.apiUrl, r.body.server.id, "frank:p5")).status).toBe("ACTIVE");
+    const seen = (name: "api" | "conductor" | "scheduler" | "network-adapter" | "compute-agent") =>
+      mesh.services[name]!.output.some((line) => line.includes(`"request_id":"${id}"`));
+    const hops = ["api", "conductor", "scheduler", "network-adapter", "compute-agent"] as const;
+    expect(Object.fromEntries(hops.map((h) => [h, seen(h)]))).toEqual(
+      Object.fromEntries(hops.map((h) => [h, true])),
+    );
+  });
+});

@@ -14,6 +14,8 @@ export const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
 /** All five services, two racks of two hosts each mapped to physnet-rack1 / physnet-rack2. */
 export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }> {
   const mesh = await startMesh({
+    // debug: every handled RPC is logged with its request id (the request-id test reads them).
+    env: { LOG_LEVEL: "debug" },
     serviceEnv: {
       "compute-agent": {
         COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",

@@ -279,6 +279,13 @@ export class Builder {
   private async run(serverId: string): Promise<void> {
     const b = await this.acquire(serverId);
     if (!b) return;
+    // Every step of the build runs under the request id of the call that asked for it, so it
+    // crosses to the scheduler, the network-adapter and (in the build command) the compute agent.
+    if (b.request_id) return runWithContext(systemContext(b.request_id), () => this.step(b, serverId));
+    return this.step(b, serverId);
+  }
+
+  private async step(b: BuildRow, serverId: string): Promise<void> {
     try {
       await this.advance(b);
     } catch (err) {
