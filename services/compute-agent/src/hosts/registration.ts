@@ -141,7 +141,9 @@ export class HostRegistrar {
     // Once per kind of failure, then every 20th attempt of a host, to keep 1,000 hosts quiet.
     if (!this.loggedOnce.has(key)) {
       this.loggedOnce.add(key);
-      this.logger.warn({ err, host, kind }, `${what} failed; retrying with back-off`);
+      // A peer still starting (unavailable) is expected at start-up: the reason is enough.
+      const detail = kind === "unavailable" ? { reason: String((err as Error)?.message) } : { err };
+      this.logger.warn({ ...detail, host, kind }, `${what} failed; retrying with back-off`);
     } else if (attempt % 20 === 0) {
       this.logger.warn(
         { host, kind, attempt, reason: String((err as Error)?.message) },
