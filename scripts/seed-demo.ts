@@ -57,7 +57,7 @@ async function ensureNetwork(
 await runWithContext(ADMIN, async () => {
   await retry("seed", () => net.listNetworks({}));
 
-  const routed = await ensureNetwork(
+  await ensureNetwork(
     "provider-routed",
     {
       projectId: "admin",
@@ -108,7 +108,7 @@ Demo cloud ready. Try (any user:project works as the token; user admin is an adm
   export OS="${os} --os-compute-api-version 2.37"
   $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic auto auto-1
   $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic none lonely-1
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=${routed.id} routed-1
+  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
   $OS --os-token demo:demo server list --long
   $OS --os-token admin:admin server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses`);
 });
