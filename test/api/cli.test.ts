@@ -39,6 +39,26 @@ describe.skipIf(!haveCli)("the openstack CLI against Stratus", () => {
     return JSON.parse(r.stdout);
   };
 
+  /** `openstack server create --flavor m1.tiny --image … --nic <nic> <name>`, as JSON. */
+  const create = async (token: string, nic: string, name: string) =>
+    json(
+      await os(
+        token,
+        "2.37",
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        IMAGE,
+        "--nic",
+        nic,
+        name,
+        "-f",
+        "json",
+      ),
+    );
+
   it("flavor list shows the m1 flavors", async () => {
     const flavors = json(await os("alice:p1", "2.37", "flavor", "list", "-f", "json"));
     expect(flavors.map((f: any) => f.Name)).toEqual([
@@ -51,23 +71,7 @@ describe.skipIf(!haveCli)("the openstack CLI against Stratus", () => {
   });
 
   it("server create --nic auto makes the project's topology and boots on it", async () => {
-    const created = json(
-      await os(
-        "alice:p1",
-        "2.37",
-        "server",
-        "create",
-        "--flavor",
-        "m1.tiny",
-        "--image",
-        IMAGE,
-        "--nic",
-        "auto",
-        "auto-1",
-        "-f",
-        "json",
-      ),
-    );
+    const created = await create("alice:p1", "auto", "auto-1");
     const server = await waitServer(mesh.apiUrl, created.id, "alice:p1");
     expect(server.status).toBe("ACTIVE");
     const shown = json(await os("alice:p1", "2.37", "server", "show", "auto-1", "-f", "json"));
@@ -77,46 +81,14 @@ describe.skipIf(!haveCli)("the openstack CLI against Stratus", () => {
   });
 
   it("server create --nic none boots without networking", async () => {
-    const created = json(
-      await os(
-        "alice:p1",
-        "2.37",
-        "server",
-        "create",
-        "--flavor",
-        "m1.tiny",
-        "--image",
-        IMAGE,
-        "--nic",
-        "none",
-        "none-1",
-        "-f",
-        "json",
-      ),
-    );
+    const created = await create("alice:p1", "none", "none-1");
     const server = await waitServer(mesh.apiUrl, created.id, "alice:p1");
     expect(server.status).toBe("ACTIVE");
     expect(server.addresses).toEqual({});
   });
 
   it("server create --nic net-id on a routed network gets an address from its host's segment", async () => {
-    const created = json(
-      await os(
-        "bob:p2",
-        "2.37",
-        "server",
-        "create",
-        "--flavor",
-        "m1.tiny",
-        "--image",
-        IMAGE,
-        "--nic",
-        `net-id=${routedId}`,
-        "routed-1",
-        "-f",
-        "json",
-      ),
-    );
+    const created = await create("bob:p2", `net-id=${routedId}`, "routed-1");
     await waitServer(mesh.apiUrl, created.id, "bob:p2");
     const shown = json(await os("admin:admin", "2.37", "server", "show", created.id, "-f", "json"));
     expect(shown.status).toBe("ACTIVE");
@@ -130,23 +102,7 @@ describe.skipIf(!haveCli)("the openstack CLI against Stratus", () => {
     const port = (
       await asAdmin(() => net.createPort({ networkId: routedId, projectId: "p2", name: "my-port" }))
     ).port!;
-    const created = json(
-      await os(
-        "bob:p2",
-        "2.37",
-        "server",
-        "create",
-        "--flavor",
-        "m1.tiny",
-        "--image",
-        IMAGE,
-        "--nic",
-        `port-id=${port.id}`,
-        "port-1",
-        "-f",
-        "json",
-      ),
-    );
+    const created = await create("bob:p2", `port-id=${port.id}`, "port-1");
     expect((await waitServer(mesh.apiUrl, created.id, "bob:p2")).status).toBe("ACTIVE");
     const bound = (await asAdmin(() => net.getPort({ id: port.id }))).port!;
     expect(bound.deviceId).toBe(created.id);
