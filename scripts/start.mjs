@@ -222,10 +222,11 @@ function stopAll(code = 0) {
     });
     c.child.kill("SIGTERM");
   }
+  // Not unref'd: this launcher must outlive any service that ignores SIGTERM, and kill it.
   setTimeout(() => {
     for (const c of live) c.child.kill("SIGKILL");
     process.exit(code);
-  }, 15_000).unref();
+  }, 15_000);
 }
 
 async function main() {
