@@ -7,6 +7,8 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { runWithContext, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 
+export { createAutoPrerequisites } from "../support/network-fixtures.js";
+
 export type NetworkClient = ReturnType<typeof serviceClient<typeof NetworkService>>;
 
 export const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
@@ -70,38 +72,6 @@ export async function createRoutedNetwork(net: NetworkClient, project: string, n
       ipVersion: 4,
     });
     return network!;
-  });
-}
-
-/** What `--nic auto` needs: a default external network and a default subnet pool. */
-export async function createAutoPrerequisites(net: NetworkClient) {
-  await asAdmin(async () => {
-    const { network } = await net.createNetwork({
-      name: "public",
-      projectId: "admin",
-      routerExternal: true,
-      isDefault: true,
-      segments: [{ name: "public", networkType: "flat", physicalNetwork: "physnet-public" }],
-    });
-    await net.createSubnet({
-      networkId: network!.id,
-      projectId: "admin",
-      cidr: "203.0.113.0/24",
-      ipVersion: 4,
-    });
-    await net.createSubnetPool({
-      pool: {
-        name: "default-pool",
-        projectId: "admin",
-        prefixes: ["10.128.0.0/16"],
-        defaultPrefixlen: 26,
-        minPrefixlen: 24,
-        maxPrefixlen: 28,
-        isDefault: true,
-        shared: true,
-        ipVersion: 4,
-      },
-    });
   });
 }
 

@@ -26,6 +26,8 @@ import {
 import { type StandInAgent, startStandInAgent } from "./stand-in-agent.js";
 
 const havePostgres = await postgresAvailable();
+if (!havePostgres)
+  console.warn("crash.test: PostgreSQL on 127.0.0.1:5432 is not reachable; skipping the two-replica case");
 const quota = { QUOTA_INSTANCES: "1000", QUOTA_CORES: "1000", QUOTA_RAM_MB: "10000000" };
 
 /** Every ACTIVE server holds exactly its flavor on its host; nobody else holds anything. */

@@ -10,6 +10,7 @@ import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAutoPrerequisites } from "../support/network-fixtures.js";
 import {
   allocationsOf,
   as,
@@ -266,28 +267,7 @@ describe("build on a routed network", () => {
   });
 
   it("networks: auto makes the project's topology once and boots on it", async () => {
-    await net
-      .createNetwork({
-        name: "public",
-        projectId: "admin",
-        routerExternal: true,
-        isDefault: true,
-        segments: [{ name: "public", networkType: "flat", physicalNetwork: "physnet-public" }],
-      })
-      .then((r) => net.createSubnet({ networkId: r.network!.id, cidr: "203.0.113.0/24" }));
-    await net.createSubnetPool({
-      pool: {
-        name: "default-pool",
-        projectId: "admin",
-        prefixes: ["10.128.0.0/16"],
-        defaultPrefixlen: 26,
-        minPrefixlen: 24,
-        maxPrefixlen: 28,
-        isDefault: true,
-        shared: true,
-        ipVersion: 4,
-      },
-    });
+    await createAutoPrerequisites(net);
     const auto = (n: number) =>
       as("p-auto", () =>
         conductor.createServers({
