@@ -3,13 +3,14 @@
 // requests in flight; plus the cost of a reschedule (extra milliseconds, port creations).
 //   node --import tsx bench/boot/main.ts
 // Env: BENCH_HOSTS (default 1000), BENCH_SERVERS (default 1000), BENCH_IN_FLIGHT (default 64),
-//      BENCH_RESCHEDULES (default 50).
+//      BENCH_RESCHEDULES (default 50), BENCH_BACKEND (pglite | postgres; default pglite: each
+//      service on its own embedded database, or on its own temporary PostgreSQL database).
 import { fromBinary } from "@bufbuild/protobuf";
 import { NetworkMode } from "@stratus/contracts/compute/v1";
 import { PortChange, PortChangedSchema, ServerStateChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
-import { startMesh } from "@stratus/runtime/testing";
+import { createTempDatabase, startMesh, type TempDatabase } from "@stratus/runtime/testing";
 import { connect } from "nats";
 import { as, clients, until } from "../../test/conductor/helpers.js";
 
@@ -17,17 +18,34 @@ const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const RESCHEDULES = Number(process.env.BENCH_RESCHEDULES ?? 50);
+const BACKEND = process.env.BENCH_BACKEND ?? "pglite";
 const half = Math.ceil(HOSTS / 2);
+
+const databases: TempDatabase[] = [];
+const db = async (): Promise<Record<string, string>> => {
+  if (BACKEND !== "postgres") return {};
+  const d = await createTempDatabase("stratus_bench");
+  databases.push(d);
+  return { DATABASE_URL: d.url };
+};
 
 const mesh = await startMesh({
   services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
-  env: { LOG_LEVEL: "warn" },
+  env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
   serviceEnv: {
-    conductor: { QUOTA_INSTANCES: "100000", QUOTA_CORES: "100000", QUOTA_RAM_MB: "100000000" },
+    scheduler: await db(),
+    "network-adapter": await db(),
+    conductor: {
+      ...(await db()),
+      QUOTA_INSTANCES: "100000",
+      QUOTA_CORES: "100000",
+      QUOTA_RAM_MB: "100000000",
+    },
     "compute-agent": {
       COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
       COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
       SPAWN_DELAY_MS: "0",
+      ...(await db()),
     },
   },
 });
@@ -66,7 +84,7 @@ try {
     async () => (await placement.listResourceProviders({})).providers.length >= HOSTS,
     600_000,
   );
-  console.log(`${HOSTS} hosts registered in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  console.log(`${BACKEND}: ${HOSTS} hosts registered in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   const { network } = await net.createNetwork({
     name: "routed",
@@ -132,22 +150,34 @@ try {
     return fig;
   }
 
-  await run("none", SERVERS, NetworkMode.NONE);
-  await run("routed", SERVERS, NetworkMode.LIST);
-  const before = portsCreated;
-  const plain = await run("routed, no reschedule", RESCHEDULES, NetworkMode.LIST);
-  const mid = portsCreated;
-  const resched = await run("routed, first host fails", RESCHEDULES, NetworkMode.LIST, {
-    fake_fail_attempts: "1",
-  });
-  console.log(
-    JSON.stringify({
-      rescheduleExtraMsP50: resched.p50ms - plain.p50ms,
-      portCreationsPerServerPlain: (mid - before) / RESCHEDULES,
-      portCreationsPerServerRescheduled: (portsCreated - mid) / RESCHEDULES,
-    }),
-  );
+  // BENCH_CASES (default "none,routed,reschedule") picks what runs, e.g. to profile one case.
+  const cases = (process.env.BENCH_CASES ?? "none,routed,reschedule").split(",");
+  if (cases.includes("none")) await run("none", SERVERS, NetworkMode.NONE);
+  if (cases.includes("routed")) await run("routed", SERVERS, NetworkMode.LIST);
+  if (cases.includes("reschedule")) {
+    const before = portsCreated;
+    const plain = await run("routed, no reschedule", RESCHEDULES, NetworkMode.LIST);
+    const mid = portsCreated;
+    const resched = await run("routed, first host fails", RESCHEDULES, NetworkMode.LIST, {
+      fake_fail_attempts: "1",
+    });
+    console.log(
+      JSON.stringify({
+        rescheduleExtraMsP50: resched.p50ms - plain.p50ms,
+        portCreationsPerServerPlain: (mid - before) / RESCHEDULES,
+        portCreationsPerServerRescheduled: (portsCreated - mid) / RESCHEDULES,
+      }),
+    );
+  }
   await nc.close();
 } finally {
+  // BENCH_LOG_DIR=<dir> keeps each service's output (LOG_LEVEL is warn unless BENCH_LOG_LEVEL).
+  if (process.env.BENCH_LOG_DIR) {
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    mkdirSync(process.env.BENCH_LOG_DIR, { recursive: true });
+    for (const [name, p] of Object.entries(mesh.services))
+      writeFileSync(`${process.env.BENCH_LOG_DIR}/${name}.log`, `${p!.output.join("\n")}\n`);
+  }
   await mesh.close();
+  for (const d of databases) await d.drop();
 }
