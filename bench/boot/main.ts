@@ -5,13 +5,20 @@
 // Env: BENCH_HOSTS (default 1000), BENCH_SERVERS (default 1000), BENCH_IN_FLIGHT (default 64),
 //      BENCH_RESCHEDULES (default 50), BENCH_BACKEND (pglite | postgres; default pglite: each
 //      service on its own embedded database, or on its own temporary PostgreSQL database).
+import { readFileSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
 import { NetworkMode } from "@stratus/contracts/compute/v1";
 import { PortChange, PortChangedSchema, ServerStateChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
-import { createTempDatabase, startMesh, type TempDatabase } from "@stratus/runtime/testing";
+import {
+  createTempDatabase,
+  startMesh,
+  TEST_POSTGRES_URL,
+  type TempDatabase,
+} from "@stratus/runtime/testing";
 import { connect } from "nats";
+import pg from "pg";
 import { as, clients, until } from "../../test/conductor/helpers.js";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
@@ -21,11 +28,11 @@ const RESCHEDULES = Number(process.env.BENCH_RESCHEDULES ?? 50);
 const BACKEND = process.env.BENCH_BACKEND ?? "pglite";
 const half = Math.ceil(HOSTS / 2);
 
-const databases: TempDatabase[] = [];
-const db = async (): Promise<Record<string, string>> => {
+const databases: (TempDatabase & { service: string })[] = [];
+const db = async (service: string): Promise<Record<string, string>> => {
   if (BACKEND !== "postgres") return {};
   const d = await createTempDatabase("stratus_bench");
-  databases.push(d);
+  databases.push({ ...d, service });
   return { DATABASE_URL: d.url };
 };
 
@@ -33,10 +40,10 @@ const mesh = await startMesh({
   services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
   env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
   serviceEnv: {
-    scheduler: await db(),
-    "network-adapter": await db(),
+    scheduler: await db("scheduler"),
+    "network-adapter": await db("network-adapter"),
     conductor: {
-      ...(await db()),
+      ...(await db("conductor")),
       QUOTA_INSTANCES: "100000",
       QUOTA_CORES: "100000",
       QUOTA_RAM_MB: "100000000",
@@ -45,10 +52,48 @@ const mesh = await startMesh({
       COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
       COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
       SPAWN_DELAY_MS: "0",
-      ...(await db()),
+      ...(await db("compute-agent")),
     },
   },
 });
+
+let pgBackends: { pid: number; service: string }[] = [];
+const findBackends = async () => {
+  if (!databases.length) return;
+  const c = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await c.connect();
+  const names = databases.map((d) => new URL(d.url).pathname.slice(1));
+  const rows = await c.query<{ pid: number; datname: string }>(
+    "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY($1)",
+    [names],
+  );
+  await c.end();
+  pgBackends = rows.rows.map((r) => ({ pid: r.pid, service: databases[names.indexOf(r.datname)]!.service }));
+};
+
+/** user + system CPU ms of each service process (and our PostgreSQL backends), from /proc (Linux). */
+const cpuMs = (): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [name, p] of Object.entries(mesh.services)) {
+    try {
+      const fields = readFileSync(`/proc/${p!.proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out[name] = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+    } catch {
+      // not Linux, or the process is gone
+    }
+  }
+  // The PostgreSQL backends serving our databases (pooled connections live through a case).
+  for (const { pid, service } of pgBackends) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      const key = `postgres:${service}`;
+      out[key] = (out[key] ?? 0) + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+};
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -105,6 +150,8 @@ try {
     let next = 0;
     let errors = 0;
     const started = Date.now();
+    await findBackends();
+    const cpu0 = cpuMs();
     const one = async () => {
       const t0 = performance.now();
       let done!: () => void;
@@ -138,6 +185,13 @@ try {
       }),
     );
     const secs = (Date.now() - started) / 1000;
+    await findBackends();
+    const cpu1 = cpuMs();
+    // CPU time each service process spent per server (user + system): steadier than rates on a
+    // shared machine, and it says where the time goes.
+    const cpuMsPerServer = Object.fromEntries(
+      Object.keys(cpu1).map((k) => [k, Number(((cpu1[k]! - (cpu0[k] ?? 0)) / count).toFixed(2))]),
+    );
     const fig = {
       label,
       servers: count,
@@ -145,6 +199,7 @@ try {
       p50ms: Math.round(pct(times, 50)),
       p99ms: Math.round(pct(times, 99)),
       errors,
+      cpuMsPerServer,
     };
     console.log(JSON.stringify(fig));
     return fig;

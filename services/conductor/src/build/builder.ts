@@ -751,7 +751,13 @@ export class Builder {
     powerState: number;
   }): Promise<boolean> {
     await this.settle(r.serverId);
-    const b = await this.acquire(r.serverId);
+    let b = await this.acquire(r.serverId);
+    // A run of ours started meanwhile (a sweep or a second kick): wait for it rather than
+    // sending the result back for redelivery.
+    for (let i = 0; !b && i < 3 && this.active.has(r.serverId); i++) {
+      await this.settle(r.serverId);
+      b = await this.acquire(r.serverId);
+    }
     if (!b) {
       const rows = await this.o.db.query<{ phase: string; attempt: number }>(
         "SELECT phase, attempt FROM server_builds WHERE server_id = $1",
