@@ -338,7 +338,7 @@ export class Builder {
             break;
           case "spawning":
             if (!b.command_sent) {
-              await this.send(b);
+              await this.bind(b);
               return;
             }
             if (b.sent_at && Date.now() - new Date(b.sent_at).getTime() < this.o.buildTimeoutMs) {
@@ -567,15 +567,29 @@ export class Builder {
   private async bind(b: BuildRow): Promise<void> {
     const started = new Date();
     const host = b.selected?.host ?? b.host;
-    await Promise.all(b.ports.map((p) => this.o.network().bindPort({ portId: p.portId, host })));
+    const bound = await Promise.all(
+      b.ports.map(async (p) => (await this.o.network().bindPort({ portId: p.portId, host })).port),
+    );
+    // The server's addresses are known once its ports are bound (Nova's network info cache is
+    // filled at the same point): recorded with the build command, so the result needs no lookup.
+    const addresses = await this.addresses(
+      b,
+      bound.filter((p): p is Port => p !== undefined),
+    );
     await this.send(
       b,
       host,
       b.ports.length ? this.event(b, "conductor_bind_ports", started, true, host) : {},
+      b.ports.length ? { addresses } : {},
     );
   }
 
-  private async send(b: BuildRow, host = b.host, record: StepRecord = {}): Promise<void> {
+  private async send(
+    b: BuildRow,
+    host = b.host,
+    record: StepRecord = {},
+    server: Partial<Record<string, unknown>> = {},
+  ): Promise<void> {
     const f = b.flavor;
     await this.o.bus.publishDurable(Subjects.computeBuild(host), BuildCommandSchema, {
       serverId: b.server_id,
@@ -593,7 +607,7 @@ export class Builder {
     await this.persist(
       b,
       { phase: "spawning", command_sent: true, sent_at: now },
-      b.phase === "spawning" ? {} : { task_state: "spawning" },
+      b.phase === "spawning" ? server : { ...server, task_state: "spawning" },
       record,
       { release: true, leaseUntil: new Date(now.getTime() + this.o.buildTimeoutMs) },
     );
@@ -710,7 +724,7 @@ export class Builder {
             deleted_at: new Date(),
             terminated_at: new Date(),
           }
-        : { vm_state: "error", task_state: "", power_state: 0 },
+        : { vm_state: "error", task_state: "", power_state: 0, addresses: [] },
       {
         ...this.event(
           b,
@@ -780,7 +794,6 @@ export class Builder {
         }
         const started = b.sent_at ? new Date(b.sent_at) : new Date();
         if (r.success) {
-          const addresses = await this.addresses(b);
           await this.persist(
             b,
             { phase: "done" },
@@ -788,7 +801,6 @@ export class Builder {
               vm_state: "active",
               task_state: "",
               power_state: r.powerState || 1,
-              addresses,
               launched_at: new Date(),
             },
             this.event(b, "compute_build_and_run_instance", started, true, r.host),
@@ -825,9 +837,8 @@ export class Builder {
     }
   }
 
-  private async addresses(b: BuildRow): Promise<ServerAddressRecord[]> {
+  private async addresses(b: BuildRow, ports: Port[]): Promise<ServerAddressRecord[]> {
     if (!b.ports.length) return [];
-    const ports = (await this.o.network().listPorts({ ids: b.ports.map((p) => p.portId) })).ports;
     const out: ServerAddressRecord[] = [];
     for (const slot of b.ports) {
       const port = ports.find((p) => p.id === slot.portId);
