@@ -29,6 +29,7 @@ import {
 } from "@stratus/runtime";
 import type { FlavorRecord } from "../compute/flavors.js";
 import { type RequestedNetwork, type ServerAddressRecord, statusOf } from "../compute/servers.js";
+import { ScheduleBatcher } from "./schedule-batcher.js";
 import { type SelectionJson, selectionFromJson, selectionToJson } from "./selection-json.js";
 
 export interface PortSlot {
@@ -98,6 +99,10 @@ export interface BuilderOptions {
   /** A build still not spawning after this long fails (a peer that never comes back). */
   buildDeadlineMs: number;
   concurrency: number;
+  /** Builds with the same request spec scheduled in one SelectDestinations call, at most. */
+  scheduleBatch?: number;
+  /** SelectDestinations calls in flight per request spec before builds wait to batch. */
+  scheduleCalls?: number;
 }
 
 const DEVICE_OWNER = "compute:nova";
@@ -114,7 +119,14 @@ export class Builder {
     { at: number; routed: boolean; segmentIds: string[]; name: string }
   >();
 
-  constructor(private readonly o: BuilderOptions) {}
+  private readonly batcher: ScheduleBatcher;
+
+  constructor(private readonly o: BuilderOptions) {
+    this.batcher = new ScheduleBatcher(o.scheduler, o.logger, {
+      maxBatch: o.scheduleBatch ?? 1,
+      maxCalls: o.scheduleCalls ?? 4,
+    });
+  }
 
   // ---- scheduling of work ---------------------------------------------------------------------
 
@@ -516,20 +528,18 @@ export class Builder {
     let selected: Selection | undefined;
     let alternates: Selection[] = [];
     try {
-      const res = await this.o.scheduler.selectDestinations({
-        spec: {
-          instanceUuids: [b.server_id],
-          projectId: b.project_id,
-          userId: b.user_id,
-          resources,
-          extraGroups,
-          requiredAggregates,
-          ignoreHosts: b.failed_hosts,
-          maxAlternates: Math.max(0, b.max_attempts - 1),
-        },
+      const destination = await this.batcher.select({
+        instanceUuids: [b.server_id],
+        projectId: b.project_id,
+        userId: b.user_id,
+        resources,
+        extraGroups,
+        requiredAggregates,
+        ignoreHosts: b.failed_hosts,
+        maxAlternates: Math.max(0, b.max_attempts - 1),
       });
-      selected = res.destinations[0]?.selected;
-      alternates = res.destinations[0]?.alternates ?? [];
+      selected = destination.selected;
+      alternates = destination.alternates;
     } catch (err) {
       if (isStratusError(err, "no_valid_host")) {
         await this.fail(
