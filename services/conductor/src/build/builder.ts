@@ -346,8 +346,9 @@ export class Builder {
             await this.schedule(b);
             break;
           case "binding":
+            // Binds and sends the build command, then gives the lease up: the result takes over.
             await this.bind(b);
-            break;
+            return;
           case "spawning":
             if (!b.command_sent) {
               await this.bind(b);
