@@ -75,6 +75,10 @@ export class ScheduleBatcher {
       await this.single({ ...spec, instanceUuids: [w.instanceUuid] }).then(w.resolve, w.reject);
       return;
     }
+    // The call carries the request id of the build that sent it; this line ties the others to it.
+    if (this.logger.isLevelEnabled("debug")) {
+      this.logger.debug({ instances: batch.map((w) => w.instanceUuid) }, "SelectDestinations for a batch");
+    }
     try {
       const res = await this.scheduler.selectDestinations({
         spec: { ...spec, instanceUuids: batch.map((w) => w.instanceUuid) },
