@@ -4,11 +4,12 @@
 // latency, and checks that no address was handed out twice (over RPC, and with SQL on PostgreSQL).
 //
 //   node --import tsx bench/ipam/main.ts [--sequential 500] [--concurrent 4000] [--callers 64]
+//     [--only core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2]   (default: all of them)
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { NetworkService } from "@stratus/contracts/network/v1";
+import { type CreatePortRequest, NetworkService } from "@stratus/contracts/network/v1";
 import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
@@ -20,18 +21,20 @@ import {
 import pg from "pg";
 import { Outbox } from "../../services/network-adapter/src/core/context.js";
 import { createNetwork, createSubnet } from "../../services/network-adapter/src/core/networks.js";
-import { createPort } from "../../services/network-adapter/src/core/ports.js";
+import { createPort, createPortFast } from "../../services/network-adapter/src/core/ports.js";
 
 const { values } = parseArgs({
   options: {
     sequential: { type: "string", default: "500" },
     concurrent: { type: "string", default: "4000" },
     callers: { type: "string", default: "64" },
+    only: { type: "string", default: "core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2" },
   },
 });
 const SEQUENTIAL = Number(values.sequential);
 const CONCURRENT = Number(values.concurrent);
 const CALLERS = Number(values.callers);
+const ONLY = new Set(values.only.split(","));
 
 type Client = ReturnType<typeof serviceClient<typeof NetworkService>>;
 /** What a caller does once: CreatePort with one automatic allocation. */
@@ -139,7 +142,7 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
       new URL("../../services/network-adapter/migrations", import.meta.url).pathname,
     ),
     logger: createLogger("bench", "warn"),
-    poolSize: 32,
+    poolSize: 16,
   });
   const caller = { projectId: "", isAdmin: true };
   const tx = <T>(fn: (t: Parameters<typeof createPort>[0]) => Promise<T>) =>
@@ -174,21 +177,21 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
         enableDhcp: true,
       }),
     );
-    const allocate: Allocate = () =>
-      tx((t) =>
-        createPort(t, {
-          $typeName: "stratus.network.v1.CreatePortRequest",
-          networkId: net.id,
-          projectId: "bench",
-          name: "",
-          fixedIps: [],
-          deviceId: "",
-          deviceOwner: "",
-          macAddress: "",
-          ipAllocation: 0,
-          bindingVnicType: "",
-        }),
-      );
+    const request: CreatePortRequest = {
+      $typeName: "stratus.network.v1.CreatePortRequest",
+      networkId: net.id,
+      projectId: "bench",
+      name: "",
+      fixedIps: [],
+      deviceId: "",
+      deviceOwner: "",
+      macAddress: "",
+      ipAllocation: 0,
+      bindingVnicType: "",
+    };
+    // As the RPC does it: the one-statement common case, else the transaction.
+    const allocate: Allocate = async () =>
+      (await createPortFast(db, caller, new Outbox(), request)) ?? tx((t) => createPort(t, request));
     await run(allocate, 100, 8);
     const seq = await run(allocate, SEQUENTIAL, 1);
     const conc = await run(allocate, CONCURRENT, CALLERS);
@@ -207,18 +210,21 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
 
 console.log(`IPAM benchmark: CreatePort with one automatic IPv4 allocation into a /16`);
 const pgUp = await postgresAvailable();
-await inProcess("IPAM core in-process (no RPC), PGlite");
-if (pgUp) {
+if (ONLY.has("core-pglite")) await inProcess("IPAM core in-process (no RPC), PGlite");
+if (pgUp && ONLY.has("core-pg")) {
   const db = await createTempDatabase("stratus_bench_ipam");
   try {
-    await inProcess("IPAM core in-process (no RPC), PostgreSQL (pool 32)", db.url);
+    await inProcess("IPAM core in-process (no RPC), PostgreSQL (pool 16)", db.url);
   } finally {
     await db.drop();
   }
 }
-await scenario("Over Connect (h2c, binary): PGlite (embedded), 1 network-adapter", 1);
+if (ONLY.has("rpc-pglite")) {
+  await scenario("Over Connect (h2c, binary): PGlite (embedded), 1 network-adapter", 1);
+}
 if (pgUp) {
   for (const adapters of [1, 2]) {
+    if (!ONLY.has(`rpc-pg${adapters}`)) continue;
     const db = await createTempDatabase("stratus_bench_ipam");
     try {
       await scenario(

@@ -11,12 +11,27 @@ import {
   type PortDetailsSchema,
   type UpdatePortRequest,
 } from "@stratus/contracts/network/v1";
-import { conflict, currentContext, invalidInput, notFound, StratusError, Subjects } from "@stratus/runtime";
+import {
+  conflict,
+  currentContext,
+  invalidInput,
+  notFound,
+  type Queryable,
+  StratusError,
+  Subjects,
+} from "@stratus/runtime";
 import { contains, parseCidr, parseIp } from "../ipam/ipv4.js";
-import { owningProject, type Tx } from "./context.js";
-import { allocateFromAny, allocateSpecific, releasePortIps, type SubnetRow, subnetRows } from "./ipam.js";
+import { type Caller, type Outbox, owningProject, type Tx } from "./context.js";
+import {
+  allocatedEvent,
+  allocateFromAny,
+  allocateSpecific,
+  releasePortIps,
+  type SubnetRow,
+  subnetRows,
+} from "./ipam.js";
 import { IP_ALLOCATION_NAMES, loadPorts, type PortRec, portFromRow, type SegmentRec } from "./model.js";
-import { checkId, getNetwork, getNetworkBrief } from "./networks.js";
+import { checkId, getNetwork, getNetworkBrief, isUuid } from "./networks.js";
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 const VIF_TYPE = "ovs";
@@ -62,7 +77,7 @@ export async function listPorts(tx: Tx, req: ListPortsRequest): Promise<PortRec[
   return loadPorts(tx.q, where.join(" AND "), params);
 }
 
-function portEvent(tx: Tx, change: PortChange, port: PortRec): void {
+function portEvent(tx: Pick<Tx, "out">, change: PortChange, port: PortRec): void {
   const subject = {
     [PortChange.CREATED]: Subjects.portCreated,
     [PortChange.BOUND]: Subjects.portBound,
@@ -202,6 +217,69 @@ export async function createPort(
     port.fixedIps.map((f) => f.subnetId),
   );
   portEvent(tx, PortChange.CREATED, port);
+  return port;
+}
+
+// CreatePort's common case: one call of create_port_auto (migrations/002), see createPortFast.
+const CREATE_PORT_FAST = `
+  SELECT (r.port).*, r.subnet_id AS held_subnet_id, r.ip AS held_ip, r.segment_id AS held_segment_id
+  FROM create_port_auto($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10) r`;
+
+/** Errors after which the full path is run instead (it retries, or explains the refusal). */
+function fallBackOn(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string };
+  if (e?.code === "23505") return e.constraint === "ports_network_id_mac_address_key";
+  return e?.code === "23503" || e?.code === "40001" || e?.code === "40P01";
+}
+
+/**
+ * The common CreatePort (automatic address on a network that is not routed) in one autocommitted
+ * call of create_port_auto (migrations/002_create_port_auto.sql), with its events in out. Returns
+ * null, having written nothing, when the request is not the common case or the statement made no
+ * port (unknown or forbidden network, routed network, no subnet, every free address locked by
+ * allocations in flight, the free lists empty, a MAC collision): the caller then runs createPort
+ * in a transaction, which waits for in-flight allocations, reports exhaustion or explains why.
+ */
+export async function createPortFast(
+  q: Queryable,
+  caller: Caller,
+  out: Outbox,
+  req: CreatePortRequest,
+): Promise<PortRec | null> {
+  if (req.fixedIps.length) return null;
+  if (req.ipAllocation !== IpAllocation.UNSPECIFIED && req.ipAllocation !== IpAllocation.IMMEDIATE)
+    return null;
+  if (req.macAddress && !MAC.test(req.macAddress)) return null;
+  if (!isUuid(req.networkId)) return null;
+  if (req.projectId && !caller.isAdmin && req.projectId !== caller.projectId) return null;
+  const project = req.projectId || caller.projectId;
+  const id = randomUUID();
+  let row: Record<string, unknown> | undefined;
+  try {
+    [row] = await q.query(CREATE_PORT_FAST, [
+      req.networkId.toLowerCase(),
+      id,
+      project,
+      req.name,
+      (req.macAddress || randomMac()).toLowerCase(),
+      req.deviceId,
+      req.deviceOwner,
+      req.bindingVnicType || "normal",
+      caller.isAdmin,
+      caller.projectId,
+    ]);
+  } catch (err) {
+    if (fallBackOn(err)) return null;
+    throw err;
+  }
+  if (!row) return null;
+  const subnetId = String(row.held_subnet_id);
+  const segmentId = row.held_segment_id === null ? null : String(row.held_segment_id);
+  const ip = Number(row.held_ip);
+  const port = portFromRow(row, [{ subnetId, ip }]);
+  allocatedEvent(out, id, subnetId, segmentId, ip);
+  if (port.deviceOwner.startsWith("network:") && segmentId) out.segments.add(segmentId);
+  portEvent({ out }, PortChange.CREATED, port);
   return port;
 }
 
