@@ -21,7 +21,11 @@ import {
 import pg from "pg";
 import { Outbox } from "../../services/network-adapter/src/core/context.js";
 import { createNetwork, createSubnet } from "../../services/network-adapter/src/core/networks.js";
-import { createPort, createPortFast } from "../../services/network-adapter/src/core/ports.js";
+import {
+  createPort,
+  fastEligible,
+  PortCreationBatcher,
+} from "../../services/network-adapter/src/core/ports.js";
 
 const { values } = parseArgs({
   options: {
@@ -189,9 +193,11 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
       ipAllocation: 0,
       bindingVnicType: "",
     };
-    // As the RPC does it: the one-statement common case, else the transaction.
+    // As the RPC does it: the one-statement common case (batched), else the transaction.
+    const batcher = new PortCreationBatcher(db);
     const allocate: Allocate = async () =>
-      (await createPortFast(db, caller, new Outbox(), request)) ?? tx((t) => createPort(t, request));
+      (fastEligible(request, caller) && (await batcher.create(request, caller))) ||
+      tx((t) => createPort(t, request));
     await run(allocate, 100, 8);
     const seq = await run(allocate, SEQUENTIAL, 1);
     const conc = await run(allocate, CONCURRENT, CALLERS);

@@ -1,7 +1,7 @@
 -- CreatePort's common case (an automatic address on a network that is not routed) as one function
 -- call: one round trip, run on its own (autocommit). PL/pgSQL keeps the statement's plan per
 -- connection, which saves most of the database's CPU per port (parsing and planning the CTE cost
--- more than running it). The caller is createPortFast in src/core/ports.ts; when this returns no
+-- more than running it). The caller is createPortsFast in src/core/ports.ts; when this returns no
 -- row, nothing was written and the caller runs the full path in a transaction.
 --
 -- The network must exist, be usable by the caller (admin, own project or shared) and not be routed
@@ -51,5 +51,22 @@ BEGIN
     RETURNING ip_allocations.subnet_id, ip_allocations.ip
   )
   SELECT new_port.row, held.subnet_id, held.ip, pick.segment_id FROM new_port, held, pick;
+END
+$$;
+
+-- Several of those in one call (one round trip, one commit) for the calls that arrive together:
+-- each item is create_port_auto on its own (later items see the addresses earlier ones took). An
+-- error in any item aborts them all; the caller then runs them one by one.
+CREATE FUNCTION create_ports_auto(
+  p_networks uuid[], p_ports uuid[], p_projects text[], p_names text[], p_macs text[],
+  p_device_ids text[], p_device_owners text[], p_vnic_types text[], p_admins boolean[],
+  p_caller_projects text[]
+) RETURNS TABLE (port ports, subnet_id uuid, ip bigint, segment_id uuid)
+LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_ports, 1), 0) LOOP
+    RETURN QUERY SELECT * FROM create_port_auto(p_networks[i], p_ports[i], p_projects[i], p_names[i],
+      p_macs[i], p_device_ids[i], p_device_owners[i], p_vnic_types[i], p_admins[i], p_caller_projects[i]);
+  END LOOP;
 END
 $$;

@@ -71,6 +71,7 @@ export function networkService(
   logger: Logger,
 ): ServiceBinding {
   const events = new EventBatcher(bus, logger);
+  const batcher = new ports.PortCreationBatcher(db);
 
   /** After a commit: publish the events (batched, not awaited) and queue the placement work. */
   async function committed(out: Outbox, placementWaitMs = 5000): Promise<void> {
@@ -92,11 +93,13 @@ export function networkService(
     return result;
   }
 
-  /** The common case in one autocommitted statement; anything else in a transaction. */
+  /** The common case in one autocommitted call (batched); anything else in a transaction. */
   async function createPort(req: CreatePortRequest): Promise<PortRec> {
+    const caller = currentCaller();
+    const row = ports.fastEligible(req, caller) ? await batcher.create(req, caller) : null;
+    if (!row) return run((tx) => ports.createPort(tx, req));
     const out = new Outbox();
-    const port = await ports.createPortFast(db, currentCaller(), out, req);
-    if (!port) return run((tx) => ports.createPort(tx, req));
+    const port = ports.fastPortCreated(row, out);
     await committed(out);
     return port;
   }

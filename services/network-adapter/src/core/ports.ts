@@ -220,46 +220,52 @@ export async function createPort(
   return port;
 }
 
-// CreatePort's common case: one call of create_port_auto (migrations/002), see createPortFast.
-const CREATE_PORT_FAST = `
+// CreatePort's common case: create_ports_auto (migrations/002) for one or several requests.
+const CREATE_PORTS_FAST = `
   SELECT (r.port).*, r.subnet_id AS held_subnet_id, r.ip AS held_ip, r.segment_id AS held_segment_id
-  FROM create_port_auto($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10) r`;
+  FROM create_ports_auto($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::boolean[], $10::text[]) r`;
 
-/** Errors after which the full path is run instead (it retries, or explains the refusal). */
+/** Errors after which the requests are run again, one by one or on the full path. */
 function fallBackOn(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string };
   if (e?.code === "23505") return e.constraint === "ports_network_id_mac_address_key";
   return e?.code === "23503" || e?.code === "40001" || e?.code === "40P01";
 }
 
+/** A CreatePort the one-statement path may make: automatic address, nothing asked explicitly. */
+export function fastEligible(req: CreatePortRequest, caller: Caller): boolean {
+  return (
+    !req.fixedIps.length &&
+    (req.ipAllocation === IpAllocation.UNSPECIFIED || req.ipAllocation === IpAllocation.IMMEDIATE) &&
+    (!req.macAddress || MAC.test(req.macAddress)) &&
+    isUuid(req.networkId) &&
+    (!req.projectId || caller.isAdmin || req.projectId === caller.projectId)
+  );
+}
+
+type Row = Record<string, unknown>;
+
 /**
- * The common CreatePort (automatic address on a network that is not routed) in one autocommitted
- * call of create_port_auto (migrations/002_create_port_auto.sql), with its events in out. Returns
- * null, having written nothing, when the request is not the common case or the statement made no
- * port (unknown or forbidden network, routed network, no subnet, every free address locked by
- * allocations in flight, the free lists empty, a MAC collision): the caller then runs createPort
- * in a transaction, which waits for in-flight allocations, reports exhaustion or explains why.
+ * Makes the ports of eligible requests in ONE autocommitted call of create_ports_auto: one round
+ * trip and one commit for all of them. Gives, per request, its new row, or null when that request
+ * made nothing (unknown or forbidden network, routed network, no subnet, every free address
+ * locked by allocations in flight, the free lists empty): the full path in a transaction then
+ * waits for in-flight allocations, reports exhaustion or explains the refusal. An error in any
+ * item (a random MAC already on the network, a concurrent network delete) rolls back the whole
+ * call; the requests are then run one by one, and one failing so is also left to the full path.
  */
-export async function createPortFast(
+export async function createPortsFast(
   q: Queryable,
-  caller: Caller,
-  out: Outbox,
-  req: CreatePortRequest,
-): Promise<PortRec | null> {
-  if (req.fixedIps.length) return null;
-  if (req.ipAllocation !== IpAllocation.UNSPECIFIED && req.ipAllocation !== IpAllocation.IMMEDIATE)
-    return null;
-  if (req.macAddress && !MAC.test(req.macAddress)) return null;
-  if (!isUuid(req.networkId)) return null;
-  if (req.projectId && !caller.isAdmin && req.projectId !== caller.projectId) return null;
-  const project = req.projectId || caller.projectId;
-  const id = randomUUID();
-  let row: Record<string, unknown> | undefined;
-  try {
-    [row] = await q.query(CREATE_PORT_FAST, [
+  items: { req: CreatePortRequest; caller: Caller }[],
+): Promise<(Row | null)[]> {
+  const ids = items.map(() => randomUUID());
+  const cols: unknown[][] = Array.from({ length: 10 }, () => []);
+  items.forEach(({ req, caller }, i) => {
+    const values = [
       req.networkId.toLowerCase(),
-      id,
-      project,
+      ids[i],
+      req.projectId || caller.projectId,
       req.name,
       (req.macAddress || randomMac()).toLowerCase(),
       req.deviceId,
@@ -267,20 +273,83 @@ export async function createPortFast(
       req.bindingVnicType || "normal",
       caller.isAdmin,
       caller.projectId,
-    ]);
+    ];
+    for (const [k, v] of values.entries()) cols[k]!.push(v);
+  });
+  let rows: Row[];
+  try {
+    rows = await q.query(CREATE_PORTS_FAST, cols);
   } catch (err) {
-    if (fallBackOn(err)) return null;
-    throw err;
+    if (!fallBackOn(err)) throw err;
+    if (items.length === 1) return [null];
+    return Promise.all(items.map(async (item) => (await createPortsFast(q, [item]))[0]!));
   }
-  if (!row) return null;
+  const byId = new Map(rows.map((r) => [String(r.id), r]));
+  return ids.map((id) => byId.get(id!) ?? null);
+}
+
+/** The port of a row of createPortsFast, with its events (ip allocated, port created) in out. */
+export function fastPortCreated(row: Row, out: Outbox): PortRec {
   const subnetId = String(row.held_subnet_id);
   const segmentId = row.held_segment_id === null ? null : String(row.held_segment_id);
   const ip = Number(row.held_ip);
   const port = portFromRow(row, [{ subnetId, ip }]);
-  allocatedEvent(out, id, subnetId, segmentId, ip);
+  allocatedEvent(out, port.id, subnetId, segmentId, ip);
   if (port.deviceOwner.startsWith("network:") && segmentId) out.segments.add(segmentId);
   portEvent({ out }, PortChange.CREATED, port);
   return port;
+}
+
+/**
+ * Groups the eligible CreatePorts that arrive while earlier ones are with the database: at most
+ * `inFlight` calls of createPortsFast at a time, each taking up to `maxBatch` waiting requests (a
+ * lone request goes at once, alone). Group commit for port creation: fewer round trips, commits
+ * and plan executions per port when many callers create ports at once.
+ */
+export class PortCreationBatcher {
+  private readonly waiting: {
+    item: { req: CreatePortRequest; caller: Caller };
+    resolve: (row: Row | null) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  private running = 0;
+
+  constructor(
+    private readonly q: Queryable,
+    private readonly inFlight = 4,
+    private readonly maxBatch = 64,
+  ) {}
+
+  /** The new port's row, or null when the full path must handle the request. */
+  create(req: CreatePortRequest, caller: Caller): Promise<Row | null> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ item: { req, caller }, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.running < this.inFlight && this.waiting.length) {
+      const batch = this.waiting.splice(0, this.maxBatch);
+      this.running++;
+      createPortsFast(
+        this.q,
+        batch.map((w) => w.item),
+      )
+        .then(
+          (rows) => {
+            for (const [i, w] of batch.entries()) w.resolve(rows[i]!);
+          },
+          (err: unknown) => {
+            for (const w of batch) w.reject(err);
+          },
+        )
+        .finally(() => {
+          this.running--;
+          this.pump();
+        });
+    }
+  }
 }
 
 export async function updatePort(tx: Tx, req: UpdatePortRequest): Promise<PortRec> {
