@@ -301,10 +301,12 @@ export function fastPortCreated(row: Row, out: Outbox): PortRec {
 }
 
 /**
- * Groups the eligible CreatePorts that arrive while earlier ones are with the database: at most
- * `inFlight` calls of createPortsFast at a time, each taking up to `maxBatch` waiting requests (a
- * lone request goes at once, alone). Group commit for port creation: fewer round trips, commits
- * and plan executions per port when many callers create ports at once.
+ * Groups the eligible CreatePorts that arrive together: the requests of one turn of the event
+ * loop, and those arriving while earlier ones are with the database, go in one call of
+ * createPortsFast (at most `inFlight` such calls at a time, each with up to `maxBatch` requests; a
+ * lone request goes alone, one turn later). Group commit for port creation: fewer round trips,
+ * commits and statement runs per port when many callers create ports at once; on PGlite, whose
+ * queries run on this thread, it is what lets requests queue up at all.
  */
 export class PortCreationBatcher {
   private readonly waiting: {
@@ -313,6 +315,7 @@ export class PortCreationBatcher {
     reject: (err: unknown) => void;
   }[] = [];
   private running = 0;
+  private scheduled = false;
 
   constructor(
     private readonly q: Queryable,
@@ -324,7 +327,14 @@ export class PortCreationBatcher {
   create(req: CreatePortRequest, caller: Caller): Promise<Row | null> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ item: { req, caller }, resolve, reject });
-      this.pump();
+      // Dispatch once the requests that arrived in this turn of the event loop are all queued.
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.pump();
+        });
+      }
     });
   }
 
