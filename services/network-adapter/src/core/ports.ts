@@ -306,7 +306,9 @@ export function fastPortCreated(row: Row, out: Outbox): PortRec {
  * createPortsFast (at most `inFlight` such calls at a time, each with up to `maxBatch` requests; a
  * lone request goes alone, one turn later). Group commit for port creation: fewer round trips,
  * commits and statement runs per port when many callers create ports at once; on PGlite, whose
- * queries run on this thread, it is what lets requests queue up at all.
+ * queries run on this thread, it is what lets requests queue up at all. Batches of 16 rather than
+ * everything waiting: a few batches in flight keep the callers, this process and the database
+ * working at the same time instead of in lockstep.
  */
 export class PortCreationBatcher {
   private readonly waiting: {
@@ -320,7 +322,7 @@ export class PortCreationBatcher {
   constructor(
     private readonly q: Queryable,
     private readonly inFlight = 4,
-    private readonly maxBatch = 64,
+    private readonly maxBatch = 16,
   ) {}
 
   /** The new port's row, or null when the full path must handle the request. */
