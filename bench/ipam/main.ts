@@ -1,11 +1,12 @@
 // IPAM benchmark: CreatePort (one automatic IPv4 allocation each) against a real network-adapter
 // process over Connect, sequentially and with 64 concurrent callers, on PGlite and on PostgreSQL
 // (one adapter, then two adapters sharing the database). Prints allocations/s, p50 and p99
-// latency, and checks that no address was handed out twice (over RPC, and with SQL on PostgreSQL).
+// latency, the CPU each side spends per call in the concurrent phase (Linux), and checks that no
+// address was handed out twice (over RPC, and with SQL on PostgreSQL).
 //
 //   node --import tsx bench/ipam/main.ts [--sequential 500] [--concurrent 4000] [--callers 64]
 //     [--only core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2]   (default: all of them)
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -88,6 +89,50 @@ async function duplicatesOverRpc(
   return { ports: ports.length, duplicates: ips.length - new Set(ips).size };
 }
 
+/** CPU time (ms) a process has used, from /proc (Linux); 0 where that is not readable. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU spent per call by each side during fn: this process (the callers), the adapters, and the
+ * PostgreSQL backends of the database. Less sensitive than calls/s to what else the machine runs.
+ */
+async function cpuPerCall(
+  adapters: ServiceProcess[],
+  databaseUrl: string | undefined,
+  fn: () => Promise<Figures>,
+): Promise<{ figures: Figures; line: string }> {
+  const backends = async (): Promise<number[]> => {
+    if (!databaseUrl) return [];
+    const sql = new pg.Client({ connectionString: databaseUrl });
+    await sql.connect();
+    const { rows } = await sql.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    await sql.end();
+    return rows.map((r) => r.pid);
+  };
+  const before = new Map((await backends()).map((pid) => [pid, cpuMs(pid)]));
+  const adapters0 = adapters.map((a) => cpuMs(a.proc.pid!));
+  const self0 = process.cpuUsage();
+  const figures = await fn();
+  const self = process.cpuUsage(self0);
+  const adapterMs = adapters.reduce((sum, a, i) => sum + cpuMs(a.proc.pid!) - adapters0[i]!, 0);
+  let dbMs = 0;
+  for (const pid of await backends()) dbMs += cpuMs(pid) - (before.get(pid) ?? 0);
+  const per = (ms: number) => (ms / figures.calls).toFixed(2);
+  return {
+    figures,
+    line: `CPU per call: callers ${per((self.user + self.system) / 1000)} ms, adapter${adapters.length > 1 ? "s" : ""} ${per(adapterMs)} ms${databaseUrl ? `, PostgreSQL ${per(dbMs)} ms` : ""}`,
+  };
+}
+
 const fmt = (f: Figures) =>
   `${String(f.calls).padStart(5)} calls  ${f.perSecond.toFixed(0).padStart(6)} alloc/s  p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms`;
 
@@ -112,7 +157,9 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     // Warm-up (JIT, connection pools, HTTP/2 sessions).
     await run(allocate, 100, 8);
     const seq = await run(allocate, SEQUENTIAL, 1);
-    const conc = await run(allocate, CONCURRENT, CALLERS);
+    const { figures: conc, line: cpu } = await cpuPerCall(procs, databaseUrl, () =>
+      run(allocate, CONCURRENT, CALLERS),
+    );
     const check = await duplicatesOverRpc(clients[0]!, network!.id);
     let sqlCheck = "";
     if (databaseUrl) {
@@ -127,6 +174,7 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     console.log(`\n${label}`);
     console.log(`  sequential (1 caller)      ${fmt(seq)}`);
     console.log(`  concurrent (${CALLERS} callers)   ${fmt(conc)}`);
+    console.log(`    ${cpu}`);
     console.log(`  ports ${check.ports}, duplicate addresses ${check.duplicates}${sqlCheck}`);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
