@@ -1,14 +1,16 @@
 // IPAM benchmark: CreatePort (one automatic IPv4 allocation each) against a real network-adapter
 // process over Connect, sequentially and with 64 concurrent callers, on PGlite and on PostgreSQL
 // (one adapter, then two adapters sharing the database). Prints allocations/s, p50 and p99
-// latency, and checks that no address was handed out twice (over RPC, and with SQL on PostgreSQL).
+// latency, the CPU each side spends per call in the concurrent phase (Linux), and checks that no
+// address was handed out twice (over RPC, and with SQL on PostgreSQL).
 //
 //   node --import tsx bench/ipam/main.ts [--sequential 500] [--concurrent 4000] [--callers 64]
-import { mkdtempSync, rmSync } from "node:fs";
+//     [--only core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2]   (default: all of them)
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { NetworkService } from "@stratus/contracts/network/v1";
+import { type CreatePortRequest, NetworkService } from "@stratus/contracts/network/v1";
 import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
@@ -20,18 +22,24 @@ import {
 import pg from "pg";
 import { Outbox } from "../../services/network-adapter/src/core/context.js";
 import { createNetwork, createSubnet } from "../../services/network-adapter/src/core/networks.js";
-import { createPort } from "../../services/network-adapter/src/core/ports.js";
+import {
+  createPort,
+  fastEligible,
+  PortCreationBatcher,
+} from "../../services/network-adapter/src/core/ports.js";
 
 const { values } = parseArgs({
   options: {
     sequential: { type: "string", default: "500" },
     concurrent: { type: "string", default: "4000" },
     callers: { type: "string", default: "64" },
+    only: { type: "string", default: "core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2" },
   },
 });
 const SEQUENTIAL = Number(values.sequential);
 const CONCURRENT = Number(values.concurrent);
 const CALLERS = Number(values.callers);
+const ONLY = new Set(values.only.split(","));
 
 type Client = ReturnType<typeof serviceClient<typeof NetworkService>>;
 /** What a caller does once: CreatePort with one automatic allocation. */
@@ -81,6 +89,50 @@ async function duplicatesOverRpc(
   return { ports: ports.length, duplicates: ips.length - new Set(ips).size };
 }
 
+/** CPU time (ms) a process has used, from /proc (Linux); 0 where that is not readable. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU spent per call by each side during fn: this process (the callers), the adapters, and the
+ * PostgreSQL backends of the database. Less sensitive than calls/s to what else the machine runs.
+ */
+async function cpuPerCall(
+  adapters: ServiceProcess[],
+  databaseUrl: string | undefined,
+  fn: () => Promise<Figures>,
+): Promise<{ figures: Figures; line: string }> {
+  const backends = async (): Promise<number[]> => {
+    if (!databaseUrl) return [];
+    const sql = new pg.Client({ connectionString: databaseUrl });
+    await sql.connect();
+    const { rows } = await sql.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    await sql.end();
+    return rows.map((r) => r.pid);
+  };
+  const before = new Map((await backends()).map((pid) => [pid, cpuMs(pid)]));
+  const adapters0 = adapters.map((a) => cpuMs(a.proc.pid!));
+  const self0 = process.cpuUsage();
+  const figures = await fn();
+  const self = process.cpuUsage(self0);
+  const adapterMs = adapters.reduce((sum, a, i) => sum + cpuMs(a.proc.pid!) - adapters0[i]!, 0);
+  let dbMs = 0;
+  for (const pid of await backends()) dbMs += cpuMs(pid) - (before.get(pid) ?? 0);
+  const per = (ms: number) => (ms / figures.calls).toFixed(2);
+  return {
+    figures,
+    line: `CPU per call: callers ${per((self.user + self.system) / 1000)} ms, adapter${adapters.length > 1 ? "s" : ""} ${per(adapterMs)} ms${databaseUrl ? `, PostgreSQL ${per(dbMs)} ms` : ""}`,
+  };
+}
+
 const fmt = (f: Figures) =>
   `${String(f.calls).padStart(5)} calls  ${f.perSecond.toFixed(0).padStart(6)} alloc/s  p50 ${f.p50.toFixed(1).padStart(6)} ms  p99 ${f.p99.toFixed(1).padStart(6)} ms`;
 
@@ -105,7 +157,9 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     // Warm-up (JIT, connection pools, HTTP/2 sessions).
     await run(allocate, 100, 8);
     const seq = await run(allocate, SEQUENTIAL, 1);
-    const conc = await run(allocate, CONCURRENT, CALLERS);
+    const { figures: conc, line: cpu } = await cpuPerCall(procs, databaseUrl, () =>
+      run(allocate, CONCURRENT, CALLERS),
+    );
     const check = await duplicatesOverRpc(clients[0]!, network!.id);
     let sqlCheck = "";
     if (databaseUrl) {
@@ -120,6 +174,7 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     console.log(`\n${label}`);
     console.log(`  sequential (1 caller)      ${fmt(seq)}`);
     console.log(`  concurrent (${CALLERS} callers)   ${fmt(conc)}`);
+    console.log(`    ${cpu}`);
     console.log(`  ports ${check.ports}, duplicate addresses ${check.duplicates}${sqlCheck}`);
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
@@ -139,7 +194,7 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
       new URL("../../services/network-adapter/migrations", import.meta.url).pathname,
     ),
     logger: createLogger("bench", "warn"),
-    poolSize: 32,
+    poolSize: 16,
   });
   const caller = { projectId: "", isAdmin: true };
   const tx = <T>(fn: (t: Parameters<typeof createPort>[0]) => Promise<T>) =>
@@ -174,21 +229,23 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
         enableDhcp: true,
       }),
     );
-    const allocate: Allocate = () =>
-      tx((t) =>
-        createPort(t, {
-          $typeName: "stratus.network.v1.CreatePortRequest",
-          networkId: net.id,
-          projectId: "bench",
-          name: "",
-          fixedIps: [],
-          deviceId: "",
-          deviceOwner: "",
-          macAddress: "",
-          ipAllocation: 0,
-          bindingVnicType: "",
-        }),
-      );
+    const request: CreatePortRequest = {
+      $typeName: "stratus.network.v1.CreatePortRequest",
+      networkId: net.id,
+      projectId: "bench",
+      name: "",
+      fixedIps: [],
+      deviceId: "",
+      deviceOwner: "",
+      macAddress: "",
+      ipAllocation: 0,
+      bindingVnicType: "",
+    };
+    // As the RPC does it: the one-statement common case (batched), else the transaction.
+    const batcher = new PortCreationBatcher(db);
+    const allocate: Allocate = async () =>
+      (fastEligible(request, caller) && (await batcher.create(request, caller))) ||
+      tx((t) => createPort(t, request));
     await run(allocate, 100, 8);
     const seq = await run(allocate, SEQUENTIAL, 1);
     const conc = await run(allocate, CONCURRENT, CALLERS);
@@ -207,18 +264,21 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
 
 console.log(`IPAM benchmark: CreatePort with one automatic IPv4 allocation into a /16`);
 const pgUp = await postgresAvailable();
-await inProcess("IPAM core in-process (no RPC), PGlite");
-if (pgUp) {
+if (ONLY.has("core-pglite")) await inProcess("IPAM core in-process (no RPC), PGlite");
+if (pgUp && ONLY.has("core-pg")) {
   const db = await createTempDatabase("stratus_bench_ipam");
   try {
-    await inProcess("IPAM core in-process (no RPC), PostgreSQL (pool 32)", db.url);
+    await inProcess("IPAM core in-process (no RPC), PostgreSQL (pool 16)", db.url);
   } finally {
     await db.drop();
   }
 }
-await scenario("Over Connect (h2c, binary): PGlite (embedded), 1 network-adapter", 1);
+if (ONLY.has("rpc-pglite")) {
+  await scenario("Over Connect (h2c, binary): PGlite (embedded), 1 network-adapter", 1);
+}
 if (pgUp) {
   for (const adapters of [1, 2]) {
+    if (!ONLY.has(`rpc-pg${adapters}`)) continue;
     const db = await createTempDatabase("stratus_bench_ipam");
     try {
       await scenario(

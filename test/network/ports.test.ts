@@ -3,11 +3,16 @@
 // scoping, deletion rules, quotas and events.
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
-import { NetworkChangedSchema, PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
+import {
+  IpAddressChangedSchema,
+  NetworkChangedSchema,
+  PortChange,
+  PortChangedSchema,
+} from "@stratus/contracts/events/v1";
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
+import { newRequestId, REQUEST_ID_HEADER, runWithContext, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
+import { connect, type MsgHdrs, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
 
@@ -19,7 +24,7 @@ describe("networks, subnets and ports", () => {
   let mesh: Mesh;
   let net: NetworkClient;
   let nc: NatsConnection;
-  const events: { subject: string; data: Uint8Array }[] = [];
+  const events: { subject: string; data: Uint8Array; headers: MsgHdrs | undefined }[] = [];
 
   beforeAll(async () => {
     mesh = await startMesh({ services: ["network-adapter"] });
@@ -27,7 +32,7 @@ describe("networks, subnets and ports", () => {
     nc = await connect({ servers: mesh.nats.url });
     const sub = nc.subscribe("stratus.>");
     void (async () => {
-      for await (const m of sub) events.push({ subject: m.subject, data: m.data });
+      for await (const m of sub) events.push({ subject: m.subject, data: m.data, headers: m.headers });
     })();
   });
   afterAll(async () => {
@@ -150,6 +155,60 @@ describe("networks, subnets and ports", () => {
     expect((await net.createPort({ networkId: network!.id })).port!.fixedIps[0]!.ipAddress).toBe(
       "10.2.0.101",
     );
+  });
+
+  it("automatic picks fill a network's first subnet, then the next; a MAC in use is refused", async () => {
+    const { network } = await net.createNetwork({ name: "two-subnets", projectId: "p1" });
+    const { subnet: first } = await net.createSubnet({
+      networkId: network!.id,
+      cidr: "10.12.0.0/24",
+      allocationPools: [{ start: "10.12.0.10", end: "10.12.0.11" }],
+    });
+    const { subnet: second } = await net.createSubnet({ networkId: network!.id, cidr: "10.13.0.0/24" });
+    const picks = [];
+    for (let i = 0; i < 3; i++) picks.push((await net.createPort({ networkId: network!.id })).port!.fixedIps);
+    expect(picks).toEqual([
+      [expect.objectContaining({ subnetId: first!.id, ipAddress: "10.12.0.10" })],
+      [expect.objectContaining({ subnetId: first!.id, ipAddress: "10.12.0.11" })],
+      [expect.objectContaining({ subnetId: second!.id, ipAddress: "10.13.0.2" })],
+    ]);
+    const { port } = await net.createPort({ networkId: network!.id, macAddress: "FA:16:3E:00:12:34" });
+    expect(port!.macAddress).toBe("fa:16:3e:00:12:34");
+    const dup = await refusal(net.createPort({ networkId: network!.id, macAddress: "fa:16:3e:00:12:34" }));
+    expect(dup.kind).toBe("conflict");
+    expect(dup.message).toContain("The mac address fa:16:3e:00:12:34 is in use");
+    // The refused port took no address: the next one gets the one after.
+    expect((await net.createPort({ networkId: network!.id })).port!.fixedIps[0]!.ipAddress).toBe("10.13.0.4");
+    expect((await net.listPorts({ networkId: network!.id })).ports).toHaveLength(5);
+  });
+
+  it("each call's events carry that call's request id, also when calls run concurrently", async () => {
+    const { networkId } = await tenantNetwork(net, "10.14.0.0/24");
+    const calls = Array.from({ length: 12 }, () => newRequestId());
+    const ports = await Promise.all(
+      calls.map((requestId) =>
+        runWithContext({ requestId, userId: "", projectId: "", isAdmin: true }, () =>
+          net.createPort({ networkId }),
+        ).then((r) => ({ requestId, port: r.port! })),
+      ),
+    );
+    await eventually(async () => {
+      for (const { requestId, port } of ports) {
+        const created = events.filter(
+          (e) =>
+            e.subject === "stratus.port.created" && fromBinary(PortChangedSchema, e.data).portId === port.id,
+        );
+        const allocated = events.filter(
+          (e) =>
+            e.subject === "stratus.ip.allocated" &&
+            fromBinary(IpAddressChangedSchema, e.data).portId === port.id,
+        );
+        expect([...created, ...allocated].map((e) => e.headers?.get(REQUEST_ID_HEADER))).toEqual([
+          requestId,
+          requestId,
+        ]);
+      }
+    });
   });
 
   it("UpdatePort changes name, device and (unbound) addresses; an empty list releases them", async () => {

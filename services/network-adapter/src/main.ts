@@ -24,6 +24,6 @@ const sync = new PlacementSync(
   booted.logger,
 );
 booted.lifecycle.onShutdown("placement sync", () => sync.close());
-await booted.serve([networkService(db, booted.bus, sync)]);
+await booted.serve([networkService(db, booted.bus, sync, booted.logger)]);
 // Repair drift between the network and placement (in the background: placement may be down).
 void sync.reconcileAll().catch((err: unknown) => booted.logger.warn({ err }, "placement reconcile failed"));

@@ -9,7 +9,7 @@
 import { IpAddressChangedSchema } from "@stratus/contracts/events/v1";
 import { conflict, invalidInput, StratusError, Subjects } from "@stratus/runtime";
 import { contains, formatCidr, formatIp, isValidHostAddress, parseCidr } from "../ipam/ipv4.js";
-import type { Tx } from "./context.js";
+import type { Outbox, Tx } from "./context.js";
 
 export interface SubnetRow {
   id: string;
@@ -26,14 +26,24 @@ export async function subnetRows(tx: Tx, where: string, params: unknown[]): Prom
   );
 }
 
-function allocated(tx: Tx, portId: string, sub: SubnetRow, ip: number): void {
-  tx.out.add(Subjects.ipAllocated, IpAddressChangedSchema, {
+export function allocatedEvent(
+  out: Outbox,
+  portId: string,
+  subnetId: string,
+  segmentId: string | null,
+  ip: number,
+): void {
+  out.add(Subjects.ipAllocated, IpAddressChangedSchema, {
     allocated: true,
     portId,
-    subnetId: sub.id,
-    segmentId: sub.segment_id ?? "",
+    subnetId,
+    segmentId: segmentId ?? "",
     ipAddress: formatIp(ip),
   });
+}
+
+function allocated(tx: Tx, portId: string, sub: SubnetRow, ip: number): void {
+  allocatedEvent(tx.out, portId, sub.id, sub.segment_id, ip);
 }
 
 // Take a free address and record it as held, in one statement (one round trip).

@@ -40,6 +40,10 @@ import {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Ids are uuids; anything else simply does not exist (and must not reach SQL as a cast error). */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}
+
 export function checkId(id: string, what: string): string {
   if (!UUID.test(id)) throw notFound(`${what} ${id || "(empty id)"} could not be found`);
   return id.toLowerCase();

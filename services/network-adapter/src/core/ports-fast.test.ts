@@ -1,0 +1,139 @@
+// The one-statement CreatePort (create_ports_auto) in-process, on PGlite and (when reachable)
+// PostgreSQL: several requests per call, each made or left untouched for the full path, and an
+// error in one item rolls back the call and is retried one by one without losing an address.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  CreateNetworkRequestSchema,
+  CreatePortRequestSchema,
+  CreateSubnetRequestSchema,
+} from "@stratus/contracts/network/v1";
+import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
+import { createTempDatabase, postgresAvailable, type TempDatabase } from "@stratus/runtime/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Caller, Outbox, type Tx } from "./context.js";
+import { createNetwork, createSubnet } from "./networks.js";
+import { createPortsFast, fastEligible, fastPortCreated } from "./ports.js";
+
+const admin: Caller = { projectId: "", isAdmin: true };
+const pgUp = await postgresAvailable();
+
+describe.each([
+  ["PGlite", true],
+  ["PostgreSQL", pgUp],
+])("create_ports_auto on %s", (backend, available) => {
+  let db: Database;
+  let temp: TempDatabase | undefined;
+  const dataDir = mkdtempSync(join(tmpdir(), "stratus-ports-fast-"));
+  const tx = <T>(fn: (t: Tx) => Promise<T>, caller = admin) =>
+    db.transaction((q) => fn({ q, out: new Outbox(), caller }));
+  const network = (req: MessageInitShape<typeof CreateNetworkRequestSchema>) =>
+    tx((t) => createNetwork(t, create(CreateNetworkRequestSchema, { name: "n", projectId: "p1", ...req })));
+  const subnet = (networkId: string, cidr: string, pool?: [string, string]) =>
+    tx((t) =>
+      createSubnet(
+        t,
+        create(CreateSubnetRequestSchema, {
+          networkId,
+          cidr,
+          allocationPools: pool ? [{ start: pool[0], end: pool[1] }] : [],
+        }),
+      ),
+    );
+  const port = (networkId: string, init: MessageInitShape<typeof CreatePortRequestSchema> = {}) =>
+    create(CreatePortRequestSchema, { networkId, ...init });
+  const count = async (sql: string, params: unknown[]) =>
+    Number((await db.query<{ n: string }>(sql, params))[0]!.n);
+
+  beforeAll(async () => {
+    if (!available) return;
+    if (backend === "PostgreSQL") temp = await createTempDatabase("stratus_test_ports_fast");
+    db = await openDatabase({
+      service: "network-adapter",
+      url: temp?.url,
+      dataDir,
+      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
+      logger: createLogger("test", "warn"),
+      poolSize: 4,
+    });
+  });
+  afterAll(async () => {
+    await db?.close();
+    await temp?.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!available)(
+    "makes several ports in one call; a taken MAC rolls back and is retried alone",
+    async () => {
+      const net = await network({});
+      const sub = await subnet(net.id, "10.20.0.0/24", ["10.20.0.10", "10.20.0.20"]);
+      const [first] = await createPortsFast(db, [
+        { req: port(net.id, { macAddress: "fa:16:3e:aa:00:01" }), caller: admin },
+      ]);
+      expect(first).toMatchObject({ held_subnet_id: sub.id, mac_address: "fa:16:3e:aa:00:01" });
+      const free = await count("SELECT count(*) AS n FROM ip_free WHERE subnet_id = $1", [sub.id]);
+
+      const rows = await createPortsFast(db, [
+        { req: port(net.id, { name: "a" }), caller: admin },
+        { req: port(net.id, { name: "dup", macAddress: "FA:16:3E:AA:00:01" }), caller: admin },
+        { req: port(net.id, { name: "b" }), caller: admin },
+      ]);
+      expect(rows.map((r) => r?.name ?? null)).toEqual(["a", null, "b"]);
+      const ips = rows.filter((r) => r).map((r) => Number(r!.held_ip));
+      expect(new Set(ips).size).toBe(2);
+      // Exactly the two made ports took an address; nothing was left half done.
+      expect(await count("SELECT count(*) AS n FROM ip_free WHERE subnet_id = $1", [sub.id])).toBe(free - 2);
+      expect(await count("SELECT count(*) AS n FROM ports WHERE network_id = $1", [net.id])).toBe(3);
+      expect(await count("SELECT count(*) AS n FROM ip_allocations WHERE subnet_id = $1", [sub.id])).toBe(3);
+
+      const out = new Outbox();
+      const made = fastPortCreated(rows[0]!, out);
+      expect(made.fixedIps).toEqual([{ subnetId: sub.id, ipAddress: expect.stringMatching(/^10\.20\.0\./) }]);
+      expect(out.events.map((e) => e.subject)).toEqual(["stratus.ip.allocated", "stratus.port.created"]);
+    },
+  );
+
+  it.skipIf(!available)(
+    "leaves to the full path what it may not make, and writes nothing for it",
+    async () => {
+      const own = await network({ projectId: "p-own" });
+      await subnet(own.id, "10.21.0.0/24");
+      const full = await network({});
+      await subnet(full.id, "10.22.0.0/24", ["10.22.0.10", "10.22.0.10"]);
+      const routed = await network({
+        segments: [
+          { name: "r1", networkType: "vlan", physicalNetwork: "phys-f1", segmentationId: 301 },
+          { name: "r2", networkType: "vlan", physicalNetwork: "phys-f2", segmentationId: 302 },
+        ],
+      });
+      const tenant: Caller = { projectId: "p-other", isAdmin: false };
+      const portsBefore = await count("SELECT count(*) AS n FROM ports", []);
+      const rows = await createPortsFast(db, [
+        { req: port(own.id), caller: tenant }, // another project's network
+        { req: port(crypto.randomUUID()), caller: admin }, // no such network
+        { req: port(routed.id), caller: admin }, // routed: deferred
+        { req: port(full.id), caller: admin }, // takes the only address
+        { req: port(full.id), caller: admin }, // exhausted
+        { req: port(own.id), caller: { projectId: "p-own", isAdmin: false } },
+      ]);
+      expect(rows.map((r) => (r ? String(r.network_id) : null))).toEqual([
+        null,
+        null,
+        null,
+        full.id,
+        null,
+        own.id,
+      ]);
+      expect(await count("SELECT count(*) AS n FROM ports", [])).toBe(portsBefore + 2);
+      // What the full path must see: fixed IPs, other modes, bad MACs, acting for another project.
+      expect(fastEligible(port(own.id, { fixedIps: [{ ipAddress: "10.21.0.5" }] }), admin)).toBe(false);
+      expect(fastEligible(port(own.id, { ipAllocation: 2 }), admin)).toBe(false);
+      expect(fastEligible(port(own.id, { macAddress: "nonsense" }), admin)).toBe(false);
+      expect(fastEligible(port(own.id, { projectId: "p-own" }), tenant)).toBe(false);
+      expect(fastEligible(port(own.id), tenant)).toBe(true);
+    },
+  );
+});
