@@ -1,5 +1,6 @@
 // Diagnosis: seeds a PostgreSQL database (SQL seed) and prints EXPLAIN ANALYZE of the candidate
-// queries the scheduler runs. node --import tsx bench/placement/explain.ts [providers] [segments]
+// statement the scheduler runs (roots + their trees and sharing providers in one statement).
+//   node --import tsx bench/placement/explain.ts [providers] [segments] [--quiet] [--pglite [--analyze]]
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +9,7 @@ import { createLogger, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
 import {
   type CandidateQuery,
-  loadTrees,
+  candidatesQuery,
   type RequestGroupSpec,
   rootsQuery,
 } from "../../services/scheduler/src/placement/candidates.js";
@@ -82,39 +83,27 @@ try {
     ],
   ];
   for (const [label, q] of queries) {
-    const { sql, params } = rootsQuery(q, q.limit, new Set(["IPV4_ADDRESS"]));
+    const sharing = new Set(["IPV4_ADDRESS"]);
+    const { sql, params } = candidatesQuery(q, q.limit, sharing);
     console.log(`\n=== ${label}\n${sql}\n`);
     const plan = await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
-    // Wall-clock of the two statements AllocationCandidates.list runs, warm.
-    const t = { roots: [] as number[], trees: [] as number[] };
+    // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone.
+    const roots = rootsQuery(q, q.limit, sharing);
+    const t = { roots: [] as number[], all: [] as number[] };
     for (let i = 0; i < 60; i++) {
       const t0 = performance.now();
-      const ids = (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
+      await db.query(roots.sql, roots.params);
       const t1 = performance.now();
-      await loadTrees(db, ids);
+      await db.query(sql, params);
       const t2 = performance.now();
       if (i >= 10) {
         t.roots.push(t1 - t0);
-        t.trees.push(t2 - t1);
+        t.all.push(t2 - t1);
       }
     }
-    if (process.argv.includes("--trees")) {
-      const ids = (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
-      const orig = db.query.bind(db);
-      await loadTrees(
-        {
-          query: async <T extends Record<string, unknown>>(q: string, ps?: unknown[]) => {
-            const plan = await orig<{ "QUERY PLAN": string }>(`EXPLAIN ANALYZE ${q}`, ps);
-            console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
-            return orig<T>(q, ps);
-          },
-        },
-        ids,
-      );
-    }
     const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
-    console.log(`${label}: roots query ${med(t.roots)} ms, loadTrees ${med(t.trees)} ms (medians)`);
+    console.log(`${label}: roots alone ${med(t.roots)} ms, roots + trees ${med(t.all)} ms (medians)`);
   }
 } finally {
   await db.close();
