@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
+import pg from "pg";
 import {
   type CandidateQuery,
   candidatesQuery,
@@ -104,6 +105,39 @@ try {
     }
     const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
     console.log(`${label}: roots alone ${med(t.roots)} ms, roots + trees ${med(t.all)} ms (medians)`);
+    if (tmp) {
+      // On two connections of their own, interleaved so that both see the same load: the
+      // statement plain (parsed and planned per call), prepared (named; the server picks custom or
+      // generic plans), and prepared with plan_cache_mode = force_generic_plan.
+      const plainC = new pg.Client({ connectionString: tmp.url });
+      const genericC = new pg.Client({ connectionString: tmp.url });
+      await plainC.connect();
+      await genericC.connect();
+      await genericC.query("SET plan_cache_mode = force_generic_plan");
+      const r = { plain: [] as number[], named: [] as number[], generic: [] as number[] };
+      for (let i = 0; i < 110; i++) {
+        let t0 = performance.now();
+        await plainC.query(sql, params);
+        if (i >= 10) r.plain.push(performance.now() - t0);
+        t0 = performance.now();
+        await plainC.query({ name: "n", text: sql, values: params });
+        if (i >= 10) r.named.push(performance.now() - t0);
+        t0 = performance.now();
+        await genericC.query({ name: "g", text: sql, values: params });
+        if (i >= 10) r.generic.push(performance.now() - t0);
+      }
+      const [stat] = (
+        await plainC.query<{ generic_plans: string; custom_plans: string }>(
+          "SELECT generic_plans, custom_plans FROM pg_prepared_statements",
+        )
+      ).rows;
+      await plainC.end();
+      await genericC.end();
+      console.log(
+        `${label}: plain ${med(r.plain)} ms, prepared ${med(r.named)} ms (${stat?.generic_plans} generic, ` +
+          `${stat?.custom_plans} custom plans), forced generic ${med(r.generic)} ms (medians, interleaved)`,
+      );
+    }
   }
 } finally {
   await db.close();

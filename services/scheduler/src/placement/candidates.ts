@@ -7,6 +7,7 @@ import { invalidInput, type Queryable } from "@stratus/runtime";
 import { unitViolation } from "./inventory.js";
 import { assertResourceClass, assertTrait, assertUuid } from "./names.js";
 import type { ProviderAllocation } from "./placement.js";
+import { prepared } from "./statements.js";
 
 export interface RequestGroupSpec {
   /** "" is the unnumbered group: its resources may come from different providers of one tree. */
@@ -110,12 +111,29 @@ class Params {
     this.values.push(value);
     return `$${this.values.length}::${type}`;
   }
+  /**
+   * An array literal with one parameter per element: its length is in the SQL text, so a generic
+   * plan (prepared statement) estimates it as a custom plan would instead of assuming 10 elements,
+   * and the server keeps the cheaper generic plan.
+   */
+  array(values: string[], type: string): string {
+    return `ARRAY[${values.map((v) => this.add(v, type)).join(", ")}]`;
+  }
+}
+
+/**
+ * A resource class as an SQL literal. Classes are validated names ([A-Z0-9_]+), and a literal lets
+ * a generic plan estimate the class's rows as a custom plan does (so the server keeps it).
+ */
+function classLiteral(rc: string): string {
+  assertResourceClass(rc);
+  return `'${rc}'`;
 }
 
 /** SQL: provider `x` has `amount` of `rc` free within its unit constraints. */
 function hasInventory(p: Params, x: string, rc: string, amount: number): string {
   const n = p.add(amount, "bigint");
-  return `EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = ${x}.id AND i.resource_class = ${p.add(rc, "text")}
+  return `EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = ${x}.id AND i.resource_class = ${classLiteral(rc)}
     AND i.free >= ${n} AND i.min_unit <= ${n} AND i.max_unit >= ${n} AND ${n} % i.step_size = 0)`;
 }
 
@@ -141,7 +159,7 @@ function traitConditions(p: Params, x: string, required: string[], forbidden: st
  */
 function memberOfConditions(p: Params, x: string, memberOf: string[][]): string[] {
   return memberOf.map((anyOf) => {
-    const aggs = p.add(anyOf, "uuid[]");
+    const aggs = p.array(anyOf, "uuid");
     return `(EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = ${x}.id AND a.aggregate_uuid = ANY(${aggs}))
       OR EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = ${x}.root_id AND a.aggregate_uuid = ANY(${aggs})))`;
   });
@@ -193,7 +211,7 @@ function groupProviderConditions(p: Params, g: RequestGroupSpec): (x: string) =>
 function memberOfRoots(p: Params, g: RequestGroupSpec): string | undefined {
   const anyOf = g.memberOf[0];
   if (!anyOf) return undefined;
-  const aggs = p.add(anyOf, "uuid[]");
+  const aggs = p.array(anyOf, "uuid");
   // The unnumbered group's member_of applies to the root itself.
   if (g.suffix === "")
     return `SELECT a.provider_id FROM provider_aggregates a WHERE a.aggregate_uuid = ANY(${aggs})`;
@@ -248,12 +266,12 @@ function rootsParts(
   let order = "r.id";
   if (query.order) {
     from += ` JOIN inventories si ON si.provider_id = r.id`;
-    where.unshift(`si.resource_class = ${p.add(query.order.resourceClass, "text")}`);
+    where.unshift(`si.resource_class = ${classLiteral(query.order.resourceClass)}`);
     // Equal free amounts (a fresh cloud) in random order: concurrent schedulers asking for a few
     // candidates then get different hosts instead of all racing for the lowest ids.
     order = query.order.direction === "most_free" ? "si.free DESC, random()" : "si.free ASC, random()";
   }
-  const select = `SELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${p.add(limit, "int")}`;
+  const select = `SELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${Math.trunc(limit)}`;
   return { ctes, select };
 }
 
@@ -542,6 +560,9 @@ export function summarize(p: ProviderView): ProviderSummary {
   };
 }
 
+const SHARING_CLASSES_SQL = `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s
+  JOIN inventories i ON i.provider_id = s.id WHERE s.shares`;
+
 /** The candidate finder over the placement database. */
 export class AllocationCandidates {
   constructor(private readonly db: Queryable) {}
@@ -550,11 +571,14 @@ export class AllocationCandidates {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
     const sharingClasses = await this.db.query<{ rc: string }>(
-      `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s JOIN inventories i ON i.provider_id = s.id
-       WHERE s.shares`,
+      SHARING_CLASSES_SQL,
+      [],
+      prepared(SHARING_CLASSES_SQL),
     );
     const { sql, params } = candidatesQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)));
-    const { rootIds, providers, trees, sharing } = readTrees(await this.db.query<ProviderRow>(sql, params));
+    const { rootIds, providers, trees, sharing } = readTrees(
+      await this.db.query<ProviderRow>(sql, params, prepared(sql)),
+    );
     if (!rootIds.length) return { candidates: [], summaries: [] };
     const candidates: Candidate[] = [];
     for (const rootId of rootIds) {

@@ -562,16 +562,20 @@ export class Placement {
           }[]
         | string
         | null;
-    }>(CLAIM_SQL, [
-      consumer,
-      req.projectId,
-      req.userId,
-      wanted.map((w) => w.providerUuid),
-      wanted.map((w) => w.resourceClass),
-      wanted.map((w) => w.amount),
-      uuids.length,
-      wanted.length,
-    ]);
+    }>(
+      CLAIM_SQL,
+      [
+        consumer,
+        req.projectId,
+        req.userId,
+        wanted.map((w) => w.providerUuid),
+        wanted.map((w) => w.resourceClass),
+        wanted.map((w) => w.amount),
+        uuids.length,
+        wanted.length,
+      ],
+      { name: "sched_claim_new" },
+    );
     if (row!.created) {
       return { consumerGeneration: 1, providerUuids: uuids.sort(), previous: [] };
     }

@@ -1,0 +1,140 @@
+// In-process claims: a Scheduler on a pg pool of this process (no RPC, no NATS), filling a
+// SQL-seeded cloud with single-instance SelectDestinations at a given concurrency, with the time
+// spent per statement kind. node --import tsx bench/placement/claims-inproc.ts [hosts] [segments] [concurrency]
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { createLogger, type Database, isStratusError, migrationsFrom, openDatabase } from "@stratus/runtime";
+import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
+import pg from "pg";
+import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates.js";
+import { Placement } from "../../services/scheduler/src/placement/placement.js";
+import { Scheduler } from "../../services/scheduler/src/scheduling/scheduler.js";
+
+const hosts = Number(process.argv[2] ?? 1000);
+const segmentCount = Number(process.argv[3] ?? 20);
+const concurrency = Number(process.argv[4] ?? 16);
+const tmp = await createTempDatabase("stratus_claims");
+if (process.argv.includes("--async-commit")) {
+  // Diagnosis only: how much of a claim's time is the WAL flush at commit.
+  const admin = new pg.Client({ connectionString: tmp.url });
+  await admin.connect();
+  await admin.query(`ALTER DATABASE ${new URL(tmp.url).pathname.slice(1)} SET synchronous_commit = off`);
+  await admin.end();
+}
+const db = await openDatabase({
+  service: "scheduler",
+  url: tmp.url,
+  dataDir: "/tmp",
+  migrations: migrationsFrom(join(repoRoot, "services/scheduler/migrations")),
+  logger: createLogger("claims", "fatal"),
+});
+const stats = new Map<string, { n: number; ms: number }>();
+const timed: Database = {
+  ...db,
+  kind: db.kind,
+  close: () => db.close(),
+  transaction: (fn, o) => {
+    const t0 = performance.now();
+    return db.transaction(fn, o).finally(() => {
+      const s = stats.get("transaction") ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += performance.now() - t0;
+      stats.set("transaction", s);
+    });
+  },
+  query: (sql, params) => {
+    const t0 = performance.now();
+    const key = sql.trim().slice(0, 40).replace(/\s+/g, " ");
+    return db.query(sql, params).finally(() => {
+      const s = stats.get(key) ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += performance.now() - t0;
+      stats.set(key, s);
+    }) as never;
+  },
+};
+try {
+  const segments = Array.from({ length: segmentCount }, () => randomUUID());
+  const hostUuids = Array.from({ length: hosts }, () => randomUUID());
+  const ins = `INSERT INTO resource_providers (id, uuid, name, generation, root_id, shares)
+    SELECT n, u, nm, 2, n, s FROM (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::int AS n, u, nm, s
+    FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS x(u, nm, s)) q`;
+  await db.query(ins, [segments, segments.map((s) => `segment-${s}`), segments.map(() => true)]);
+  await db.query(ins, [hostUuids, hostUuids.map((_, i) => `compute-${i}`), hostUuids.map(() => false)]);
+  const ips = Math.ceil(hosts / segmentCount) * 2;
+  await db.query(`INSERT INTO inventories (provider_id, resource_class, total, max_unit)
+    SELECT id, 'IPV4_ADDRESS', ${ips}, ${ips} FROM resource_providers WHERE shares`);
+  for (const [rc, t] of [
+    ["VCPU", 8],
+    ["MEMORY_MB", 16384],
+    ["DISK_GB", 160],
+  ] as const)
+    await db.query(
+      `INSERT INTO inventories (provider_id, resource_class, total, max_unit)
+      SELECT id, $1, $2, $2 FROM resource_providers WHERE NOT shares`,
+      [rc, t],
+    );
+  await db.query(
+    `INSERT INTO provider_traits SELECT id, 'MISC_SHARES_VIA_AGGREGATE' FROM resource_providers WHERE shares`,
+  );
+  await db.query(
+    `INSERT INTO provider_aggregates SELECT p.id, x.a FROM unnest($1::uuid[], $2::uuid[]) x(u, a) JOIN resource_providers p ON p.uuid = x.u`,
+    [
+      [...segments, ...hostUuids],
+      [...segments, ...hostUuids.map((_, i) => segments[i % segmentCount]!)],
+    ],
+  );
+  await db.query("ANALYZE");
+  const scheduler = new Scheduler(
+    new Placement(timed),
+    new AllocationCandidates(timed),
+    { maxAlternates: 2, candidateLimit: 100 },
+    () => undefined,
+  );
+  const open = new Set(segments);
+  let claimed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (open.size) {
+        const segment = [...open][Math.floor(Math.random() * open.size)]!;
+        try {
+          await scheduler.selectDestinations({
+            instanceUuids: [randomUUID()],
+            projectId: "bench",
+            userId: "bench",
+            resources: { VCPU: 8, MEMORY_MB: 16384, DISK_GB: 160 },
+            extraGroups: [
+              {
+                suffix: "PORT1",
+                resources: { IPV4_ADDRESS: 1 },
+                requiredTraits: [],
+                forbiddenTraits: [],
+                memberOf: [[segment]],
+              },
+            ],
+            requiredAggregates: [],
+            requiredTraits: [],
+            forbiddenTraits: [],
+            ignoreHosts: [],
+            forceHosts: [],
+            weigher: "spread",
+            maxAlternates: 0,
+          });
+          claimed++;
+        } catch (err) {
+          if (!isStratusError(err, "no_valid_host")) throw err;
+          open.delete(segment);
+        }
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  console.log(`${claimed} claims in ${secs.toFixed(2)} s: ${(claimed / secs).toFixed(0)}/s`);
+  for (const [k, v] of [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
+    console.log(`${String(v.n).padStart(6)} × ${(v.ms / v.n).toFixed(2).padStart(7)} ms  ${k}`);
+  }
+} finally {
+  await db.close();
+  await tmp.drop();
+}
