@@ -2,6 +2,7 @@
 // SQL-seeded cloud with single-instance SelectDestinations at a given concurrency, with the time
 // spent per statement kind. node --import tsx bench/placement/claims-inproc.ts [hosts] [segments] [concurrency]
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger, type Database, isStratusError, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
@@ -28,7 +29,7 @@ const db = await openDatabase({
   migrations: migrationsFrom(join(repoRoot, "services/scheduler/migrations")),
   logger: createLogger("claims", "fatal"),
 });
-const stats = new Map<string, { n: number; ms: number }>();
+const stats = new Map<string, { n: number; ms: number; cpu: number }>();
 const timed: Database = {
   ...db,
   kind: db.kind,
@@ -36,23 +37,45 @@ const timed: Database = {
   transaction: (fn, o) => {
     const t0 = performance.now();
     return db.transaction(fn, o).finally(() => {
-      const s = stats.get("transaction") ?? { n: 0, ms: 0 };
+      const s = stats.get("transaction") ?? { n: 0, ms: 0, cpu: 0 };
       s.n++;
       s.ms += performance.now() - t0;
       stats.set("transaction", s);
     });
   },
-  query: (sql, params) => {
+  query: async (sql, params, options) => {
     const t0 = performance.now();
     const key = sql.trim().slice(0, 40).replace(/\s+/g, " ");
-    return db.query(sql, params).finally(() => {
-      const s = stats.get(key) ?? { n: 0, ms: 0 };
+    // Sequential runs (concurrency 1): server CPU per statement kind as well.
+    const c0 = concurrency === 1 ? await backendTicks() : 0;
+    try {
+      return (await db.query(sql, params, options)) as never;
+    } finally {
+      const s = stats.get(key) ?? { n: 0, ms: 0, cpu: 0 };
       s.n++;
       s.ms += performance.now() - t0;
+      if (concurrency === 1) s.cpu += ((await backendTicks()) - c0) * 10;
       stats.set(key, s);
-    }) as never;
+    }
   },
 };
+/** CPU ticks (1/100 s) of this database's server backends, e.g. the pool's connections. */
+async function backendTicks(): Promise<number> {
+  const pids = await db.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+  );
+  let ticks = 0;
+  for (const { pid } of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks;
+}
+
 try {
   const segments = Array.from({ length: segmentCount }, () => randomUUID());
   const hostUuids = Array.from({ length: hosts }, () => randomUUID());
@@ -91,9 +114,63 @@ try {
     { maxAlternates: 2, candidateLimit: 100 },
     () => undefined,
   );
+  if (process.argv.includes("--candidates-only")) {
+    // Server CPU of the candidate search alone (the scheduler's form: ordered, 11 hosts).
+    const finder = new AllocationCandidates(db);
+    const c0 = await backendTicks();
+    const t = performance.now();
+    for (let i = 0; i < 1000; i++) {
+      await finder.list({
+        groups: [
+          {
+            suffix: "",
+            resources: { VCPU: 8, MEMORY_MB: 16384, DISK_GB: 160 },
+            requiredTraits: [],
+            forbiddenTraits: [],
+            memberOf: [],
+          },
+          {
+            suffix: "PORT1",
+            resources: { IPV4_ADDRESS: 1 },
+            requiredTraits: [],
+            forbiddenTraits: [],
+            memberOf: [[segments[i % segmentCount]!]],
+          },
+        ],
+        groupPolicy: "none",
+        limit: 11,
+        order: { resourceClass: "MEMORY_MB", direction: "most_free" },
+      });
+    }
+    console.log(
+      `1000 candidate searches: ${((performance.now() - t) / 1000).toFixed(2)} s, server CPU ${((((await backendTicks()) - c0) * 10) / 1000).toFixed(2)} ms each`,
+    );
+  }
+  if (process.argv.includes("--claim-statement-only")) {
+    // Server CPU of the claim statement alone, sequential, one claim per host (no contention).
+    const placement = new Placement(db);
+    const c0 = await backendTicks();
+    const t = performance.now();
+    for (let i = 0; i < Math.min(1000, hosts); i++) {
+      await placement.claimNew({
+        consumerUuid: randomUUID(),
+        projectId: "bench",
+        userId: "bench",
+        allocations: [
+          { providerUuid: hostUuids[i]!, resources: { VCPU: 1, MEMORY_MB: 1024, DISK_GB: 10 } },
+          { providerUuid: segments[i % segmentCount]!, resources: { IPV4_ADDRESS: 1 } },
+        ],
+      });
+    }
+    console.log(
+      `1000 claim statements: ${((performance.now() - t) / 1000).toFixed(2)} s, server CPU ${((((await backendTicks()) - c0) * 10) / 1000).toFixed(2)} ms each`,
+    );
+  }
   const open = new Set(segments);
   let claimed = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const ticks0 = await backendTicks();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (open.size) {
@@ -130,9 +207,18 @@ try {
     }),
   );
   const secs = (performance.now() - t0) / 1000;
-  console.log(`${claimed} claims in ${secs.toFixed(2)} s: ${(claimed / secs).toFixed(0)}/s`);
+  const ticks = (await backendTicks()) - ticks0;
+  const node = process.cpuUsage(cpu0);
+  console.log(
+    `${claimed} claims in ${secs.toFixed(2)} s: ${(claimed / secs).toFixed(0)}/s; CPU per claim: ` +
+      `server backends ${((ticks * 10) / claimed).toFixed(2)} ms, this process ${((node.user + node.system) / 1000 / claimed).toFixed(2)} ms`,
+  );
   for (const [k, v] of [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms)) {
-    console.log(`${String(v.n).padStart(6)} × ${(v.ms / v.n).toFixed(2).padStart(7)} ms  ${k}`);
+    console.log(
+      `${String(v.n).padStart(6)} × ${(v.ms / v.n).toFixed(2).padStart(7)} ms` +
+        (concurrency === 1 ? ` (server CPU ${(v.cpu / v.n).toFixed(2)} ms)` : "") +
+        `  ${k}`,
+    );
   }
 } finally {
   await db.close();

@@ -570,11 +570,9 @@ export class AllocationCandidates {
   async list(input: CandidateQuery): Promise<CandidateResult> {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
-    const sharingClasses = await this.db.query<{ rc: string }>(
-      SHARING_CLASSES_SQL,
-      [],
-      prepared(SHARING_CLASSES_SQL),
-    );
+    const sharingClasses = await this.db.query<{ rc: string }>(SHARING_CLASSES_SQL, [], {
+      name: "sched_sharing_classes",
+    });
     const { sql, params } = candidatesQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)));
     const { rootIds, providers, trees, sharing } = readTrees(
       await this.db.query<ProviderRow>(sql, params, prepared(sql)),
@@ -622,12 +620,18 @@ export class AllocationCandidates {
   }
 }
 
+/** Some provider of a tree (root not sharing) has `$2` of class `$1` free within its units. */
+const OWN_FREE_SQL = `SELECT 1 FROM inventories i JOIN resource_providers x ON x.id = i.provider_id
+  JOIN resource_providers r ON r.id = x.root_id
+  WHERE i.resource_class = $1::text AND i.free >= $2::bigint AND i.min_unit <= $2::bigint
+    AND i.max_unit >= $2::bigint AND $2::bigint % i.step_size = 0 AND NOT x.shares AND NOT r.shares LIMIT 1`;
+
 /** Names the first requirement nobody can meet, for NoValidHost messages. */
 export async function explainNoCandidates(db: Queryable, input: CandidateQuery): Promise<string> {
   const query = validateQuery(input);
   const anyRoot = async (q: CandidateQuery) => {
     const { sql, params } = rootsQuery({ ...q, order: undefined }, 1);
-    return (await db.query(sql, params)).length > 0;
+    return (await db.query(sql, params, prepared(sql))).length > 0;
   };
   const names = { rootNamesIn: query.rootNamesIn, rootNamesNotIn: query.rootNamesNotIn };
   if (query.rootNamesIn?.length) {
@@ -650,7 +654,13 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
         forbiddenTraits: [],
         memberOf: [],
       };
-      if (!(await anyRoot({ groups: [alone], ...names })))
+      // A provider of some tree (not a sharing one) with the amount free settles it by index;
+      // the roots query (which also counts sharing providers) runs only when none has it.
+      const own =
+        !query.rootNamesIn?.length &&
+        !query.rootNamesNotIn?.length &&
+        (await db.query(OWN_FREE_SQL, [rc, n], { name: "sched_own_free" })).length > 0;
+      if (!own && !(await anyRoot({ groups: [alone], ...names })))
         return `${rc} exhausted: no host has ${n} ${rc} free`;
     }
     const bare = { ...unnumbered, memberOf: [], requiredTraits: [], forbiddenTraits: [] };
@@ -674,10 +684,8 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
   for (const g of query.groups.filter((x) => x.suffix !== "")) {
     const p = new Params();
     const conds = groupProviderConditions(p, g)("x");
-    const rows = await db.query(
-      `SELECT 1 FROM resource_providers x WHERE ${conds.join(" AND ")} LIMIT 1`,
-      p.values,
-    );
+    const providerSql = `SELECT 1 FROM resource_providers x WHERE ${conds.join(" AND ")} LIMIT 1`;
+    const rows = await db.query(providerSql, p.values, prepared(providerSql));
     const what = Object.entries(g.resources)
       .map(([rc, n]) => `${n} ${rc}`)
       .join(", ");
