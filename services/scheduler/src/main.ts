@@ -27,7 +27,9 @@ const booted = await bootService({
       .min(1)
       .max(1000)
       .default(100)
-      .describe("Allocation candidates fetched per scheduling round (Nova: max_placement_results)"),
+      .describe(
+        "Allocation candidates fetched per scheduling round after the first, which takes instances + alternates + 8 hosts pre-ordered by free RAM/VCPU (Nova: max_placement_results)",
+      ),
   },
 });
 const { config } = booted;

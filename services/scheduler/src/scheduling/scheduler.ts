@@ -24,7 +24,7 @@ import { type HostState, type WeigherKind, weighHosts } from "./weighers.js";
 export interface SchedulerOptions {
   /** Alternates per instance when the request does not say (Nova: max_attempts - 1). */
   maxAlternates: number;
-  /** Candidates fetched per round (Nova's max_placement_results). */
+  /** Candidates fetched per round after the first (Nova's max_placement_results). */
   candidateLimit: number;
 }
 
