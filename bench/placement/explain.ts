@@ -82,6 +82,14 @@ try {
       "scheduler (order most_free, limit 100)",
       { ...base, limit: 100, order: { resourceClass: "MEMORY_MB", direction: "most_free" as const } },
     ],
+    [
+      "scheduler, no member_of (order most_free, limit 26)",
+      {
+        groups: [groups[0]!],
+        limit: 26,
+        order: { resourceClass: "MEMORY_MB", direction: "most_free" as const },
+      },
+    ],
   ];
   for (const [label, q] of queries) {
     const sharing = new Set(["IPV4_ADDRESS"]);

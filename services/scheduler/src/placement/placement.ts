@@ -658,8 +658,10 @@ export class Placement {
     const wantedUuids = [...new Set(wanted.map((w) => w.providerUuid))];
     // Lock every provider involved (held and wanted) in uuid order: two writers never deadlock.
     const providers = await tx.query<{ id: number; uuid: string }>(
+      // (A UNION of the two key lookups: an OR of them was planned as a scan of every provider.)
       `SELECT id, uuid::text AS uuid FROM resource_providers
-       WHERE uuid = ANY($1::uuid[]) OR id IN (SELECT provider_id FROM allocations WHERE consumer_uuid = $2)
+       WHERE id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[])
+         UNION SELECT provider_id FROM allocations WHERE consumer_uuid = $2)
        ORDER BY uuid FOR UPDATE`,
       [wantedUuids, consumer],
     );
