@@ -3,34 +3,97 @@
 // requests in flight; plus the cost of a reschedule (extra milliseconds, port creations).
 //   node --import tsx bench/boot/main.ts
 // Env: BENCH_HOSTS (default 1000), BENCH_SERVERS (default 1000), BENCH_IN_FLIGHT (default 64),
-//      BENCH_RESCHEDULES (default 50).
+//      BENCH_RESCHEDULES (default 50), BENCH_BACKEND (pglite | postgres; default pglite: each
+//      service on its own embedded database, or on its own temporary PostgreSQL database).
+import { readFileSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
 import { NetworkMode } from "@stratus/contracts/compute/v1";
 import { PortChange, PortChangedSchema, ServerStateChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
-import { startMesh } from "@stratus/runtime/testing";
+import {
+  createTempDatabase,
+  startMesh,
+  TEST_POSTGRES_URL,
+  type TempDatabase,
+} from "@stratus/runtime/testing";
 import { connect } from "nats";
+import pg from "pg";
 import { as, clients, until } from "../../test/conductor/helpers.js";
 
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const RESCHEDULES = Number(process.env.BENCH_RESCHEDULES ?? 50);
+const BACKEND = process.env.BENCH_BACKEND ?? "pglite";
 const half = Math.ceil(HOSTS / 2);
+
+const databases: (TempDatabase & { service: string })[] = [];
+const db = async (service: string): Promise<Record<string, string>> => {
+  if (BACKEND !== "postgres") return {};
+  const d = await createTempDatabase("stratus_bench");
+  databases.push({ ...d, service });
+  return { DATABASE_URL: d.url };
+};
 
 const mesh = await startMesh({
   services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
-  env: { LOG_LEVEL: "warn" },
+  env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
   serviceEnv: {
-    conductor: { QUOTA_INSTANCES: "100000", QUOTA_CORES: "100000", QUOTA_RAM_MB: "100000000" },
+    scheduler: await db("scheduler"),
+    "network-adapter": await db("network-adapter"),
+    conductor: {
+      ...(await db("conductor")),
+      QUOTA_INSTANCES: "100000",
+      QUOTA_CORES: "100000",
+      QUOTA_RAM_MB: "100000000",
+    },
     "compute-agent": {
       COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
       COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
       SPAWN_DELAY_MS: "0",
+      ...(await db("compute-agent")),
     },
   },
 });
+
+let pgBackends: { pid: number; service: string }[] = [];
+const findBackends = async () => {
+  if (!databases.length) return;
+  const c = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await c.connect();
+  const names = databases.map((d) => new URL(d.url).pathname.slice(1));
+  const rows = await c.query<{ pid: number; datname: string }>(
+    "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY($1)",
+    [names],
+  );
+  await c.end();
+  pgBackends = rows.rows.map((r) => ({ pid: r.pid, service: databases[names.indexOf(r.datname)]!.service }));
+};
+
+/** user + system CPU ms of each service process (and our PostgreSQL backends), from /proc (Linux). */
+const cpuMs = (): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [name, p] of Object.entries(mesh.services)) {
+    try {
+      const fields = readFileSync(`/proc/${p!.proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out[name] = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+    } catch {
+      // not Linux, or the process is gone
+    }
+  }
+  // The PostgreSQL backends serving our databases (pooled connections live through a case).
+  for (const { pid, service } of pgBackends) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      const key = `postgres:${service}`;
+      out[key] = (out[key] ?? 0) + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+};
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -66,7 +129,7 @@ try {
     async () => (await placement.listResourceProviders({})).providers.length >= HOSTS,
     600_000,
   );
-  console.log(`${HOSTS} hosts registered in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  console.log(`${BACKEND}: ${HOSTS} hosts registered in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   const { network } = await net.createNetwork({
     name: "routed",
@@ -87,6 +150,8 @@ try {
     let next = 0;
     let errors = 0;
     const started = Date.now();
+    await findBackends();
+    const cpu0 = cpuMs();
     const one = async () => {
       const t0 = performance.now();
       let done!: () => void;
@@ -120,6 +185,13 @@ try {
       }),
     );
     const secs = (Date.now() - started) / 1000;
+    await findBackends();
+    const cpu1 = cpuMs();
+    // CPU time each service process spent per server (user + system): steadier than rates on a
+    // shared machine, and it says where the time goes.
+    const cpuMsPerServer = Object.fromEntries(
+      Object.keys(cpu1).map((k) => [k, Number(((cpu1[k]! - (cpu0[k] ?? 0)) / count).toFixed(2))]),
+    );
     const fig = {
       label,
       servers: count,
@@ -127,27 +199,40 @@ try {
       p50ms: Math.round(pct(times, 50)),
       p99ms: Math.round(pct(times, 99)),
       errors,
+      cpuMsPerServer,
     };
     console.log(JSON.stringify(fig));
     return fig;
   }
 
-  await run("none", SERVERS, NetworkMode.NONE);
-  await run("routed", SERVERS, NetworkMode.LIST);
-  const before = portsCreated;
-  const plain = await run("routed, no reschedule", RESCHEDULES, NetworkMode.LIST);
-  const mid = portsCreated;
-  const resched = await run("routed, first host fails", RESCHEDULES, NetworkMode.LIST, {
-    fake_fail_attempts: "1",
-  });
-  console.log(
-    JSON.stringify({
-      rescheduleExtraMsP50: resched.p50ms - plain.p50ms,
-      portCreationsPerServerPlain: (mid - before) / RESCHEDULES,
-      portCreationsPerServerRescheduled: (portsCreated - mid) / RESCHEDULES,
-    }),
-  );
+  // BENCH_CASES (default "none,routed,reschedule") picks what runs, e.g. to profile one case.
+  const cases = (process.env.BENCH_CASES ?? "none,routed,reschedule").split(",");
+  if (cases.includes("none")) await run("none", SERVERS, NetworkMode.NONE);
+  if (cases.includes("routed")) await run("routed", SERVERS, NetworkMode.LIST);
+  if (cases.includes("reschedule")) {
+    const before = portsCreated;
+    const plain = await run("routed, no reschedule", RESCHEDULES, NetworkMode.LIST);
+    const mid = portsCreated;
+    const resched = await run("routed, first host fails", RESCHEDULES, NetworkMode.LIST, {
+      fake_fail_attempts: "1",
+    });
+    console.log(
+      JSON.stringify({
+        rescheduleExtraMsP50: resched.p50ms - plain.p50ms,
+        portCreationsPerServerPlain: (mid - before) / RESCHEDULES,
+        portCreationsPerServerRescheduled: (portsCreated - mid) / RESCHEDULES,
+      }),
+    );
+  }
   await nc.close();
 } finally {
+  // BENCH_LOG_DIR=<dir> keeps each service's output (LOG_LEVEL is warn unless BENCH_LOG_LEVEL).
+  if (process.env.BENCH_LOG_DIR) {
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    mkdirSync(process.env.BENCH_LOG_DIR, { recursive: true });
+    for (const [name, p] of Object.entries(mesh.services))
+      writeFileSync(`${process.env.BENCH_LOG_DIR}/${name}.log`, `${p!.output.join("\n")}\n`);
+  }
   await mesh.close();
+  for (const d of databases) await d.drop();
 }

@@ -38,5 +38,17 @@ export class Lifecycle {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // Started by the test harness: shut down when the test or benchmark process that started us
+    // dies without stopping us (a timeout, a kill), so no orphan keeps ports and connections.
+    const parent = Number(process.env.STRATUS_EXIT_WITH_PARENT ?? 0);
+    if (parent > 0) {
+      setInterval(() => {
+        try {
+          process.kill(parent, 0);
+        } catch {
+          if (!this.stopping) onSignal("SIGTERM");
+        }
+      }, 1000).unref();
+    }
   }
 }

@@ -54,6 +54,12 @@ const booted = await bootService({
     BUILD_DEADLINE_MS: int(600_000, 100).describe("A build not spawning after this long goes to ERROR"),
     BUILD_SWEEP_MS: int(5_000, 50).describe("How often to look for builds to resume"),
     BUILD_CONCURRENCY: int(64, 1).describe("Builds advanced at once by this replica"),
+    SCHEDULE_BATCH: int(16, 1).describe(
+      "Builds asking the scheduler the same question at once share one SelectDestinations call, up to this many",
+    ),
+    SCHEDULE_CALLS: int(4, 1).describe(
+      "SelectDestinations calls in flight per request spec before builds batch",
+    ),
   },
 });
 const { config, bus, logger, lifecycle } = booted;
@@ -90,6 +96,8 @@ const builder = new Builder({
   buildTimeoutMs: config.BUILD_TIMEOUT_MS,
   buildDeadlineMs: config.BUILD_DEADLINE_MS,
   concurrency: config.BUILD_CONCURRENCY,
+  scheduleBatch: config.SCHEDULE_BATCH,
+  scheduleCalls: config.SCHEDULE_CALLS,
 });
 const servers = new Servers(db, {
   instances: config.QUOTA_INSTANCES,

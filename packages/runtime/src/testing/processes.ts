@@ -32,16 +32,22 @@ export interface ServiceProcess {
   exited: Promise<number | null>;
 }
 
-/** Spawns services/<name>/src/main.ts under tsx with the given environment. */
+/**
+ * Spawns services/<name>/src/main.ts under tsx with the given environment. STRATUS_SERVICE_NODE_ARGS
+ * (space-separated) adds Node flags NODE_OPTIONS refuses, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+ */
 export function spawnService(
   name: string,
   env: Record<string, string>,
   args: string[] = [],
 ): Omit<ServiceProcess, "url" | "port"> {
   const entry = resolve(repoRoot, "services", name, "src", "main.ts");
-  const proc = spawn(process.execPath, ["--import", "tsx", entry, ...args], {
+  const nodeArgs = (env.STRATUS_SERVICE_NODE_ARGS ?? process.env.STRATUS_SERVICE_NODE_ARGS ?? "")
+    .split(" ")
+    .filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", entry, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    env: { ...process.env, LOG_LEVEL: "info", ...env, STRATUS_EXIT_WITH_PARENT: String(process.pid) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];

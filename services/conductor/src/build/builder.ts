@@ -22,19 +22,14 @@ import {
   type EventBus,
   isStratusError,
   type Logger,
-  type Queryable,
   runWithContext,
   StratusError,
   Subjects,
   systemContext,
 } from "@stratus/runtime";
 import type { FlavorRecord } from "../compute/flavors.js";
-import {
-  type RequestedNetwork,
-  recordEvent,
-  type ServerAddressRecord,
-  statusOf,
-} from "../compute/servers.js";
+import { type RequestedNetwork, type ServerAddressRecord, statusOf } from "../compute/servers.js";
+import { ScheduleBatcher } from "./schedule-batcher.js";
 import { type SelectionJson, selectionFromJson, selectionToJson } from "./selection-json.js";
 
 export interface PortSlot {
@@ -81,6 +76,12 @@ interface BuildRow extends Record<string, unknown> {
   created_at: Date;
 }
 
+/** What a step records besides its state: an instance-action event, a fault. */
+interface StepRecord {
+  event?: { event: string; startedAt: Date; ok: boolean; host?: string; traceback?: string };
+  fault?: { code: number; message: string; details: string; host: string };
+}
+
 /** Our lease on a build row was taken over: stop quietly, the new holder carries on. */
 class StaleLease extends Error {}
 
@@ -98,6 +99,10 @@ export interface BuilderOptions {
   /** A build still not spawning after this long fails (a peer that never comes back). */
   buildDeadlineMs: number;
   concurrency: number;
+  /** Builds with the same request spec scheduled in one SelectDestinations call, at most. */
+  scheduleBatch?: number;
+  /** SelectDestinations calls in flight per request spec before builds wait to batch. */
+  scheduleCalls?: number;
 }
 
 const DEVICE_OWNER = "compute:nova";
@@ -114,7 +119,14 @@ export class Builder {
     { at: number; routed: boolean; segmentIds: string[]; name: string }
   >();
 
-  constructor(private readonly o: BuilderOptions) {}
+  private readonly batcher: ScheduleBatcher;
+
+  constructor(private readonly o: BuilderOptions) {
+    this.batcher = new ScheduleBatcher(o.scheduler, o.logger, {
+      maxBatch: o.scheduleBatch ?? 1,
+      maxCalls: o.scheduleCalls ?? 4,
+    });
+  }
 
   // ---- scheduling of work ---------------------------------------------------------------------
 
@@ -177,88 +189,95 @@ export class Builder {
   // ---- leases ------------------------------------------------------------------------------------
 
   private async acquire(serverId: string): Promise<BuildRow | undefined> {
-    const rows = await this.o.db.query<{ generation: string }>(
-      `UPDATE server_builds SET lease_owner = $2, lease_until = now() + ($3 || ' milliseconds')::interval,
-         generation = generation + 1
-       WHERE server_id = $1 AND phase <> 'done'
-         AND (lease_owner = '' OR lease_until < now())
-       RETURNING generation`,
+    const rows = await this.o.db.query<BuildRow>(
+      `UPDATE server_builds b SET lease_owner = $2, lease_until = now() + ($3 || ' milliseconds')::interval,
+         generation = b.generation + 1
+       FROM servers s
+       WHERE b.server_id = $1 AND s.id = b.server_id AND b.phase <> 'done'
+         AND (b.lease_owner = '' OR b.lease_until < now())
+       RETURNING b.*, s.project_id, s.user_id, s.name, s.flavor, s.image_ref, s.metadata, s.host, s.created_at`,
       [serverId, this.o.owner, String(this.o.leaseMs)],
     );
-    if (!rows[0]) return undefined;
-    return this.load(serverId);
-  }
-
-  private async load(serverId: string): Promise<BuildRow> {
-    const rows = await this.o.db.query<BuildRow>(
-      `SELECT b.*, s.project_id, s.user_id, s.name, s.flavor, s.image_ref, s.metadata, s.host, s.created_at
-       FROM server_builds b JOIN servers s ON s.id = b.server_id WHERE b.server_id = $1`,
-      [serverId],
-    );
-    return rows[0]!;
+    return rows[0];
   }
 
   /**
-   * Writes a step's outcome under our lease (and extends it). `server` sets server columns in the
-   * same transaction; `also` runs further statements there (events, faults).
+   * Writes a step's outcome under our lease (and extends it), in one statement: the server
+   * columns in `server`, an instance-action event and a fault are written only when the build row
+   * still carries our generation and owner (each is a CTE keyed on the build row it returns).
    */
   private async persist(
     b: BuildRow,
     build: Partial<Record<string, unknown>>,
     server: Partial<Record<string, unknown>> = {},
-    also?: (tx: Queryable) => Promise<void>,
+    also: StepRecord = {},
     opts: { release?: boolean; leaseUntil?: Date } = {},
   ): Promise<void> {
-    await this.o.db.transaction(async (tx) => {
-      const sets: string[] = [];
-      const params: unknown[] = [b.server_id, b.generation, this.o.owner];
-      const p = (v: unknown) => {
-        params.push(v);
-        return `$${params.length}`;
-      };
-      for (const [k, v] of Object.entries(build)) {
-        const json = k === "ports" || k === "selected" || k === "alternates";
-        sets.push(`${k} = ${p(json && v !== null ? JSON.stringify(v) : v)}${json ? "::jsonb" : ""}`);
-      }
-      if (opts.release) sets.push(`lease_owner = ''`);
-      sets.push(
-        opts.leaseUntil
-          ? `lease_until = ${p(opts.leaseUntil)}`
-          : `lease_until = now() + (${p(String(this.o.leaseMs))} || ' milliseconds')::interval`,
-      );
-      sets.push("updated_at = now()");
-      const done = await tx.query(
-        `UPDATE server_builds SET ${sets.join(", ")}
-         WHERE server_id = $1 AND generation = $2 AND lease_owner = $3 RETURNING server_id`,
-        params,
-      );
-      if (!done[0]) throw new StaleLease(`lease on ${b.server_id} lost`);
-      const sp: unknown[] = [b.server_id];
-      const ssets = Object.entries(server).map(([k, v]) => {
-        const json = k === "addresses";
-        sp.push(json ? JSON.stringify(v) : v);
-        return `${k} = $${sp.length}${json ? "::jsonb" : ""}`;
-      });
-      if (ssets.length) {
-        await tx.query(`UPDATE servers SET ${ssets.join(", ")}, updated_at = now() WHERE id = $1`, sp);
-      }
-      if (also) await also(tx);
+    const params: unknown[] = [b.server_id, b.generation, this.o.owner];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const sets: string[] = [];
+    for (const [k, v] of Object.entries(build)) {
+      const json = k === "ports" || k === "selected" || k === "alternates" || k === "requested";
+      sets.push(`${k} = ${p(json && v !== null ? JSON.stringify(v) : v)}${json ? "::jsonb" : ""}`);
+    }
+    if (opts.release) sets.push(`lease_owner = ''`);
+    sets.push(
+      opts.leaseUntil
+        ? `lease_until = ${p(opts.leaseUntil)}`
+        : `lease_until = now() + (${p(String(this.o.leaseMs))} || ' milliseconds')::interval`,
+    );
+    sets.push("updated_at = now()");
+    const ctes = [
+      `b AS (UPDATE server_builds SET ${sets.join(", ")}
+         WHERE server_id = $1 AND generation = $2 AND lease_owner = $3 RETURNING server_id)`,
+    ];
+    const ssets = Object.entries(server).map(([k, v]) => {
+      const json = k === "addresses";
+      return `${k} = ${p(json ? JSON.stringify(v) : v)}${json ? "::jsonb" : ""}`;
     });
+    if (ssets.length) {
+      ctes.push(
+        `s AS (UPDATE servers SET ${ssets.join(", ")}, updated_at = now() WHERE id IN (SELECT server_id FROM b))`,
+      );
+    }
+    const e = also.event;
+    if (e) {
+      const ok = p(e.ok);
+      ctes.push(
+        `a AS (UPDATE instance_actions SET updated_at = now(),
+           message = CASE WHEN ${ok}::boolean THEN message ELSE 'Error' END
+         WHERE server_id IN (SELECT server_id FROM b) AND request_id = ${p(b.request_id)} RETURNING id)`,
+        `e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
+         SELECT id, ${p(e.event)}, ${p(e.startedAt)}, now(),
+           CASE WHEN ${ok}::boolean THEN 'Success' ELSE 'Error' END, ${p(e.traceback ?? "")}, ${p(e.host ?? "")}
+         FROM a)`,
+      );
+    }
+    const f = also.fault;
+    if (f) {
+      ctes.push(
+        `f AS (INSERT INTO instance_faults (server_id, code, message, details, host)
+         SELECT server_id, ${p(f.code)}, ${p(f.message)}, ${p(f.details)}, ${p(f.host)} FROM b)`,
+      );
+    }
+    const done = await this.o.db.query(`WITH ${ctes.join(",\n")} SELECT server_id FROM b`, params);
+    if (!done[0]) throw new StaleLease(`lease on ${b.server_id} lost`);
     Object.assign(b, build);
     if (server.host !== undefined) b.host = server.host as string;
   }
 
-  private event(b: BuildRow, event: string, startedAt: Date, ok: boolean, host = "", traceback = "") {
-    return (tx: Queryable) =>
-      recordEvent(tx, {
-        serverId: b.server_id,
-        requestId: b.request_id,
-        event,
-        startedAt,
-        ok,
-        host,
-        traceback,
-      });
+  private event(
+    _b: BuildRow,
+    event: string,
+    startedAt: Date,
+    ok: boolean,
+    host = "",
+    traceback = "",
+  ): StepRecord {
+    return { event: { event, startedAt, ok, host, traceback } };
   }
 
   private announce(b: BuildRow, vmState: string, taskState: string, message = "", deleted = false): void {
@@ -327,11 +346,12 @@ export class Builder {
             await this.schedule(b);
             break;
           case "binding":
+            // Binds and sends the build command, then gives the lease up: the result takes over.
             await this.bind(b);
-            break;
+            return;
           case "spawning":
             if (!b.command_sent) {
-              await this.send(b);
+              await this.bind(b);
               return;
             }
             if (b.sent_at && Date.now() - new Date(b.sent_at).getTime() < this.o.buildTimeoutMs) {
@@ -407,10 +427,16 @@ export class Builder {
         .network()
         .getAutoAllocatedTopology({ projectId: b.project_id, dryRun: false });
       requested = [{ networkId: topo.networkId, portId: "", fixedIp: "", tag: "" }];
-      await this.persist(b, { requested });
+    }
+    if (requested.length === 0) {
+      // Nothing to allocate: straight on to scheduling, whose write records both steps.
+      b.phase = "scheduling";
+      return;
     }
     const ports = [...b.ports];
-    let adoptable: Port[] | undefined;
+    // Ports a previous run made but did not record are found by device and slot name. A build
+    // leased for the first time (generation 1) cannot have any, so it skips the lookup.
+    let adoptable: Port[] | undefined = Number(b.generation) <= 1 ? [] : undefined;
     for (let slot = 0; slot < requested.length; slot++) {
       if (ports.some((p) => p.slot === slot)) continue;
       const want = requested[slot]!;
@@ -459,13 +485,14 @@ export class Builder {
         };
       }
       ports.push(entry);
-      await this.persist(b, { ports });
     }
+    // One write for every port: a run that dies before it adopts them again by name (conductor
+    // ports) or claims them again for the same device (user ports).
     await this.persist(
       b,
-      { phase: "scheduling" },
+      { requested, ports, phase: "scheduling" },
       { task_state: "scheduling" },
-      requested.length ? this.event(b, "conductor_allocate_networks", started, true) : undefined,
+      this.event(b, "conductor_allocate_networks", started, true),
     );
   }
 
@@ -502,20 +529,18 @@ export class Builder {
     let selected: Selection | undefined;
     let alternates: Selection[] = [];
     try {
-      const res = await this.o.scheduler.selectDestinations({
-        spec: {
-          instanceUuids: [b.server_id],
-          projectId: b.project_id,
-          userId: b.user_id,
-          resources,
-          extraGroups,
-          requiredAggregates,
-          ignoreHosts: b.failed_hosts,
-          maxAlternates: Math.max(0, b.max_attempts - 1),
-        },
+      const destination = await this.batcher.select({
+        instanceUuids: [b.server_id],
+        projectId: b.project_id,
+        userId: b.user_id,
+        resources,
+        extraGroups,
+        requiredAggregates,
+        ignoreHosts: b.failed_hosts,
+        maxAlternates: Math.max(0, b.max_attempts - 1),
       });
-      selected = res.destinations[0]?.selected;
-      alternates = res.destinations[0]?.alternates ?? [];
+      selected = destination.selected;
+      alternates = destination.alternates;
     } catch (err) {
       if (isStratusError(err, "no_valid_host")) {
         await this.fail(
@@ -545,24 +570,41 @@ export class Builder {
     this.announce(b, "building", "networking");
   }
 
+  /**
+   * Binds the ports to the selected host (deferred ports get their address now), then sends the
+   * durable BuildCommand and records both in one write. A run that dies in between binds again
+   * (same host: a no-op) and sends again with the same attempt, which the agent answers once.
+   */
   private async bind(b: BuildRow): Promise<void> {
     const started = new Date();
     const host = b.selected?.host ?? b.host;
-    await Promise.all(b.ports.map((p) => this.o.network().bindPort({ portId: p.portId, host })));
-    await this.persist(
-      b,
-      { phase: "spawning", command_sent: false },
-      { task_state: "spawning" },
-      b.ports.length ? this.event(b, "conductor_bind_ports", started, true, host) : undefined,
+    const bound = await Promise.all(
+      b.ports.map(async (p) => (await this.o.network().bindPort({ portId: p.portId, host })).port),
     );
-    this.announce(b, "building", "spawning");
+    // The server's addresses are known once its ports are bound (Nova's network info cache is
+    // filled at the same point): recorded with the build command, so the result needs no lookup.
+    const addresses = await this.addresses(
+      b,
+      bound.filter((p): p is Port => p !== undefined),
+    );
+    await this.send(
+      b,
+      host,
+      b.ports.length ? this.event(b, "conductor_bind_ports", started, true, host) : {},
+      b.ports.length ? { addresses } : {},
+    );
   }
 
-  private async send(b: BuildRow): Promise<void> {
+  private async send(
+    b: BuildRow,
+    host = b.host,
+    record: StepRecord = {},
+    server: Partial<Record<string, unknown>> = {},
+  ): Promise<void> {
     const f = b.flavor;
-    await this.o.bus.publishDurable(Subjects.computeBuild(b.host), BuildCommandSchema, {
+    await this.o.bus.publishDurable(Subjects.computeBuild(host), BuildCommandSchema, {
       serverId: b.server_id,
-      host: b.host,
+      host,
       attempt: b.attempt,
       portIds: b.ports.map((p) => p.portId),
       vcpus: BigInt(f.vcpus),
@@ -573,10 +615,14 @@ export class Builder {
       name: b.name,
     });
     const now = new Date();
-    await this.persist(b, { command_sent: true, sent_at: now }, {}, undefined, {
-      release: true,
-      leaseUntil: new Date(now.getTime() + this.o.buildTimeoutMs),
-    });
+    await this.persist(
+      b,
+      { phase: "spawning", command_sent: true, sent_at: now },
+      b.phase === "spawning" ? server : { ...server, task_state: "spawning" },
+      record,
+      { release: true, leaseUntil: new Date(now.getTime() + this.o.buildTimeoutMs) },
+    );
+    this.announce(b, "building", "spawning");
   }
 
   /** The current attempt failed on `host`: next alternate (same ports), or fail for good. */
@@ -637,7 +683,7 @@ export class Builder {
     code: number,
     message: string,
     details = "",
-    also?: (tx: Queryable) => Promise<void>,
+    also: StepRecord = {},
   ): Promise<void> {
     await this.persist(
       b,
@@ -689,21 +735,25 @@ export class Builder {
             deleted_at: new Date(),
             terminated_at: new Date(),
           }
-        : { vm_state: "error", task_state: "", power_state: 0 },
-      async (tx) => {
-        if (!deleting && b.fault_message) {
-          await tx.query(
-            "INSERT INTO instance_faults (server_id, code, message, details, host) VALUES ($1, $2, $3, $4, $5)",
-            [b.server_id, b.fault_code || 500, b.fault_message, b.fault_details, b.host],
-          );
-        }
-        await this.event(
+        : { vm_state: "error", task_state: "", power_state: 0, addresses: [] },
+      {
+        ...this.event(
           b,
           deleting ? "conductor_delete_instance" : "conductor_cleanup_build",
           started,
           true,
           b.host,
-        )(tx);
+        ),
+        ...(!deleting && b.fault_message
+          ? {
+              fault: {
+                code: b.fault_code || 500,
+                message: b.fault_message,
+                details: b.fault_details,
+                host: b.host,
+              },
+            }
+          : {}),
       },
       { release: true },
     );
@@ -726,7 +776,13 @@ export class Builder {
     powerState: number;
   }): Promise<boolean> {
     await this.settle(r.serverId);
-    const b = await this.acquire(r.serverId);
+    let b = await this.acquire(r.serverId);
+    // A run of ours started meanwhile (a sweep or a second kick): wait for it rather than
+    // sending the result back for redelivery.
+    for (let i = 0; !b && i < 3 && this.active.has(r.serverId); i++) {
+      await this.settle(r.serverId);
+      b = await this.acquire(r.serverId);
+    }
     if (!b) {
       const rows = await this.o.db.query<{ phase: string; attempt: number }>(
         "SELECT phase, attempt FROM server_builds WHERE server_id = $1",
@@ -749,7 +805,6 @@ export class Builder {
         }
         const started = b.sent_at ? new Date(b.sent_at) : new Date();
         if (r.success) {
-          const addresses = await this.addresses(b);
           await this.persist(
             b,
             { phase: "done" },
@@ -757,7 +812,6 @@ export class Builder {
               vm_state: "active",
               task_state: "",
               power_state: r.powerState || 1,
-              addresses,
               launched_at: new Date(),
             },
             this.event(b, "compute_build_and_run_instance", started, true, r.host),
@@ -789,13 +843,13 @@ export class Builder {
       return await run;
     } finally {
       if (this.active.get(r.serverId) === settled) this.active.delete(r.serverId);
-      this.kick(r.serverId);
+      // Work left (a re-bind on an alternate, a cleanup): run it now rather than at the next sweep.
+      if (b.phase !== "done") this.kick(r.serverId);
     }
   }
 
-  private async addresses(b: BuildRow): Promise<ServerAddressRecord[]> {
+  private async addresses(b: BuildRow, ports: Port[]): Promise<ServerAddressRecord[]> {
     if (!b.ports.length) return [];
-    const ports = (await this.o.network().listPorts({ ids: b.ports.map((p) => p.portId) })).ports;
     const out: ServerAddressRecord[] = [];
     for (const slot of b.ports) {
       const port = ports.find((p) => p.id === slot.portId);

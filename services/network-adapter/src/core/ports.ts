@@ -15,8 +15,15 @@ import { conflict, currentContext, invalidInput, notFound, StratusError, Subject
 import { contains, parseCidr, parseIp } from "../ipam/ipv4.js";
 import { owningProject, type Tx } from "./context.js";
 import { allocateFromAny, allocateSpecific, releasePortIps, type SubnetRow, subnetRows } from "./ipam.js";
-import { IP_ALLOCATION_NAMES, loadPorts, type PortRec, portFromRow, type SegmentRec } from "./model.js";
-import { checkId, getNetwork, getNetworkBrief } from "./networks.js";
+import {
+  IP_ALLOCATION_NAMES,
+  loadPorts,
+  type PortRec,
+  portFromRow,
+  type SegmentRec,
+  segmentOut,
+} from "./model.js";
+import { checkId, getNetwork, getNetworkBrief, networkVisibleSql } from "./networks.js";
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 const VIF_TYPE = "ovs";
@@ -288,16 +295,53 @@ export async function claimPort(
   return claimed;
 }
 
-async function hostPhysnets(tx: Tx, host: string): Promise<string[]> {
-  const [row] = await tx.q.query<{ physical_networks: string[] }>(
-    "SELECT physical_networks FROM hosts WHERE host = $1",
-    [host],
-  );
-  return row?.physical_networks ?? [];
-}
-
 function reaches(seg: SegmentRec, physnets: string[]): boolean {
   return !seg.physicalNetwork || physnets.includes(seg.physicalNetwork);
+}
+
+/**
+ * What binding needs, read in one statement that also locks the port: the port and its addresses,
+ * whether its network is visible to the caller, the network's segments and subnets, and the
+ * host's physical networks.
+ */
+async function bindContext(tx: Tx, portId: string, host: string) {
+  const pid = checkId(portId, "Port");
+  const pvis = portVisibleSql(tx, 3);
+  const nvis = networkVisibleSql(tx, "n", 3 + pvis.params.length);
+  const [row] = await tx.q.query(
+    `SELECT p.*,
+       (SELECT coalesce(json_agg(json_build_object('subnetId', a.subnet_id, 'ip', a.ip)), '[]'::json)
+          FROM ip_allocations a WHERE a.port_id = p.id) AS bind_ips,
+       EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id AND ${nvis.sql}) AS bind_network_visible,
+       (SELECT coalesce(json_agg(s ORDER BY s.created_at, s.id), '[]'::json)
+          FROM segments s WHERE s.network_id = p.network_id) AS bind_segments,
+       (SELECT coalesce(json_agg(json_build_object('id', sn.id, 'network_id', sn.network_id,
+                 'segment_id', sn.segment_id, 'cidr', sn.cidr, 'gateway_ip', sn.gateway_ip)
+               ORDER BY sn.created_at, sn.id), '[]'::json)
+          FROM subnets sn WHERE sn.network_id = p.network_id) AS bind_subnets,
+       (SELECT h.physical_networks FROM hosts h WHERE h.host = $2) AS bind_physnets
+     FROM ports p WHERE p.id = $1 AND ${pvis.sql}
+     FOR UPDATE OF p`,
+    [pid, host, ...pvis.params, ...nvis.params],
+  );
+  if (!row) throw notFound(`Port ${portId} could not be found`);
+  if (!row.bind_network_visible) throw notFound(`Network ${String(row.network_id)} could not be found`);
+  const json = <T>(v: unknown): T => (typeof v === "string" ? JSON.parse(v) : v) as T;
+  const ips = json<{ subnetId: string; ip: string | number }[]>(row.bind_ips).map((i) => ({
+    subnetId: i.subnetId,
+    ip: Number(i.ip),
+  }));
+  const segments = json<Record<string, unknown>[]>(row.bind_segments).map(segmentOut);
+  const subnets = json<SubnetRow[]>(row.bind_subnets);
+  return {
+    row,
+    port: portFromRow(row, ips),
+    ips,
+    segments,
+    subnets,
+    routed: segments.length > 1 || subnets.some((sn) => sn.segment_id),
+    physnets: (row.bind_physnets as string[] | null) ?? [],
+  };
 }
 
 export async function bindPort(
@@ -305,18 +349,16 @@ export async function bindPort(
   req: { portId: string; host: string; bindingProfile: Record<string, string> },
 ): Promise<{ port: PortRec; segmentId: string }> {
   if (!req.host) throw invalidInput("host is required to bind a port");
-  const port = await getPort(tx, req.portId, { forUpdate: true });
-  const net = await getNetwork(tx, port.networkId);
-  const physnets = await hostPhysnets(tx, req.host);
-  const segments = net.segments as SegmentRec[];
+  const ctx = await bindContext(tx, req.portId, req.host);
+  const { port, segments, subnets, physnets } = ctx;
+  let ips = ctx.ips;
   const reachable = segments.filter((s) => reaches(s, physnets));
-  const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
   let segmentId: string;
-  if (net.routed) {
+  if (ctx.routed) {
     const withSubnets = reachable.filter((s) => subnets.some((sub) => sub.segment_id === s.id));
     if (!withSubnets.length) {
       throw invalidInput(
-        `Host ${req.host} is not connected to any segments on routed provider network '${net.id}'. It should be connected to one.`,
+        `Host ${req.host} is not connected to any segments on routed provider network '${port.networkId}'. It should be connected to one.`,
       );
     }
     const held = port.fixedIps.map((f) => subnets.find((s) => s.id === f.subnetId)!);
@@ -329,32 +371,38 @@ export async function bindPort(
       );
     } else {
       // Deferred port with no address yet, or moving to another segment: (re)allocate there.
-      if (held.length) await releasePortIps(tx, port.id);
+      if (held.length) {
+        await releasePortIps(tx, port.id);
+        ips = [];
+      }
       const target = withSubnets[0]!;
       segmentId = target.id;
       if (port.ipAllocation !== IpAllocation.NONE) {
-        await allocateFromAny(
+        const got = await allocateFromAny(
           tx,
           subnets.filter((s) => s.segment_id === target.id),
           port.id,
-          net.id,
+          port.networkId,
         );
+        ips = [...ips, { subnetId: got.subnet.id, ip: got.ip }];
       }
     }
   } else {
     if (!reachable.length) {
       throw invalidInput(
-        `Host ${req.host} cannot reach network ${net.id}: none of its physical networks (${physnets.join(", ") || "none"}) carries a segment of it`,
+        `Host ${req.host} cannot reach network ${port.networkId}: none of its physical networks (${physnets.join(", ") || "none"}) carries a segment of it`,
       );
     }
     segmentId = reachable[0]!.id;
     if (port.ipAllocation === IpAllocation.DEFERRED && !port.fixedIps.length && subnets.length) {
-      await allocateFromAny(tx, subnets, port.id, net.id);
+      const got = await allocateFromAny(tx, subnets, port.id, port.networkId);
+      ips = [...ips, { subnetId: got.subnet.id, ip: got.ip }];
     }
   }
-  await tx.q.query(
+  const [updated] = await tx.q.query(
     `UPDATE ports SET binding_host_id = $2, binding_vif_type = $3, binding_vif_details = $4::jsonb,
-       binding_profile = $5::jsonb, binding_segment_id = $6, status = 'DOWN', updated_at = now() WHERE id = $1`,
+       binding_profile = $5::jsonb, binding_segment_id = $6, status = 'DOWN', updated_at = now()
+     WHERE id = $1 RETURNING *`,
     [
       port.id,
       req.host,
@@ -364,7 +412,7 @@ export async function bindPort(
       segmentId,
     ],
   );
-  const bound = await getPort(tx, port.id);
+  const bound = portFromRow(updated!, ips);
   portEvent(tx, PortChange.BOUND, bound);
   return { port: bound, segmentId };
 }
