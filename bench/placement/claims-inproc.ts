@@ -14,6 +14,15 @@ import { Scheduler } from "../../services/scheduler/src/scheduling/scheduler.js"
 const hosts = Number(process.argv[2] ?? 1000);
 const segmentCount = Number(process.argv[3] ?? 20);
 const concurrency = Number(process.argv[4] ?? 16);
+// --instances N: N instances per call (a small flavor); --no-member-of: no port group (the boot
+// bench's "none" case).
+const instances = process.argv.includes("--instances")
+  ? Number(process.argv[process.argv.indexOf("--instances") + 1])
+  : 1;
+const noMemberOf = process.argv.includes("--no-member-of");
+const maxClaims = process.argv.includes("--max-claims")
+  ? Number(process.argv[process.argv.indexOf("--max-claims") + 1])
+  : Number.POSITIVE_INFINITY;
 const tmp = await createTempDatabase("stratus_claims");
 if (process.argv.includes("--async-commit")) {
   // Diagnosis only: how much of a claim's time is the WAL flush at commit.
@@ -107,7 +116,7 @@ try {
       [...segments, ...hostUuids.map((_, i) => segments[i % segmentCount]!)],
     ],
   );
-  await db.query("ANALYZE");
+  if (!process.argv.includes("--no-analyze")) await db.query("ANALYZE");
   const scheduler = new Scheduler(
     new Placement(timed),
     new AllocationCandidates(timed),
@@ -179,23 +188,28 @@ try {
   const ticks0 = await backendTicks();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (open.size) {
+      while (open.size && claimed < maxClaims) {
         const segment = [...open][Math.floor(Math.random() * open.size)]!;
         try {
           await scheduler.selectDestinations({
-            instanceUuids: [randomUUID()],
+            instanceUuids: Array.from({ length: instances }, () => randomUUID()),
             projectId: "bench",
             userId: "bench",
-            resources: { VCPU: 8, MEMORY_MB: 16384, DISK_GB: 160 },
-            extraGroups: [
-              {
-                suffix: "PORT1",
-                resources: { IPV4_ADDRESS: 1 },
-                requiredTraits: [],
-                forbiddenTraits: [],
-                memberOf: [[segment]],
-              },
-            ],
+            resources:
+              instances > 1
+                ? { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 }
+                : { VCPU: 8, MEMORY_MB: 16384, DISK_GB: 160 },
+            extraGroups: noMemberOf
+              ? []
+              : [
+                  {
+                    suffix: "PORT1",
+                    resources: { IPV4_ADDRESS: 1 },
+                    requiredTraits: [],
+                    forbiddenTraits: [],
+                    memberOf: [[segment]],
+                  },
+                ],
             requiredAggregates: [],
             requiredTraits: [],
             forbiddenTraits: [],
@@ -204,7 +218,7 @@ try {
             weigher: "spread",
             maxAlternates: 0,
           });
-          claimed++;
+          claimed += instances;
         } catch (err) {
           if (!isStratusError(err, "no_valid_host")) throw err;
           open.delete(segment);
