@@ -1,14 +1,16 @@
 // Diagnosis: seeds a PostgreSQL database (SQL seed) and prints EXPLAIN ANALYZE of the candidate
-// queries the scheduler runs. node --import tsx bench/placement/explain.ts [providers] [segments]
+// statement the scheduler runs (roots + their trees and sharing providers in one statement).
+//   node --import tsx bench/placement/explain.ts [providers] [segments] [--quiet] [--pglite [--analyze]]
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
+import pg from "pg";
 import {
   type CandidateQuery,
-  loadTrees,
+  candidatesQuery,
   type RequestGroupSpec,
   rootsQuery,
 } from "../../services/scheduler/src/placement/candidates.js";
@@ -80,41 +82,70 @@ try {
       "scheduler (order most_free, limit 100)",
       { ...base, limit: 100, order: { resourceClass: "MEMORY_MB", direction: "most_free" as const } },
     ],
+    [
+      "scheduler, no member_of (order most_free, limit 26)",
+      {
+        groups: [groups[0]!],
+        limit: 26,
+        order: { resourceClass: "MEMORY_MB", direction: "most_free" as const },
+      },
+    ],
   ];
   for (const [label, q] of queries) {
-    const { sql, params } = rootsQuery(q, q.limit, new Set(["IPV4_ADDRESS"]));
+    const sharing = new Set(["IPV4_ADDRESS"]);
+    const { sql, params } = candidatesQuery(q, q.limit, sharing);
     console.log(`\n=== ${label}\n${sql}\n`);
     const plan = await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
-    // Wall-clock of the two statements AllocationCandidates.list runs, warm.
-    const t = { roots: [] as number[], trees: [] as number[] };
+    // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone.
+    const roots = rootsQuery(q, q.limit, sharing);
+    const t = { roots: [] as number[], all: [] as number[] };
     for (let i = 0; i < 60; i++) {
       const t0 = performance.now();
-      const ids = (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
+      await db.query(roots.sql, roots.params);
       const t1 = performance.now();
-      await loadTrees(db, ids);
+      await db.query(sql, params);
       const t2 = performance.now();
       if (i >= 10) {
         t.roots.push(t1 - t0);
-        t.trees.push(t2 - t1);
+        t.all.push(t2 - t1);
       }
     }
-    if (process.argv.includes("--trees")) {
-      const ids = (await db.query<{ id: number }>(sql, params)).map((r) => r.id);
-      const orig = db.query.bind(db);
-      await loadTrees(
-        {
-          query: async <T extends Record<string, unknown>>(q: string, ps?: unknown[]) => {
-            const plan = await orig<{ "QUERY PLAN": string }>(`EXPLAIN ANALYZE ${q}`, ps);
-            console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
-            return orig<T>(q, ps);
-          },
-        },
-        ids,
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
+    console.log(`${label}: roots alone ${med(t.roots)} ms, roots + trees ${med(t.all)} ms (medians)`);
+    if (tmp) {
+      // On two connections of their own, interleaved so that both see the same load: the
+      // statement plain (parsed and planned per call), prepared (named; the server picks custom or
+      // generic plans), and prepared with plan_cache_mode = force_generic_plan.
+      const plainC = new pg.Client({ connectionString: tmp.url });
+      const genericC = new pg.Client({ connectionString: tmp.url });
+      await plainC.connect();
+      await genericC.connect();
+      await genericC.query("SET plan_cache_mode = force_generic_plan");
+      const r = { plain: [] as number[], named: [] as number[], generic: [] as number[] };
+      for (let i = 0; i < 110; i++) {
+        let t0 = performance.now();
+        await plainC.query(sql, params);
+        if (i >= 10) r.plain.push(performance.now() - t0);
+        t0 = performance.now();
+        await plainC.query({ name: "n", text: sql, values: params });
+        if (i >= 10) r.named.push(performance.now() - t0);
+        t0 = performance.now();
+        await genericC.query({ name: "g", text: sql, values: params });
+        if (i >= 10) r.generic.push(performance.now() - t0);
+      }
+      const [stat] = (
+        await plainC.query<{ generic_plans: string; custom_plans: string }>(
+          "SELECT generic_plans, custom_plans FROM pg_prepared_statements",
+        )
+      ).rows;
+      await plainC.end();
+      await genericC.end();
+      console.log(
+        `${label}: plain ${med(r.plain)} ms, prepared ${med(r.named)} ms (${stat?.generic_plans} generic, ` +
+          `${stat?.custom_plans} custom plans), forced generic ${med(r.generic)} ms (medians, interleaved)`,
       );
     }
-    const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
-    console.log(`${label}: roots query ${med(t.roots)} ms, loadTrees ${med(t.trees)} ms (medians)`);
   }
 } finally {
   await db.close();

@@ -82,4 +82,41 @@ describe("storage", () => {
     await a.close();
     await b.close();
   });
+
+  it("runs named statements, with a generic plan when asked, and leaves the connection as it was", async (ctx) => {
+    if (!(await postgresAvailable())) {
+      console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");
+      ctx.skip();
+    }
+    const temp: TempDatabase = await createTempDatabase();
+    cleanups.push(() => temp.drop());
+    // One connection: every query below runs on the same session.
+    const db = await openDatabase({
+      service: "t",
+      url: temp.url,
+      dataDir: "",
+      migrations,
+      logger,
+      poolSize: 1,
+    });
+    await exercise(db); // leaves one item, "alpha"
+    const sql = "SELECT name FROM items WHERE name = $1";
+    for (const name of ["alpha", "beta"]) {
+      expect(await db.query(sql, [name], { name: "items_by_name", genericPlan: true })).toEqual(
+        name === "alpha" ? [{ name: "alpha" }] : [],
+      );
+    }
+    const [stat] = await db.query<{ generic_plans: string }>(
+      "SELECT generic_plans FROM pg_prepared_statements WHERE name = 'items_by_name'",
+    );
+    expect(Number(stat!.generic_plans)).toBe(2);
+    expect(await db.query("SHOW plan_cache_mode")).toEqual([{ plan_cache_mode: "auto" }]);
+    // A failing statement resets the setting too.
+    await expect(
+      db.query("SELECT 1 / $1::int AS x", [0], { name: "divide", genericPlan: true }),
+    ).rejects.toThrow(/division by zero/);
+    expect(await db.query("SHOW plan_cache_mode")).toEqual([{ plan_cache_mode: "auto" }]);
+    expect(await db.query(sql, ["alpha"], { name: "items_by_name" })).toEqual([{ name: "alpha" }]);
+    await db.close();
+  });
 });

@@ -11,8 +11,23 @@ import type { Logger } from "./log.js";
 
 export type Row = Record<string, unknown>;
 
+export interface QueryOptions {
+  /**
+   * PostgreSQL: prepare the statement under this name once per connection and reuse it (no parse,
+   * and no planning once the server settles on a generic plan). One name must always carry the
+   * same SQL text. PGlite ignores it.
+   */
+  name?: string;
+  /**
+   * With `name`, PostgreSQL: run it with plan_cache_mode = force_generic_plan (set and reset
+   * around it on the connection), for a statement whose generic plan is known to be good but
+   * that the server would otherwise re-plan on every call (its cost model prefers custom plans).
+   */
+  genericPlan?: boolean;
+}
+
 export interface Queryable {
-  query<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]>;
+  query<T extends Row = Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]>;
 }
 
 export interface Database extends Queryable {
@@ -63,9 +78,29 @@ class PostgresDatabase implements Database {
   readonly kind = "postgres" as const;
   constructor(private readonly pool: pg.Pool) {}
 
-  async query<T extends Row>(sql: string, params?: unknown[]): Promise<T[]> {
-    const res = await this.pool.query(sql, params as unknown[]);
+  async query<T extends Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]> {
+    if (options?.name && options.genericPlan) return this.queryGeneric<T>(options.name, sql, params);
+    const res = options?.name
+      ? await this.pool.query({ name: options.name, text: sql, values: params as unknown[] })
+      : await this.pool.query(sql, params as unknown[]);
     return res.rows as T[];
+  }
+
+  private async queryGeneric<T extends Row>(name: string, sql: string, params?: unknown[]): Promise<T[]> {
+    const client = await this.pool.connect();
+    let reset = false;
+    try {
+      await client.query("SET plan_cache_mode = force_generic_plan");
+      try {
+        return (await client.query({ name, text: sql, values: params as unknown[] })).rows as T[];
+      } finally {
+        await client.query("RESET plan_cache_mode");
+        reset = true;
+      }
+    } finally {
+      // A connection whose setting may not have been reset is closed, never reused.
+      client.release(reset ? undefined : true);
+    }
   }
 
   transaction<T>(
@@ -77,8 +112,11 @@ class PostgresDatabase implements Database {
       try {
         await client.query(`BEGIN ISOLATION LEVEL ${(options?.isolation ?? "read committed").toUpperCase()}`);
         const tx: Queryable = {
-          query: async <R extends Row>(sql: string, params?: unknown[]) =>
-            (await client.query(sql, params as unknown[])).rows as R[],
+          query: async <R extends Row>(sql: string, params?: unknown[], opts?: QueryOptions) =>
+            (opts?.name
+              ? await client.query({ name: opts.name, text: sql, values: params as unknown[] })
+              : await client.query(sql, params as unknown[])
+            ).rows as R[],
         };
         const result = await fn(tx);
         await client.query("COMMIT");

@@ -7,6 +7,7 @@ import { invalidInput, type Queryable } from "@stratus/runtime";
 import { unitViolation } from "./inventory.js";
 import { assertResourceClass, assertTrait, assertUuid } from "./names.js";
 import type { ProviderAllocation } from "./placement.js";
+import { prepared } from "./statements.js";
 
 export interface RequestGroupSpec {
   /** "" is the unnumbered group: its resources may come from different providers of one tree. */
@@ -110,12 +111,29 @@ class Params {
     this.values.push(value);
     return `$${this.values.length}::${type}`;
   }
+  /**
+   * An array literal with one parameter per element: its length is in the SQL text, so a generic
+   * plan (prepared statement) estimates it as a custom plan would instead of assuming 10 elements,
+   * and the server keeps the cheaper generic plan.
+   */
+  array(values: string[], type: string): string {
+    return `ARRAY[${values.map((v) => this.add(v, type)).join(", ")}]`;
+  }
+}
+
+/**
+ * A resource class as an SQL literal. Classes are validated names ([A-Z0-9_]+), and a literal lets
+ * a generic plan estimate the class's rows as a custom plan does (so the server keeps it).
+ */
+function classLiteral(rc: string): string {
+  assertResourceClass(rc);
+  return `'${rc}'`;
 }
 
 /** SQL: provider `x` has `amount` of `rc` free within its unit constraints. */
 function hasInventory(p: Params, x: string, rc: string, amount: number): string {
   const n = p.add(amount, "bigint");
-  return `EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = ${x}.id AND i.resource_class = ${p.add(rc, "text")}
+  return `EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = ${x}.id AND i.resource_class = ${classLiteral(rc)}
     AND i.free >= ${n} AND i.min_unit <= ${n} AND i.max_unit >= ${n} AND ${n} % i.step_size = 0)`;
 }
 
@@ -134,12 +152,17 @@ function traitConditions(p: Params, x: string, required: string[], forbidden: st
   return out;
 }
 
-/** member_of: the provider qualifies directly or via its root (Placement ≥1.21). */
+/**
+ * member_of: the provider qualifies directly or via its root (Placement ≥1.21). Two probes of the
+ * (provider_id, aggregate_uuid) key: `provider_id IN (x.id, x.root_id)` was planned as a scan of
+ * the aggregate's members filtered per provider (1 ms per 100 sharing providers at 10,000 hosts).
+ */
 function memberOfConditions(p: Params, x: string, memberOf: string[][]): string[] {
-  return memberOf.map(
-    (anyOf) =>
-      `EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id IN (${x}.id, ${x}.root_id) AND a.aggregate_uuid = ANY(${p.add(anyOf, "uuid[]")}))`,
-  );
+  return memberOf.map((anyOf) => {
+    const aggs = p.array(anyOf, "uuid");
+    return `(EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = ${x}.id AND a.aggregate_uuid = ANY(${aggs}))
+      OR EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = ${x}.root_id AND a.aggregate_uuid = ANY(${aggs})))`;
+  });
 }
 
 function inTreeCondition(p: Params, x: string, inTree: string | undefined): string[] {
@@ -188,29 +211,32 @@ function groupProviderConditions(p: Params, g: RequestGroupSpec): (x: string) =>
 function memberOfRoots(p: Params, g: RequestGroupSpec): string | undefined {
   const anyOf = g.memberOf[0];
   if (!anyOf) return undefined;
-  const aggs = p.add(anyOf, "uuid[]");
+  const aggs = p.array(anyOf, "uuid");
   // The unnumbered group's member_of applies to the root itself.
   if (g.suffix === "")
     return `SELECT a.provider_id FROM provider_aggregates a WHERE a.aggregate_uuid = ANY(${aggs})`;
   // A provider of the group is in the aggregate directly or via its root (then the root itself is
   // in it): it serves its own tree, or, when it is a sharing provider, the trees in any aggregate
   // it belongs to.
-  return `SELECT x.root_id FROM provider_aggregates a JOIN resource_providers x ON x.id = a.provider_id
-      WHERE a.aggregate_uuid = ANY(${aggs})
-    UNION SELECT t.root_id FROM provider_aggregates ta JOIN resource_providers t ON t.id = ta.provider_id
-      WHERE ta.aggregate_uuid IN (
-        SELECT sa.aggregate_uuid FROM resource_providers s JOIN provider_aggregates sa ON sa.provider_id = s.id
-        WHERE s.shares AND EXISTS (SELECT 1 FROM provider_aggregates a
-          WHERE a.provider_id IN (s.id, s.root_id) AND a.aggregate_uuid = ANY(${aggs})))`;
+  // Scalar subqueries and `= ANY(ARRAY(...))` keep this on the indexes: joins were planned as
+  // hashes over every provider and every aggregate membership (10,000 rows each).
+  return `SELECT (SELECT x.root_id FROM resource_providers x WHERE x.id = a.provider_id)
+      FROM provider_aggregates a WHERE a.aggregate_uuid = ANY(${aggs})
+    UNION SELECT (SELECT t.root_id FROM resource_providers t WHERE t.id = ta.provider_id)
+      FROM provider_aggregates ta WHERE ta.aggregate_uuid = ANY(ARRAY(
+        SELECT unnest(ARRAY(SELECT sa.aggregate_uuid FROM provider_aggregates sa WHERE sa.provider_id = s.id))
+        FROM resource_providers s
+        WHERE s.shares AND (EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = s.id AND a.aggregate_uuid = ANY(${aggs}))
+          OR EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = s.root_id AND a.aggregate_uuid = ANY(${aggs})))))`;
 }
 
-/** Builds the query returning the ids of roots that can satisfy every group (ordered, limited). */
-export function rootsQuery(
+/** The parts of the roots query: its CTEs and the SELECT of the ordered, limited root ids. */
+function rootsParts(
+  p: Params,
   query: CandidateQuery,
   limit: number,
   sharingClasses?: Set<string>,
-): { sql: string; params: unknown[] } {
-  const p = new Params();
+): { ctes: string[]; select: string } {
   // Without a sharing provider holding every class a condition needs, no sharing provider can
   // meet it: the sharing branch is left out (less to plan; planning dominated at 10,000 roots).
   const sharingCan = (classes: string[]) => !sharingClasses || classes.every((rc) => sharingClasses.has(rc));
@@ -236,14 +262,84 @@ export function rootsQuery(
   if (query.rootNamesIn?.length) where.push(`r.name = ANY(${p.add(query.rootNamesIn, "text[]")})`);
   if (query.rootNamesNotIn?.length)
     where.push(`NOT (r.name = ANY(${p.add(query.rootNamesNotIn, "text[]")}))`);
-  let from = driving ? "d JOIN resource_providers r ON r.id = d.root_id" : "resource_providers r";
+  const dir = query.order?.direction === "least_free" ? "ASC" : "DESC";
+  if (driving) {
+    // The roots the member_of reaches, put in order first (one key per root), then checked one
+    // by one in that order until `limit` qualify: before, every root reached (500 per segment
+    // at 10,000 hosts / 20 segments) was checked and the survivors sorted. OFFSET 0 keeps the
+    // ordered subquery whole, so the nested loop keeps its order and the LIMIT stops it early.
+    // (The free amount by key per root: a join was planned as a hash of the class's 10,000 rows.)
+    const ordered = query.order
+      ? `SELECT root_id, free, random() AS rnd FROM (SELECT d.root_id, (SELECT si.free FROM inventories si
+            WHERE si.provider_id = d.root_id AND si.resource_class = ${classLiteral(query.order.resourceClass)}) AS free
+          FROM d OFFSET 0) f WHERE free IS NOT NULL ORDER BY free ${dir}, rnd OFFSET 0`
+      : "SELECT d.root_id FROM d ORDER BY d.root_id OFFSET 0";
+    const select = `SELECT q.id FROM (${ordered}) dd
+  CROSS JOIN LATERAL (SELECT r.id FROM resource_providers r WHERE r.id = dd.root_id AND ${where.join("\n AND ")}) q
+  ORDER BY ${query.order ? "dd.free " + dir + ", dd.rnd" : "dd.root_id"} LIMIT ${Math.trunc(limit)}`;
+    return { ctes, select };
+  }
+  let from = "resource_providers r";
   let order = "r.id";
   if (query.order) {
-    from += ` JOIN inventories si ON si.provider_id = r.id`;
-    where.unshift(`si.resource_class = ${p.add(query.order.resourceClass, "text")}`);
-    order = query.order.direction === "most_free" ? "si.free DESC, r.id" : "si.free ASC, r.id";
+    // No member_of: the branch point's form (the scheduler's boot bench measured the alternatives
+    // tried here, an index walk by free amount and a random tie-break, as slower).
+    from += " JOIN inventories si ON si.provider_id = r.id";
+    where.unshift(`si.resource_class = ${classLiteral(query.order.resourceClass)}`);
+    order = `si.free ${dir}, r.id`;
   }
-  const sql = `${ctes.length ? `WITH ${ctes.join(",\n")}\n` : ""}SELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${p.add(limit, "int")}`;
+  const select = `SELECT r.id FROM ${from} WHERE ${where.join("\n AND ")} ORDER BY ${order} LIMIT ${Math.trunc(limit)}`;
+  return { ctes, select };
+}
+
+/** Builds the query returning the ids of roots that can satisfy every group (ordered, limited). */
+export function rootsQuery(
+  query: CandidateQuery,
+  limit: number,
+  sharingClasses?: Set<string>,
+): { sql: string; params: unknown[] } {
+  const p = new Params();
+  const { ctes, select } = rootsParts(p, query, limit, sharingClasses);
+  return { sql: `${ctes.length ? `WITH ${ctes.join(",\n")}\n` : ""}${select}`, params: p.values };
+}
+
+/**
+ * One statement for the roots query and the trees it returns: every provider of those trees and
+ * every sharing provider in an aggregate with one of them, each with its inventories, traits and
+ * aggregates. Root rows carry their rank (`ord`) and the sharing providers linked to their tree.
+ * Everything is reached by index from the (few) roots returned, never by scanning all providers.
+ */
+export function candidatesQuery(
+  query: CandidateQuery,
+  limit: number,
+  sharingClasses?: Set<string>,
+): { sql: string; params: unknown[] } {
+  const p = new Params();
+  const { ctes, select } = rootsParts(p, query, limit, sharingClasses);
+  ctes.push(
+    `roots AS MATERIALIZED (SELECT id, row_number() OVER () AS ord FROM (${select}) q)`,
+    `members AS MATERIALIZED (SELECT m.id, m.root_id, m.shares FROM roots JOIN resource_providers m ON m.root_id = roots.id)`,
+    // The aggregates of each sharing provider by key (a join was planned as a scan of them all).
+    `sharers AS MATERIALIZED (SELECT sp.id AS provider_id,
+       unnest(ARRAY(SELECT sa.aggregate_uuid FROM provider_aggregates sa WHERE sa.provider_id = sp.id)) AS aggregate_uuid
+       FROM resource_providers sp WHERE sp.shares)`,
+    `links AS MATERIALIZED (SELECT DISTINCT m.root_id, s.provider_id AS sharing_id FROM members m
+       JOIN provider_aggregates ta ON ta.provider_id = m.id JOIN sharers s ON s.aggregate_uuid = ta.aggregate_uuid
+       WHERE NOT m.shares AND s.provider_id <> m.id)`,
+  );
+  const sql = `WITH ${ctes.join(",\n")}
+SELECT p.id, p.uuid::text AS uuid, p.name, p.root_id, p.shares,
+  (SELECT rp.uuid::text FROM resource_providers rp WHERE rp.id = p.root_id) AS root_uuid,
+  (SELECT pp.uuid::text FROM resource_providers pp WHERE pp.id = p.parent_id) AS parent_uuid,
+  (SELECT coalesce(json_agg(json_build_object('rc', i.resource_class, 'min_unit', i.min_unit, 'max_unit', i.max_unit,
+     'step_size', i.step_size, 'used', i.used, 'capacity', i.capacity)), '[]'::json) FROM inventories i WHERE i.provider_id = p.id) AS inv,
+  (SELECT array_agg(t.trait ORDER BY t.trait) FROM provider_traits t WHERE t.provider_id = p.id) AS traits,
+  (SELECT array_agg(a.aggregate_uuid::text) FROM provider_aggregates a WHERE a.provider_id = p.id) AS aggs,
+  roots.ord,
+  (SELECT array_agg(l.sharing_id) FROM links l WHERE l.root_id = roots.id) AS sharing
+FROM resource_providers p LEFT JOIN roots ON roots.id = p.id
+WHERE p.id IN (SELECT id FROM members UNION SELECT sharing_id FROM links)
+ORDER BY p.id`;
   return { sql, params: p.values };
 }
 
@@ -257,17 +353,17 @@ interface ProviderRow {
   shares: boolean;
   inv: {
     rc: string;
-    total: number;
-    reserved: number;
     min_unit: number;
     max_unit: number;
     step_size: number;
-    ratio: number;
     used: number;
     capacity: number;
   }[];
   traits: string[] | null;
   aggs: string[] | null;
+  /** Rank of a returned root (null for other providers); bigint comes back as a string. */
+  ord: string | number | null;
+  sharing: number[] | null;
   [k: string]: unknown;
 }
 
@@ -293,39 +389,19 @@ export interface ProviderView {
   inventories: Map<string, InventoryView>;
 }
 
-/** Loads the trees of `rootIds` and the sharing providers linked to each. */
-export async function loadTrees(
-  db: Queryable,
-  rootIds: number[],
-): Promise<{
+export interface Trees {
+  /** The roots returned, best first. */
+  rootIds: number[];
   providers: Map<number, ProviderView>;
   trees: Map<number, number[]>;
   sharing: Map<number, number[]>;
-}> {
-  const links = await db.query<{ root_id: number; sharing_id: number }>(
-    `SELECT DISTINCT t.root_id, s.provider_id AS sharing_id
-     FROM resource_providers t JOIN provider_aggregates ta ON ta.provider_id = t.id
-     JOIN (SELECT sa.provider_id, sa.aggregate_uuid FROM provider_aggregates sa
-           JOIN resource_providers sp ON sp.id = sa.provider_id WHERE sp.shares) s ON s.aggregate_uuid = ta.aggregate_uuid
-     WHERE t.root_id = ANY($1::int[]) AND NOT t.shares AND s.provider_id <> t.id`,
-    [rootIds],
-  );
-  const sharingIds = [...new Set(links.map((l) => l.sharing_id))];
-  const rows = await db.query<ProviderRow>(
-    `SELECT p.id, p.uuid::text AS uuid, p.name, p.root_id, rp.uuid::text AS root_uuid, pp.uuid::text AS parent_uuid, p.shares,
-       (SELECT coalesce(json_agg(json_build_object('rc', i.resource_class, 'total', i.total, 'reserved', i.reserved,
-          'min_unit', i.min_unit, 'max_unit', i.max_unit, 'step_size', i.step_size, 'ratio', i.allocation_ratio,
-          'used', i.used, 'capacity', i.capacity)), '[]'::json) FROM inventories i WHERE i.provider_id = p.id) AS inv,
-       (SELECT array_agg(t.trait ORDER BY t.trait) FROM provider_traits t WHERE t.provider_id = p.id) AS traits,
-       (SELECT array_agg(a.aggregate_uuid::text) FROM provider_aggregates a WHERE a.provider_id = p.id) AS aggs
-     FROM resource_providers p JOIN resource_providers rp ON rp.id = p.root_id
-     LEFT JOIN resource_providers pp ON pp.id = p.parent_id
-     WHERE p.root_id = ANY($1::int[]) OR p.id = ANY($2::int[])
-     ORDER BY p.id`,
-    [rootIds, sharingIds],
-  );
+}
+
+/** Reads the rows of `candidatesQuery` into providers, the members of each tree and its sharers. */
+export function readTrees(rows: ProviderRow[]): Trees {
   const providers = new Map<number, ProviderView>();
-  const trees = new Map<number, number[]>();
+  const ranked: [number, number][] = [];
+  const sharing = new Map<number, number[]>();
   for (const r of rows) {
     const inv = typeof r.inv === "string" ? (JSON.parse(r.inv) as ProviderRow["inv"]) : r.inv;
     providers.set(r.id, {
@@ -351,11 +427,17 @@ export async function loadTrees(
         ]),
       ),
     });
-    if (rootIds.includes(r.root_id)) trees.set(r.root_id, [...(trees.get(r.root_id) ?? []), r.id]);
+    if (r.ord !== null && r.ord !== undefined) {
+      ranked.push([Number(r.ord), r.id]);
+      sharing.set(r.id, (r.sharing ?? []).map(Number));
+    }
   }
-  const sharing = new Map<number, number[]>();
-  for (const l of links) sharing.set(l.root_id, [...(sharing.get(l.root_id) ?? []), l.sharing_id]);
-  return { providers, trees, sharing };
+  const rootIds = ranked.sort((a, b) => a[0] - b[0]).map(([, id]) => id);
+  const roots = new Set(rootIds);
+  const trees = new Map<number, number[]>(rootIds.map((id) => [id, []]));
+  // Rows come ordered by id: each tree's members in id order, as before.
+  for (const p of providers.values()) if (roots.has(p.rootId)) trees.get(p.rootId)!.push(p.id);
+  return { rootIds, providers, trees, sharing };
 }
 
 export function fits(inv: InventoryView | undefined, amount: number): boolean {
@@ -495,6 +577,9 @@ export function summarize(p: ProviderView): ProviderSummary {
   };
 }
 
+const SHARING_CLASSES_SQL = `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s
+  JOIN inventories i ON i.provider_id = s.id WHERE s.shares`;
+
 /** The candidate finder over the placement database. */
 export class AllocationCandidates {
   constructor(private readonly db: Queryable) {}
@@ -502,14 +587,14 @@ export class AllocationCandidates {
   async list(input: CandidateQuery): Promise<CandidateResult> {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
-    const sharingClasses = await this.db.query<{ rc: string }>(
-      `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s JOIN inventories i ON i.provider_id = s.id
-       WHERE s.shares`,
+    const sharingClasses = await this.db.query<{ rc: string }>(SHARING_CLASSES_SQL, [], {
+      name: "sched_sharing_classes",
+    });
+    const { sql, params } = candidatesQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)));
+    const { rootIds, providers, trees, sharing } = readTrees(
+      await this.db.query<ProviderRow>(sql, params, prepared(sql)),
     );
-    const { sql, params } = rootsQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)));
-    const rootIds = (await this.db.query<{ id: number }>(sql, params)).map((r) => r.id);
     if (!rootIds.length) return { candidates: [], summaries: [] };
-    const { providers, trees, sharing } = await loadTrees(this.db, rootIds);
     const candidates: Candidate[] = [];
     for (const rootId of rootIds) {
       const remaining = limit - candidates.length;
@@ -552,12 +637,18 @@ export class AllocationCandidates {
   }
 }
 
+/** Some provider of a tree (root not sharing) has `$2` of class `$1` free within its units. */
+const OWN_FREE_SQL = `SELECT 1 FROM inventories i JOIN resource_providers x ON x.id = i.provider_id
+  JOIN resource_providers r ON r.id = x.root_id
+  WHERE i.resource_class = $1::text AND i.free >= $2::bigint AND i.min_unit <= $2::bigint
+    AND i.max_unit >= $2::bigint AND $2::bigint % i.step_size = 0 AND NOT x.shares AND NOT r.shares LIMIT 1`;
+
 /** Names the first requirement nobody can meet, for NoValidHost messages. */
 export async function explainNoCandidates(db: Queryable, input: CandidateQuery): Promise<string> {
   const query = validateQuery(input);
   const anyRoot = async (q: CandidateQuery) => {
     const { sql, params } = rootsQuery({ ...q, order: undefined }, 1);
-    return (await db.query(sql, params)).length > 0;
+    return (await db.query(sql, params, prepared(sql))).length > 0;
   };
   const names = { rootNamesIn: query.rootNamesIn, rootNamesNotIn: query.rootNamesNotIn };
   if (query.rootNamesIn?.length) {
@@ -580,7 +671,13 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
         forbiddenTraits: [],
         memberOf: [],
       };
-      if (!(await anyRoot({ groups: [alone], ...names })))
+      // A provider of some tree (not a sharing one) with the amount free settles it by index;
+      // the roots query (which also counts sharing providers) runs only when none has it.
+      const own =
+        !query.rootNamesIn?.length &&
+        !query.rootNamesNotIn?.length &&
+        (await db.query(OWN_FREE_SQL, [rc, n], { name: "sched_own_free" })).length > 0;
+      if (!own && !(await anyRoot({ groups: [alone], ...names })))
         return `${rc} exhausted: no host has ${n} ${rc} free`;
     }
     const bare = { ...unnumbered, memberOf: [], requiredTraits: [], forbiddenTraits: [] };
@@ -604,10 +701,8 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
   for (const g of query.groups.filter((x) => x.suffix !== "")) {
     const p = new Params();
     const conds = groupProviderConditions(p, g)("x");
-    const rows = await db.query(
-      `SELECT 1 FROM resource_providers x WHERE ${conds.join(" AND ")} LIMIT 1`,
-      p.values,
-    );
+    const providerSql = `SELECT 1 FROM resource_providers x WHERE ${conds.join(" AND ")} LIMIT 1`;
+    const rows = await db.query(providerSql, p.values, prepared(providerSql));
     const what = Object.entries(g.resources)
       .map(([rc, n]) => `${n} ${rc}`)
       .join(", ");

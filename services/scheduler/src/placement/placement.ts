@@ -116,6 +116,36 @@ function requireName(name: string): string {
   return trimmed;
 }
 
+/**
+ * Placement.claimNew in one statement. $1 consumer, $2 project, $3 user, $4/$5/$6 wanted
+ * (provider uuid, class, amount), $7 distinct providers, $8 wanted rows. Each step reads the one
+ * before it, so the order is: lock providers (uuid order) → lock inventory rows → check → insert
+ * the consumer only if everything fits (ON CONFLICT: it exists, write nothing) → the rest only if
+ * the consumer was inserted. Row locks taken in read committed return the latest committed rows,
+ * so the check sees what concurrent claims committed; the UPDATE adds to that same latest row.
+ */
+const CLAIM_SQL = `WITH w AS (SELECT * FROM unnest($4::uuid[], $5::text[], $6::bigint[]) AS w(provider_uuid, rc, amount)),
+p AS MATERIALIZED (SELECT id, uuid FROM resource_providers WHERE uuid IN (SELECT provider_uuid FROM w) ORDER BY uuid FOR UPDATE),
+locked AS MATERIALIZED (SELECT i.provider_id, i.resource_class, p.uuid, w.amount, i.used, i.capacity, i.min_unit, i.max_unit, i.step_size
+  FROM w JOIN p ON p.uuid = w.provider_uuid JOIN inventories i ON i.provider_id = p.id AND i.resource_class = w.rc
+  WHERE (SELECT count(*) FROM p) = $7::int
+  ORDER BY i.provider_id, i.resource_class FOR UPDATE OF i),
+ok AS (SELECT count(*) = $8::int AND bool_and(used + amount <= capacity AND amount >= min_unit AND amount <= max_unit
+  AND amount % step_size = 0) AS fits FROM locked),
+c AS (INSERT INTO consumers (uuid, project_id, user_id, generation) SELECT $1, $2, $3, 1 FROM ok WHERE ok.fits
+  ON CONFLICT DO NOTHING RETURNING uuid),
+u AS (UPDATE inventories i SET used = i.used + l.amount FROM locked l, c
+  WHERE i.provider_id = l.provider_id AND i.resource_class = l.resource_class RETURNING i.provider_id),
+a AS (INSERT INTO allocations (consumer_uuid, provider_id, resource_class, used)
+  SELECT c.uuid, l.provider_id, l.resource_class, l.amount FROM locked l, c RETURNING provider_id),
+g AS (UPDATE resource_providers rp SET generation = rp.generation + 1 FROM c WHERE rp.id IN (SELECT id FROM p) RETURNING rp.id)
+SELECT (SELECT count(*) FROM p)::int AS providers,
+  EXISTS (SELECT 1 FROM c) AS created,
+  EXISTS (SELECT 1 FROM consumers WHERE uuid = $1) AS exists,
+  (SELECT json_agg(json_build_object('uuid', l.uuid::text, 'rc', l.resource_class, 'used', l.used, 'capacity', l.capacity,
+    'min_unit', l.min_unit, 'max_unit', l.max_unit, 'step_size', l.step_size)) FROM locked l) AS rows,
+  (SELECT count(*) FROM u) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g) AS written`;
+
 export class Placement {
   constructor(readonly db: Database) {}
 
@@ -498,6 +528,100 @@ export class Placement {
     return this.db.transaction((tx) => this.writeAllocations(tx, consumer, wanted, req));
   }
 
+  /**
+   * The scheduler's claim for a consumer that holds nothing yet, in one statement (the common case
+   * of SelectDestinations; putAllocations takes 11 round trips). It locks the providers in uuid
+   * order and then their inventory rows, as putAllocations does, checks capacity and unit
+   * constraints on the locked rows, and writes only if every row fits: consumer (generation 1),
+   * used, allocations and provider generations. A refusal is the conflict putAllocations would
+   * raise. Returns undefined when the consumer already exists: the caller falls back to
+   * putAllocations, which replaces what it holds.
+   */
+  async claimNew(
+    req: Omit<PutAllocationsRequest, "expectedGeneration">,
+  ): Promise<AllocationsWritten | undefined> {
+    const consumer = assertUuid(req.consumerUuid, "consumer uuid");
+    const wanted = mergeAllocations(req.allocations);
+    if (!wanted.length) throw invalidInput("a claim needs allocations");
+    if (!req.projectId) throw invalidInput("project_id is required with allocations");
+    const uuids = [...new Set(wanted.map((w) => w.providerUuid))];
+    const [row] = await this.db.query<{
+      providers: number;
+      created: boolean;
+      exists: boolean;
+      rows:
+        | {
+            uuid: string;
+            rc: string;
+            amount: number;
+            used: number;
+            capacity: number;
+            min_unit: number;
+            max_unit: number;
+            step_size: number;
+          }[]
+        | string
+        | null;
+    }>(
+      CLAIM_SQL,
+      [
+        consumer,
+        req.projectId,
+        req.userId,
+        wanted.map((w) => w.providerUuid),
+        wanted.map((w) => w.resourceClass),
+        wanted.map((w) => w.amount),
+        uuids.length,
+        wanted.length,
+      ],
+      { name: "sched_claim_new" },
+    );
+    if (row!.created) {
+      return { consumerGeneration: 1, providerUuids: uuids.sort(), previous: [] };
+    }
+    if (row!.exists) return undefined;
+    if (Number(row!.providers) < uuids.length) {
+      const rows = typeof row!.rows === "string" ? JSON.parse(row!.rows) : (row!.rows ?? []);
+      const found = new Set((rows as { uuid: string }[]).map((r) => r.uuid));
+      const missing = uuids.find((u) => !found.has(u));
+      throw invalidInput(`Allocation for resource provider ${missing ?? uuids[0]} that does not exist.`);
+    }
+    const rows = (typeof row!.rows === "string" ? JSON.parse(row!.rows) : (row!.rows ?? [])) as {
+      uuid: string;
+      rc: string;
+      used: number;
+      capacity: number;
+      min_unit: number;
+      max_unit: number;
+      step_size: number;
+    }[];
+    for (const w of wanted) {
+      const r = rows.find((x) => x.uuid === w.providerUuid && x.rc === w.resourceClass);
+      if (!r) {
+        throw conflict(
+          `Unable to allocate inventory: resource provider ${w.providerUuid} has no inventory of ${w.resourceClass}.`,
+        );
+      }
+      // capacity is derived in SQL: total/reserved/ratio are only needed through it.
+      assertAllocatable(
+        w.providerUuid,
+        {
+          resourceClass: w.resourceClass,
+          total: Number(r.capacity),
+          reserved: 0,
+          minUnit: Number(r.min_unit),
+          maxUnit: Number(r.max_unit),
+          stepSize: Number(r.step_size),
+          allocationRatio: 1,
+        },
+        Number(r.used),
+        w.amount,
+      );
+    }
+    // The rows fitted when read under lock, so only a consumer created meanwhile is left.
+    return undefined;
+  }
+
   /** DELETE /allocations/{consumer}: unconditional, idempotent. */
   async deleteAllocations(consumerUuid: string): Promise<AllocationsWritten> {
     return this.putAllocations({
@@ -534,8 +658,10 @@ export class Placement {
     const wantedUuids = [...new Set(wanted.map((w) => w.providerUuid))];
     // Lock every provider involved (held and wanted) in uuid order: two writers never deadlock.
     const providers = await tx.query<{ id: number; uuid: string }>(
+      // (A UNION of the two key lookups: an OR of them was planned as a scan of every provider.)
       `SELECT id, uuid::text AS uuid FROM resource_providers
-       WHERE uuid = ANY($1::uuid[]) OR id IN (SELECT provider_id FROM allocations WHERE consumer_uuid = $2)
+       WHERE id IN (SELECT id FROM resource_providers WHERE uuid = ANY($1::uuid[])
+         UNION SELECT provider_id FROM allocations WHERE consumer_uuid = $2)
        ORDER BY uuid FOR UPDATE`,
       [wantedUuids, consumer],
     );

@@ -24,7 +24,7 @@ import { type HostState, type WeigherKind, weighHosts } from "./weighers.js";
 export interface SchedulerOptions {
   /** Alternates per instance when the request does not say (Nova: max_attempts - 1). */
   maxAlternates: number;
-  /** Candidates fetched per round (Nova's max_placement_results). */
+  /** Candidates fetched per round after the first (Nova's max_placement_results). */
   candidateLimit: number;
 }
 
@@ -64,6 +64,13 @@ interface HostOption {
 }
 
 const ROUNDS = 3;
+/**
+ * Hosts fetched beyond instances + alternates in the first round. The candidate query already
+ * orders by free RAM/VCPU (the weighers' main term), so a few spare hosts are enough to weigh,
+ * to move on when another scheduler wins a race, and to spread concurrent requests (equal hosts
+ * come back in random order). Later rounds fetch `candidateLimit`.
+ */
+const SPARE_HOSTS = 8;
 
 /** Free/used bookkeeping of the providers seen in this request, updated as we claim. */
 class LocalView {
@@ -146,7 +153,11 @@ export class Scheduler {
     const query = this.candidateQuery(spec);
     const maxAlternates = spec.maxAlternates || this.options.maxAlternates;
     const view = new LocalView();
-    let hosts = await this.fetchHosts(query, view);
+    const first = Math.min(
+      this.options.candidateLimit,
+      spec.instanceUuids.length + maxAlternates + SPARE_HOSTS,
+    );
+    let hosts = await this.fetchHosts({ ...query, limit: first }, view);
     const done: InstanceDestination[] = [];
     try {
       for (const instanceUuid of spec.instanceUuids) {
@@ -233,13 +244,16 @@ export class Scheduler {
     for (let i = 0; i < ranked.length; i++) {
       const { host, candidate } = ranked[i]!;
       try {
-        await this.placement.putAllocations({
+        const claim = {
           consumerUuid: instanceUuid,
           allocations: candidate.allocations,
           projectId: spec.projectId,
           userId: spec.userId,
-          expectedGeneration: "any",
-        });
+        };
+        // One statement for a new consumer; a consumer that holds something is replaced.
+        if (!(await this.placement.claimNew(claim))) {
+          await this.placement.putAllocations({ ...claim, expectedGeneration: "any" });
+        }
       } catch (err) {
         // Another scheduler took the room (conflict) or the provider went away: next host.
         if (isStratusError(err, "conflict") || isStratusError(err, "invalid_input")) {
