@@ -1,10 +1,12 @@
 // API benchmark: GET /servers/detail?limit=100 with BENCH_SERVERS servers in the project, and
 // POST /servers (networks: none) until accepted (202), each with BENCH_CLIENTS concurrent clients
-// over keep-alive HTTP/1.1 (Node fetch), against the whole mesh as processes (PGlite, real NATS).
+// over keep-alive HTTP/1.1 (Node fetch), against the whole mesh as processes (real NATS).
 //   npm run bench -- api
 // Env: BENCH_SERVERS (default 10000), BENCH_CLIENTS (64), BENCH_LIST_REQUESTS (3000),
-//      BENCH_CREATE_REQUESTS (2000), BENCH_HOSTS (200).
-import { startMesh } from "@stratus/runtime/testing";
+//      BENCH_CREATE_REQUESTS (2000), BENCH_HOSTS (200),
+//      BENCH_BACKEND (postgres: a throwaway PostgreSQL database per service via createTempDatabase;
+//      pglite: the embedded default of the services).
+import { createTempDatabase, type ServiceName, startMesh, type TempDatabase } from "@stratus/runtime/testing";
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
@@ -18,18 +20,36 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
 };
 
+const BACKEND = process.env.BENCH_BACKEND ?? "postgres";
+if (BACKEND !== "postgres" && BACKEND !== "pglite") throw new Error("BENCH_BACKEND: postgres or pglite");
+
+// Services with a database get their own PostgreSQL database when BENCH_BACKEND=postgres.
+const databases: TempDatabase[] = [];
+const dbEnv = async (): Promise<Record<string, string>> => {
+  if (BACKEND !== "postgres") return {};
+  const db = await createTempDatabase("stratus_bench_api");
+  databases.push(db);
+  return { DATABASE_URL: db.url };
+};
+const withDb: ServiceName[] = ["conductor", "scheduler", "network-adapter", "compute-agent"];
+const serviceDb = Object.fromEntries(await Promise.all(withDb.map(async (n) => [n, await dbEnv()])));
+
 const big = String(10_000_000);
 const mesh = await startMesh({
   env: { LOG_LEVEL: "warn" },
   serviceEnv: {
-    conductor: { QUOTA_INSTANCES: big, QUOTA_CORES: big, QUOTA_RAM_MB: big },
+    scheduler: serviceDb.scheduler,
+    "network-adapter": serviceDb["network-adapter"],
+    conductor: { ...serviceDb.conductor, QUOTA_INSTANCES: big, QUOTA_CORES: big, QUOTA_RAM_MB: big },
     "compute-agent": {
+      ...serviceDb["compute-agent"],
       COMPUTE_HOSTS: `bench-[1-${HOSTS}]`,
       COMPUTE_VCPUS: "128",
       COMPUTE_MEMORY_MB: "262144",
     },
   },
 });
+console.log(`backend ${BACKEND}`);
 
 async function post(body: unknown, token = "bench:bench") {
   const res = await fetch(`${mesh.apiUrl}/v2.1/servers`, {
@@ -122,4 +142,5 @@ try {
   );
 } finally {
   await mesh.close();
+  for (const db of databases) await db.drop();
 }
