@@ -159,6 +159,29 @@ const SELECT_SERVER = `
     WHERE server_id = s.id ORDER BY id DESC LIMIT 1
   ) f ON true`;
 
+const INSERT_BUILD = `
+  WITH br AS (
+    INSERT INTO build_requests (id, reservation_id, project_id, user_id, client_token, request_id, request)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+  ), s AS (
+    INSERT INTO servers (id, build_request_id, name, project_id, user_id, flavor_id, flavor, image_ref,
+      vm_state, task_state, metadata, reservation_id, launch_index, key_name, availability_zone,
+      user_data, hostname, description)
+    SELECT x.id, $1, x.name, $3, $4, $8, $9, $10, 'building', 'scheduling', $11, $2, x.n - 1, $12, $13,
+      $14, x.hostname, $15
+    FROM unnest($16::uuid[], $17::text[], $18::text[]) WITH ORDINALITY AS x(id, name, hostname, n)
+    RETURNING *
+  ), b AS (
+    INSERT INTO server_builds (server_id, phase, network_mode, requested, max_attempts, request_id)
+    SELECT id, 'allocating', $19, $20, $21, $6 FROM s
+  ), a AS (
+    INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
+    SELECT id, 'create', $6, $4, $3 FROM s
+  )
+  SELECT s.*, NULL::integer AS fault_code, NULL::text AS fault_message, NULL::text AS fault_details,
+    NULL::timestamptz AS fault_created_at
+  FROM s ORDER BY s.launch_index`;
+
 export interface Limits {
   instances: number;
   cores: number;
@@ -285,10 +308,10 @@ export class Servers {
     return l;
   }
 
+  /** Live servers of the project and what they hold (kept by triggers, migration 003). */
   async usage(q: Queryable, projectId: string): Promise<Limits> {
-    const rows = await q.query<{ instances: string; cores: string | null; ram: string | null }>(
-      `SELECT count(*) AS instances, sum((flavor->>'vcpus')::int) AS cores, sum((flavor->>'ramMb')::int) AS ram
-       FROM servers WHERE project_id = $1 AND NOT deleted`,
+    const rows = await q.query<{ instances: string; cores: string; ram: string }>(
+      "SELECT instances, cores, ram FROM project_usage WHERE project_id = $1",
       [projectId],
     );
     const r = rows[0];
@@ -311,7 +334,7 @@ export class Servers {
           [req.projectId, req.clientToken],
         );
         if (existing[0])
-          return { reservationId: existing[0].reservation_id, ids: [] as string[], created: false };
+          return { reservationId: existing[0].reservation_id, rows: undefined, created: false };
       }
       const [limits, used] = [await this.limits(tx, req.projectId), await this.usage(tx, req.projectId)];
       const fits = (n: number) =>
@@ -332,62 +355,44 @@ export class Servers {
       }
       const buildRequestId = randomUUID();
       const reservationId = `r-${randomUUID().slice(0, 8)}`;
-      await tx.query(
-        `INSERT INTO build_requests (id, reservation_id, project_id, user_id, client_token, request_id, request)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-        [
-          buildRequestId,
-          reservationId,
-          req.projectId,
-          req.userId,
-          req.clientToken,
-          req.requestId,
-          JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined }),
-        ],
-      );
       const ids: string[] = [];
+      const names: string[] = [];
+      const hostnames: string[] = [];
       for (let i = 0; i < count; i++) {
-        const id = randomUUID();
-        ids.push(id);
         const name = count > 1 ? `${req.name}-${i + 1}` : req.name;
-        await tx.query(
-          `INSERT INTO servers (id, build_request_id, name, project_id, user_id, flavor_id, flavor, image_ref,
-             vm_state, task_state, metadata, reservation_id, launch_index, key_name, availability_zone,
-             user_data, hostname, description)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'building', 'scheduling', $9, $10, $11, $12, $13, $14, $15, $16)`,
-          [
-            id,
-            buildRequestId,
-            name,
-            req.projectId,
-            req.userId,
-            req.flavor.id,
-            JSON.stringify(req.flavor),
-            req.imageRef,
-            JSON.stringify(req.metadata),
-            reservationId,
-            i,
-            req.keyName,
-            req.availabilityZone,
-            req.userData,
-            req.hostname || name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63),
-            req.description,
-          ],
-        );
-        await tx.query(
-          `INSERT INTO server_builds (server_id, phase, network_mode, requested, max_attempts, request_id)
-           VALUES ($1, 'allocating', $2, $3, $4, $5)`,
-          [id, req.networkMode, JSON.stringify(req.networks), req.maxAttempts, req.requestId],
-        );
-        await tx.query(
-          `INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
-           VALUES ($1, 'create', $2, $3, $4)`,
-          [id, req.requestId, req.userId, req.projectId],
-        );
+        ids.push(randomUUID());
+        names.push(name);
+        hostnames.push(req.hostname || name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63));
       }
-      return { reservationId, ids, created: true };
+      // One statement: the build request, its servers, their build state and create actions.
+      const rows = await tx.query<ServerRow>(INSERT_BUILD, [
+        buildRequestId,
+        reservationId,
+        req.projectId,
+        req.userId,
+        req.clientToken,
+        req.requestId,
+        JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined }),
+        req.flavor.id,
+        JSON.stringify(req.flavor),
+        req.imageRef,
+        JSON.stringify(req.metadata),
+        req.keyName,
+        req.availabilityZone,
+        req.userData,
+        req.description,
+        ids,
+        names,
+        hostnames,
+        req.networkMode,
+        JSON.stringify(req.networks),
+        req.maxAttempts,
+      ]);
+      return { reservationId, rows, created: true };
     });
-    const servers = await this.list({ reservationId: result.reservationId, includeDeleted: true });
+    const servers = result.rows
+      ? result.rows.map(fromRow)
+      : await this.list({ reservationId: result.reservationId, includeDeleted: true });
     servers.sort((a, b) => a.launchIndex - b.launchIndex);
     return { reservationId: result.reservationId, servers, created: result.created };
   }
