@@ -42,12 +42,20 @@ const KNOWN_STATUSES = new Set([
 
 const PROGRESS_STATUSES = new Set(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"]);
 
+/** Nova's hostId: sha224(project + host), the same for every server of a project on a host. */
+const hostIds = new Map<string, string>();
 function hostId(s: Server): string {
-  return s.host
-    ? createHash("sha224")
-        .update(s.projectId + s.host)
-        .digest("hex")
-    : "";
+  if (!s.host) return "";
+  const key = `${s.projectId}\n${s.host}`;
+  let id = hostIds.get(key);
+  if (id === undefined) {
+    id = createHash("sha224")
+      .update(s.projectId + s.host)
+      .digest("hex");
+    if (hostIds.size >= 100_000) hostIds.clear();
+    hostIds.set(key, id);
+  }
+  return id;
 }
 
 export function addressesOf(s: Server) {
@@ -70,10 +78,39 @@ export function addressesOf(s: Server) {
   return out;
 }
 
-function flavorOf(req: RestRequest, s: Server) {
+/** What a server's view depends on besides the server, worked out once per request. */
+interface ViewContext {
+  req: RestRequest;
+  admin: boolean;
+  embeddedFlavor: boolean;
+  extendedAttributes: boolean;
+  hostStatus: boolean;
+  locked: boolean;
+  description: boolean;
+  tags: boolean;
+  services: ComputeService[] | undefined;
+}
+
+function viewContext(req: RestRequest, services?: ComputeService[]): ViewContext {
+  const v = req.version;
+  return {
+    req,
+    admin: req.caller.isAdmin,
+    embeddedFlavor: at(v, "embeddedFlavor"),
+    extendedAttributes: at(v, "extendedServerAttributes"),
+    hostStatus: at(v, "serverHostStatus"),
+    locked: at(v, "serverLocked"),
+    description: at(v, "serverDescription"),
+    tags: at(v, "serverTags"),
+    services,
+  };
+}
+
+function flavorOf(ctx: ViewContext, s: Server) {
+  const { req } = ctx;
   const f = s.flavor;
   if (!f) return {};
-  if (at(req.version, "embeddedFlavor")) {
+  if (ctx.embeddedFlavor) {
     return {
       vcpus: f.vcpus,
       ram: f.ramMb,
@@ -87,9 +124,8 @@ function flavorOf(req: RestRequest, s: Server) {
   return { id: f.id, links: [{ rel: "bookmark", href: `${req.hostUrl}/flavors/${f.id}` }] };
 }
 
-function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) {
-  const admin = req.caller.isAdmin;
-  const v = req.version;
+function serverDetail(ctx: ViewContext, s: Server) {
+  const { req, admin } = ctx;
   const view: Record<string, unknown> = {
     id: s.id,
     name: s.name,
@@ -101,7 +137,7 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
     image: s.imageRef
       ? { id: s.imageRef, links: [{ rel: "bookmark", href: `${req.hostUrl}/images/${s.imageRef}` }] }
       : "",
-    flavor: flavorOf(req, s),
+    flavor: flavorOf(ctx, s),
     created: isoTime(s.createdAt),
     updated: isoTime(s.updatedAt),
     addresses: addressesOf(s),
@@ -125,7 +161,7 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
     view["OS-EXT-SRV-ATTR:host"] = s.host || null;
     view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = s.hypervisorHostname || null;
     view["OS-EXT-SRV-ATTR:instance_name"] = s.instanceName;
-    if (at(v, "extendedServerAttributes")) {
+    if (ctx.extendedAttributes) {
       view["OS-EXT-SRV-ATTR:reservation_id"] = s.reservationId;
       view["OS-EXT-SRV-ATTR:launch_index"] = s.launchIndex;
       view["OS-EXT-SRV-ATTR:hostname"] = s.hostname || s.name;
@@ -134,8 +170,8 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
       view["OS-EXT-SRV-ATTR:root_device_name"] = null;
       view["OS-EXT-SRV-ATTR:user_data"] = s.userData || null;
     }
-    if (at(v, "serverHostStatus")) {
-      const svc = services?.find((x) => x.host === s.host);
+    if (ctx.hostStatus) {
+      const svc = ctx.services?.find((x) => x.host === s.host);
       view.host_status = !s.host
         ? ""
         : !svc
@@ -147,9 +183,9 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
               : "DOWN";
     }
   }
-  if (at(v, "serverLocked")) view.locked = false;
-  if (at(v, "serverDescription")) view.description = s.description || null;
-  if (at(v, "serverTags")) view.tags = [];
+  if (ctx.locked) view.locked = false;
+  if (ctx.description) view.description = s.description || null;
+  if (ctx.tags) view.tags = [];
   if (s.fault && (s.status === "ERROR" || s.status === "DELETED")) {
     const showDetails = admin || s.fault.code !== 500;
     view.fault = {
@@ -373,10 +409,11 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
       listServers(req, deps),
       servicesFor(req, deps),
     ]);
+    const ctx = viewContext(req, services);
     return {
       status: 200,
       body: {
-        servers: servers.map((s) => serverDetail(req, s, services)),
+        servers: servers.map((s) => serverDetail(ctx, s)),
         ...pageLinks(req, "servers/detail", servers, limit),
       },
     };
@@ -384,7 +421,7 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
 
   router.add("GET", "/servers/:id", async (req) => {
     const [server, services] = await Promise.all([getServer(deps, req.params.id!), servicesFor(req, deps)]);
-    return { status: 200, body: { server: serverDetail(req, server, services) } };
+    return { status: 200, body: { server: serverDetail(viewContext(req, services), server) } };
   });
 
   router.add("DELETE", "/servers/:id", async (req) => {
