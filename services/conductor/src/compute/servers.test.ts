@@ -145,4 +145,31 @@ describe("Servers.create and project usage (PGlite)", () => {
     expect(again.servers.map((s) => s.id)).toEqual(first.servers.map((s) => s.id));
     expect((await servers.usageOf("p3")).instances).toBe(2);
   });
+
+  it("concurrent creates of one project (accepted together): quota exact, tokens once", async () => {
+    const p = "p4";
+    const calls = Array.from({ length: 15 }, (_, i) =>
+      servers.create(request(p, { name: `c-${i}`, clientToken: i < 2 ? "same" : "" })).then(
+        (r) => ({ ok: true as const, r }),
+        (err: unknown) => ({ ok: false as const, err }),
+      ),
+    );
+    const results = await Promise.all(calls);
+    const [first, second] = results;
+    expect(first!.ok && second!.ok).toBe(true);
+    if (first!.ok && second!.ok) {
+      expect(second!.r.reservationId).toBe(first!.r.reservationId);
+      expect(second!.r.servers.map((s) => s.id)).toEqual(first!.r.servers.map((s) => s.id));
+    }
+    const refused = results.filter((x) => !x.ok);
+    expect(refused).toHaveLength(4); // 14 distinct requests (two share a token), 10 fit
+    for (const x of refused) if (!x.ok) expect(x.err).toMatchObject({ kind: "quota_exceeded" });
+    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect((await servers.usageOf(p)).instances).toBe(10);
+    const [br] = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM build_requests WHERE project_id = $1",
+      [p],
+    );
+    expect(br!.n).toBe(10);
+  });
 });

@@ -182,6 +182,29 @@ const INSERT_BUILD = `
     NULL::timestamptz AS fault_created_at
   FROM s ORDER BY s.launch_index`;
 
+/** The most create requests of one project accepted in one transaction. */
+const MAX_CREATE_BATCH = 64;
+
+export interface CreateResult {
+  reservationId: string;
+  servers: ServerRecord[];
+  /** false: the client token named an earlier request, whose servers these are. */
+  created: boolean;
+}
+
+interface PendingCreate {
+  req: NewServersRequest;
+  resolve: (r: CreateResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/** What one request of a batch came to: its new rows, an earlier reservation, or a refusal. */
+interface CreateOutcome {
+  reservationId: string;
+  rows?: ServerRow[];
+  error?: StratusError;
+}
+
 export interface Limits {
   instances: number;
   cores: number;
@@ -320,23 +343,97 @@ export class Servers {
 
   /**
    * Accepts a build request: checks quota under a per-project lock, writes the build request, the
-   * servers, their build state and the create action in one transaction. The same client token
-   * returns what the first call created.
+   * servers, their build state and the create action in one transaction, and answers once it is
+   * committed. The same client token returns what the first call created.
+   *
+   * Group commit: while a project's transaction runs, that project's next requests wait and are
+   * then accepted together in one transaction (one lock, one quota read, one commit), each checked
+   * against the usage left by those before it, exactly as if they had run one after another.
    */
-  async create(
-    req: NewServersRequest,
-  ): Promise<{ reservationId: string; servers: ServerRecord[]; created: boolean }> {
-    const result = await this.db.transaction(async (tx) => {
-      await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`quota:${req.projectId}`]);
-      if (req.clientToken) {
-        const existing = await tx.query<{ id: string; reservation_id: string }>(
-          "SELECT id, reservation_id FROM build_requests WHERE project_id = $1 AND client_token = $2",
-          [req.projectId, req.clientToken],
-        );
-        if (existing[0])
-          return { reservationId: existing[0].reservation_id, rows: undefined, created: false };
+  create(req: NewServersRequest): Promise<CreateResult> {
+    return new Promise((resolve, reject) => {
+      const queue = this.waiting.get(req.projectId);
+      if (queue) queue.push({ req, resolve, reject });
+      else this.waiting.set(req.projectId, [{ req, resolve, reject }]);
+      if (!this.accepting.has(req.projectId)) void this.drain(req.projectId);
+    });
+  }
+
+  /** Requests waiting for their project's next transaction, and projects with one running. */
+  private readonly waiting = new Map<string, PendingCreate[]>();
+  private readonly accepting = new Set<string>();
+
+  private async drain(projectId: string): Promise<void> {
+    this.accepting.add(projectId);
+    try {
+      for (;;) {
+        const queue = this.waiting.get(projectId);
+        if (!queue?.length) {
+          this.waiting.delete(projectId);
+          return;
+        }
+        await this.acceptBatch(queue.splice(0, MAX_CREATE_BATCH));
       }
-      const [limits, used] = [await this.limits(tx, req.projectId), await this.usage(tx, req.projectId)];
+    } finally {
+      this.accepting.delete(projectId);
+    }
+  }
+
+  private async acceptBatch(batch: PendingCreate[]): Promise<void> {
+    let outcomes: CreateOutcome[];
+    try {
+      outcomes = await this.db.transaction((tx) =>
+        this.acceptAll(
+          tx,
+          batch.map((b) => b.req),
+        ),
+      );
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // A statement failed and took the others' transaction with it: accept each on its own.
+      for (const b of batch) await this.acceptBatch([b]);
+      return;
+    }
+    // Committed: answer every caller.
+    for (let i = 0; i < batch.length; i++) {
+      const o = outcomes[i]!;
+      const { resolve, reject } = batch[i]!;
+      if (o.error) reject(o.error);
+      else if (o.rows)
+        resolve({ reservationId: o.reservationId, servers: o.rows.map(fromRow), created: true });
+      else
+        this.list({ reservationId: o.reservationId, includeDeleted: true }).then((servers) => {
+          servers.sort((a, b) => a.launchIndex - b.launchIndex);
+          resolve({ reservationId: o.reservationId, servers, created: false });
+        }, reject);
+    }
+  }
+
+  /** One project's requests, in order, inside one transaction (safe to run again on a retry). */
+  private async acceptAll(tx: Queryable, reqs: NewServersRequest[]): Promise<CreateOutcome[]> {
+    const projectId = reqs[0]!.projectId;
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`quota:${projectId}`]);
+    const tokens = [...new Set(reqs.map((r) => r.clientToken).filter(Boolean))];
+    const known = new Map<string, string>();
+    if (tokens.length) {
+      const rows = await tx.query<{ client_token: string; reservation_id: string }>(
+        "SELECT client_token, reservation_id FROM build_requests WHERE project_id = $1 AND client_token = ANY($2::text[])",
+        [projectId, tokens],
+      );
+      for (const r of rows) known.set(r.client_token, r.reservation_id);
+    }
+    const limits = await this.limits(tx, projectId);
+    const used = await this.usage(tx, projectId);
+    const outcomes: CreateOutcome[] = [];
+    for (const req of reqs) {
+      const again = req.clientToken ? known.get(req.clientToken) : undefined;
+      if (again) {
+        outcomes.push({ reservationId: again });
+        continue;
+      }
       const fits = (n: number) =>
         used.instances + n <= limits.instances &&
         used.cores + n * req.flavor.vcpus <= limits.cores &&
@@ -348,53 +445,61 @@ export class Servers {
         if (used.instances + req.minCount > limits.instances) over.push("instances");
         if (used.cores + req.minCount * req.flavor.vcpus > limits.cores) over.push("cores");
         if (used.ram + req.minCount * req.flavor.ramMb > limits.ram) over.push("ram");
-        throw new StratusError(
-          "quota_exceeded",
-          `Quota exceeded for ${over.join(", ")}: Requested ${req.minCount}, but already used ${used.instances} of ${limits.instances} instances, ${used.cores} of ${limits.cores} cores, ${used.ram} of ${limits.ram} ram`,
-        );
+        outcomes.push({
+          reservationId: "",
+          error: new StratusError(
+            "quota_exceeded",
+            `Quota exceeded for ${over.join(", ")}: Requested ${req.minCount}, but already used ${used.instances} of ${limits.instances} instances, ${used.cores} of ${limits.cores} cores, ${used.ram} of ${limits.ram} ram`,
+          ),
+        });
+        continue;
       }
-      const buildRequestId = randomUUID();
-      const reservationId = `r-${randomUUID().slice(0, 8)}`;
-      const ids: string[] = [];
-      const names: string[] = [];
-      const hostnames: string[] = [];
-      for (let i = 0; i < count; i++) {
-        const name = count > 1 ? `${req.name}-${i + 1}` : req.name;
-        ids.push(randomUUID());
-        names.push(name);
-        hostnames.push(req.hostname || name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63));
-      }
-      // One statement: the build request, its servers, their build state and create actions.
-      const rows = await tx.query<ServerRow>(INSERT_BUILD, [
-        buildRequestId,
-        reservationId,
-        req.projectId,
-        req.userId,
-        req.clientToken,
-        req.requestId,
-        JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined }),
-        req.flavor.id,
-        JSON.stringify(req.flavor),
-        req.imageRef,
-        JSON.stringify(req.metadata),
-        req.keyName,
-        req.availabilityZone,
-        req.userData,
-        req.description,
-        ids,
-        names,
-        hostnames,
-        req.networkMode,
-        JSON.stringify(req.networks),
-        req.maxAttempts,
-      ]);
-      return { reservationId, rows, created: true };
-    });
-    const servers = result.rows
-      ? result.rows.map(fromRow)
-      : await this.list({ reservationId: result.reservationId, includeDeleted: true });
-    servers.sort((a, b) => a.launchIndex - b.launchIndex);
-    return { reservationId: result.reservationId, servers, created: result.created };
+      const rows = await this.insertBuild(tx, req, count);
+      used.instances += count;
+      used.cores += count * req.flavor.vcpus;
+      used.ram += count * req.flavor.ramMb;
+      if (req.clientToken) known.set(req.clientToken, rows[0]!.reservation_id);
+      outcomes.push({ reservationId: rows[0]!.reservation_id, rows });
+    }
+    return outcomes;
+  }
+
+  private insertBuild(tx: Queryable, req: NewServersRequest, count: number): Promise<ServerRow[]> {
+    const buildRequestId = randomUUID();
+    const reservationId = `r-${randomUUID().slice(0, 8)}`;
+    const ids: string[] = [];
+    const names: string[] = [];
+    const hostnames: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = count > 1 ? `${req.name}-${i + 1}` : req.name;
+      ids.push(randomUUID());
+      names.push(name);
+      hostnames.push(req.hostname || name.replace(/[^A-Za-z0-9-]/g, "-").slice(0, 63));
+    }
+    // One statement: the build request, its servers, their build state and create actions.
+    return tx.query<ServerRow>(INSERT_BUILD, [
+      buildRequestId,
+      reservationId,
+      req.projectId,
+      req.userId,
+      req.clientToken,
+      req.requestId,
+      JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined }),
+      req.flavor.id,
+      JSON.stringify(req.flavor),
+      req.imageRef,
+      JSON.stringify(req.metadata),
+      req.keyName,
+      req.availabilityZone,
+      req.userData,
+      req.description,
+      ids,
+      names,
+      hostnames,
+      req.networkMode,
+      JSON.stringify(req.networks),
+      req.maxAttempts,
+    ]);
   }
 
   async actions(serverId: string): Promise<ActionRecord[]> {
