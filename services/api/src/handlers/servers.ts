@@ -3,7 +3,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ComputeServiceSchema, InstanceActionSchema, ServerSchema } from "@stratus/contracts/compute/v1";
+import type {
+  ComputeServiceSchema,
+  FlavorSchema,
+  InstanceActionSchema,
+  ServerSchema,
+} from "@stratus/contracts/compute/v1";
 import { isStratusError, StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { RestRequest, Router } from "../http/router.js";
@@ -14,6 +19,7 @@ import { checkEntries, checkPortQuota, resolveNetworks } from "./resolve-network
 
 type Server = MessageShape<typeof ServerSchema>;
 type ComputeService = MessageShape<typeof ComputeServiceSchema>;
+type Flavor = MessageShape<typeof FlavorSchema>;
 type InstanceAction = MessageShape<typeof InstanceActionSchema>;
 
 /** Every status Nova knows (filters naming another are invalid). */
@@ -313,6 +319,17 @@ function userDataOk(s: string): boolean {
 }
 
 export function serverRoutes(router: Router, deps: ApiDeps): void {
+  // Flavors the conductor found by their id. A flavor is never updated nor deleted (the conductor
+  // only creates them), so what an id names never changes; names are always looked up.
+  const flavorsById = new Map<string, Flavor>();
+  const flavorFor = async (ref: string): Promise<Flavor | undefined> => {
+    const cached = flavorsById.get(ref);
+    if (cached) return cached;
+    const { flavor } = await deps.conductor.getFlavor({ id: ref });
+    if (flavor && flavor.id === ref && flavorsById.size < 10_000) flavorsById.set(ref, flavor);
+    return flavor;
+  };
+
   router.add("POST", "/servers", async (req) => {
     if (req.body === undefined) throw invalid("The request body is missing.");
     const body = validate(serverCreateSchema(req.version), req.body);
@@ -336,7 +353,7 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
     const flavorRef = s.flavorRef.split("/").pop() ?? "";
     let flavorId: string;
     try {
-      const { flavor } = await deps.conductor.getFlavor({ id: flavorRef });
+      const flavor = await flavorFor(flavorRef);
       if (!flavor || (!flavor.isPublic && !caller.isAdmin)) throw new StratusError("not_found", "");
       flavorId = flavor.id;
     } catch (err) {
