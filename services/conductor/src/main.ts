@@ -91,11 +91,17 @@ const builder = new Builder({
   buildDeadlineMs: config.BUILD_DEADLINE_MS,
   concurrency: config.BUILD_CONCURRENCY,
 });
-const servers = new Servers(db, {
-  instances: config.QUOTA_INSTANCES,
-  cores: config.QUOTA_CORES,
-  ram: config.QUOTA_RAM_MB,
-});
+const servers = new Servers(
+  db,
+  {
+    instances: config.QUOTA_INSTANCES,
+    cores: config.QUOTA_CORES,
+    ram: config.QUOTA_RAM_MB,
+  },
+  (err) => logger.warn({ err }, "refreshing planner statistics failed"),
+);
+// Fresh planner statistics at start (the servers table may have grown since the last ANALYZE).
+void servers.refreshStatistics();
 
 await booted.serve([
   conductorService({
