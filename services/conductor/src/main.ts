@@ -99,11 +99,17 @@ const builder = new Builder({
   scheduleBatch: config.SCHEDULE_BATCH,
   scheduleCalls: config.SCHEDULE_CALLS,
 });
-const servers = new Servers(db, {
-  instances: config.QUOTA_INSTANCES,
-  cores: config.QUOTA_CORES,
-  ram: config.QUOTA_RAM_MB,
-});
+const servers = new Servers(
+  db,
+  {
+    instances: config.QUOTA_INSTANCES,
+    cores: config.QUOTA_CORES,
+    ram: config.QUOTA_RAM_MB,
+  },
+  (err) => logger.warn({ err }, "refreshing planner statistics failed"),
+);
+// Fresh planner statistics at start (the servers table may have grown since the last ANALYZE).
+void servers.refreshStatistics();
 
 await booted.serve([
   conductorService({

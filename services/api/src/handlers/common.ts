@@ -1,5 +1,5 @@
 // Helpers shared by the handlers: links, timestamps, paging, validation with Nova's messages.
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { StratusError } from "@stratus/runtime";
 import type { z } from "zod";
 import type { Caller, RestRequest } from "../http/router.js";
@@ -22,8 +22,10 @@ export function links(req: RestRequest, collection: string, id: string) {
 /** Nova's timestamps: "2026-11-25T06:33:35Z" (no fraction). */
 export function isoTime(ts: Timestamp | Date | undefined): string | null {
   if (!ts) return null;
-  const d = ts instanceof Date ? ts : timestampDate(ts);
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+  // Whole seconds only: the fraction is dropped anyway (a list formats hundreds of these).
+  const d = ts instanceof Date ? ts : new Date(Number(ts.seconds) * 1000);
+  const s = d.toISOString();
+  return s.length === 24 && s.endsWith("Z") ? `${s.slice(0, 19)}Z` : s.replace(/\.\d{3}Z$/, "Z");
 }
 
 export const invalid = (message: string) => new StratusError("invalid_input", message);

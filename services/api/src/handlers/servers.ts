@@ -3,7 +3,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ComputeServiceSchema, InstanceActionSchema, ServerSchema } from "@stratus/contracts/compute/v1";
+import type {
+  ComputeServiceSchema,
+  FlavorSchema,
+  InstanceActionSchema,
+  ServerSchema,
+} from "@stratus/contracts/compute/v1";
 import { isStratusError, StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { RestRequest, Router } from "../http/router.js";
@@ -14,6 +19,7 @@ import { checkEntries, checkPortQuota, resolveNetworks } from "./resolve-network
 
 type Server = MessageShape<typeof ServerSchema>;
 type ComputeService = MessageShape<typeof ComputeServiceSchema>;
+type Flavor = MessageShape<typeof FlavorSchema>;
 type InstanceAction = MessageShape<typeof InstanceActionSchema>;
 
 /** Every status Nova knows (filters naming another are invalid). */
@@ -42,12 +48,20 @@ const KNOWN_STATUSES = new Set([
 
 const PROGRESS_STATUSES = new Set(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"]);
 
+/** Nova's hostId: sha224(project + host), the same for every server of a project on a host. */
+const hostIds = new Map<string, string>();
 function hostId(s: Server): string {
-  return s.host
-    ? createHash("sha224")
-        .update(s.projectId + s.host)
-        .digest("hex")
-    : "";
+  if (!s.host) return "";
+  const key = `${s.projectId}\n${s.host}`;
+  let id = hostIds.get(key);
+  if (id === undefined) {
+    id = createHash("sha224")
+      .update(s.projectId + s.host)
+      .digest("hex");
+    if (hostIds.size >= 100_000) hostIds.clear();
+    hostIds.set(key, id);
+  }
+  return id;
 }
 
 export function addressesOf(s: Server) {
@@ -70,10 +84,39 @@ export function addressesOf(s: Server) {
   return out;
 }
 
-function flavorOf(req: RestRequest, s: Server) {
+/** What a server's view depends on besides the server, worked out once per request. */
+interface ViewContext {
+  req: RestRequest;
+  admin: boolean;
+  embeddedFlavor: boolean;
+  extendedAttributes: boolean;
+  hostStatus: boolean;
+  locked: boolean;
+  description: boolean;
+  tags: boolean;
+  services: ComputeService[] | undefined;
+}
+
+function viewContext(req: RestRequest, services?: ComputeService[]): ViewContext {
+  const v = req.version;
+  return {
+    req,
+    admin: req.caller.isAdmin,
+    embeddedFlavor: at(v, "embeddedFlavor"),
+    extendedAttributes: at(v, "extendedServerAttributes"),
+    hostStatus: at(v, "serverHostStatus"),
+    locked: at(v, "serverLocked"),
+    description: at(v, "serverDescription"),
+    tags: at(v, "serverTags"),
+    services,
+  };
+}
+
+function flavorOf(ctx: ViewContext, s: Server) {
+  const { req } = ctx;
   const f = s.flavor;
   if (!f) return {};
-  if (at(req.version, "embeddedFlavor")) {
+  if (ctx.embeddedFlavor) {
     return {
       vcpus: f.vcpus,
       ram: f.ramMb,
@@ -87,9 +130,8 @@ function flavorOf(req: RestRequest, s: Server) {
   return { id: f.id, links: [{ rel: "bookmark", href: `${req.hostUrl}/flavors/${f.id}` }] };
 }
 
-function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) {
-  const admin = req.caller.isAdmin;
-  const v = req.version;
+function serverDetail(ctx: ViewContext, s: Server) {
+  const { req, admin } = ctx;
   const view: Record<string, unknown> = {
     id: s.id,
     name: s.name,
@@ -101,7 +143,7 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
     image: s.imageRef
       ? { id: s.imageRef, links: [{ rel: "bookmark", href: `${req.hostUrl}/images/${s.imageRef}` }] }
       : "",
-    flavor: flavorOf(req, s),
+    flavor: flavorOf(ctx, s),
     created: isoTime(s.createdAt),
     updated: isoTime(s.updatedAt),
     addresses: addressesOf(s),
@@ -125,7 +167,7 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
     view["OS-EXT-SRV-ATTR:host"] = s.host || null;
     view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = s.hypervisorHostname || null;
     view["OS-EXT-SRV-ATTR:instance_name"] = s.instanceName;
-    if (at(v, "extendedServerAttributes")) {
+    if (ctx.extendedAttributes) {
       view["OS-EXT-SRV-ATTR:reservation_id"] = s.reservationId;
       view["OS-EXT-SRV-ATTR:launch_index"] = s.launchIndex;
       view["OS-EXT-SRV-ATTR:hostname"] = s.hostname || s.name;
@@ -134,8 +176,8 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
       view["OS-EXT-SRV-ATTR:root_device_name"] = null;
       view["OS-EXT-SRV-ATTR:user_data"] = s.userData || null;
     }
-    if (at(v, "serverHostStatus")) {
-      const svc = services?.find((x) => x.host === s.host);
+    if (ctx.hostStatus) {
+      const svc = ctx.services?.find((x) => x.host === s.host);
       view.host_status = !s.host
         ? ""
         : !svc
@@ -147,9 +189,9 @@ function serverDetail(req: RestRequest, s: Server, services?: ComputeService[]) 
               : "DOWN";
     }
   }
-  if (at(v, "serverLocked")) view.locked = false;
-  if (at(v, "serverDescription")) view.description = s.description || null;
-  if (at(v, "serverTags")) view.tags = [];
+  if (ctx.locked) view.locked = false;
+  if (ctx.description) view.description = s.description || null;
+  if (ctx.tags) view.tags = [];
   if (s.fault && (s.status === "ERROR" || s.status === "DELETED")) {
     const showDetails = admin || s.fault.code !== 500;
     view.fault = {
@@ -277,6 +319,17 @@ function userDataOk(s: string): boolean {
 }
 
 export function serverRoutes(router: Router, deps: ApiDeps): void {
+  // Flavors the conductor found by their id. A flavor is never updated nor deleted (the conductor
+  // only creates them), so what an id names never changes; names are always looked up.
+  const flavorsById = new Map<string, Flavor>();
+  const flavorFor = async (ref: string): Promise<Flavor | undefined> => {
+    const cached = flavorsById.get(ref);
+    if (cached) return cached;
+    const { flavor } = await deps.conductor.getFlavor({ id: ref });
+    if (flavor && flavor.id === ref && flavorsById.size < 10_000) flavorsById.set(ref, flavor);
+    return flavor;
+  };
+
   router.add("POST", "/servers", async (req) => {
     if (req.body === undefined) throw invalid("The request body is missing.");
     const body = validate(serverCreateSchema(req.version), req.body);
@@ -300,7 +353,7 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
     const flavorRef = s.flavorRef.split("/").pop() ?? "";
     let flavorId: string;
     try {
-      const { flavor } = await deps.conductor.getFlavor({ id: flavorRef });
+      const flavor = await flavorFor(flavorRef);
       if (!flavor || (!flavor.isPublic && !caller.isAdmin)) throw new StratusError("not_found", "");
       flavorId = flavor.id;
     } catch (err) {
@@ -373,10 +426,11 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
       listServers(req, deps),
       servicesFor(req, deps),
     ]);
+    const ctx = viewContext(req, services);
     return {
       status: 200,
       body: {
-        servers: servers.map((s) => serverDetail(req, s, services)),
+        servers: servers.map((s) => serverDetail(ctx, s)),
         ...pageLinks(req, "servers/detail", servers, limit),
       },
     };
@@ -384,7 +438,7 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
 
   router.add("GET", "/servers/:id", async (req) => {
     const [server, services] = await Promise.all([getServer(deps, req.params.id!), servicesFor(req, deps)]);
-    return { status: 200, body: { server: serverDetail(req, server, services) } };
+    return { status: 200, body: { server: serverDetail(viewContext(req, services), server) } };
   });
 
   router.add("DELETE", "/servers/:id", async (req) => {

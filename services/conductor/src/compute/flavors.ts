@@ -45,6 +45,13 @@ function fromRow(r: FlavorRow): FlavorRecord {
 const NAME = /^[\w .-]{1,255}$/;
 
 export class Flavors {
+  /**
+   * Flavors found by their id. A flavor is never updated nor deleted (only created), so what an id
+   * names never changes; lookups by name still go to the database (a later flavor may take the
+   * name as its id).
+   */
+  private readonly byId = new Map<string, FlavorRecord>();
+
   constructor(private readonly db: Queryable) {}
 
   async list(includePrivate: boolean): Promise<FlavorRecord[]> {
@@ -58,12 +65,16 @@ export class Flavors {
   /** By id, else by name. */
   async get(idOrName: string): Promise<FlavorRecord> {
     if (!idOrName) throw invalidInput("a flavor id is required");
+    const cached = this.byId.get(idOrName);
+    if (cached) return cached;
     const rows = await this.db.query<FlavorRow>(
       `SELECT * FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1`,
       [idOrName],
     );
     if (!rows[0]) throw notFound(`Flavor ${idOrName} could not be found.`);
-    return fromRow(rows[0]);
+    const flavor = fromRow(rows[0]);
+    if (flavor.id === idOrName && this.byId.size < 10_000) this.byId.set(flavor.id, flavor);
+    return flavor;
   }
 
   async create(f: Partial<FlavorRecord> & { name: string }, newId: () => string): Promise<FlavorRecord> {

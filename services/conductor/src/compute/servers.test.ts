@@ -1,0 +1,199 @@
+// Servers.create against the real schema (embedded PGlite): the single-statement insert writes
+// every row of a build request, the project usage kept by triggers equals a count of the live
+// servers through creates, deletes and a purge, and quota and client tokens still hold.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FlavorRecord } from "./flavors.js";
+import { type NewServersRequest, Servers } from "./servers.js";
+
+const tiny: FlavorRecord = {
+  id: "1",
+  name: "m1.tiny",
+  vcpus: 1,
+  ramMb: 512,
+  diskGb: 1,
+  ephemeralGb: 0,
+  swapMb: 0,
+  rxtxFactor: 1,
+  isPublic: true,
+  extraSpecs: {},
+};
+const medium: FlavorRecord = { ...tiny, id: "3", name: "m1.medium", vcpus: 2, ramMb: 4096 };
+
+const request = (projectId: string, over: Partial<NewServersRequest> = {}): NewServersRequest => ({
+  name: "vm",
+  flavor: tiny,
+  imageRef: "img",
+  minCount: 1,
+  maxCount: 1,
+  networkMode: "none",
+  networks: [],
+  metadata: { k: "v" },
+  userData: "",
+  clientToken: "",
+  projectId,
+  userId: "u",
+  keyName: "",
+  availabilityZone: "",
+  description: "",
+  hostname: "",
+  requestId: "req-test",
+  maxAttempts: 3,
+  ...over,
+});
+
+describe("Servers.create and project usage (PGlite)", () => {
+  let dir: string;
+  let db: Database;
+  let servers: Servers;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "stratus-servers-test-"));
+    db = await openDatabase({
+      service: "conductor",
+      dataDir: dir,
+      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
+      logger: createLogger("servers-test", "silent"),
+    });
+    servers = new Servers(db, { instances: 10, cores: 20, ram: 51200 });
+  });
+  afterAll(async () => {
+    await db?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const counted = async (projectId: string) => {
+    const [r] = await db.query<{ instances: number; cores: number; ram: number }>(
+      `SELECT count(*)::int AS instances, coalesce(sum((flavor->>'vcpus')::int), 0)::int AS cores,
+         coalesce(sum((flavor->>'ramMb')::int), 0)::int AS ram
+       FROM servers WHERE project_id = $1 AND NOT deleted`,
+      [projectId],
+    );
+    return r;
+  };
+
+  it("writes the build request, servers, build state and create actions in one go", async () => {
+    const made = await servers.create(request("p1", { name: "web", minCount: 3, maxCount: 3 }));
+    expect(made.created).toBe(true);
+    expect(made.servers.map((s) => [s.name, s.launchIndex, s.vmState, s.taskState])).toEqual([
+      ["web-1", 0, "building", "scheduling"],
+      ["web-2", 1, "building", "scheduling"],
+      ["web-3", 2, "building", "scheduling"],
+    ]);
+    expect(made.servers[0]).toMatchObject({
+      projectId: "p1",
+      flavor: tiny,
+      metadata: { k: "v" },
+      hostname: "web-1",
+      reservationId: made.reservationId,
+      deleted: false,
+      fault: undefined,
+    });
+    // What create answers is what a later read sees.
+    const listed = await servers.list({ reservationId: made.reservationId });
+    expect([...listed].sort((a, b) => a.launchIndex - b.launchIndex)).toEqual(made.servers);
+    const ids = made.servers.map((s) => s.id);
+    const [builds] = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM server_builds WHERE server_id = ANY($1::uuid[]) AND phase = 'allocating' AND network_mode = 'none' AND max_attempts = 3",
+      [ids],
+    );
+    const [actions] = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM instance_actions WHERE server_id = ANY($1::uuid[]) AND action = 'create' AND request_id = 'req-test'",
+      [ids],
+    );
+    expect([builds!.n, actions!.n]).toEqual([3, 3]);
+  });
+
+  it("usage follows creates, deletes and flavor changes; quota counts it", async () => {
+    const p = "p2";
+    const a = await servers.create(request(p, { minCount: 4, maxCount: 4 }));
+    await servers.create(request(p, { flavor: medium }));
+    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect(await servers.usageOf(p)).toEqual({ instances: 5, cores: 6, ram: 4 * 512 + 4096 });
+
+    await db.query("UPDATE servers SET deleted = true, vm_state = 'deleted' WHERE id = $1", [
+      a.servers[0]!.id,
+    ]);
+    await db.query("UPDATE servers SET task_state = 'spawning' WHERE id = $1", [a.servers[1]!.id]);
+    await db.query("UPDATE servers SET flavor = $2 WHERE id = $1", [
+      a.servers[2]!.id,
+      JSON.stringify(medium),
+    ]);
+    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect(await servers.usageOf(p)).toEqual({ instances: 4, cores: 6, ram: 2 * 512 + 2 * 4096 });
+
+    // 4 of 10 instances used: 6 more fit, 7 do not; max_count is lowered to what fits.
+    expect((await servers.create(request(p, { minCount: 1, maxCount: 9 }))).servers).toHaveLength(6);
+    await expect(servers.create(request(p))).rejects.toMatchObject({ kind: "quota_exceeded" });
+    expect(await servers.usageOf(p)).toEqual(await counted(p));
+
+    // A deleted server gives its place back.
+    await db.query("UPDATE servers SET deleted = true WHERE id = $1", [a.servers[3]!.id]);
+    expect((await servers.create(request(p))).servers).toHaveLength(1);
+    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect(await servers.usageOf("nobody")).toEqual({ instances: 0, cores: 0, ram: 0 });
+  });
+
+  it("the same client token answers the first call's servers and creates nothing more", async () => {
+    const first = await servers.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
+    const again = await servers.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
+    expect(again.created).toBe(false);
+    expect(again.reservationId).toBe(first.reservationId);
+    expect(again.servers.map((s) => s.id)).toEqual(first.servers.map((s) => s.id));
+    expect((await servers.usageOf("p3")).instances).toBe(2);
+  });
+
+  it("concurrent creates of one project (accepted together): quota exact, tokens once", async () => {
+    const p = "p4";
+    const calls = Array.from({ length: 15 }, (_, i) =>
+      servers.create(request(p, { name: `c-${i}`, clientToken: i < 2 ? "same" : "" })).then(
+        (r) => ({ ok: true as const, r }),
+        (err: unknown) => ({ ok: false as const, err }),
+      ),
+    );
+    const results = await Promise.all(calls);
+    const [first, second] = results;
+    expect(first!.ok && second!.ok).toBe(true);
+    if (first!.ok && second!.ok) {
+      expect(second!.r.reservationId).toBe(first!.r.reservationId);
+      expect(second!.r.servers.map((s) => s.id)).toEqual(first!.r.servers.map((s) => s.id));
+    }
+    const refused = results.filter((x) => !x.ok);
+    expect(refused).toHaveLength(4); // 14 distinct requests (two share a token), 10 fit
+    for (const x of refused) if (!x.ok) expect(x.err).toMatchObject({ kind: "quota_exceeded" });
+    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect((await servers.usageOf(p)).instances).toBe(10);
+    const [br] = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM build_requests WHERE project_id = $1",
+      [p],
+    );
+    expect(br!.n).toBe(10);
+  });
+
+  it("refreshes the planner statistics in the background as the servers table grows", async () => {
+    const seen: string[] = [];
+    const watched: Database = {
+      ...db,
+      kind: db.kind,
+      query: (sql, params) => {
+        seen.push(sql);
+        return db.query(sql, params);
+      },
+      transaction: (fn, options) => db.transaction(fn, options),
+      close: () => Promise.resolve(),
+    };
+    const big = new Servers(watched, { instances: 10_000, cores: 10_000, ram: 10_000_000 });
+    await big.create(request("p5", { minCount: 50, maxCount: 50 }));
+    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(0);
+    await big.create(request("p5", { minCount: 60, maxCount: 60 }));
+    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
+    await big.refreshStatistics();
+    const [servers] = await db.query<{ reltuples: number }>(
+      "SELECT reltuples::int AS reltuples FROM pg_class WHERE relname = 'servers'",
+    );
+    expect(servers!.reltuples).toBeGreaterThanOrEqual(110);
+  });
+});
