@@ -10,6 +10,7 @@ import pg from "pg";
 import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates.js";
 import { Placement } from "../../services/scheduler/src/placement/placement.js";
 import { Scheduler } from "../../services/scheduler/src/scheduling/scheduler.js";
+import { searchGroups, seedCloud } from "./cloud.js";
 
 const hosts = Number(process.argv[2] ?? 1000);
 const segmentCount = Number(process.argv[3] ?? 20);
@@ -86,35 +87,11 @@ async function backendTicks(): Promise<number> {
 }
 
 try {
-  const segments = Array.from({ length: segmentCount }, () => randomUUID());
-  const hostUuids = Array.from({ length: hosts }, () => randomUUID());
-  const ins = `INSERT INTO resource_providers (id, uuid, name, generation, root_id, shares)
-    SELECT n, u, nm, 2, n, s FROM (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::int AS n, u, nm, s
-    FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS x(u, nm, s)) q`;
-  await db.query(ins, [segments, segments.map((s) => `segment-${s}`), segments.map(() => true)]);
-  await db.query(ins, [hostUuids, hostUuids.map((_, i) => `compute-${i}`), hostUuids.map(() => false)]);
-  const ips = Math.ceil(hosts / segmentCount) * 2;
-  await db.query(`INSERT INTO inventories (provider_id, resource_class, total, max_unit)
-    SELECT id, 'IPV4_ADDRESS', ${ips}, ${ips} FROM resource_providers WHERE shares`);
-  for (const [rc, t] of [
-    ["VCPU", 8],
-    ["MEMORY_MB", 16384],
-    ["DISK_GB", 160],
-  ] as const)
-    await db.query(
-      `INSERT INTO inventories (provider_id, resource_class, total, max_unit)
-      SELECT id, $1, $2, $2 FROM resource_providers WHERE NOT shares`,
-      [rc, t],
-    );
-  await db.query(
-    `INSERT INTO provider_traits SELECT id, 'MISC_SHARES_VIA_AGGREGATE' FROM resource_providers WHERE shares`,
-  );
-  await db.query(
-    `INSERT INTO provider_aggregates SELECT p.id, x.a FROM unnest($1::uuid[], $2::uuid[]) x(u, a) JOIN resource_providers p ON p.uuid = x.u`,
-    [
-      [...segments, ...hostUuids],
-      [...segments, ...hostUuids.map((_, i) => segments[i % segmentCount]!)],
-    ],
+  const { segments, hostUuids } = await seedCloud(
+    db,
+    hosts,
+    segmentCount,
+    Math.ceil(hosts / segmentCount) * 2,
   );
   if (!process.argv.includes("--no-analyze")) await db.query("ANALYZE");
   const scheduler = new Scheduler(
@@ -132,22 +109,7 @@ try {
     for (let i = 0; i < 500; i++) {
       const t = performance.now();
       await finder.list({
-        groups: [
-          {
-            suffix: "",
-            resources: { VCPU: 1, MEMORY_MB: 1024, DISK_GB: 10 },
-            requiredTraits: [],
-            forbiddenTraits: [],
-            memberOf: [],
-          },
-          {
-            suffix: "PORT1",
-            resources: { IPV4_ADDRESS: 1 },
-            requiredTraits: [],
-            forbiddenTraits: [],
-            memberOf: [[segments[i % segmentCount]!]],
-          },
-        ],
+        groups: searchGroups(segments[i % segmentCount]!),
         groupPolicy: "none",
         limit: 50,
       });

@@ -1,7 +1,6 @@
 // Diagnosis: seeds a PostgreSQL database (SQL seed) and prints EXPLAIN ANALYZE of the candidate
 // statement the scheduler runs (roots + their trees and sharing providers in one statement).
 //   node --import tsx bench/placement/explain.ts [providers] [segments] [--quiet] [--pglite [--analyze]]
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,9 +10,9 @@ import pg from "pg";
 import {
   type CandidateQuery,
   candidatesQuery,
-  type RequestGroupSpec,
   rootsQuery,
 } from "../../services/scheduler/src/placement/candidates.js";
+import { searchGroups, seedCloud } from "./cloud.js";
 
 const hosts = Number(process.argv[2] ?? 10000);
 const segmentCount = Number(process.argv[3] ?? 100);
@@ -29,52 +28,9 @@ const db = await openDatabase({
   logger: createLogger("explain", "warn"),
 });
 try {
-  const segments = Array.from({ length: segmentCount }, () => randomUUID());
-  const hostUuids = Array.from({ length: hosts }, () => randomUUID());
-  const ins = `INSERT INTO resource_providers (id, uuid, name, generation, root_id, shares)
-    SELECT n, u, nm, 2, n, s FROM (SELECT nextval(pg_get_serial_sequence('resource_providers', 'id'))::int AS n, u, nm, s
-    FROM unnest($1::uuid[], $2::text[], $3::bool[]) AS x(u, nm, s)) q`;
-  await db.query(ins, [segments, segments.map((s) => `segment-${s}`), segments.map(() => true)]);
-  await db.query(ins, [hostUuids, hostUuids.map((_, i) => `compute-${i}`), hostUuids.map(() => false)]);
-  await db.query(`INSERT INTO inventories (provider_id, resource_class, total, max_unit)
-    SELECT id, 'IPV4_ADDRESS', 1000, 1000 FROM resource_providers WHERE shares`);
-  for (const [rc, t] of [
-    ["VCPU", 8],
-    ["MEMORY_MB", 16384],
-    ["DISK_GB", 160],
-  ] as const)
-    await db.query(
-      `INSERT INTO inventories (provider_id, resource_class, total, max_unit)
-      SELECT id, $1, $2, $2 FROM resource_providers WHERE NOT shares`,
-      [rc, t],
-    );
-  await db.query(
-    `INSERT INTO provider_traits SELECT id, 'MISC_SHARES_VIA_AGGREGATE' FROM resource_providers WHERE shares`,
-  );
-  await db.query(
-    `INSERT INTO provider_aggregates SELECT p.id, x.a FROM unnest($1::uuid[], $2::uuid[]) x(u, a) JOIN resource_providers p ON p.uuid = x.u`,
-    [
-      [...segments, ...hostUuids],
-      [...segments, ...hostUuids.map((_, i) => segments[i % segmentCount]!)],
-    ],
-  );
+  const { segments } = await seedCloud(db, hosts, segmentCount, 1000);
   if (!usePglite || process.argv.includes("--analyze")) await db.query("ANALYZE");
-  const groups: RequestGroupSpec[] = [
-    {
-      suffix: "",
-      resources: { VCPU: 1, MEMORY_MB: 1024, DISK_GB: 10 },
-      requiredTraits: [],
-      forbiddenTraits: [],
-      memberOf: [],
-    },
-    {
-      suffix: "PORT1",
-      resources: { IPV4_ADDRESS: 1 },
-      requiredTraits: [],
-      forbiddenTraits: [],
-      memberOf: [[segments[7]!]],
-    },
-  ];
+  const groups = searchGroups(segments[7]!);
   const base = { groups, groupPolicy: "none" as const };
   const queries: [string, CandidateQuery & { limit: number }][] = [
     ["candidates (limit 50)", { ...base, limit: 50 }],

@@ -34,6 +34,7 @@ import {
   type TestNats,
 } from "@stratus/runtime/testing";
 import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates.js";
+import { searchGroups } from "./cloud.js";
 
 type Backend = "pglite" | "postgres";
 
@@ -386,22 +387,7 @@ async function oneRun(backend: Backend, hosts: number, segmentCount: number): Pr
         async (segment) =>
           (
             await finder.list({
-              groups: [
-                {
-                  suffix: "",
-                  resources: { VCPU: 1, MEMORY_MB: 1024, DISK_GB: 10 },
-                  requiredTraits: [],
-                  forbiddenTraits: [],
-                  memberOf: [],
-                },
-                {
-                  suffix: "PORT1",
-                  resources: { IPV4_ADDRESS: 1 },
-                  requiredTraits: [],
-                  forbiddenTraits: [],
-                  memberOf: [[segment]],
-                },
-              ],
+              groups: searchGroups(segment),
               groupPolicy: "none",
               limit: LIMIT,
             })
