@@ -269,14 +269,7 @@ export class Builder {
     if (server.host !== undefined) b.host = server.host as string;
   }
 
-  private event(
-    _b: BuildRow,
-    event: string,
-    startedAt: Date,
-    ok: boolean,
-    host = "",
-    traceback = "",
-  ): StepRecord {
+  private event(event: string, startedAt: Date, ok: boolean, host = "", traceback = ""): StepRecord {
     return { event: { event, startedAt, ok, host, traceback } };
   }
 
@@ -492,7 +485,7 @@ export class Builder {
       b,
       { requested, ports, phase: "scheduling" },
       { task_state: "scheduling" },
-      this.event(b, "conductor_allocate_networks", started, true),
+      this.event("conductor_allocate_networks", started, true),
     );
   }
 
@@ -548,7 +541,7 @@ export class Builder {
           500,
           err.message,
           "no_valid_host",
-          this.event(b, "conductor_schedule_instances", started, false, "", err.message),
+          this.event("conductor_schedule_instances", started, false, "", err.message),
         );
         return;
       }
@@ -565,7 +558,7 @@ export class Builder {
         command_sent: false,
       },
       { host: selected.host, node: selected.host, task_state: "networking" },
-      this.event(b, "conductor_schedule_instances", started, true, selected.host),
+      this.event("conductor_schedule_instances", started, true, selected.host),
     );
     this.announce(b, "building", "networking");
   }
@@ -590,7 +583,7 @@ export class Builder {
     await this.send(
       b,
       host,
-      b.ports.length ? this.event(b, "conductor_bind_ports", started, true, host) : {},
+      b.ports.length ? this.event("conductor_bind_ports", started, true, host) : {},
       b.ports.length ? { addresses } : {},
     );
   }
@@ -661,7 +654,7 @@ export class Builder {
             sent_at: null,
           },
           { host: next.host, node: next.host, task_state: "networking" },
-          this.event(b, "conductor_reschedule", started, true, next.host, reason),
+          this.event("conductor_reschedule", started, true, next.host, reason),
         );
         this.announce(b, "building", "networking", `rescheduled to ${next.host}: ${reason}`);
         return;
@@ -738,7 +731,6 @@ export class Builder {
         : { vm_state: "error", task_state: "", power_state: 0, addresses: [] },
       {
         ...this.event(
-          b,
           deleting ? "conductor_delete_instance" : "conductor_cleanup_build",
           started,
           true,
@@ -814,7 +806,7 @@ export class Builder {
               power_state: r.powerState || 1,
               launched_at: new Date(),
             },
-            this.event(b, "compute_build_and_run_instance", started, true, r.host),
+            this.event("compute_build_and_run_instance", started, true, r.host),
             { release: true },
           );
           this.announce(b, "active", "");
@@ -824,7 +816,7 @@ export class Builder {
           b,
           {},
           {},
-          this.event(b, "compute_build_and_run_instance", started, false, r.host, r.error),
+          this.event("compute_build_and_run_instance", started, false, r.host, r.error),
         );
         await this.attemptFailed(b, r.host, r.error || "spawn failed", r.retryable);
       } catch (err) {
