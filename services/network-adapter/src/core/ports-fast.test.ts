@@ -97,6 +97,28 @@ describe.each([
   );
 
   it.skipIf(!available)(
+    "draws again when the MAC it drew is already on the network, and keeps no address for the miss",
+    async () => {
+      const net = await network({});
+      const sub = await subnet(net.id, "10.23.0.0/24", ["10.23.0.10", "10.23.0.20"]);
+      // The same seed makes the second port's first draw the first port's MAC.
+      const [a, b] = await db.transaction(async (q) => {
+        await q.query("SELECT setseed(0.42)");
+        const [first] = await createPortsFast(q, [{ req: port(net.id, { name: "a" }), caller: admin }]);
+        await q.query("SELECT setseed(0.42)");
+        const [second] = await createPortsFast(q, [{ req: port(net.id, { name: "b" }), caller: admin }]);
+        return [first, second];
+      });
+      expect(a?.name).toBe("a");
+      expect(b?.name).toBe("b");
+      expect(b!.mac_address).not.toBe(a!.mac_address);
+      expect(String(b!.mac_address)).toMatch(/^fa:16:3e(:[0-9a-f]{2}){3}$/);
+      expect(await count("SELECT count(*) AS n FROM ip_free WHERE subnet_id = $1", [sub.id])).toBe(11 - 2);
+      expect(await count("SELECT count(*) AS n FROM ip_allocations WHERE subnet_id = $1", [sub.id])).toBe(2);
+    },
+  );
+
+  it.skipIf(!available)(
     "leaves to the full path what it may not make, and writes nothing for it",
     async () => {
       const own = await network({ projectId: "p-own" });

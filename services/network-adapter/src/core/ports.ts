@@ -258,9 +258,11 @@ type Row = Record<string, unknown>;
  * trip and one commit for all of them. Gives, per request, its new row, or null when that request
  * made nothing (unknown or forbidden network, routed network, no subnet, every free address
  * locked by allocations in flight, the free lists empty): the full path in a transaction then
- * waits for in-flight allocations, reports exhaustion or explains the refusal. An error in any
- * item (a random MAC already on the network, a concurrent network delete) rolls back the whole
- * call; the requests are then run one by one, and one failing so is also left to the full path.
+ * waits for in-flight allocations, reports exhaustion or explains the refusal. A request without
+ * a MAC gets one the function draws (and draws again while it is taken: migrations/003). An error
+ * in any item (a MAC the caller asked for already on the network, a concurrent network delete)
+ * rolls back the whole call; the requests are then run one by one, and one failing so is also left
+ * to the full path.
  */
 export async function createPortsFast(
   q: Queryable,
@@ -274,7 +276,7 @@ export async function createPortsFast(
       ids[i],
       req.projectId || caller.projectId,
       req.name,
-      (req.macAddress || randomMac()).toLowerCase(),
+      req.macAddress ? req.macAddress.toLowerCase() : null, // null: the function picks a free one
       req.deviceId,
       req.deviceOwner,
       req.bindingVnicType || "normal",
