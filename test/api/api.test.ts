@@ -1,6 +1,9 @@
 // The compute API over the whole mesh: versions and microversions, get-me-a-network (2.37), the
 // nova-network deprecations, auth and project scoping, errors in Nova's shape — and a property
 // test that nothing a client can send gets a 5xx.
+import { randomUUID } from "node:crypto";
+import { ConductorService } from "@stratus/contracts/compute/v1";
+import { runWithContext, serviceClient } from "@stratus/runtime";
 import type { Mesh } from "@stratus/runtime/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +13,7 @@ import {
   type NetworkClient,
   rest,
   startApiMesh,
+  until,
   waitServer,
 } from "./helpers.js";
 
@@ -186,6 +190,44 @@ describe("nova-network is gone", () => {
     expect(at236.maxTotalInstances).toBe(10);
     expect((await call("GET", "/v2.1/os-networks", { version: "2.35" })).status).toBe(200);
     expect((await call("GET", "/v2.1/os-networks", { version: "2.36" })).status).toBe(404);
+  });
+});
+
+describe("server lists follow the servers' changes", () => {
+  // The api keeps list answers until the conductor's change events say otherwise (this mesh's
+  // cache lifetime is ten minutes, so only the events can refresh them).
+  const detail = async (token: string) =>
+    (await call("GET", "/v2.1/servers/detail", { token, version: "2.37" })).body.servers as {
+      id: string;
+      status: string;
+    }[];
+
+  it("a list shows a build's progress, this api's own writes at once, and another replica's delete", async () => {
+    const token = "carol:p-lists";
+    expect(await detail(token)).toEqual([]);
+    const one = await boot("none", { token, name: "l1" });
+    expect(one.status).toBe(202);
+    // Read-your-writes: the empty list above is not served again.
+    expect((await detail(token)).map((s) => s.id)).toEqual([one.body.server.id]);
+    // The build's steps are written by the conductor alone: only its events refresh the list.
+    await until(
+      "list shows ACTIVE",
+      async () => (await detail(token)).find((s) => s.id === one.body.server.id)?.status === "ACTIVE",
+    );
+    const two = await boot("none", { token, name: "l2" });
+    await until("second ACTIVE", async () => (await detail(token)).every((s) => s.status === "ACTIVE"));
+    expect((await detail(token)).length).toBe(2);
+
+    expect((await call("DELETE", `/v2.1/servers/${one.body.server.id}`, { token })).status).toBe(204);
+    expect((await detail(token)).map((s) => s.id)).toEqual([two.body.server.id]);
+    // A delete that does not pass through this api (another replica, or the conductor's RPC).
+    await runWithContext(
+      { requestId: `req-${randomUUID()}`, userId: "carol", projectId: "p-lists", isAdmin: false },
+      () => serviceClient(ConductorService, mesh.url("conductor")).deleteServer({ id: two.body.server.id }),
+    );
+    await until("list empty", async () => (await detail(token)).length === 0);
+    // Another project's lists never mixed in.
+    expect((await detail("dave:p-lists-other")).length).toBe(0);
   });
 });
 

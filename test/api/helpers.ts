@@ -19,6 +19,9 @@ export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }
     // debug: every handled RPC is logged with its request id (the request-id test reads them).
     env: { LOG_LEVEL: "debug" },
     serviceEnv: {
+      // Server lists are cached until the conductor says they changed: with a lifetime this long,
+      // every list a test reads is fresh only if the change events work.
+      api: { API_LIST_CACHE_MS: "600000" },
       "compute-agent": {
         COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",
         COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",

@@ -29,6 +29,7 @@ import type { Logger } from "./log.js";
 /** Subjects: stratus.<domain>.<event>. */
 export const Subjects = {
   serverState: "stratus.server.state",
+  serversChanged: "stratus.server.changed",
   computeBuild: (host: string) => `stratus.compute.build.${host}`,
   computeDelete: (host: string) => `stratus.compute.delete.${host}`,
   computeResult: "stratus.compute.result",

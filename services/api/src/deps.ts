@@ -6,6 +6,7 @@ import type { NetworkService } from "@stratus/contracts/network/v1";
 import type { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import type { Logger } from "@stratus/runtime";
 import type { ImageCatalogue } from "./images.js";
+import type { ListCache } from "./list-cache.js";
 
 export interface ApiDeps {
   conductor: Client<typeof ConductorService>;
@@ -13,5 +14,7 @@ export interface ApiDeps {
   placement: Client<typeof PlacementService>;
   computeAgent: Client<typeof ComputeAgentService>;
   images: ImageCatalogue;
+  /** Server list answers kept until their project's servers change (absent: not cached). */
+  listCache?: ListCache;
   logger: Logger;
 }

@@ -1,13 +1,15 @@
 // api: the edge. Serves the Nova-compatible REST API on API_PORT and health/reflection on PORT.
 import { ConductorService } from "@stratus/contracts/compute/v1";
 import { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
+import { ServersChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { bootService, serviceClient } from "@stratus/runtime";
+import { bootService, Subjects, serviceClient } from "@stratus/runtime";
 import { z } from "zod";
 import { buildRouter } from "./app.js";
 import { createRestServer } from "./http/server.js";
 import { ImageCatalogue, parseImages } from "./images.js";
+import { ListCache } from "./list-cache.js";
 
 const booted = await bootService({
   name: "api",
@@ -25,13 +27,27 @@ const booted = await bootService({
       .default(114688)
       .describe("Largest request body in bytes (Nova's max_request_body_size)"),
     API_PUBLIC_URL: z.url().optional().describe("Base URL for links (default: from the Host header)"),
+    API_LIST_CACHE_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(2000)
+      .describe(
+        "Server list answers are kept until their project's servers change, at most this long (a lost change event); 0: no cache",
+      ),
+    API_LIST_CACHE_MB: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .default(64)
+      .describe("Memory for kept server list answers"),
     IMAGES: z
       .string()
       .optional()
       .describe("Extra images as a JSON array of {id, name, min_disk?, min_ram?, size?, ...}"),
   },
 });
-const { config, logger, lifecycle } = booted;
+const { config, logger, lifecycle, bus } = booted;
 
 let images: ImageCatalogue;
 try {
@@ -41,6 +57,21 @@ try {
   process.exit(1);
 }
 
+// The server list cache follows the conductor's change events; while NATS is down (events may be
+// missed) it is emptied and not used.
+const listCache = new ListCache({
+  ttlMs: config.API_LIST_CACHE_MS,
+  maxBytes: config.API_LIST_CACHE_MB * 2 ** 20,
+});
+bus.subscribe(Subjects.serversChanged, ServersChangedSchema, (e) => listCache.changed(e.projectIds));
+await bus.nc.flush();
+void (async () => {
+  for await (const s of bus.nc.status()) {
+    if (s.type === "disconnect") listCache.suspend();
+    else if (s.type === "reconnect") listCache.resume();
+  }
+})();
+
 const router = buildRouter({
   conductor: serviceClient(ConductorService, config.CONDUCTOR_URL),
   network: serviceClient(NetworkService, config.NETWORK_URL),
@@ -48,6 +79,7 @@ const router = buildRouter({
   computeAgent: serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL),
   images,
   logger,
+  listCache,
 });
 const rest = createRestServer({
   router,

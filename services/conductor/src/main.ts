@@ -16,6 +16,7 @@ import {
 } from "@stratus/runtime";
 import { z } from "zod";
 import { Builder } from "./build/builder.js";
+import { ServerChanges } from "./compute/changes.js";
 import { Flavors } from "./compute/flavors.js";
 import { Servers } from "./compute/servers.js";
 import { conductorService } from "./rpc/conductor-service.js";
@@ -81,9 +82,11 @@ bus.subscribe(
 );
 
 let network: Client<typeof NetworkService> | undefined;
+const changes = ServerChanges.over(bus);
 const builder = new Builder({
   db,
   bus,
+  changes,
   logger,
   network: () => {
     if (!config.NETWORK_URL) throw new StratusError("unavailable", "no NETWORK_URL configured");
@@ -117,6 +120,7 @@ await booted.serve([
     flavors: new Flavors(db),
     builder,
     registry,
+    changes,
     maxAttempts: config.MAX_ATTEMPTS,
   }),
 ]);

@@ -2,7 +2,7 @@
 // show, delete, ips, os-instance-actions.
 import { createHash, randomBytes } from "node:crypto";
 import type { MessageShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import type {
   ComputeServiceSchema,
   FlavorSchema,
@@ -11,8 +11,9 @@ import type {
 } from "@stratus/contracts/compute/v1";
 import { isStratusError, StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
-import type { RestRequest, Router } from "../http/router.js";
-import { at } from "../microversion.js";
+import type { RestRequest, RestResponse, Router } from "../http/router.js";
+import { ALL_PROJECTS } from "../list-cache.js";
+import { at, formatVersion } from "../microversion.js";
 import { type RequestedNetworks, serverCreateSchema } from "../schemas/servers.js";
 import { invalid, isoTime, links, nextLink, paging, validate } from "./common.js";
 import { checkEntries, checkPortQuota, resolveNetworks } from "./resolve-networks.js";
@@ -270,6 +271,40 @@ async function listServers(req: RestRequest, deps: ApiDeps) {
   return { servers: limit === 0 ? [] : servers, limit };
 }
 
+/**
+ * A server list answer from the list cache, or made by `make` and kept there. Not cached: what
+ * shows host status (it follows heartbeats, not server writes). The key is everything the answer
+ * depends on: who asks (project, admin), the version, the URL the links are built from, the query.
+ */
+async function cachedList(
+  req: RestRequest,
+  deps: ApiDeps,
+  collection: string,
+  make: () => Promise<unknown>,
+): Promise<RestResponse> {
+  const cache = deps.listCache;
+  if (!cache?.enabled || hostStatusWanted(req)) return { status: 200, body: await make() };
+  const caller = req.caller;
+  const key = `${caller.isAdmin ? "admin" : "member"}|${caller.projectId}|${formatVersion(req.version)}|${req.baseUrl}|${req.hostUrl}|${collection}?${req.query}`;
+  const hit = cache.get(key);
+  if (hit) return { status: 200, json: hit };
+  const json = await cache.fill(key, caller.isAdmin ? ALL_PROJECTS : caller.projectId, async () =>
+    Buffer.from(JSON.stringify(await make())),
+  );
+  return { status: 200, json };
+}
+
+/**
+ * A show that finds a server written within the cache's lifetime drops its project's cached
+ * lists: the change's event may still be on its way, and a client comparing the two would
+ * otherwise see the list lag behind the show.
+ */
+function dropListsIfNewer(deps: ApiDeps, server: Server): void {
+  const cache = deps.listCache;
+  if (!cache?.enabled || !server.updatedAt) return;
+  if (Date.now() - timestampMs(server.updatedAt) < cache.ttlMs + 1000) cache.changed([server.projectId]);
+}
+
 function pageLinks(req: RestRequest, collection: string, servers: Server[], limit: number) {
   return servers.length > 0 && servers.length === limit
     ? { servers_links: nextLink(req, collection, servers[servers.length - 1]!.id, limit) }
@@ -386,6 +421,7 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
       schedulerHints,
       description: (s as { description?: string | null }).description ?? "",
     });
+    deps.listCache?.changed([caller.projectId]);
     const returnReservation =
       s.return_reservation_id !== undefined &&
       (s.return_reservation_id === true ||
@@ -410,34 +446,33 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
     };
   });
 
-  router.add("GET", "/servers", async (req) => {
-    const { servers, limit } = await listServers(req, deps);
-    return {
-      status: 200,
-      body: {
+  router.add("GET", "/servers", (req) =>
+    cachedList(req, deps, "servers", async () => {
+      const { servers, limit } = await listServers(req, deps);
+      return {
         servers: servers.map((s) => ({ id: s.id, name: s.name, links: links(req, "servers", s.id) })),
         ...pageLinks(req, "servers", servers, limit),
-      },
-    };
-  });
+      };
+    }),
+  );
 
-  router.add("GET", "/servers/detail", async (req) => {
-    const [{ servers, limit }, services] = await Promise.all([
-      listServers(req, deps),
-      servicesFor(req, deps),
-    ]);
-    const ctx = viewContext(req, services);
-    return {
-      status: 200,
-      body: {
+  router.add("GET", "/servers/detail", (req) =>
+    cachedList(req, deps, "servers/detail", async () => {
+      const [{ servers, limit }, services] = await Promise.all([
+        listServers(req, deps),
+        servicesFor(req, deps),
+      ]);
+      const ctx = viewContext(req, services);
+      return {
         servers: servers.map((s) => serverDetail(ctx, s)),
         ...pageLinks(req, "servers/detail", servers, limit),
-      },
-    };
-  });
+      };
+    }),
+  );
 
   router.add("GET", "/servers/:id", async (req) => {
     const [server, services] = await Promise.all([getServer(deps, req.params.id!), servicesFor(req, deps)]);
+    dropListsIfNewer(deps, server);
     return { status: 200, body: { server: serverDetail(viewContext(req, services), server) } };
   });
 
@@ -445,6 +480,7 @@ export function serverRoutes(router: Router, deps: ApiDeps): void {
     const id = req.params.id!;
     try {
       await deps.conductor.deleteServer({ id });
+      deps.listCache?.changed([req.caller.projectId]);
     } catch (err) {
       if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
         throw new StratusError("not_found", `Instance ${id} could not be found.`);

@@ -31,6 +31,8 @@ export interface RestRequest {
 export interface RestResponse {
   status: number;
   body?: unknown;
+  /** The body already serialized as JSON (instead of `body`). */
+  json?: Buffer;
   headers?: Record<string, string>;
 }
 

@@ -280,6 +280,12 @@ function safeHost(host: string | undefined): string {
 function send(res: ServerResponse, result: RestResponse): void {
   for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
   res.statusCode = result.status;
+  if (result.json !== undefined) {
+    res.setHeader("content-type", "application/json");
+    res.setHeader("content-length", result.json.length);
+    res.end(result.json);
+    return;
+  }
   if (result.body === undefined || result.status === 204) {
     res.end();
     return;

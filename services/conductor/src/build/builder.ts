@@ -27,6 +27,7 @@ import {
   Subjects,
   systemContext,
 } from "@stratus/runtime";
+import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord } from "../compute/flavors.js";
 import { type RequestedNetwork, type ServerAddressRecord, statusOf } from "../compute/servers.js";
 import { ScheduleBatcher } from "./schedule-batcher.js";
@@ -103,6 +104,8 @@ export interface BuilderOptions {
   scheduleBatch?: number;
   /** SelectDestinations calls in flight per request spec before builds wait to batch. */
   scheduleCalls?: number;
+  /** Told of every committed write to servers (stratus.server.changed). */
+  changes?: ServerChanges;
 }
 
 const DEVICE_OWNER = "compute:nova";
@@ -265,6 +268,7 @@ export class Builder {
     }
     const done = await this.o.db.query(`WITH ${ctes.join(",\n")} SELECT server_id FROM b`, params);
     if (!done[0]) throw new StaleLease(`lease on ${b.server_id} lost`);
+    if (ssets.length) this.o.changes?.changed(b.project_id);
     Object.assign(b, build);
     if (server.host !== undefined) b.host = server.host as string;
   }
@@ -867,6 +871,7 @@ export class Builder {
     serverId: string,
     ctx: { requestId: string; userId: string; projectId: string },
   ): Promise<void> {
+    let project: string | undefined;
     await this.o.db.transaction(async (tx) => {
       await tx.query(
         `INSERT INTO server_builds (server_id, phase, network_mode, max_attempts)
@@ -879,15 +884,18 @@ export class Builder {
          WHERE server_id = $1`,
         [serverId, ctx.requestId],
       );
-      await tx.query("UPDATE servers SET task_state = 'deleting', updated_at = now() WHERE id = $1", [
-        serverId,
-      ]);
+      const [row] = await tx.query<{ project_id: string }>(
+        "UPDATE servers SET task_state = 'deleting', updated_at = now() WHERE id = $1 RETURNING project_id",
+        [serverId],
+      );
+      project = row?.project_id;
       await tx.query(
         `INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
          VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT DO NOTHING`,
         [serverId, ctx.requestId, ctx.userId, ctx.projectId],
       );
     });
+    if (project !== undefined) this.o.changes?.changed(project);
     await this.settle(serverId);
     const b = await this.acquire(serverId);
     if (!b) return;

@@ -18,6 +18,7 @@ import {
   StratusError,
 } from "@stratus/runtime";
 import type { Builder } from "../build/builder.js";
+import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord, Flavors } from "../compute/flavors.js";
 import { type ActionRecord, isUuid, type ServerRecord, type Servers, statusOf } from "../compute/servers.js";
 import type { ServiceRegistry } from "../services/service-registry.js";
@@ -128,6 +129,8 @@ export function conductorService(deps: {
   flavors: Flavors;
   builder: Builder;
   registry: ServiceRegistry;
+  /** Told of the servers CreateServers wrote (stratus.server.changed). */
+  changes?: ServerChanges;
   maxAttempts: number;
 }): ServiceBinding {
   const { servers, flavors, builder, registry } = deps;
@@ -211,6 +214,7 @@ export function conductorService(deps: {
         requestId: c.requestId,
         maxAttempts: deps.maxAttempts,
       });
+      deps.changes?.changed(projectId);
       for (const s of result.servers) if (s.vmState === "building") builder.kick(s.id);
       return { reservationId: result.reservationId, servers: result.servers.map(serverOut) };
     },

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratus/events/v1/events.proto.
  */
 export const file_stratus_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHJhdHVzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXN0cmF0dXMuZXZlbnRzLnYxIrgBChJTZXJ2ZXJTdGF0ZUNoYW5nZWQSEQoJc2VydmVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIdm1fc3RhdGUYAyABKAkSEgoKdGFza19zdGF0ZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDAoEaG9zdBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgIIAEoCSIcCglCdWlsZFBvcnQSDwoHcG9ydF9pZBgBIAEoCSKYAgoMQnVpbGRDb21tYW5kEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEAoIcG9ydF9pZHMYBCADKAkSDQoFdmNwdXMYBSABKAMSEQoJbWVtb3J5X21iGAYgASgDEg8KB2Rpc2tfZ2IYByABKAMSEQoJaW1hZ2VfcmVmGAggASgJEj8KCG1ldGFkYXRhGAkgAygLMi0uc3RyYXR1cy5ldmVudHMudjEuQnVpbGRDb21tYW5kLk1ldGFkYXRhRW50cnkSDAoEbmFtZRgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoNRGVsZXRlQ29tbWFuZBIRCglzZXJ2ZXJfaWQYASABKAkSDAoEaG9zdBgCIAEoCSKvAQoLQnVpbGRSZXN1bHQSEQoJc2VydmVyX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIPCgdzdWNjZXNzGAQgASgIEg0KBWVycm9yGAUgASgJEhMKC3Bvd2VyX3N0YXRlGAYgASgFEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXRyeWFibGUYCCABKAgiTwoMRGVsZXRlUmVzdWx0EhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB3N1Y2Nlc3MYAyABKAgSDQoFZXJyb3IYBCABKAkiPgoKVmlmUGx1Z2dlZBIRCglzZXJ2ZXJfaWQYASABKAkSDwoHcG9ydF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIngKEFNlcnZpY2VIZWFydGJlYXQSDgoGYmluYXJ5GAEgASgJEgwKBGhvc3QYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAQgASgIEgwKBHpvbmUYBSABKAkivAEKC1BvcnRDaGFuZ2VkEi0KBmNoYW5nZRgBIAEoDjIdLnN0cmF0dXMuZXZlbnRzLnYxLlBvcnRDaGFuZ2USDwoHcG9ydF9pZBgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJEgwKBGhvc3QYBiABKAkSFAoMaXBfYWRkcmVzc2VzGAcgAygJEg4KBnN0YXR1cxgIIAEoCSJxChBJcEFkZHJlc3NDaGFuZ2VkEhEKCWFsbG9jYXRlZBgBIAEoCBIPCgdwb3J0X2lkGAIgASgJEhEKCXN1Ym5ldF9pZBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiSQoOTmV0d29ya0NoYW5nZWQSEgoKbmV0d29ya19pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiYQoRQWxsb2NhdGlvbkNoYW5nZWQSFQoNY29uc3VtZXJfdXVpZBgBIAEoCRIWCg5wcm92aWRlcl91dWlkcxgCIAMoCRIPCgdjbGFpbWVkGAMgASgIEgwKBGhvc3QYBCABKAkqpAEKClBvcnRDaGFuZ2USGwoXUE9SVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIXChNQT1JUX0NIQU5HRV9DUkVBVEVEEAESFQoRUE9SVF9DSEFOR0VfQk9VTkQQAhIXChNQT1JUX0NIQU5HRV9VTkJPVU5EEAMSFwoTUE9SVF9DSEFOR0VfREVMRVRFRBAEEhcKE1BPUlRfQ0hBTkdFX1VQREFURUQQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5zdHJhdHVzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXN0cmF0dXMuZXZlbnRzLnYxIrgBChJTZXJ2ZXJTdGF0ZUNoYW5nZWQSEQoJc2VydmVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIdm1fc3RhdGUYAyABKAkSEgoKdGFza19zdGF0ZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDAoEaG9zdBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgIIAEoCSIlCg5TZXJ2ZXJzQ2hhbmdlZBITCgtwcm9qZWN0X2lkcxgBIAMoCSIcCglCdWlsZFBvcnQSDwoHcG9ydF9pZBgBIAEoCSKYAgoMQnVpbGRDb21tYW5kEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEAoIcG9ydF9pZHMYBCADKAkSDQoFdmNwdXMYBSABKAMSEQoJbWVtb3J5X21iGAYgASgDEg8KB2Rpc2tfZ2IYByABKAMSEQoJaW1hZ2VfcmVmGAggASgJEj8KCG1ldGFkYXRhGAkgAygLMi0uc3RyYXR1cy5ldmVudHMudjEuQnVpbGRDb21tYW5kLk1ldGFkYXRhRW50cnkSDAoEbmFtZRgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoNRGVsZXRlQ29tbWFuZBIRCglzZXJ2ZXJfaWQYASABKAkSDAoEaG9zdBgCIAEoCSKvAQoLQnVpbGRSZXN1bHQSEQoJc2VydmVyX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIPCgdzdWNjZXNzGAQgASgIEg0KBWVycm9yGAUgASgJEhMKC3Bvd2VyX3N0YXRlGAYgASgFEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXRyeWFibGUYCCABKAgiTwoMRGVsZXRlUmVzdWx0EhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB3N1Y2Nlc3MYAyABKAgSDQoFZXJyb3IYBCABKAkiPgoKVmlmUGx1Z2dlZBIRCglzZXJ2ZXJfaWQYASABKAkSDwoHcG9ydF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIngKEFNlcnZpY2VIZWFydGJlYXQSDgoGYmluYXJ5GAEgASgJEgwKBGhvc3QYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAQgASgIEgwKBHpvbmUYBSABKAkivAEKC1BvcnRDaGFuZ2VkEi0KBmNoYW5nZRgBIAEoDjIdLnN0cmF0dXMuZXZlbnRzLnYxLlBvcnRDaGFuZ2USDwoHcG9ydF9pZBgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJEgwKBGhvc3QYBiABKAkSFAoMaXBfYWRkcmVzc2VzGAcgAygJEg4KBnN0YXR1cxgIIAEoCSJxChBJcEFkZHJlc3NDaGFuZ2VkEhEKCWFsbG9jYXRlZBgBIAEoCBIPCgdwb3J0X2lkGAIgASgJEhEKCXN1Ym5ldF9pZBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiSQoOTmV0d29ya0NoYW5nZWQSEgoKbmV0d29ya19pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiYQoRQWxsb2NhdGlvbkNoYW5nZWQSFQoNY29uc3VtZXJfdXVpZBgBIAEoCRIWCg5wcm92aWRlcl91dWlkcxgCIAMoCRIPCgdjbGFpbWVkGAMgASgIEgwKBGhvc3QYBCABKAkqpAEKClBvcnRDaGFuZ2USGwoXUE9SVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIXChNQT1JUX0NIQU5HRV9DUkVBVEVEEAESFQoRUE9SVF9DSEFOR0VfQk9VTkQQAhIXChNQT1JUX0NIQU5HRV9VTkJPVU5EEAMSFwoTUE9SVF9DSEFOR0VfREVMRVRFRBAEEhcKE1BPUlRfQ0hBTkdFX1VQREFURUQQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * stratus.server.state
@@ -72,6 +72,27 @@ export const ServerStateChangedSchema: GenMessage<ServerStateChanged> = /*@__PUR
   messageDesc(file_stratus_events_v1_events, 0);
 
 /**
+ * stratus.server.changed: the conductor wrote servers of these projects (created, a step of a
+ * build or delete, a state change). Sent after the write committed, coalesced per event-loop
+ * turn; whoever caches what it read of servers drops it for these projects.
+ *
+ * @generated from message stratus.events.v1.ServersChanged
+ */
+export type ServersChanged = Message<"stratus.events.v1.ServersChanged"> & {
+  /**
+   * @generated from field: repeated string project_ids = 1;
+   */
+  projectIds: string[];
+};
+
+/**
+ * Describes the message stratus.events.v1.ServersChanged.
+ * Use `create(ServersChangedSchema)` to create a new message.
+ */
+export const ServersChangedSchema: GenMessage<ServersChanged> = /*@__PURE__*/
+  messageDesc(file_stratus_events_v1_events, 1);
+
+/**
  * @generated from message stratus.events.v1.BuildPort
  */
 export type BuildPort = Message<"stratus.events.v1.BuildPort"> & {
@@ -86,7 +107,7 @@ export type BuildPort = Message<"stratus.events.v1.BuildPort"> & {
  * Use `create(BuildPortSchema)` to create a new message.
  */
 export const BuildPortSchema: GenMessage<BuildPort> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 1);
+  messageDesc(file_stratus_events_v1_events, 2);
 
 /**
  * stratus.compute.build.<host> (JetStream, work queue)
@@ -150,7 +171,7 @@ export type BuildCommand = Message<"stratus.events.v1.BuildCommand"> & {
  * Use `create(BuildCommandSchema)` to create a new message.
  */
 export const BuildCommandSchema: GenMessage<BuildCommand> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 2);
+  messageDesc(file_stratus_events_v1_events, 3);
 
 /**
  * stratus.compute.delete.<host> (JetStream, work queue)
@@ -174,7 +195,7 @@ export type DeleteCommand = Message<"stratus.events.v1.DeleteCommand"> & {
  * Use `create(DeleteCommandSchema)` to create a new message.
  */
 export const DeleteCommandSchema: GenMessage<DeleteCommand> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 3);
+  messageDesc(file_stratus_events_v1_events, 4);
 
 /**
  * stratus.compute.result (JetStream)
@@ -230,7 +251,7 @@ export type BuildResult = Message<"stratus.events.v1.BuildResult"> & {
  * Use `create(BuildResultSchema)` to create a new message.
  */
 export const BuildResultSchema: GenMessage<BuildResult> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 4);
+  messageDesc(file_stratus_events_v1_events, 5);
 
 /**
  * stratus.compute.deleted (JetStream)
@@ -264,7 +285,7 @@ export type DeleteResult = Message<"stratus.events.v1.DeleteResult"> & {
  * Use `create(DeleteResultSchema)` to create a new message.
  */
 export const DeleteResultSchema: GenMessage<DeleteResult> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 5);
+  messageDesc(file_stratus_events_v1_events, 6);
 
 /**
  * stratus.compute.vif_plugged
@@ -293,7 +314,7 @@ export type VifPlugged = Message<"stratus.events.v1.VifPlugged"> & {
  * Use `create(VifPluggedSchema)` to create a new message.
  */
 export const VifPluggedSchema: GenMessage<VifPlugged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 6);
+  messageDesc(file_stratus_events_v1_events, 7);
 
 /**
  * stratus.service.heartbeat
@@ -332,7 +353,7 @@ export type ServiceHeartbeat = Message<"stratus.events.v1.ServiceHeartbeat"> & {
  * Use `create(ServiceHeartbeatSchema)` to create a new message.
  */
 export const ServiceHeartbeatSchema: GenMessage<ServiceHeartbeat> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 7);
+  messageDesc(file_stratus_events_v1_events, 8);
 
 /**
  * stratus.port.created / .bound / .unbound / .deleted / .updated
@@ -386,7 +407,7 @@ export type PortChanged = Message<"stratus.events.v1.PortChanged"> & {
  * Use `create(PortChangedSchema)` to create a new message.
  */
 export const PortChangedSchema: GenMessage<PortChanged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 8);
+  messageDesc(file_stratus_events_v1_events, 9);
 
 /**
  * stratus.ip.allocated / stratus.ip.released
@@ -425,7 +446,7 @@ export type IpAddressChanged = Message<"stratus.events.v1.IpAddressChanged"> & {
  * Use `create(IpAddressChangedSchema)` to create a new message.
  */
 export const IpAddressChangedSchema: GenMessage<IpAddressChanged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 9);
+  messageDesc(file_stratus_events_v1_events, 10);
 
 /**
  * stratus.network.created / .deleted
@@ -454,7 +475,7 @@ export type NetworkChanged = Message<"stratus.events.v1.NetworkChanged"> & {
  * Use `create(NetworkChangedSchema)` to create a new message.
  */
 export const NetworkChangedSchema: GenMessage<NetworkChanged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 10);
+  messageDesc(file_stratus_events_v1_events, 11);
 
 /**
  * stratus.allocation.claimed / stratus.allocation.released
@@ -488,7 +509,7 @@ export type AllocationChanged = Message<"stratus.events.v1.AllocationChanged"> &
  * Use `create(AllocationChangedSchema)` to create a new message.
  */
 export const AllocationChangedSchema: GenMessage<AllocationChanged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 11);
+  messageDesc(file_stratus_events_v1_events, 12);
 
 /**
  * @generated from enum stratus.events.v1.PortChange
