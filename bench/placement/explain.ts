@@ -73,8 +73,8 @@ try {
       // On two connections of their own, interleaved so that both see the same load: the
       // statement plain (parsed and planned per call), prepared (named; the server picks custom or
       // generic plans), and prepared with plan_cache_mode = force_generic_plan.
-      const plainC = new pg.Client({ connectionString: tmp.url });
-      const genericC = new pg.Client({ connectionString: tmp.url });
+      const plainC = new pg.Client({ connectionString: tmp.url, options: "-c jit=off" });
+      const genericC = new pg.Client({ connectionString: tmp.url, options: "-c jit=off" });
       await plainC.connect();
       await genericC.connect();
       await genericC.query("SET plan_cache_mode = force_generic_plan");

@@ -286,11 +286,10 @@ function rootsParts(
     // keeps the ordered walk whole, so the nested loop keeps its order and the LIMIT stops it.
     // The index's order read forwards (most free first) or backwards (least free first).
     const idOrder = dir === "DESC" ? "ASC" : "DESC";
-    const select = `SELECT q.id FROM (SELECT si.provider_id, si.free FROM inventories si
-        WHERE si.resource_class = ${classLiteral(query.order.resourceClass)}
-        ORDER BY si.free ${dir}, si.provider_id ${idOrder} OFFSET 0) dd
-  CROSS JOIN LATERAL (SELECT r.id FROM resource_providers r WHERE r.id = dd.provider_id AND ${where.join("\n AND ")}) q
-  ORDER BY dd.free ${dir}, dd.provider_id ${idOrder} LIMIT ${Math.trunc(limit)}`;
+    const select = `SELECT q.id FROM inventories si
+  CROSS JOIN LATERAL (SELECT r.id FROM resource_providers r WHERE r.id = si.provider_id AND ${where.join("\n AND ")}) q
+  WHERE si.resource_class = ${classLiteral(query.order.resourceClass)}
+  ORDER BY si.free ${dir}, si.provider_id ${idOrder} LIMIT ${Math.trunc(limit)}`;
     return { ctes, select };
   }
   const select = `SELECT r.id FROM resource_providers r WHERE ${where.join("\n AND ")} ORDER BY r.id LIMIT ${Math.trunc(limit)}`;
