@@ -5,6 +5,7 @@
 // address was handed out twice (over RPC, and with SQL on PostgreSQL).
 //
 //   node --import tsx bench/ipam/main.ts [--sequential 500] [--concurrent 4000] [--callers 64]
+//     [--warmup 1000]
 //     [--only core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2]   (default: all of them)
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,12 +34,17 @@ const { values } = parseArgs({
     sequential: { type: "string", default: "500" },
     concurrent: { type: "string", default: "4000" },
     callers: { type: "string", default: "64" },
+    warmup: { type: "string", default: "1000" },
     only: { type: "string", default: "core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2" },
   },
 });
 const SEQUENTIAL = Number(values.sequential);
 const CONCURRENT = Number(values.concurrent);
 const CALLERS = Number(values.callers);
+// Calls made at full concurrency before anything is measured: a fresh adapter process runs its
+// first ~1,000 calls several times slower while the JIT compiles its hot paths, which set the
+// p99 of a 4,000-call run (timeline of one run: the first fifth held nearly every slow call).
+const WARMUP = Number(values.warmup);
 const ONLY = new Set(values.only.split(","));
 
 type Client = ReturnType<typeof serviceClient<typeof NetworkService>>;
@@ -155,7 +161,7 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     const allocate: Allocate = (c) =>
       clients[c % clients.length]!.createPort({ networkId: network!.id, projectId: "bench" });
     // Warm-up (JIT, connection pools, HTTP/2 sessions).
-    await run(allocate, 100, 8);
+    await run(allocate, WARMUP, CALLERS); // not measured: see WARMUP
     const seq = await run(allocate, SEQUENTIAL, 1);
     const { figures: conc, line: cpu } = await cpuPerCall(procs, databaseUrl, () =>
       run(allocate, CONCURRENT, CALLERS),
@@ -246,7 +252,7 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
     const allocate: Allocate = async () =>
       (fastEligible(request, caller) && (await batcher.create(request, caller))) ||
       tx((t) => createPort(t, request));
-    await run(allocate, 100, 8);
+    await run(allocate, WARMUP, CALLERS); // not measured: see WARMUP
     const seq = await run(allocate, SEQUENTIAL, 1);
     const conc = await run(allocate, CONCURRENT, CALLERS);
     const [row] = await db.query<{ n: number; d: number }>(
