@@ -5,13 +5,19 @@
 // address was handed out twice (over RPC, and with SQL on PostgreSQL).
 //
 //   node --import tsx bench/ipam/main.ts [--sequential 500] [--concurrent 4000] [--callers 64]
-//     [--warmup 1000]
+//     [--warmup 1000] [--client connect|light]
 //     [--only core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2]   (default: all of them)
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type CreatePortRequest, NetworkService } from "@stratus/contracts/network/v1";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  type CreatePortRequest,
+  CreatePortRequestSchema,
+  NetworkService,
+} from "@stratus/contracts/network/v1";
 import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
@@ -35,6 +41,7 @@ const { values } = parseArgs({
     concurrent: { type: "string", default: "4000" },
     callers: { type: "string", default: "64" },
     warmup: { type: "string", default: "1000" },
+    client: { type: "string", default: "connect" },
     only: { type: "string", default: "core-pglite,core-pg,rpc-pglite,rpc-pg1,rpc-pg2" },
   },
 });
@@ -45,6 +52,11 @@ const CALLERS = Number(values.callers);
 // first ~1,000 calls several times slower while the JIT compiles its hot paths, which set the
 // p99 of a 4,000-call run (timeline of one run: the first fifth held nearly every slow call).
 const WARMUP = Number(values.warmup);
+// connect: the callers use the Connect client the services use (serviceClient). light: a bare
+// HTTP/2 client speaking the same Connect unary protocol with one pre-encoded request, a load
+// generator that costs the shared two cores far less per call; every answer must be HTTP 200.
+const CLIENT = values.client;
+if (CLIENT !== "connect" && CLIENT !== "light") throw new Error("--client: connect or light");
 const ONLY = new Set(values.only.split(","));
 
 type Client = ReturnType<typeof serviceClient<typeof NetworkService>>;
@@ -93,6 +105,35 @@ async function duplicatesOverRpc(
   const { ports } = await client.listPorts({ networkId });
   const ips = ports.flatMap((p) => p.fixedIps.map((f) => `${f.subnetId}/${f.ipAddress}`));
   return { ports: ports.length, duplicates: ips.length - new Set(ips).size };
+}
+
+/** CreatePort over a bare HTTP/2 session: Connect unary, binary, the request encoded once. */
+function lightCreatePort(
+  baseUrl: string,
+  body: Uint8Array,
+): { call: () => Promise<void>; close: () => void } {
+  const session = http2.connect(baseUrl);
+  const path = `/${NetworkService.typeName}/CreatePort`;
+  return {
+    call: () =>
+      new Promise<void>((resolve, reject) => {
+        const req = session.request({
+          ":method": "POST",
+          ":path": path,
+          "content-type": "application/proto",
+          "connect-protocol-version": "1",
+        });
+        let status = 0;
+        req.on("response", (h) => {
+          status = Number(h[":status"]);
+        });
+        req.on("data", () => {});
+        req.on("end", () => (status === 200 ? resolve() : reject(new Error(`CreatePort: HTTP ${status}`))));
+        req.on("error", reject);
+        req.end(body);
+      }),
+    close: () => session.close(),
+  };
 }
 
 /** CPU time (ms) a process has used, from /proc (Linux); 0 where that is not readable. */
@@ -158,8 +199,18 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     const clients = procs.map((p) => serviceClient(NetworkService, p.url));
     const { network } = await clients[0]!.createNetwork({ name: "bench", projectId: "bench" });
     await clients[0]!.createSubnet({ networkId: network!.id, cidr: "10.64.0.0/16" });
-    const allocate: Allocate = (c) =>
+    const connectCall: Allocate = (c) =>
       clients[c % clients.length]!.createPort({ networkId: network!.id, projectId: "bench" });
+    const light = procs.map((p) =>
+      lightCreatePort(
+        p.url,
+        toBinary(
+          CreatePortRequestSchema,
+          create(CreatePortRequestSchema, { networkId: network!.id, projectId: "bench" }),
+        ),
+      ),
+    );
+    const allocate: Allocate = CLIENT === "light" ? (c) => light[c % light.length]!.call() : connectCall;
     // Warm-up (JIT, connection pools, HTTP/2 sessions).
     await run(allocate, WARMUP, CALLERS); // not measured: see WARMUP
     const seq = await run(allocate, SEQUENTIAL, 1);
@@ -177,11 +228,12 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
       await sql.end();
       sqlCheck = `; SQL: ${rows[0].n} allocations, ${rows[0].n - rows[0].d} duplicates`;
     }
-    console.log(`\n${label}`);
+    console.log(`\n${label}${CLIENT === "light" ? " (callers: light HTTP/2 client)" : ""}`);
     console.log(`  sequential (1 caller)      ${fmt(seq)}`);
     console.log(`  concurrent (${CALLERS} callers)   ${fmt(conc)}`);
     console.log(`    ${cpu}`);
     console.log(`  ports ${check.ports}, duplicate addresses ${check.duplicates}${sqlCheck}`);
+    for (const l of light) l.close();
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await nats.stop();
