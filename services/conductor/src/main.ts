@@ -66,7 +66,10 @@ const booted = await bootService({
 const { config, bus, logger, lifecycle } = booted;
 const db = await openServiceDatabase(booted, "conductor", new URL("../migrations", import.meta.url).pathname);
 
-const registry = new ServiceRegistry(db, config.SERVICE_DOWN_TIME_S * 1000);
+const registry = new ServiceRegistry(db, config.SERVICE_DOWN_TIME_S * 1000, undefined, 1000, (err) =>
+  logger.warn({ err }, "writing heartbeats failed; kept for the next flush"),
+);
+lifecycle.onShutdown("heartbeats", () => registry.close());
 bus.subscribe(
   Subjects.heartbeat,
   ServiceHeartbeatSchema,
