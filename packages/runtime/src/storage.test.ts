@@ -119,4 +119,42 @@ describe("storage", () => {
     expect(await db.query(sql, ["alpha"], { name: "items_by_name" })).toEqual([{ name: "alpha" }]);
     await db.close();
   });
+
+  it("prepares statements with parameters under names from their text; jit is off", async (ctx) => {
+    if (!(await postgresAvailable())) {
+      console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");
+      ctx.skip();
+    }
+    const temp: TempDatabase = await createTempDatabase();
+    cleanups.push(() => temp.drop());
+    const db = await openDatabase({
+      service: "t",
+      url: temp.url,
+      dataDir: "",
+      migrations,
+      logger,
+      poolSize: 1,
+    });
+    const preparedAs = async (statement: string) =>
+      (
+        await db.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE statement = $1", [
+          statement,
+        ])
+      ).map((r) => r.name);
+    const sql = "SELECT count(*)::int AS n FROM items WHERE name <> $1";
+    await db.query(sql, ["x"]);
+    await db.query(sql, ["y"]);
+    await db.query("SELECT count(*) FROM items"); // no parameters: never named
+    expect(await preparedAs(sql)).toEqual([expect.stringMatching(/^auto_[0-9a-f]{24}$/)]);
+    expect(await preparedAs("SELECT count(*) FROM items")).toEqual([]);
+    // genericPlan without a name uses the derived one.
+    await db.query(sql, ["z"], { genericPlan: true });
+    const [row] = await db.query<{ generic_plans: string }>(
+      "SELECT generic_plans FROM pg_prepared_statements WHERE name LIKE 'auto_%' AND statement = $1",
+      [sql],
+    );
+    expect(Number(row!.generic_plans)).toBeGreaterThanOrEqual(1);
+    expect(await db.query("SHOW jit")).toEqual([{ jit: "off" }]);
+    await db.close();
+  });
 });

@@ -20,9 +20,10 @@ export interface QueryOptions {
    */
   name?: string;
   /**
-   * With `name`, PostgreSQL: run it with plan_cache_mode = force_generic_plan (set and reset
-   * around it on the connection), for a statement whose generic plan is known to be good but
-   * that the server would otherwise re-plan on every call (its cost model prefers custom plans).
+   * PostgreSQL: run the prepared statement (under `name`, or the name derived from its text)
+   * with plan_cache_mode = force_generic_plan (set and reset around it on the connection), for a
+   * statement whose generic plan is known to be good but that the server would otherwise re-plan
+   * on every call (its cost model prefers custom plans).
    */
   genericPlan?: boolean;
 }
@@ -77,6 +78,13 @@ async function withRetries<T>(attempt: () => Promise<T>): Promise<T> {
 
 /** Distinct statement texts prepared automatically per database handle; more run unnamed. */
 const AUTO_PREPARE_MAX = 1000;
+/**
+ * Of those, long ones (statements built from a request's shape, such as the scheduler's
+ * candidate search: their plans are large, and a client choosing the shapes could otherwise fill
+ * every connection's plan cache) at most this many.
+ */
+const AUTO_PREPARE_MAX_LONG = 64;
+const LONG_STATEMENT = 2048;
 const AUTO_PREPARE_MAX_LENGTH = 32_768;
 
 /**
@@ -89,15 +97,18 @@ const AUTO_PREPARE_MAX_LENGTH = 32_768;
  */
 class StatementNames {
   private readonly names = new Map<string, string>();
+  private long = 0;
 
   for(sql: string, params: unknown[] | undefined, options: QueryOptions | undefined): string | undefined {
     if (options?.name) return options.name;
     if (!params?.length || sql.length > AUTO_PREPARE_MAX_LENGTH) return undefined;
     let name = this.names.get(sql);
-    if (name === undefined && this.names.size < AUTO_PREPARE_MAX) {
-      name = `auto_${createHash("sha1").update(sql).digest("hex").slice(0, 24)}`;
-      this.names.set(sql, name);
-    }
+    if (name !== undefined || this.names.size >= AUTO_PREPARE_MAX) return name;
+    const isLong = sql.length > LONG_STATEMENT;
+    if (isLong && this.long >= AUTO_PREPARE_MAX_LONG) return undefined;
+    if (isLong) this.long++;
+    name = `auto_${createHash("sha1").update(sql).digest("hex").slice(0, 24)}`;
+    this.names.set(sql, name);
     return name;
   }
 }
@@ -108,8 +119,8 @@ class PostgresDatabase implements Database {
   constructor(private readonly pool: pg.Pool) {}
 
   async query<T extends Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]> {
-    if (options?.name && options.genericPlan) return this.queryGeneric<T>(options.name, sql, params);
     const name = this.names.for(sql, params, options);
+    if (name && options?.genericPlan) return this.queryGeneric<T>(name, sql, params);
     const res = name
       ? await this.pool.query({ name, text: sql, values: params as unknown[] })
       : await this.pool.query(sql, params as unknown[]);

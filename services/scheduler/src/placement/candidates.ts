@@ -7,7 +7,7 @@ import { invalidInput, type Queryable } from "@stratus/runtime";
 import { unitViolation } from "./inventory.js";
 import { assertResourceClass, assertTrait, assertUuid } from "./names.js";
 import type { ProviderAllocation } from "./placement.js";
-import { prepared } from "./statements.js";
+import { GENERIC_PLAN } from "./statements.js";
 
 export interface RequestGroupSpec {
   /** "" is the unnumbered group: its resources may come from different providers of one tree. */
@@ -606,7 +606,7 @@ export class AllocationCandidates {
     const walk = await this.broadMemberOf(query);
     const { sql, params } = candidatesQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)), walk);
     const { rootIds, providers, trees, sharing } = readTrees(
-      await this.db.query<ProviderRow>(sql, params, prepared(sql)),
+      await this.db.query<ProviderRow>(sql, params, GENERIC_PLAN),
     );
     if (!rootIds.length) return { candidates: [], summaries: [] };
     const candidates: Candidate[] = [];
@@ -692,7 +692,7 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
   const query = validateQuery(input);
   const anyRoot = async (q: CandidateQuery) => {
     const { sql, params } = rootsQuery({ ...q, order: undefined }, 1);
-    return (await db.query(sql, params, prepared(sql))).length > 0;
+    return (await db.query(sql, params, GENERIC_PLAN)).length > 0;
   };
   const names = { rootNamesIn: query.rootNamesIn, rootNamesNotIn: query.rootNamesNotIn };
   if (query.rootNamesIn?.length) {
@@ -746,7 +746,7 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
     const p = new Params();
     const conds = groupProviderConditions(p, g)("x");
     const providerSql = `SELECT 1 FROM resource_providers x WHERE ${conds.join(" AND ")} LIMIT 1`;
-    const rows = await db.query(providerSql, p.values, prepared(providerSql));
+    const rows = await db.query(providerSql, p.values, GENERIC_PLAN);
     const what = Object.entries(g.resources)
       .map(([rc, n]) => `${n} ${rc}`)
       .join(", ");
