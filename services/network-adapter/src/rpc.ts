@@ -1,7 +1,12 @@
 // NetworkService over Connect: each call is one database transaction (CreatePort's common case a
 // single statement); its events are published and its placement work queued only after the commit.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type CreatePortRequest, NetworkService, type PortSchema } from "@stratus/contracts/network/v1";
+import {
+  type CreatePortRequest,
+  IpAllocation,
+  NetworkService,
+  type PortSchema,
+} from "@stratus/contracts/network/v1";
 import {
   bindService,
   currentContext,
@@ -19,6 +24,8 @@ import * as nets from "./core/networks.js";
 import * as ports from "./core/ports.js";
 import * as topo from "./core/topology.js";
 import type { PlacementSync } from "./placement-sync.js";
+
+const ROUTED_MEMORY_MS = 60_000;
 
 /** The binding segment is internal state, not part of the Port message. */
 const strip = (p: PortRec): MessageInitShape<typeof PortSchema> => {
@@ -94,10 +101,23 @@ export function networkService(
   }
 
   /** The common case in one autocommitted call (batched); anything else in a transaction. */
+  // Networks whose last port made by the full path came out deferred (routed): the one-statement
+  // path cannot make their ports, so for ROUTED_MEMORY_MS it is not tried first for them (it was
+  // a wasted batch call per routed port). It only decides which path is tried first: a network
+  // that stopped being routed is served by the full path meanwhile, as correctly.
+  const routedUntil = new Map<string, number>();
   async function createPort(req: CreatePortRequest): Promise<PortRec> {
     const caller = currentCaller();
-    const row = ports.fastEligible(req, caller) ? await batcher.create(req, caller) : null;
-    if (!row) return run((tx) => ports.createPort(tx, req));
+    const knownRouted = (routedUntil.get(req.networkId) ?? 0) > Date.now();
+    const row = ports.fastEligible(req, caller) && !knownRouted ? await batcher.create(req, caller) : null;
+    if (!row) {
+      const port = await run((tx) => ports.createPort(tx, req));
+      if (port.ipAllocation === IpAllocation.DEFERRED) {
+        if (routedUntil.size > 10_000) routedUntil.clear();
+        routedUntil.set(req.networkId, Date.now() + ROUTED_MEMORY_MS);
+      }
+      return port;
+    }
     const out = new Outbox();
     const port = ports.fastPortCreated(row, out);
     await committed(out);
