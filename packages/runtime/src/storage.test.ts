@@ -48,6 +48,22 @@ describe("storage", () => {
     for (const c of cleanups.reverse()) await c();
   });
 
+  /**
+   * A fresh database on the PostgreSQL server for tests. Skips the test (and says so) where no
+   * server answers; under CI (STRATUS_REQUIRE_POSTGRES=1) postgresAvailable fails instead.
+   */
+  async function serverDatabase(ctx: { skip: () => void }): Promise<TempDatabase> {
+    if (!(await postgresAvailable())) {
+      console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");
+      ctx.skip();
+    }
+    const temp = await createTempDatabase();
+    cleanups.push(() => temp.drop());
+    return temp;
+  }
+  const oneConnection = (temp: TempDatabase) =>
+    openDatabase({ service: "t", url: temp.url, dataDir: "", migrations, logger, poolSize: 1 });
+
   it("splits migrations into statements, keeping $$ bodies whole", () => {
     expect(splitStatements(migrations[0]!.sql)).toHaveLength(3);
   });
@@ -65,12 +81,7 @@ describe("storage", () => {
   });
 
   it("runs the same migrations on the PostgreSQL server, concurrently from two processes' worth of pools", async (ctx) => {
-    if (!(await postgresAvailable())) {
-      console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");
-      ctx.skip();
-    }
-    const temp: TempDatabase = await createTempDatabase();
-    cleanups.push(() => temp.drop());
+    const temp = await serverDatabase(ctx);
     // Two openers race; the advisory lock makes one apply and the other see it applied.
     const [a, b] = await Promise.all([
       openDatabase({ service: "t", url: temp.url, dataDir: "", migrations, logger }),
@@ -84,21 +95,8 @@ describe("storage", () => {
   });
 
   it("runs named statements, with a generic plan when asked, and leaves the connection as it was", async (ctx) => {
-    if (!(await postgresAvailable())) {
-      console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");
-      ctx.skip();
-    }
-    const temp: TempDatabase = await createTempDatabase();
-    cleanups.push(() => temp.drop());
     // One connection: every query below runs on the same session.
-    const db = await openDatabase({
-      service: "t",
-      url: temp.url,
-      dataDir: "",
-      migrations,
-      logger,
-      poolSize: 1,
-    });
+    const db = await oneConnection(await serverDatabase(ctx));
     await exercise(db); // leaves one item, "alpha"
     const sql = "SELECT name FROM items WHERE name = $1";
     for (const name of ["alpha", "beta"]) {
@@ -121,20 +119,7 @@ describe("storage", () => {
   });
 
   it("prepares statements with parameters under names from their text; jit is off", async (ctx) => {
-    if (!(await postgresAvailable())) {
-      console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");
-      ctx.skip();
-    }
-    const temp: TempDatabase = await createTempDatabase();
-    cleanups.push(() => temp.drop());
-    const db = await openDatabase({
-      service: "t",
-      url: temp.url,
-      dataDir: "",
-      migrations,
-      logger,
-      poolSize: 1,
-    });
+    const db = await oneConnection(await serverDatabase(ctx));
     const preparedAs = async (statement: string) =>
       (
         await db.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE statement = $1", [

@@ -9,8 +9,21 @@ export interface TempDatabase {
   drop(): Promise<void>;
 }
 
-/** Whether the PostgreSQL server for tests answers (tests that need it skip, and say so, when not). */
+/**
+ * Whether the PostgreSQL server for tests answers. Tests of the server variants skip, and say so,
+ * when it does not (a developer machine with only the embedded default). With
+ * STRATUS_REQUIRE_POSTGRES=1 (set by .ci/run) a missing server is an error instead, so CI can
+ * never pass by skipping them.
+ */
 export async function postgresAvailable(): Promise<boolean> {
+  const up = await postgresAnswers();
+  if (!up && process.env.STRATUS_REQUIRE_POSTGRES === "1") {
+    throw new Error(`STRATUS_REQUIRE_POSTGRES=1 but no PostgreSQL server answers at ${TEST_POSTGRES_URL}`);
+  }
+  return up;
+}
+
+async function postgresAnswers(): Promise<boolean> {
   const client = new pg.Client({ connectionString: TEST_POSTGRES_URL, connectionTimeoutMillis: 2000 });
   try {
     await client.connect();

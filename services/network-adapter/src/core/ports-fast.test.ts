@@ -18,6 +18,8 @@ import { createNetwork, createSubnet } from "./networks.js";
 import { createPortsFast, fastEligible, fastPortCreated } from "./ports.js";
 
 const admin: Caller = { projectId: "", isAdmin: true };
+// The PostgreSQL cases skip only where no server answers (the embedded default alone); CI sets
+// STRATUS_REQUIRE_POSTGRES=1, and then postgresAvailable fails instead of letting them skip.
 const pgUp = await postgresAvailable();
 
 describe.each([
