@@ -43,8 +43,6 @@ export class ListCache {
   private bytes = 0;
   private on = true;
   private readonly now: () => number;
-  hits = 0;
-  misses = 0;
 
   constructor(private readonly options: ListCacheOptions) {
     this.now = options.now ?? (() => performance.now());
@@ -67,11 +65,9 @@ export class ListCache {
     if (!this.enabled) return undefined;
     const e = this.entries.get(key);
     if (e && e.expires > this.now() && e.epoch === this.epochOf(e.scope)) {
-      this.hits++;
       return e.body;
     }
     if (e) this.drop(key, e);
-    this.misses++;
     return undefined;
   }
 

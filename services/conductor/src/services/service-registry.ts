@@ -58,6 +58,10 @@ export class ServiceRegistry {
     const key = `${hb.binary}\n${hb.host}`;
     const seen = this.pending.get(key);
     if (!seen || seen.at <= hb.at) this.pending.set(key, hb);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.flush().catch(this.onError);
@@ -92,10 +96,7 @@ export class ServiceRegistry {
           const key = `${hb.binary}\n${hb.host}`;
           if (!this.pending.has(key)) this.pending.set(key, hb);
         }
-        this.timer ??= setTimeout(() => {
-          this.timer = undefined;
-          this.flush().catch(this.onError);
-        }, this.flushMs);
+        this.scheduleFlush();
         throw err;
       }
     });
