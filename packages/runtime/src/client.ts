@@ -12,6 +12,7 @@ import {
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { writeContextHeaders } from "./context.js";
 import { fromConnectError, StratusError } from "./errors.js";
+import { fastUnaryEnabled, fastUnaryTransport } from "./fast-unary.js";
 
 const contextAndErrors: Interceptor = (next) => async (req) => {
   writeContextHeaders(req.header);
@@ -23,20 +24,25 @@ const contextAndErrors: Interceptor = (next) => async (req) => {
 };
 
 const transports = new Map<string, Transport>();
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** One transport (one pooled HTTP/2 session) per base URL and process. */
 export function transportFor(baseUrl: string): Transport {
   let t = transports.get(baseUrl);
   if (!t) {
-    t = createConnectTransport({
+    const connect = createConnectTransport({
       baseUrl,
       httpVersion: "2",
       useBinaryFormat: true,
       // No accept-encoding: the server answers uncompressed, and nothing is sent compressed.
       acceptCompression: [],
       interceptors: [contextAndErrors],
-      defaultTimeoutMs: 30_000,
+      defaultTimeoutMs: DEFAULT_TIMEOUT_MS,
     });
+    // Unary calls (all the mesh makes) take the short path of fast-unary.ts.
+    t = fastUnaryEnabled()
+      ? fastUnaryTransport({ baseUrl, defaultTimeoutMs: DEFAULT_TIMEOUT_MS, streams: connect })
+      : connect;
     transports.set(baseUrl, t);
   }
   return t;

@@ -9,6 +9,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@stratus/contracts/grpc/health/v1";
 import { readContextHeaders, runWithContext } from "./context.js";
 import { toConnectError } from "./errors.js";
+import { fastUnaryEnabled, fastUnaryHandler } from "./fast-unary.js";
 import { HealthState, ServingStatus } from "./health.js";
 import type { Logger } from "./log.js";
 import { reflectionServices } from "./reflection.js";
@@ -78,7 +79,10 @@ export async function startRpcServer(options: {
       }
     },
   });
-  const server = http2.createServer(handler);
+  // The mesh's own unary calls take the short path; the adapter answers everything else.
+  const server = http2.createServer(
+    fastUnaryEnabled() ? fastUnaryHandler(options.services, logger, handler) : handler,
+  );
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);
