@@ -223,11 +223,13 @@ function memberOfRoots(p: Params, g: RequestGroupSpec): string | undefined {
   return `SELECT (SELECT x.root_id FROM resource_providers x WHERE x.id = a.provider_id)
       FROM provider_aggregates a WHERE a.aggregate_uuid = ANY(${aggs})
     UNION SELECT (SELECT t.root_id FROM resource_providers t WHERE t.id = ta.provider_id)
-      FROM provider_aggregates ta WHERE ta.aggregate_uuid = ANY(ARRAY(
+      FROM unnest(ARRAY(
         SELECT unnest(ARRAY(SELECT sa.aggregate_uuid FROM provider_aggregates sa WHERE sa.provider_id = s.id))
         FROM resource_providers s
         WHERE s.shares AND (EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = s.id AND a.aggregate_uuid = ANY(${aggs}))
-          OR EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = s.root_id AND a.aggregate_uuid = ANY(${aggs})))))`;
+          OR EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = s.root_id AND a.aggregate_uuid = ANY(${aggs})))
+        EXCEPT SELECT unnest(${aggs}))) g(agg)
+      CROSS JOIN LATERAL (SELECT ta.provider_id FROM provider_aggregates ta WHERE ta.aggregate_uuid = g.agg) ta`;
 }
 
 /** The parts of the roots query: its CTEs and the SELECT of the ordered, limited root ids. */
