@@ -51,7 +51,13 @@ const mesh = await startMesh({
     ...(LIST_CACHE_MS === undefined ? {} : { api: { API_LIST_CACHE_MS: LIST_CACHE_MS } }),
     scheduler: serviceDb.scheduler,
     "network-adapter": serviceDb["network-adapter"],
-    conductor: { ...serviceDb.conductor, QUOTA_INSTANCES: big, QUOTA_CORES: big, QUOTA_RAM_MB: big },
+    conductor: {
+      ...serviceDb.conductor,
+      QUOTA_INSTANCES: big,
+      QUOTA_CORES: big,
+      QUOTA_RAM_MB: big,
+      ...(process.env.BENCH_BUILD_CONCURRENCY ? { BUILD_CONCURRENCY: process.env.BENCH_BUILD_CONCURRENCY } : {}),
+    },
     "compute-agent": {
       ...serviceDb["compute-agent"],
       COMPUTE_HOSTS: `bench-[1-${HOSTS}]`,
