@@ -158,12 +158,16 @@ export async function loadPorts(q: Queryable, where: string, params: unknown[]):
     "SELECT port_id, subnet_id, ip FROM ip_allocations WHERE port_id = ANY($1::uuid[]) ORDER BY ip",
     [rows.map((r) => r.id)],
   );
-  return rows.map((r) =>
-    portFromRow(
-      r,
-      ips.filter((i) => i.port_id === r.id).map((i) => ({ subnetId: str(i.subnet_id), ip: Number(i.ip) })),
-    ),
-  );
+  // Grouped once: filtering every port's addresses out of all of them was quadratic (a list of
+  // 12,000 ports spent most of its time there).
+  const byPort = new Map<unknown, { subnetId: string; ip: number }[]>();
+  for (const i of ips) {
+    const list = byPort.get(i.port_id);
+    const ip = { subnetId: str(i.subnet_id), ip: Number(i.ip) };
+    if (list) list.push(ip);
+    else byPort.set(i.port_id, [ip]);
+  }
+  return rows.map((r) => portFromRow(r, byPort.get(r.id) ?? []));
 }
 
 export function portFromRow(r: R, ips: { subnetId: string; ip: number }[]): PortRec {
