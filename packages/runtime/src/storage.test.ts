@@ -94,8 +94,8 @@ describe("storage", () => {
     await b.close();
   });
 
-  it("runs named statements, with a generic plan when asked, and leaves the connection as it was", async (ctx) => {
-    // One connection: every query below runs on the same session.
+  it("runs named statements, with a generic plan when asked, on connections of their own", async (ctx) => {
+    // Pool size 1: one connection for ordinary statements, one for generic plans.
     const db = await oneConnection(await serverDatabase(ctx));
     await exercise(db); // leaves one item, "alpha"
     const sql = "SELECT name FROM items WHERE name = $1";
@@ -104,16 +104,26 @@ describe("storage", () => {
         name === "alpha" ? [{ name: "alpha" }] : [],
       );
     }
-    const [stat] = await db.query<{ generic_plans: string }>(
-      "SELECT generic_plans FROM pg_prepared_statements WHERE name = 'items_by_name'",
+    // Read on the generic plans' session (a query asking for a generic plan runs there).
+    const onGenericSession = <T extends Record<string, unknown>>(q: string, params: unknown[]) =>
+      db.query<T>(q, params, { genericPlan: true });
+    const [stat] = await onGenericSession<{ generic_plans: string }>(
+      "SELECT generic_plans FROM pg_prepared_statements WHERE name = $1",
+      ["items_by_name"],
     );
     expect(Number(stat!.generic_plans)).toBe(2);
+    expect(await onGenericSession("SELECT current_setting($1) AS mode", ["plan_cache_mode"])).toEqual([
+      { mode: "force_generic_plan" },
+    ]);
+    // Ordinary statements keep the server's choice.
     expect(await db.query("SHOW plan_cache_mode")).toEqual([{ plan_cache_mode: "auto" }]);
-    // A failing statement resets the setting too.
+    // A failing statement leaves the generic session usable.
     await expect(
       db.query("SELECT 1 / $1::int AS x", [0], { name: "divide", genericPlan: true }),
     ).rejects.toThrow(/division by zero/);
-    expect(await db.query("SHOW plan_cache_mode")).toEqual([{ plan_cache_mode: "auto" }]);
+    expect(await db.query(sql, ["alpha"], { name: "items_by_name", genericPlan: true })).toEqual([
+      { name: "alpha" },
+    ]);
     expect(await db.query(sql, ["alpha"], { name: "items_by_name" })).toEqual([{ name: "alpha" }]);
     await db.close();
   });
@@ -132,11 +142,12 @@ describe("storage", () => {
     await db.query("SELECT count(*) FROM items"); // no parameters: never named
     expect(await preparedAs(sql)).toEqual([expect.stringMatching(/^auto_[0-9a-f]{24}$/)]);
     expect(await preparedAs("SELECT count(*) FROM items")).toEqual([]);
-    // genericPlan without a name uses the derived one.
+    // genericPlan without a name uses the derived one (read on the generic plans' session).
     await db.query(sql, ["z"], { genericPlan: true });
     const [row] = await db.query<{ generic_plans: string }>(
       "SELECT generic_plans FROM pg_prepared_statements WHERE name LIKE 'auto_%' AND statement = $1",
       [sql],
+      { genericPlan: true },
     );
     expect(Number(row!.generic_plans)).toBeGreaterThanOrEqual(1);
     expect(await db.query("SHOW jit")).toEqual([{ jit: "off" }]);

@@ -21,7 +21,8 @@ export interface QueryOptions {
   name?: string;
   /**
    * PostgreSQL: run the prepared statement (under `name`, or the name derived from its text)
-   * with plan_cache_mode = force_generic_plan (set and reset around it on the connection), for a
+   * with plan_cache_mode = force_generic_plan (on connections of a second pool, opened when first
+   * needed, at most half as many as the main pool's), for a
    * statement whose generic plan is known to be good but that the server would otherwise re-plan
    * on every call (its cost model prefers custom plans).
    */
@@ -116,7 +117,11 @@ class StatementNames {
 class PostgresDatabase implements Database {
   readonly kind = "postgres" as const;
   private readonly names = new StatementNames();
-  constructor(private readonly pool: pg.Pool) {}
+  private genericPool: pg.Pool | undefined;
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly makeGenericPool: () => pg.Pool,
+  ) {}
 
   async query<T extends Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]> {
     const name = this.names.for(sql, params, options);
@@ -128,20 +133,10 @@ class PostgresDatabase implements Database {
   }
 
   private async queryGeneric<T extends Row>(name: string, sql: string, params?: unknown[]): Promise<T[]> {
-    const client = await this.pool.connect();
-    let reset = false;
-    try {
-      await client.query("SET plan_cache_mode = force_generic_plan");
-      try {
-        return (await client.query({ name, text: sql, values: params as unknown[] })).rows as T[];
-      } finally {
-        await client.query("RESET plan_cache_mode");
-        reset = true;
-      }
-    } finally {
-      // A connection whose setting may not have been reset is closed, never reused.
-      client.release(reset ? undefined : true);
-    }
+    // A pool of its own whose connections start with plan_cache_mode = force_generic_plan: setting
+    // and resetting it around each call on a shared connection cost two more round trips per call.
+    this.genericPool ??= this.makeGenericPool();
+    return (await this.genericPool.query({ name, text: sql, values: params as unknown[] })).rows as T[];
   }
 
   transaction<T>(
@@ -174,8 +169,8 @@ class PostgresDatabase implements Database {
     });
   }
 
-  close(): Promise<void> {
-    return this.pool.end();
+  async close(): Promise<void> {
+    await Promise.all([this.pool.end(), this.genericPool?.end()]);
   }
 }
 
@@ -222,13 +217,15 @@ export async function openDatabase(options: {
     // jit off: the services run short indexed statements, and a cost estimate that cannot see a
     // LIMIT (an ordered walk that stops after a few rows) crossed jit_above_cost, so each call
     // compiled ~150 functions first: 65-85 ms for a 2 ms statement (scheduler, 10,000 hosts).
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 16,
-      options: "-c jit=off",
-    });
-    pool.on("error", (err) => options.logger.warn({ err }, "idle postgres client failed"));
-    db = new PostgresDatabase(pool);
+    const max = options.poolSize ?? 16;
+    const makePool = (size: number, settings: string) => {
+      const pool = new pg.Pool({ connectionString: options.url, max: size, options: settings });
+      pool.on("error", (err) => options.logger.warn({ err }, "idle postgres client failed"));
+      return pool;
+    };
+    db = new PostgresDatabase(makePool(max, "-c jit=off"), () =>
+      makePool(Math.ceil(max / 2), "-c jit=off -c plan_cache_mode=force_generic_plan"),
+    );
   } else {
     const dir = join(options.dataDir, options.service);
     if (!existsSync(join(dir, "PG_VERSION"))) await seedFromTemplate(dir);
