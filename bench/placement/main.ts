@@ -3,7 +3,7 @@
 // PGlite and on PostgreSQL, with 1,000 / 10,000 compute providers in 20 / 100 segment aggregates.
 //
 //   node --import tsx bench/placement/main.ts [--backend pglite,postgres] [--providers 1000,10000]
-//     [--segments 20,100] [--runs 3] [--samples 300] [--concurrency 16] [--slots 2]
+//     [--segments 20,100] [--runs 3] [--samples 300] [--warmup 200] [--concurrency 16] [--slots 2]
 //     [--load rpc|sql] [--no-claims] [--claim-max-providers 1000]
 //
 // Each run starts from an empty database: load the cloud, measure candidates (sequential
@@ -49,6 +49,8 @@ const providerCounts = list(option("providers", "1000,10000")).map(Number);
 const segmentCounts = list(option("segments", "20,100")).map(Number);
 const runs = Number(option("runs", "3"));
 const samples = Number(option("samples", "300"));
+// Calls before the timed ones: a fresh scheduler's first ~100 searches ran slower (JIT, caches).
+const warmup = Number(option("warmup", "200"));
 const concurrency = Number(option("concurrency", "16"));
 const slots = Number(option("slots", "2"));
 const load = option("load", "rpc") as "rpc" | "sql";
@@ -241,7 +243,7 @@ async function measureCandidates(
   call: (segment: string) => Promise<number>,
   cloud: Cloud,
 ): Promise<{ p50: number; p99: number }> {
-  for (let i = 0; i < 20; i++) await call(pick(cloud.segments)); // warm-up
+  for (let i = 0; i < warmup; i++) await call(pick(cloud.segments)); // warm-up
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
     const segment = cloud.segments[i % cloud.segments.length]!;
