@@ -79,7 +79,11 @@ export function fastUnaryHandler(
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const ctx = readContextHeaders({ get: (n) => headerValue(h[n]) });
-      void runWithContext(ctx, () => answer(route.method, route.impl, chunks, req, res, logger));
+      runWithContext(ctx, () => answer(route.method, route.impl, chunks, req, res, logger)).catch((err) => {
+        // Writing the answer itself failed (the stream went away): nothing left to tell the caller.
+        logger.warn({ err, rpc: req.url }, "rpc answer not written");
+        res.destroy();
+      });
     });
     req.on("error", () => res.destroy());
   };
@@ -114,10 +118,7 @@ async function answer(
     body = toBinary(method.output, msg);
     logger.debug({ rpc, ms: +(performance.now() - started).toFixed(2) }, "rpc ok");
   } catch (err) {
-    const ce = toConnectError(err);
-    const ms = +(performance.now() - started).toFixed(2);
-    if (ce.code === Code.Internal || ce.code === Code.Unknown) logger.error({ rpc, ms, err }, "rpc failed");
-    else logger.info({ rpc, ms, code: Code[ce.code], reason: ce.rawMessage }, "rpc refused");
+    const ce = rpcFailed(logger, rpc, started, err);
     if (res.closed || res.destroyed) return;
     const headers: Record<string, string> = { "content-type": "application/json" };
     ce.metadata.forEach((v, k) => {
@@ -130,6 +131,15 @@ async function answer(
   if (res.closed || res.destroyed) return;
   res.writeHead(200, { "content-type": PROTO });
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+}
+
+/** An RPC's failure as the ConnectError its caller gets, logged (both paths log alike). */
+export function rpcFailed(logger: Logger, rpc: string, started: number, err: unknown): ConnectError {
+  const ce = toConnectError(err);
+  const ms = +(performance.now() - started).toFixed(2);
+  if (ce.code === Code.Internal || ce.code === Code.Unknown) logger.error({ rpc, ms, err }, "rpc failed");
+  else logger.info({ rpc, ms, code: Code[ce.code], reason: ce.rawMessage }, "rpc refused");
+  return ce;
 }
 
 /** What connect-node would give an implementation, built only when an implementation asks. */

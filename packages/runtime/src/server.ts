@@ -8,8 +8,7 @@ import { Code, ConnectError, type Interceptor, type ServiceImpl } from "@connect
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@stratus/contracts/grpc/health/v1";
 import { readContextHeaders, runWithContext } from "./context.js";
-import { toConnectError } from "./errors.js";
-import { fastUnaryEnabled, fastUnaryHandler } from "./fast-unary.js";
+import { fastUnaryEnabled, fastUnaryHandler, rpcFailed } from "./fast-unary.js";
 import { HealthState, ServingStatus } from "./health.js";
 import type { Logger } from "./log.js";
 import { reflectionServices } from "./reflection.js";
@@ -44,14 +43,7 @@ function contextInterceptor(logger: Logger): Interceptor {
         logger.debug({ rpc: req.url, ms: +(performance.now() - started).toFixed(2) }, "rpc ok");
         return res;
       } catch (err) {
-        const ce = toConnectError(err);
-        const ms = +(performance.now() - started).toFixed(2);
-        if (ce.code === Code.Internal || ce.code === Code.Unknown) {
-          logger.error({ rpc: req.url, ms, err }, "rpc failed");
-        } else {
-          logger.info({ rpc: req.url, ms, code: Code[ce.code], reason: ce.rawMessage }, "rpc refused");
-        }
-        throw ce;
+        throw rpcFailed(logger, req.url, started, err);
       }
     });
   };
