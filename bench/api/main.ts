@@ -71,31 +71,42 @@ const mesh = await startMesh({
 });
 console.log(`backend ${BACKEND}, list cache ${LIST_CACHE_MS ?? "default"} ms`);
 
-// POSTs go over node:http keep-alive connections too: fetch cost the bench ~1.1 ms of CPU per
-// create, more than the api spent accepting it.
-const postAgent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-function post(body: unknown, token = "bench:bench"): Promise<{ status: number; text: string }> {
+// The load goes over node:http keep-alive connections (one per client), each body counted as it
+// arrives and kept only when it is to be read: a lighter client than fetch, whose body reading
+// cost 0.8 ms per 100-server answer (three times what the api spent answering it) and 1.1 ms of
+// CPU per create (more than the api spent accepting it).
+const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+function request(
+  method: "GET" | "POST",
+  path: string,
+  opts: { token?: string; body?: unknown; keep: boolean },
+): Promise<{ status: number; body?: Buffer }> {
   const api = new URL(mesh.apiUrl);
-  const payload = JSON.stringify(body);
+  const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        agent: postAgent,
-        method: "POST",
+        agent,
+        method,
         host: api.hostname,
         port: api.port,
-        path: "/v2.1/servers",
+        path,
         headers: {
-          "x-auth-token": token,
+          "x-auth-token": opts.token ?? "bench:bench",
           "openstack-api-version": "compute 2.37",
-          "content-type": "application/json",
-          "content-length": Buffer.byteLength(payload),
+          ...(payload === undefined
+            ? {}
+            : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
         },
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on("data", (c: Buffer) => {
+          if (opts.keep) chunks.push(c);
+        });
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: opts.keep ? Buffer.concat(chunks) : undefined }),
+        );
         res.on("error", reject);
       },
     );
@@ -104,35 +115,12 @@ function post(body: unknown, token = "bench:bench"): Promise<{ status: number; t
   });
 }
 
-// The list load: node:http over keep-alive connections (one per client), the body counted as it
-// arrives and kept only when it is to be parsed: a lighter client than fetch (whose body reading
-// cost 0.8 ms per 100-server answer, three times what the api spent answering it).
-const listAgent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-function getList(path: string, keep: boolean): Promise<{ status: number; body?: Buffer }> {
-  const api = new URL(mesh.apiUrl);
-  return new Promise((resolve, reject) => {
-    const req = http.get(
-      {
-        agent: listAgent,
-        host: api.hostname,
-        port: api.port,
-        path,
-        headers: { "x-auth-token": "bench:bench", "openstack-api-version": "compute 2.37" },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => {
-          if (keep) chunks.push(c);
-        });
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, body: keep ? Buffer.concat(chunks) : undefined }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-  });
+async function post(body: unknown, token = "bench:bench"): Promise<{ status: number; text: string }> {
+  const res = await request("POST", "/v2.1/servers", { token, body, keep: true });
+  return { status: res.status, text: res.body?.toString() ?? "" };
 }
+
+const getList = (path: string, keep: boolean) => request("GET", path, { keep });
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux; 0 elsewhere). */
 function cpuOf(pid: number | undefined): number {

@@ -145,6 +145,9 @@ export function rpcFailed(logger: Logger, rpc: string, started: number, err: unk
 /** What connect-node would give an implementation, built only when an implementation asks. */
 function handlerContext(method: DescMethod, req: http2.Http2ServerRequest): HandlerContext {
   let requestHeader: Headers | undefined;
+  let responseHeader: Headers | undefined;
+  let responseTrailer: Headers | undefined;
+  let values: ReturnType<typeof createContextValues> | undefined;
   let controller: AbortController | undefined;
   const timeout = Number(headerValue(req.headers["connect-timeout-ms"]));
   const deadline = Number.isFinite(timeout) && timeout > 0 ? Date.now() + timeout : undefined;
@@ -169,9 +172,18 @@ function handlerContext(method: DescMethod, req: http2.Http2ServerRequest): Hand
       }
       return requestHeader;
     },
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    values: createContextValues(),
+    get responseHeader() {
+      responseHeader ??= new Headers();
+      return responseHeader;
+    },
+    get responseTrailer() {
+      responseTrailer ??= new Headers();
+      return responseTrailer;
+    },
+    get values() {
+      values ??= createContextValues();
+      return values;
+    },
     abort(reason?: unknown) {
       controller ??= new AbortController();
       controller.abort(reason);
