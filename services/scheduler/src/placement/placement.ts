@@ -146,15 +146,85 @@ SELECT (SELECT count(*) FROM p)::int AS providers,
     'min_unit', l.min_unit, 'max_unit', l.max_unit, 'step_size', l.step_size)) FROM locked l) AS rows,
   (SELECT count(*) FROM u) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g) AS written`;
 
+/**
+ * Several new consumers' claims in one statement, all or nothing (claims that arrive while
+ * others are being written; see Placement.claimNew). $1/$2/$3 consumers, projects, users;
+ * $4..$7 the wanted rows (consumer index from 1, provider uuid, class, amount); $8 distinct
+ * providers; $9 distinct (provider, class) rows. The same steps as CLAIM_SQL: lock the providers
+ * in uuid order, then their inventory rows, check every row with the batch's sum on it and each
+ * claim's own amount against the units, and write only if all of it fits and no consumer exists
+ * yet (one created meanwhile makes the INSERT fail, and with it the statement).
+ */
+const CLAIM_BATCH_SQL = `WITH w AS (SELECT * FROM unnest($4::int[], $5::uuid[], $6::text[], $7::bigint[]) AS w(k, provider_uuid, rc, amount)),
+ws AS (SELECT provider_uuid, rc, sum(amount)::bigint AS amount FROM w GROUP BY provider_uuid, rc),
+p AS MATERIALIZED (SELECT id, uuid FROM resource_providers WHERE uuid IN (SELECT provider_uuid FROM ws) ORDER BY uuid FOR UPDATE),
+locked AS MATERIALIZED (SELECT i.provider_id, i.resource_class, p.uuid, ws.amount, i.used, i.capacity, i.min_unit, i.max_unit, i.step_size
+  FROM ws JOIN p ON p.uuid = ws.provider_uuid JOIN inventories i ON i.provider_id = p.id AND i.resource_class = ws.rc
+  WHERE (SELECT count(*) FROM p) = $8::int
+  ORDER BY i.provider_id, i.resource_class FOR UPDATE OF i),
+ok AS MATERIALIZED (SELECT (SELECT count(*) FROM locked) = $9::int
+  AND (SELECT coalesce(bool_and(used + amount <= capacity), false) FROM locked)
+  AND (SELECT coalesce(bool_and(w.amount >= l.min_unit AND w.amount <= l.max_unit AND w.amount % l.step_size = 0), false)
+    FROM w JOIN locked l ON l.uuid = w.provider_uuid AND l.resource_class = w.rc)
+  AND NOT EXISTS (SELECT 1 FROM consumers WHERE uuid = ANY($1::uuid[])) AS fits),
+c AS (INSERT INTO consumers (uuid, project_id, user_id, generation)
+  SELECT u.uuid, u.project_id, u.user_id, 1 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(uuid, project_id, user_id), ok
+  WHERE ok.fits RETURNING uuid),
+u AS (UPDATE inventories i SET used = i.used + l.amount FROM locked l, ok
+  WHERE ok.fits AND i.provider_id = l.provider_id AND i.resource_class = l.resource_class RETURNING i.provider_id),
+a AS (INSERT INTO allocations (consumer_uuid, provider_id, resource_class, used)
+  SELECT ($1::uuid[])[w.k], l.provider_id, l.resource_class, w.amount
+  FROM w JOIN locked l ON l.uuid = w.provider_uuid AND l.resource_class = w.rc, ok WHERE ok.fits RETURNING provider_id),
+g AS (UPDATE resource_providers rp SET generation = rp.generation + 1 FROM ok
+  WHERE ok.fits AND rp.id IN (SELECT id FROM p) RETURNING rp.id)
+SELECT (SELECT fits FROM ok) AS fits,
+  (SELECT count(*) FROM c) + (SELECT count(*) FROM u) + (SELECT count(*) FROM a) + (SELECT count(*) FROM g) AS written`;
+
+/** A claim waiting for its statement. */
+interface PendingClaim {
+  consumer: string;
+  projectId: string;
+  userId: string;
+  wanted: { providerUuid: string; resourceClass: string; amount: number }[];
+  uuids: string[];
+  resolve: (written: AllocationsWritten | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Claim statements in flight before new claims wait to go together in the next one. */
+const CLAIM_STATEMENTS = 2;
+const CLAIM_BATCH = 16;
+
 export class Placement {
+  private writes = 0;
+  private readonly claims: PendingClaim[] = [];
+  private claimsInFlight = 0;
+
   constructor(readonly db: Database) {}
+
+  /**
+   * Counts the writes made through this object other than `claimNew` (whose effect the scheduler
+   * applies to its own view): a view of the providers read before a write finished is stale when
+   * this has moved on since.
+   */
+  get version(): number {
+    return this.writes;
+  }
+
+  private async writing<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction(fn);
+    } finally {
+      this.writes++;
+    }
+  }
 
   // ---- providers -------------------------------------------------------------------------
 
   async createProvider(input: { uuid?: string; name: string; parentUuid?: string }): Promise<Provider> {
     const uuid = input.uuid ? assertUuid(input.uuid, "provider uuid") : randomUUID();
     const name = requireName(input.name);
-    return this.db.transaction(async (tx) => {
+    return this.writing(async (tx) => {
       const inserted = await this.insertProvider(tx, uuid, name, input.parentUuid);
       if (!inserted) {
         const [byUuid] = await tx.query("SELECT 1 FROM resource_providers WHERE uuid = $1", [uuid]);
@@ -178,7 +248,7 @@ export class Placement {
     const name = requireName(input.name);
     const existing = await this.findProvider(this.db, uuid);
     if (existing) return { provider: existing, created: false };
-    return this.db.transaction(async (tx) => {
+    return this.writing(async (tx) => {
       const inserted = await this.insertProvider(tx, uuid, name, input.parentUuid);
       if (inserted) return { provider: inserted, created: true };
       const winner = await this.findProvider(tx, uuid);
@@ -271,7 +341,7 @@ export class Placement {
 
   async deleteProvider(uuid: string): Promise<void> {
     const id = assertUuid(uuid, "provider uuid");
-    await this.db.transaction(async (tx) => {
+    await this.writing(async (tx) => {
       const [p] = await tx.query<{ id: number }>(
         "SELECT id FROM resource_providers WHERE uuid = $1 FOR UPDATE",
         [id],
@@ -347,7 +417,7 @@ export class Placement {
       if (seen.has(inv.resourceClass)) throw invalidInput(`resource class ${inv.resourceClass} given twice`);
       seen.add(inv.resourceClass);
     }
-    return this.db.transaction(async (tx) => {
+    return this.writing(async (tx) => {
       const p = await this.bumpGeneration(tx, id, expectedGeneration);
       const current = await tx.query<{ resource_class: string; used: string }>(
         "SELECT resource_class, used FROM inventories WHERE provider_id = $1",
@@ -406,7 +476,7 @@ export class Placement {
   ): Promise<{ generation: number; aggregates: string[] }> {
     const id = assertUuid(uuid, "provider uuid");
     const wanted = [...new Set(aggregates.map((a) => assertUuid(a, "aggregate uuid")))].sort();
-    return this.db.transaction(async (tx) => {
+    return this.writing(async (tx) => {
       const p = await this.bumpGeneration(tx, id, expectedGeneration);
       await tx.query(
         "DELETE FROM provider_aggregates WHERE provider_id = $1 AND NOT (aggregate_uuid = ANY($2::uuid[]))",
@@ -439,7 +509,7 @@ export class Placement {
     const id = assertUuid(uuid, "provider uuid");
     for (const t of traits) assertTrait(t);
     const wanted = [...new Set(traits)].sort();
-    return this.db.transaction(async (tx) => {
+    return this.writing(async (tx) => {
       const p = await this.bumpGeneration(tx, id, expectedGeneration);
       await tx.query("DELETE FROM provider_traits WHERE provider_id = $1 AND NOT (trait = ANY($2::text[]))", [
         p.id,
@@ -525,7 +595,7 @@ export class Placement {
     const consumer = assertUuid(req.consumerUuid, "consumer uuid");
     const wanted = mergeAllocations(req.allocations);
     if (wanted.length && !req.projectId) throw invalidInput("project_id is required with allocations");
-    return this.db.transaction((tx) => this.writeAllocations(tx, consumer, wanted, req));
+    return this.writing((tx) => this.writeAllocations(tx, consumer, wanted, req));
   }
 
   /**
@@ -545,6 +615,74 @@ export class Placement {
     if (!wanted.length) throw invalidInput("a claim needs allocations");
     if (!req.projectId) throw invalidInput("project_id is required with allocations");
     const uuids = [...new Set(wanted.map((w) => w.providerUuid))];
+    // Claims that arrive while CLAIM_STATEMENTS are being written go together in the next one:
+    // one statement, one lock of each provider and one commit for all of them.
+    return new Promise((resolve, reject) => {
+      this.claims.push({
+        consumer,
+        projectId: req.projectId,
+        userId: req.userId,
+        wanted,
+        uuids,
+        resolve,
+        reject,
+      });
+      this.pumpClaims();
+    });
+  }
+
+  private pumpClaims(): void {
+    while (this.claims.length && this.claimsInFlight < CLAIM_STATEMENTS) {
+      const batch = this.claims.splice(0, CLAIM_BATCH);
+      this.claimsInFlight++;
+      void this.claimBatch(batch).finally(() => {
+        this.claimsInFlight--;
+        this.pumpClaims();
+      });
+    }
+  }
+
+  /**
+   * A batch all at once when it all fits; otherwise (or when the statement fails: a consumer
+   * created meanwhile) each claim on its own, with its own answer.
+   */
+  private async claimBatch(batch: PendingClaim[]): Promise<void> {
+    if (batch.length > 1) {
+      try {
+        if (await this.claimTogether(batch)) {
+          for (const c of batch)
+            c.resolve({ consumerGeneration: 1, providerUuids: c.uuids.sort(), previous: [] });
+          return;
+        }
+      } catch {
+        // Each claim below gets its own answer (or the error again).
+      }
+    }
+    await Promise.all(batch.map((c) => this.claimOne(c).then(c.resolve, c.reject)));
+  }
+
+  private async claimTogether(batch: PendingClaim[]): Promise<boolean> {
+    const rows = batch.flatMap((c, k) => c.wanted.map((w) => ({ k: k + 1, ...w })));
+    const [row] = await this.db.query<{ fits: boolean }>(
+      CLAIM_BATCH_SQL,
+      [
+        batch.map((c) => c.consumer),
+        batch.map((c) => c.projectId),
+        batch.map((c) => c.userId),
+        rows.map((r) => r.k),
+        rows.map((r) => r.providerUuid),
+        rows.map((r) => r.resourceClass),
+        rows.map((r) => r.amount),
+        new Set(rows.map((r) => r.providerUuid)).size,
+        new Set(rows.map((r) => `${r.providerUuid}/${r.resourceClass}`)).size,
+      ],
+      { name: "sched_claim_batch" },
+    );
+    return row?.fits === true;
+  }
+
+  private async claimOne(claim: PendingClaim): Promise<AllocationsWritten | undefined> {
+    const { consumer, wanted, uuids } = claim;
     const [row] = await this.db.query<{
       providers: number;
       created: boolean;
@@ -566,8 +704,8 @@ export class Placement {
       CLAIM_SQL,
       [
         consumer,
-        req.projectId,
-        req.userId,
+        claim.projectId,
+        claim.userId,
         wanted.map((w) => w.providerUuid),
         wanted.map((w) => w.resourceClass),
         wanted.map((w) => w.amount),
