@@ -16,7 +16,7 @@ const hosts = Number(process.argv[2] ?? 1000);
 const segmentCount = Number(process.argv[3] ?? 20);
 const concurrency = Number(process.argv[4] ?? 16);
 // --instances N: N instances per call (a small flavor); --no-member-of: no port group (the boot
-// bench's "none" case).
+// bench's "none" case). SCHEDULER_POOL_TTL_MS as the scheduler's (0: a candidate search per call).
 const instances = process.argv.includes("--instances")
   ? Number(process.argv[process.argv.indexOf("--instances") + 1])
   : 1;
@@ -97,7 +97,7 @@ try {
   const scheduler = new Scheduler(
     new Placement(timed),
     new AllocationCandidates(timed),
-    { maxAlternates: 2, candidateLimit: 100 },
+    { maxAlternates: 2, candidateLimit: 100, poolTtlMs: Number(process.env.SCHEDULER_POOL_TTL_MS ?? 1000) },
     () => undefined,
   );
   if (process.argv.includes("--candidates-only")) {

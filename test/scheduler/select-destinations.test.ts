@@ -216,6 +216,34 @@ describe("SelectDestinations", () => {
     expect((await placement.getUsages({ providerUuid: alternate.computeNodeUuid })).usages.VCPU).toBe(0n);
   });
 
+  it("requests at the same time weigh each other's claims; a placement write is seen by the next request", async () => {
+    const { tag, hosts } = await cloud(
+      Array.from({ length: 4 }, () => ({ vcpu: 8, ramMb: 16384, diskGb: 100 })),
+    );
+    // Four equal hosts, four requests at once: each request takes its host from the view the
+    // others already took theirs from, so they spread instead of racing for one host.
+    const four = await Promise.all(
+      Array.from({ length: 4 }, () => scheduler.selectDestinations({ spec: spec(tag) })),
+    );
+    const chosen = four.map((r) => r.destinations[0]!.selected!.host);
+    expect(new Set(chosen).size).toBe(4);
+    // Every host now has 14 GiB free. Someone else (not the scheduler's claims) takes 12 GiB of
+    // host 0 through PlacementService: the next request must see it and not weigh host 0 as
+    // the emptiest.
+    await placement.putAllocations({
+      consumerUuid: randomUUID(),
+      projectId: "other",
+      userId: "other",
+      consumerGeneration: 0n,
+      allocations: [{ providerUuid: hosts[0]!.uuid, resources: big({ MEMORY_MB: 12288 }) }],
+    });
+    const next = await scheduler.selectDestinations({ spec: spec(tag, { maxAlternates: 3 }) });
+    const d = next.destinations[0]!;
+    expect(d.selected!.host).not.toBe(hosts[0]!.name);
+    // Host 0 (2 GiB free) is still a valid alternate, and the last one.
+    expect(d.alternates.map((a) => a.host).at(-1)).toBe(hosts[0]!.name);
+  });
+
   it("refuses a claim that no longer fits and bad requests", async () => {
     const { tag, hosts } = await cloud([{ vcpu: 2, ramMb: 2048, diskGb: 10 }]);
     const selection = {

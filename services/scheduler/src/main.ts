@@ -30,6 +30,15 @@ const booted = await bootService({
       .describe(
         "Allocation candidates fetched per scheduling round after the first, which takes instances + alternates + 8 hosts pre-ordered by free RAM/VCPU (Nova: max_placement_results)",
       ),
+    SCHEDULER_POOL_TTL_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(1000)
+      .describe(
+        "How long the hosts one candidate search found serve later SelectDestinations of the same shape, kept up to date with this scheduler's own claims; any other placement write through this scheduler drops them (0: a search per request)",
+      ),
   },
 });
 const { config } = booted;
@@ -73,7 +82,11 @@ const notify: AllocationNotifier = (change) =>
 const scheduler = new Scheduler(
   placement,
   candidates,
-  { maxAlternates: config.SCHEDULER_MAX_ALTERNATES, candidateLimit: config.SCHEDULER_CANDIDATE_LIMIT },
+  {
+    maxAlternates: config.SCHEDULER_MAX_ALTERNATES,
+    candidateLimit: config.SCHEDULER_CANDIDATE_LIMIT,
+    poolTtlMs: config.SCHEDULER_POOL_TTL_MS,
+  },
   notify,
 );
 await booted.serve([placementService(placement, candidates, notify), schedulerService(scheduler)]);

@@ -26,6 +26,11 @@ export interface SchedulerOptions {
   maxAlternates: number;
   /** Candidates fetched per round after the first (Nova's max_placement_results). */
   candidateLimit: number;
+  /**
+   * How long the hosts fetched for one request shape serve the next requests of that shape,
+   * kept up to date with this scheduler's own claims (0: every request fetches its own).
+   */
+  poolTtlMs: number;
 }
 
 export interface RequestSpec {
@@ -63,6 +68,33 @@ interface HostOption {
   candidates: Candidate[];
 }
 
+/**
+ * The hosts one candidate search returned and the free/used of their providers as this scheduler
+ * has seen them since: its claims are taken from the view as they are made. A claim is still
+ * checked by the database, so a stale pool costs a lost race (the host is dropped from the pool),
+ * never an over-commit.
+ */
+interface Pool {
+  hosts: HostOption[];
+  view: LocalView;
+  /** Hosts where a claim lost a race (another scheduler took the room) or the provider went away. */
+  lost: Set<string>;
+  /** `placement.version` when the search began: a write since then (not a claim) makes it stale. */
+  version: number;
+  fetchedAt: number;
+  /** The search hit its limit: hosts outside the pool may qualify too. */
+  partial: boolean;
+  /**
+   * For a partial most-free search, the order class's free amount on the last host returned: no
+   * host outside the pool had more. When no host of the pool has this much left, hosts outside
+   * it may be better, and the pool is fetched again.
+   */
+  floor?: { resourceClass: string; free: number };
+}
+
+/** Pools kept, one per request shape (flavor, groups, order, forced hosts). */
+const MAX_POOLS = 64;
+
 const ROUNDS = 3;
 /**
  * Hosts fetched beyond instances + alternates in the first round. The candidate query already
@@ -91,13 +123,17 @@ class LocalView {
     );
   }
 
-  take(allocations: ProviderAllocation[]): void {
+  take(allocations: ProviderAllocation[], sign = 1): void {
     for (const a of allocations) {
       for (const [rc, n] of Object.entries(a.resources)) {
         const r = this.usage.get(a.providerUuid)?.get(rc);
-        if (r) r.used += n;
+        if (r) r.used += sign * n;
       }
     }
+  }
+
+  give(allocations: ProviderAllocation[]): void {
+    this.take(allocations, -1);
   }
 
   free(providerUuid: string, rc: string): { free: number; capacity: number } | undefined {
@@ -152,20 +188,33 @@ export class Scheduler {
     const spec = this.validate(input);
     const query = this.candidateQuery(spec);
     const maxAlternates = spec.maxAlternates || this.options.maxAlternates;
-    const view = new LocalView();
-    const first = Math.min(
-      this.options.candidateLimit,
-      spec.instanceUuids.length + maxAlternates + SPARE_HOSTS,
-    );
-    let hosts = await this.fetchHosts({ ...query, limit: first }, view);
+    // A shared pool answers every request of its shape; ignore_hosts (a reschedule) is applied to
+    // it by name, so the shape leaves it out.
+    const key = this.options.poolTtlMs > 0 ? poolKey({ ...query, rootNamesNotIn: undefined }) : undefined;
+    const ignored = new Set(spec.ignoreHosts);
+    let pool = key === undefined ? undefined : this.cachedPool(key);
+    let fetched = 0;
     const done: InstanceDestination[] = [];
     try {
       for (const instanceUuid of spec.instanceUuids) {
         let placed: InstanceDestination | undefined;
-        for (let round = 0; round < ROUNDS && !placed; round++) {
-          if (round > 0) hosts = await this.fetchHosts(query, view);
-          placed = await this.placeOne(spec, instanceUuid, hosts, view, maxAlternates);
-          if (!placed && !hosts.length) break;
+        for (;;) {
+          if (!pool || (fetched === 0 && !this.serves(pool, spec, ignored, maxAlternates))) {
+            if (fetched >= ROUNDS) break;
+            // A search for this request alone first asks for just enough hosts to weigh.
+            const limit =
+              (key === undefined || ignored.size) && fetched === 0
+                ? Math.min(
+                    this.options.candidateLimit,
+                    spec.instanceUuids.length + maxAlternates + SPARE_HOSTS,
+                  )
+                : this.options.candidateLimit;
+            pool = await this.fetchPool({ ...query, limit }, ignored.size ? undefined : key);
+            fetched++;
+          }
+          placed = await this.placeOne(spec, instanceUuid, pool, ignored, maxAlternates);
+          if (placed || (fetched > 0 && !pool.hosts.length)) break;
+          pool = undefined;
         }
         if (!placed) {
           const reason = await explainNoCandidates(this.placement.db, query);
@@ -187,8 +236,56 @@ export class Scheduler {
     return done;
   }
 
-  private async fetchHosts(query: CandidateQuery, view: LocalView): Promise<HostOption[]> {
+  private readonly pools = new Map<string, Pool>();
+
+  private cachedPool(key: string): Pool | undefined {
+    const pool = this.pools.get(key);
+    if (!pool) return undefined;
+    if (pool.version !== this.placement.version || Date.now() - pool.fetchedAt > this.options.poolTtlMs) {
+      this.pools.delete(key);
+      return undefined;
+    }
+    return pool;
+  }
+
+  /**
+   * Whether a pool fetched for an earlier request can answer this one as a fresh search would:
+   * it still has a host that fits and, when the search stopped at its limit, enough hosts for the
+   * alternates and one at least as free as any host it left out.
+   */
+  private serves(pool: Pool, spec: RequestSpec, ignored: Set<string>, maxAlternates: number): boolean {
+    if (pool.version !== this.placement.version) return false;
+    const fitting = this.rank(pool.hosts, pool.view, spec.weigher, pool.lost, ignored);
+    if (!fitting.length) return false;
+    if (!pool.partial) return true;
+    if (fitting.length < 1 + maxAlternates) return false;
+    const floor = pool.floor;
+    return (
+      !floor ||
+      fitting.some(
+        ({ host }) => (pool.view.free(host.rootUuid, floor.resourceClass)?.free ?? 0) >= floor.free,
+      )
+    );
+  }
+
+  /** A search for a shared pool joins the one in flight for its shape, if any. */
+  private fetchPool(query: CandidateQuery, key: string | undefined): Promise<Pool> {
+    if (key === undefined) return this.search(query, undefined);
+    let pending = this.searching.get(key);
+    if (!pending) {
+      pending = this.search(query, key).finally(() => this.searching.delete(key));
+      this.searching.set(key, pending);
+    }
+    return pending;
+  }
+
+  private readonly searching = new Map<string, Promise<Pool>>();
+
+  private async search(query: CandidateQuery, key: string | undefined): Promise<Pool> {
+    const version = this.placement.version;
+    const limit = query.limit ?? this.options.candidateLimit;
     const result = await this.finder.list(query);
+    const view = new LocalView();
     view.absorb(result.summaries);
     const names = new Map(result.summaries.map((s) => [s.uuid, s.name]));
     const byRoot = new Map<string, HostOption>();
@@ -200,13 +297,43 @@ export class Scheduler {
       }
       h.candidates.push(c);
     }
-    return [...byRoot.values()];
+    const hosts = [...byRoot.values()];
+    const partial = result.candidates.length >= limit || hosts.length >= limit;
+    const last = hosts.at(-1);
+    const order = query.order;
+    const pool: Pool = {
+      hosts,
+      view,
+      lost: new Set(),
+      version,
+      fetchedAt: Date.now(),
+      partial,
+      floor:
+        partial && last && order?.direction === "most_free"
+          ? {
+              resourceClass: order.resourceClass,
+              free: view.free(last.rootUuid, order.resourceClass)?.free ?? 0,
+            }
+          : undefined,
+    };
+    if (key !== undefined) {
+      this.pools.delete(key);
+      if (this.pools.size >= MAX_POOLS) this.pools.delete(this.pools.keys().next().value!);
+      this.pools.set(key, pool);
+    }
+    return pool;
   }
 
   /** Ranks the hosts that still fit (as this request sees them) and the way each would be used. */
-  private rank(hosts: HostOption[], view: LocalView, weigher: WeigherKind, exclude: Set<string>) {
+  private rank(
+    hosts: HostOption[],
+    view: LocalView,
+    weigher: WeigherKind,
+    exclude: Set<string>,
+    ignoredNames: Set<string>,
+  ) {
     const fitting = hosts
-      .filter((h) => !exclude.has(h.rootUuid))
+      .filter((h) => !exclude.has(h.rootUuid) && !ignoredNames.has(h.host))
       .map((h) => ({ host: h, candidate: h.candidates.find((c) => view.fits(c.allocations)) }))
       .filter((x): x is { host: HostOption; candidate: Candidate } => x.candidate !== undefined);
     const states: HostState[] = fitting.map(({ host, candidate }) => {
@@ -235,14 +362,16 @@ export class Scheduler {
   private async placeOne(
     spec: RequestSpec,
     instanceUuid: string,
-    hosts: HostOption[],
-    view: LocalView,
+    pool: Pool,
+    ignored: Set<string>,
     maxAlternates: number,
   ): Promise<InstanceDestination | undefined> {
-    const lost = new Set<string>();
-    const ranked = this.rank(hosts, view, spec.weigher, lost);
-    for (let i = 0; i < ranked.length; i++) {
-      const { host, candidate } = ranked[i]!;
+    const { view } = pool;
+    for (const { host, candidate } of this.rank(pool.hosts, view, spec.weigher, pool.lost, ignored)) {
+      // Other requests on the pool may have taken the room while this one awaited a claim.
+      if (pool.lost.has(host.rootUuid) || !view.fits(candidate.allocations)) continue;
+      // Taken before the claim is written, so that requests running meanwhile weigh without it.
+      view.take(candidate.allocations);
       try {
         const claim = {
           consumerUuid: instanceUuid,
@@ -255,14 +384,14 @@ export class Scheduler {
           await this.placement.putAllocations({ ...claim, expectedGeneration: "any" });
         }
       } catch (err) {
+        view.give(candidate.allocations);
         // Another scheduler took the room (conflict) or the provider went away: next host.
         if (isStratusError(err, "conflict") || isStratusError(err, "invalid_input")) {
-          lost.add(host.rootUuid);
+          pool.lost.add(host.rootUuid);
           continue;
         }
         throw err;
       }
-      view.take(candidate.allocations);
       this.notify({
         consumerUuid: instanceUuid,
         providerUuids: candidate.allocations.map((a) => a.providerUuid),
@@ -270,7 +399,8 @@ export class Scheduler {
         host: host.host,
       });
       const alternates: Selection[] = [];
-      for (const other of this.rank(hosts, view, spec.weigher, new Set([...lost, host.rootUuid]))) {
+      const others = new Set([...pool.lost, host.rootUuid]);
+      for (const other of this.rank(pool.hosts, view, spec.weigher, others, ignored)) {
         if (alternates.length >= maxAlternates) break;
         alternates.push(selectionOf(other.host, other.candidate));
       }
@@ -340,6 +470,11 @@ function canonical(allocations: ProviderAllocation[]): string {
     .map((a) => `${a.providerUuid}/${a.resourceClass}=${a.amount}`)
     .sort()
     .join(";");
+}
+
+/** A request shape as a map key: the candidate query without its limit. */
+function poolKey(query: CandidateQuery): string {
+  return JSON.stringify({ ...query, limit: undefined });
 }
 
 function selectionOf(host: HostOption, candidate: Candidate): Selection {
