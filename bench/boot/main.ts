@@ -72,28 +72,65 @@ const findBackends = async () => {
   pgBackends = rows.rows.map((r) => ({ pid: r.pid, service: databases[names.indexOf(r.datname)]!.service }));
 };
 
-/** user + system CPU ms of each service process (and our PostgreSQL backends), from /proc (Linux). */
+/** user + system CPU ms of a process, from /proc (Linux); undefined when it is gone. */
+const procCpuMs = (pid: number): number | undefined => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+  } catch {
+    return undefined;
+  }
+};
+
+/** user + system CPU ms of each service process. */
 const cpuMs = (): Record<string, number> => {
   const out: Record<string, number> = {};
   for (const [name, p] of Object.entries(mesh.services)) {
-    try {
-      const fields = readFileSync(`/proc/${p!.proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      out[name] = ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
-    } catch {
-      // not Linux, or the process is gone
-    }
-  }
-  // The PostgreSQL backends serving our databases (pooled connections live through a case).
-  for (const { pid, service } of pgBackends) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      const key = `postgres:${service}`;
-      out[key] = (out[key] ?? 0) + ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-    } catch {
-      // exited meanwhile
-    }
+    const ms = p?.proc.pid === undefined ? undefined : procCpuMs(p.proc.pid);
+    if (ms !== undefined) out[name] = ms;
   }
   return out;
+};
+
+/**
+ * CPU of the PostgreSQL backends serving our databases over a case. Pools open and close
+ * connections as they go (an idle one closes after a while), and a backend that exited takes its
+ * counter with it: the backends are sampled through the case, each counted from its first sample
+ * (0 for one that appeared during the case) to its last.
+ */
+const backendCpu = () => {
+  const seen = new Map<number, { service: string; first: number; last: number }>();
+  const sample = (first: boolean) => {
+    for (const { pid, service } of pgBackends) {
+      const ms = procCpuMs(pid);
+      if (ms === undefined) continue;
+      const s = seen.get(pid);
+      if (s) s.last = ms;
+      else seen.set(pid, { service, first: first ? ms : 0, last: ms });
+    }
+  };
+  let round = 0;
+  let stopped = false;
+  const ready = findBackends().then(() => sample(true));
+  const timer = setInterval(() => {
+    // Ask PostgreSQL for new backends every second; read the known ones' counters 4 times a second.
+    if (++round % 4 === 0) void findBackends().then(() => !stopped && sample(false));
+    else sample(false);
+  }, 250);
+  return {
+    ready,
+    async stop(): Promise<Record<string, number>> {
+      clearInterval(timer);
+      await findBackends();
+      sample(false);
+      stopped = true;
+      const out: Record<string, number> = {};
+      for (const s of seen.values()) {
+        out[`postgres:${s.service}`] = (out[`postgres:${s.service}`] ?? 0) + s.last - s.first;
+      }
+      return out;
+    },
+  };
 };
 
 const pct = (xs: number[], p: number) => {
@@ -156,8 +193,9 @@ try {
     const times: number[] = [];
     let next = 0;
     let errors = 0;
+    const backends = backendCpu();
+    await backends.ready;
     const started = Date.now();
-    await findBackends();
     const cpu0 = cpuMs();
     const one = async () => {
       const t0 = performance.now();
@@ -192,8 +230,7 @@ try {
       }),
     );
     const secs = (Date.now() - started) / 1000;
-    await findBackends();
-    const cpu1 = cpuMs();
+    const cpu1 = { ...cpuMs(), ...(await backends.stop()) };
     // CPU time each service process spent per server (user + system): steadier than rates on a
     // shared machine, and it says where the time goes.
     const cpuMsPerServer = Object.fromEntries(
