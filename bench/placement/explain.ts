@@ -1,6 +1,6 @@
 // Diagnosis: seeds a PostgreSQL database (SQL seed) and prints EXPLAIN ANALYZE of the candidate
 // statement the scheduler runs (roots + their trees and sharing providers in one statement).
-//   node --import tsx bench/placement/explain.ts [providers] [segments] [--quiet] [--pglite [--analyze]]
+//   node --import tsx bench/placement/explain.ts [providers] [segments] [--quiet] [--generic] [--pglite [--analyze]]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,7 +51,24 @@ try {
     const sharing = new Set(["IPV4_ADDRESS"]);
     const { sql, params } = candidatesQuery(q, q.limit, sharing);
     console.log(`\n=== ${label}\n${sql}\n`);
-    const plan = await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
+    // --generic: the plan the scheduler runs (its statements ask for a generic plan), not the
+    // custom plan EXPLAIN makes for these parameter values.
+    const plan = process.argv.includes("--generic")
+      ? await db.transaction(async (tx) => {
+          await tx.query("SET LOCAL plan_cache_mode = force_generic_plan");
+          const types = params.map(() => "unknown").join(", ");
+          await tx.query(`PREPARE explained${types ? `(${types})` : ""} AS ${sql}`);
+          const literal = (v: unknown) =>
+            Array.isArray(v)
+              ? `ARRAY[${v.map((x) => `'${String(x).replaceAll("'", "''")}'`).join(", ")}]`
+              : `'${String(v).replaceAll("'", "''")}'`;
+          const rows = await tx.query<{ "QUERY PLAN": string }>(
+            `EXPLAIN (ANALYZE, BUFFERS) EXECUTE explained${params.length ? `(${params.map(literal).join(", ")})` : ""}`,
+          );
+          await tx.query("DEALLOCATE explained");
+          return rows;
+        })
+      : await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
     // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone.
     const roots = rootsQuery(q, q.limit, sharing);
