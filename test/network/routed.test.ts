@@ -190,6 +190,13 @@ describe("routed networks, binding and placement", () => {
     );
     expect(gone.kind).toBe("not_found");
     expect(gone.message).toContain(`port ${missing} does not exist`);
+    // A good port asked for with a bad one: all or nothing, the good one is not made ACTIVE.
+    const mixed = await refusal(
+      net.checkAndUpdatePorts({ serverId: server, host: "rack2-a", portIds: [bound!.id, unboundPort!.id] }),
+    );
+    expect(mixed.message).toContain(`port ${unboundPort!.id} is not bound to any host`);
+    expect(mixed.message).not.toContain(`port ${bound!.id}`);
+    expect((await net.getPort({ id: bound!.id })).port!.status).toBe("DOWN");
 
     const { ports } = await net.checkAndUpdatePorts({
       serverId: server,

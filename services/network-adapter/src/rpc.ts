@@ -100,6 +100,14 @@ export function networkService(
     return result;
   }
 
+  /** A call whose work is one statement: autocommitted, no transaction around it. */
+  async function once<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const out = new Outbox();
+    const result = await fn({ q: db, out, caller: currentCaller() });
+    await committed(out);
+    return result;
+  }
+
   /** The common case in one autocommitted call (batched); anything else in a transaction. */
   // Networks whose last port made by the full path came out deferred (routed): the one-statement
   // path cannot make their ports, so for ROUTED_MEMORY_MS it is not tried first for them (it was
@@ -188,7 +196,7 @@ export function networkService(
       return { port: strip(port), segmentId };
     },
     unbindPort: async (req) => ({ port: strip(await run((tx) => ports.unbindPort(tx, req))) }),
-    checkAndUpdatePorts: async (req) => ({ ports: await run((tx) => ports.checkAndUpdatePorts(tx, req)) }),
+    checkAndUpdatePorts: async (req) => ({ ports: await once((tx) => ports.checkAndUpdatePorts(tx, req)) }),
 
     reportHostPhysicalNetworks: async (req) => ({
       segmentIds: await run((tx) => reportHostPhysicalNetworks(tx, req)),

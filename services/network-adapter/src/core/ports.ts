@@ -599,6 +599,25 @@ export type PortDetails = MessageInitShape<typeof PortDetailsSchema>;
  * The compute agent's call: verifies each port (exists, belongs to the server, is bound to this
  * host, has its addresses) and marks it ACTIVE. Allocates nothing; one failing port fails all.
  */
+/**
+ * CheckAndUpdatePorts in one statement (no transaction around it): lock the ports in id order
+ * and read them with their addresses, segment and network MTU, and mark them ACTIVE only if
+ * every one is there, claimed by the server, bound to the host and holding its addresses. The
+ * rows come back as they were before the update, for the checks' messages and the details.
+ */
+const CHECK_AND_UPDATE_SQL = `WITH locked AS MATERIALIZED (
+  SELECT p.*, n.mtu AS net_mtu, s.network_type AS seg_network_type, s.physical_network AS seg_physical_network,
+    s.segmentation_id AS seg_segmentation_id,
+    (SELECT coalesce(json_agg(json_build_object('subnet_id', a.subnet_id, 'ip', a.ip)), '[]'::json)
+     FROM ip_allocations a WHERE a.port_id = p.id) AS fixed
+  FROM ports p LEFT JOIN networks n ON n.id = p.network_id LEFT JOIN segments s ON s.id = p.binding_segment_id
+  WHERE p.id = ANY($1::uuid[]) ORDER BY p.id FOR UPDATE OF p),
+ok AS MATERIALIZED (SELECT count(*) = $4::int AND coalesce(bool_and(device_id = $2 AND binding_host_id = $3
+    AND (ip_allocation = 'none' OR json_array_length(fixed) > 0)), false) AS fits FROM locked),
+u AS (UPDATE ports SET status = 'ACTIVE', binding_vif_type = $5, binding_vif_details = $6::jsonb, updated_at = now()
+  FROM ok WHERE ok.fits AND ports.id IN (SELECT id FROM locked) RETURNING ports.id)
+SELECT locked.*, (SELECT count(*) FROM u)::int AS updated FROM locked`;
+
 export async function checkAndUpdatePorts(
   tx: Tx,
   req: { serverId: string; host: string; portIds: string[] },
@@ -615,13 +634,38 @@ export async function checkAndUpdatePorts(
       return false;
     }
   });
-  const ordered = [...valid].map((i) => i.toLowerCase()).sort();
-  if (ordered.length)
-    await tx.q.query("SELECT 1 FROM ports WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", [ordered]);
-  const ports = ordered.length ? await loadPorts(tx.q, "p.id = ANY($1::uuid[])", [ordered]) : [];
+  const ordered = [...new Set(valid.map((i) => i.toLowerCase()))].sort();
+  const rows = ordered.length
+    ? await tx.q.query(
+        CHECK_AND_UPDATE_SQL,
+        [
+          ordered,
+          req.serverId,
+          req.host,
+          // An id that is not a uuid is already a problem: nothing may be updated.
+          problems.length ? -1 : ordered.length,
+          VIF_TYPE,
+          JSON.stringify(VIF_DETAILS),
+        ],
+        { name: "net_check_and_update_ports" },
+      )
+    : [];
+  const byId = new Map(
+    rows.map((r) => {
+      const fixed = (typeof r.fixed === "string" ? JSON.parse(r.fixed) : r.fixed) as {
+        subnet_id: string;
+        ip: string | number;
+      }[];
+      const port = portFromRow(
+        r,
+        fixed.map((f) => ({ subnetId: String(f.subnet_id), ip: Number(f.ip) })),
+      );
+      return [port.id, { port, row: r }] as const;
+    }),
+  );
   let kind: "not_found" | "port_in_use" | "invalid_input" = problems.length ? "not_found" : "invalid_input";
   for (const id of valid) {
-    const p = ports.find((x) => x.id === id.toLowerCase());
+    const p = byId.get(id.toLowerCase())?.port;
     if (!p) {
       problems.push(`port ${id} does not exist`);
       kind = "not_found";
@@ -647,31 +691,33 @@ export async function checkAndUpdatePorts(
     }
   }
   if (problems.length) throw new StratusError(kind, `CheckAndUpdatePorts refused: ${problems.join("; ")}`);
+  if (rows.length && Number(rows[0]!.updated) !== rows.length) {
+    // The checks above and the statement's agree; a difference is a bug, not a client error.
+    throw new StratusError("internal", "CheckAndUpdatePorts: the ports changed while being checked");
+  }
   const details: PortDetails[] = [];
   for (const id of ids) {
-    const p = ports.find((x) => x.id === id.toLowerCase())!;
-    await tx.q.query(
-      `UPDATE ports SET status = 'ACTIVE', binding_vif_type = $2, binding_vif_details = $3::jsonb, updated_at = now() WHERE id = $1`,
-      [p.id, VIF_TYPE, JSON.stringify(VIF_DETAILS)],
-    );
-    const [seg] = p.bindingSegmentId
-      ? await tx.q.query("SELECT * FROM segments WHERE id = $1", [p.bindingSegmentId])
-      : [];
-    const [net] = await tx.q.query<{ mtu: number }>("SELECT mtu FROM networks WHERE id = $1", [p.networkId]);
-    const active = { ...p, status: "ACTIVE" };
+    const { port: p, row } = byId.get(id.toLowerCase())!;
+    const active = {
+      ...p,
+      status: "ACTIVE",
+      bindingVifType: VIF_TYPE,
+      bindingVifDetails: { ...VIF_DETAILS },
+    };
     portEvent(tx, PortChange.UPDATED, active);
+    const segment = row.seg_network_type !== null && row.seg_network_type !== undefined;
     details.push({
       portId: p.id,
       macAddress: p.macAddress ?? "",
       fixedIps: p.fixedIps,
       networkId: p.networkId,
       segmentId: p.bindingSegmentId,
-      networkType: seg ? String(seg.network_type) : "",
-      physicalNetwork: seg ? String(seg.physical_network) : "",
-      segmentationId: seg ? Number(seg.segmentation_id) : 0,
+      networkType: segment ? String(row.seg_network_type) : "",
+      physicalNetwork: segment ? String(row.seg_physical_network) : "",
+      segmentationId: segment ? Number(row.seg_segmentation_id) : 0,
       vifType: VIF_TYPE,
       vifDetails: VIF_DETAILS,
-      mtu: Number(net?.mtu ?? 0),
+      mtu: Number(row.net_mtu ?? 0),
     });
   }
   return details;
