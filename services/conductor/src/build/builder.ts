@@ -277,7 +277,13 @@ export class Builder {
     return { event: { event, startedAt, ok, host, traceback } };
   }
 
-  private announce(b: BuildRow, vmState: string, taskState: string, message = "", deleted = false): void {
+  private announce(
+    b: Pick<BuildRow, "server_id" | "project_id" | "host">,
+    vmState: string,
+    taskState: string,
+    message = "",
+    deleted = false,
+  ): void {
     this.o.bus.publish(Subjects.serverState, ServerStateChangedSchema, {
       serverId: b.server_id,
       projectId: b.project_id,
@@ -772,6 +778,7 @@ export class Builder {
     powerState: number;
   }): Promise<boolean> {
     await this.settle(r.serverId);
+    if (r.success && !this.active.has(r.serverId) && (await this.succeeded(r))) return true;
     let b = await this.acquire(r.serverId);
     // A run of ours started meanwhile (a sweep or a second kick): wait for it rather than
     // sending the result back for redelivery.
@@ -842,6 +849,38 @@ export class Builder {
       // Work left (a re-bind on an alternate, a cleanup): run it now rather than at the next sweep.
       if (b.phase !== "done") this.kick(r.serverId);
     }
+  }
+
+  /**
+   * The common result, a success for the attempt in flight on that host, in one statement: the
+   * build row is taken (generation bumped) only when nobody holds it and it is spawning that
+   * attempt on that host, and finished with the server ACTIVE and the instance-action event, as
+   * the general path (lease, then a step write) does in two. False: nothing was written, the
+   * general path decides (a stale or duplicate result, a build someone holds).
+   */
+  private async succeeded(r: { serverId: string; host: string; attempt: number; powerState: number }) {
+    const rows = await this.o.db.query<{ project_id: string }>(
+      `WITH b AS (UPDATE server_builds bb SET phase = 'done', lease_owner = '', lease_until = now(),
+           generation = bb.generation + 1, updated_at = now()
+         FROM servers s
+         WHERE bb.server_id = $1 AND s.id = bb.server_id AND bb.phase = 'spawning' AND bb.attempt = $2
+           AND s.host = $3 AND (bb.lease_owner = '' OR bb.lease_until < now())
+         RETURNING bb.server_id, bb.request_id, bb.sent_at, s.project_id),
+       s AS (UPDATE servers SET vm_state = 'active', task_state = '', power_state = $4, launched_at = now(),
+           updated_at = now() WHERE id IN (SELECT server_id FROM b)),
+       a AS (UPDATE instance_actions ia SET updated_at = now() FROM b
+         WHERE ia.server_id = b.server_id AND ia.request_id = b.request_id RETURNING ia.id, b.sent_at),
+       e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
+         SELECT a.id, 'compute_build_and_run_instance', coalesce(a.sent_at, now()), now(), 'Success', '', $3 FROM a)
+       SELECT project_id FROM b`,
+      [r.serverId, r.attempt, r.host, r.powerState || 1],
+      { name: "conductor_build_succeeded" },
+    );
+    const row = rows[0];
+    if (!row) return false;
+    this.o.changes?.changed(row.project_id);
+    this.announce({ server_id: r.serverId, project_id: row.project_id, host: r.host }, "active", "");
+    return true;
   }
 
   private async addresses(b: BuildRow, ports: Port[]): Promise<ServerAddressRecord[]> {
