@@ -61,11 +61,34 @@ export interface InstanceDestination {
   alternates: Selection[];
 }
 
+/** A provider's amount of one class as this scheduler sees it. */
+interface Usage {
+  capacity: number;
+  used: number;
+}
+
+/** One way a host can take an instance, with the usage records its amounts come out of. */
+interface Way {
+  candidate: Candidate;
+  needs: { usage: Usage; amount: number }[];
+  /** The IPV4_ADDRESS usage of the sharing providers (segments) this way takes addresses from. */
+  ips: Usage[];
+}
+
 /** One host with the ways (allocation requests) it can take an instance. */
 interface HostOption {
   host: string;
   rootUuid: string;
-  candidates: Candidate[];
+  ways: Way[];
+  ram?: Usage;
+  vcpu?: Usage;
+}
+
+const fits = (way: Way) => way.needs.every((n) => n.usage.used + n.amount <= n.usage.capacity);
+
+/** The amounts of a way taken from (sign 1) or given back to (-1) the view. */
+function take(way: Way, sign = 1): void {
+  for (const n of way.needs) n.usage.used += sign * n.amount;
 }
 
 /**
@@ -104,9 +127,9 @@ const ROUNDS = 3;
  */
 const SPARE_HOSTS = 8;
 
-/** Free/used bookkeeping of the providers seen in this request, updated as we claim. */
+/** Free/used of the providers one search returned; claims are taken from these records. */
 class LocalView {
-  private readonly usage = new Map<string, Map<string, { capacity: number; used: number }>>();
+  private readonly usage = new Map<string, Map<string, Usage>>();
 
   absorb(summaries: ProviderSummary[]): void {
     for (const s of summaries) {
@@ -114,31 +137,23 @@ class LocalView {
     }
   }
 
-  fits(allocations: ProviderAllocation[]): boolean {
-    return allocations.every((a) =>
-      Object.entries(a.resources).every(([rc, n]) => {
-        const r = this.usage.get(a.providerUuid)?.get(rc);
-        return r !== undefined && r.used + n <= r.capacity;
-      }),
-    );
+  get(providerUuid: string, rc: string): Usage | undefined {
+    return this.usage.get(providerUuid)?.get(rc);
   }
 
-  take(allocations: ProviderAllocation[], sign = 1): void {
-    for (const a of allocations) {
-      for (const [rc, n] of Object.entries(a.resources)) {
-        const r = this.usage.get(a.providerUuid)?.get(rc);
-        if (r) r.used += sign * n;
+  /** A candidate's amounts bound to this view's records (undefined: a provider it never saw). */
+  way(candidate: Candidate, rootUuid: string): Way | undefined {
+    const needs: Way["needs"] = [];
+    const ips: Usage[] = [];
+    for (const a of candidate.allocations) {
+      for (const [rc, amount] of Object.entries(a.resources)) {
+        const usage = this.get(a.providerUuid, rc);
+        if (!usage) return undefined;
+        needs.push({ usage, amount });
+        if (rc === "IPV4_ADDRESS" && a.providerUuid !== rootUuid) ips.push(usage);
       }
     }
-  }
-
-  give(allocations: ProviderAllocation[]): void {
-    this.take(allocations, -1);
-  }
-
-  free(providerUuid: string, rc: string): { free: number; capacity: number } | undefined {
-    const r = this.usage.get(providerUuid)?.get(rc);
-    return r ? { free: r.capacity - r.used, capacity: r.capacity } : undefined;
+    return { candidate, needs, ips };
   }
 }
 
@@ -199,7 +214,7 @@ export class Scheduler {
       for (const instanceUuid of spec.instanceUuids) {
         let placed: InstanceDestination | undefined;
         for (;;) {
-          if (!pool || (fetched === 0 && !this.serves(pool, spec, ignored, maxAlternates))) {
+          if (!pool || (fetched === 0 && !this.serves(pool, ignored, maxAlternates))) {
             if (fetched >= ROUNDS) break;
             // A search for this request alone first asks for just enough hosts to weigh.
             const limit =
@@ -253,19 +268,19 @@ export class Scheduler {
    * it still has a host that fits and, when the search stopped at its limit, enough hosts for the
    * alternates and one at least as free as any host it left out.
    */
-  private serves(pool: Pool, spec: RequestSpec, ignored: Set<string>, maxAlternates: number): boolean {
+  private serves(pool: Pool, ignored: Set<string>, maxAlternates: number): boolean {
     if (pool.version !== this.placement.version) return false;
-    const fitting = this.rank(pool.hosts, pool.view, spec.weigher, pool.lost, ignored);
-    if (!fitting.length) return false;
-    if (!pool.partial) return true;
-    if (fitting.length < 1 + maxAlternates) return false;
     const floor = pool.floor;
-    return (
-      !floor ||
-      fitting.some(
-        ({ host }) => (pool.view.free(host.rootUuid, floor.resourceClass)?.free ?? 0) >= floor.free,
-      )
-    );
+    let fitting = 0;
+    let asFree = !floor;
+    for (const h of pool.hosts) {
+      if (pool.lost.has(h.rootUuid) || ignored.has(h.host) || !h.ways.some(fits)) continue;
+      fitting++;
+      if (!pool.partial) return true;
+      if (floor && !asFree) asFree = free(usageOf(h, floor.resourceClass)) >= floor.free;
+      if (asFree && fitting >= 1 + maxAlternates) return true;
+    }
+    return false;
   }
 
   /** A search for a shared pool joins the one in flight for its shape, if any. */
@@ -292,12 +307,19 @@ export class Scheduler {
     for (const c of result.candidates) {
       let h = byRoot.get(c.rootUuid);
       if (!h) {
-        h = { host: names.get(c.rootUuid) ?? c.rootUuid, rootUuid: c.rootUuid, candidates: [] };
+        h = {
+          host: names.get(c.rootUuid) ?? c.rootUuid,
+          rootUuid: c.rootUuid,
+          ways: [],
+          ram: view.get(c.rootUuid, "MEMORY_MB"),
+          vcpu: view.get(c.rootUuid, "VCPU"),
+        };
         byRoot.set(c.rootUuid, h);
       }
-      h.candidates.push(c);
+      const way = view.way(c, c.rootUuid);
+      if (way) h.ways.push(way);
     }
-    const hosts = [...byRoot.values()];
+    const hosts = [...byRoot.values()].filter((h) => h.ways.length);
     const partial = result.candidates.length >= limit || hosts.length >= limit;
     const last = hosts.at(-1);
     const order = query.order;
@@ -312,7 +334,7 @@ export class Scheduler {
         partial && last && order?.direction === "most_free"
           ? {
               resourceClass: order.resourceClass,
-              free: view.free(last.rootUuid, order.resourceClass)?.free ?? 0,
+              free: free(view.get(last.rootUuid, order.resourceClass)),
             }
           : undefined,
     };
@@ -324,38 +346,26 @@ export class Scheduler {
     return pool;
   }
 
-  /** Ranks the hosts that still fit (as this request sees them) and the way each would be used. */
-  private rank(
-    hosts: HostOption[],
-    view: LocalView,
-    weigher: WeigherKind,
-    exclude: Set<string>,
-    ignoredNames: Set<string>,
-  ) {
-    const fitting = hosts
-      .filter((h) => !exclude.has(h.rootUuid) && !ignoredNames.has(h.host))
-      .map((h) => ({ host: h, candidate: h.candidates.find((c) => view.fits(c.allocations)) }))
-      .filter((x): x is { host: HostOption; candidate: Candidate } => x.candidate !== undefined);
-    const states: HostState[] = fitting.map(({ host, candidate }) => {
-      const ram = view.free(host.rootUuid, "MEMORY_MB");
-      const cpu = view.free(host.rootUuid, "VCPU");
-      const ips = candidate.allocations
-        .filter((a) => a.providerUuid !== host.rootUuid && a.resources.IPV4_ADDRESS !== undefined)
-        .map((a) => view.free(a.providerUuid, "IPV4_ADDRESS")?.free ?? 0);
-      return {
-        host: host.host,
-        ramFree: ram?.free ?? 0,
-        ramCapacity: ram?.capacity ?? 0,
-        vcpuFree: cpu?.free ?? 0,
-        vcpuCapacity: cpu?.capacity ?? 0,
-        ipFree: ips.length ? Math.min(...ips) : undefined,
-      };
-    });
+  /** Ranks the hosts that still fit (as this scheduler sees them) and the way each would be used. */
+  private rank(hosts: HostOption[], weigher: WeigherKind, exclude: Set<string>, ignoredNames: Set<string>) {
+    const fitting: { host: HostOption; way: Way }[] = [];
+    for (const host of hosts) {
+      if (exclude.has(host.rootUuid) || ignoredNames.has(host.host)) continue;
+      const way = host.ways.find(fits);
+      if (way) fitting.push({ host, way });
+    }
+    const states: HostState[] = fitting.map(({ host, way }) => ({
+      host: host.host,
+      ramFree: free(host.ram),
+      ramCapacity: host.ram?.capacity ?? 0,
+      vcpuFree: free(host.vcpu),
+      vcpuCapacity: host.vcpu?.capacity ?? 0,
+      ipFree: way.ips.length ? Math.min(...way.ips.map(free)) : undefined,
+    }));
     const weights = weighHosts(states, weigher);
     // Equal weights (a fresh cloud) are broken at random so that concurrent schedulers spread out.
-    const jitter = fitting.map(() => Math.random() * 1e-6);
     return fitting
-      .map((f, i) => ({ ...f, weight: weights[i]! + jitter[i]! }))
+      .map((f, i) => ({ ...f, weight: weights[i]! + Math.random() * 1e-6 }))
       .sort((a, b) => b.weight - a.weight);
   }
 
@@ -366,16 +376,18 @@ export class Scheduler {
     ignored: Set<string>,
     maxAlternates: number,
   ): Promise<InstanceDestination | undefined> {
-    const { view } = pool;
-    for (const { host, candidate } of this.rank(pool.hosts, view, spec.weigher, pool.lost, ignored)) {
+    const ranked = this.rank(pool.hosts, spec.weigher, pool.lost, ignored);
+    for (let i = 0; i < ranked.length; i++) {
+      const { host, way } = ranked[i]!;
       // Other requests on the pool may have taken the room while this one awaited a claim.
-      if (pool.lost.has(host.rootUuid) || !view.fits(candidate.allocations)) continue;
+      if (pool.lost.has(host.rootUuid) || !fits(way)) continue;
       // Taken before the claim is written, so that requests running meanwhile weigh without it.
-      view.take(candidate.allocations);
+      take(way);
+      const allocations = way.candidate.allocations;
       try {
         const claim = {
           consumerUuid: instanceUuid,
-          allocations: candidate.allocations,
+          allocations,
           projectId: spec.projectId,
           userId: spec.userId,
         };
@@ -384,7 +396,7 @@ export class Scheduler {
           await this.placement.putAllocations({ ...claim, expectedGeneration: "any" });
         }
       } catch (err) {
-        view.give(candidate.allocations);
+        take(way, -1);
         // Another scheduler took the room (conflict) or the provider went away: next host.
         if (isStratusError(err, "conflict") || isStratusError(err, "invalid_input")) {
           pool.lost.add(host.rootUuid);
@@ -394,17 +406,19 @@ export class Scheduler {
       }
       this.notify({
         consumerUuid: instanceUuid,
-        providerUuids: candidate.allocations.map((a) => a.providerUuid),
+        providerUuids: allocations.map((a) => a.providerUuid),
         claimed: true,
         host: host.host,
       });
+      // The alternates: the next hosts of the ranking that still fit, with a way that fits now.
       const alternates: Selection[] = [];
-      const others = new Set([...pool.lost, host.rootUuid]);
-      for (const other of this.rank(pool.hosts, view, spec.weigher, others, ignored)) {
+      for (const other of ranked.slice(i + 1)) {
         if (alternates.length >= maxAlternates) break;
-        alternates.push(selectionOf(other.host, other.candidate));
+        if (pool.lost.has(other.host.rootUuid)) continue;
+        const w = fits(other.way) ? other.way : other.host.ways.find(fits);
+        if (w) alternates.push(selectionOf(other.host, w.candidate));
       }
-      return { instanceUuid, selected: selectionOf(host, candidate), alternates };
+      return { instanceUuid, selected: selectionOf(host, way.candidate), alternates };
     }
     return undefined;
   }
@@ -470,6 +484,12 @@ function canonical(allocations: ProviderAllocation[]): string {
     .map((a) => `${a.providerUuid}/${a.resourceClass}=${a.amount}`)
     .sort()
     .join(";");
+}
+
+const free = (u: Usage | undefined) => (u ? u.capacity - u.used : 0);
+
+function usageOf(host: HostOption, rc: string): Usage | undefined {
+  return rc === "MEMORY_MB" ? host.ram : rc === "VCPU" ? host.vcpu : undefined;
 }
 
 /** A request shape as a map key: the candidate query without its limit. */
