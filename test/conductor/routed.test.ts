@@ -161,6 +161,19 @@ describe("build on a routed network", () => {
     const alloc = await allocationsOf(placement, s.id);
     const ipClaim = alloc.find((x) => x.resources.IPV4_ADDRESS !== undefined);
     expect(ipClaim?.providerUuid).toBe(seg[rackOf(s.host)]);
+    // Every step of the build is an event the user can read back, in order.
+    const [action] = (await as("p-routed", () => conductor.listInstanceActions({ serverId: s.id }))).actions;
+    const events = (
+      await as("p-routed", () =>
+        conductor.getInstanceAction({ serverId: s.id, requestId: action!.requestId }),
+      )
+    ).action!.events;
+    expect(events.map((e) => [e.event, e.result])).toEqual([
+      ["conductor_allocate_networks", "Success"],
+      ["conductor_schedule_instances", "Success"],
+      ["conductor_bind_ports", "Success"],
+      ["compute_build_and_run_instance", "Success"],
+    ]);
   });
 
   it("the first host fails: ACTIVE on an alternate with the same port, created once", async () => {

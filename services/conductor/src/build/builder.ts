@@ -75,11 +75,27 @@ interface BuildRow extends Record<string, unknown> {
   metadata: Record<string, string>;
   host: string;
   created_at: Date;
+  /**
+   * A step's outcome not written yet: it goes with the next write (which then records both
+   * steps). Only for an outcome that a run starting again from the last write finds anyway:
+   * the ports made for the build are adopted by device and slot name.
+   */
+  pending?: { build: Record<string, unknown>; events: StepEvent[] };
+}
+
+interface StepEvent {
+  event: string;
+  startedAt: Date;
+  /** When the step ended (default: the time of the write). */
+  finishedAt?: Date;
+  ok: boolean;
+  host?: string;
+  traceback?: string;
 }
 
 /** What a step records besides its state: an instance-action event, a fault. */
 interface StepRecord {
-  event?: { event: string; startedAt: Date; ok: boolean; host?: string; traceback?: string };
+  event?: StepEvent;
   fault?: { code: number; message: string; details: string; host: string };
 }
 
@@ -211,16 +227,20 @@ export class Builder {
    */
   private async persist(
     b: BuildRow,
-    build: Partial<Record<string, unknown>>,
+    build_: Partial<Record<string, unknown>>,
     server: Partial<Record<string, unknown>> = {},
     also: StepRecord = {},
     opts: { release?: boolean; leaseUntil?: Date } = {},
   ): Promise<void> {
+    let build = build_;
     const params: unknown[] = [b.server_id, b.generation, this.o.owner];
     const p = (v: unknown) => {
       params.push(v);
       return `$${params.length}`;
     };
+    const pending = b.pending;
+    if (pending) build = { ...pending.build, ...build };
+    const events = [...(pending?.events ?? []), ...(also.event ? [also.event] : [])];
     const sets: string[] = [];
     for (const [k, v] of Object.entries(build)) {
       const json = k === "ports" || k === "selected" || k === "alternates" || k === "requested";
@@ -246,17 +266,18 @@ export class Builder {
         `s AS (UPDATE servers SET ${ssets.join(", ")}, updated_at = now() WHERE id IN (SELECT server_id FROM b))`,
       );
     }
-    const e = also.event;
-    if (e) {
-      const ok = p(e.ok);
+    if (events.length) {
+      const ok = p(events.every((e) => e.ok));
       ctes.push(
         `a AS (UPDATE instance_actions SET updated_at = now(),
            message = CASE WHEN ${ok}::boolean THEN message ELSE 'Error' END
          WHERE server_id IN (SELECT server_id FROM b) AND request_id = ${p(b.request_id)} RETURNING id)`,
         `e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
-         SELECT id, ${p(e.event)}, ${p(e.startedAt)}, now(),
-           CASE WHEN ${ok}::boolean THEN 'Success' ELSE 'Error' END, ${p(e.traceback ?? "")}, ${p(e.host ?? "")}
-         FROM a)`,
+         SELECT a.id, x.event, x.start_time, coalesce(x.finish_time, now()), x.result, x.traceback, x.host
+         FROM a CROSS JOIN unnest(${p(events.map((e) => e.event))}::text[], ${p(events.map((e) => e.startedAt))}::timestamptz[],
+           ${p(events.map((e) => e.finishedAt ?? null))}::timestamptz[],
+           ${p(events.map((e) => (e.ok ? "Success" : "Error")))}::text[], ${p(events.map((e) => e.traceback ?? ""))}::text[],
+           ${p(events.map((e) => e.host ?? ""))}::text[]) AS x(event, start_time, finish_time, result, traceback, host))`,
       );
     }
     const f = also.fault;
@@ -268,6 +289,7 @@ export class Builder {
     }
     const done = await this.o.db.query(`WITH ${ctes.join(",\n")} SELECT server_id FROM b`, params);
     if (!done[0]) throw new StaleLease(`lease on ${b.server_id} lost`);
+    b.pending = undefined;
     if (ssets.length) this.o.changes?.changed(b.project_id);
     Object.assign(b, build);
     if (server.host !== undefined) b.host = server.host as string;
@@ -489,14 +511,17 @@ export class Builder {
       }
       ports.push(entry);
     }
-    // One write for every port: a run that dies before it adopts them again by name (conductor
-    // ports) or claims them again for the same device (user ports).
-    await this.persist(
-      b,
-      { requested, ports, phase: "scheduling" },
-      { task_state: "scheduling" },
-      this.event("conductor_allocate_networks", started, true),
-    );
+    // Recorded with the next step's write (the schedule's, or a failure's): a run that dies
+    // before it adopts the ports again by device and slot name (conductor ports) or claims them
+    // again for the same device (user ports), and a cleanup finds them by device. The server's
+    // task_state is already "scheduling" from its creation.
+    b.pending = {
+      build: { requested, ports },
+      events: [
+        { ...this.event("conductor_allocate_networks", started, true).event!, finishedAt: new Date() },
+      ],
+    };
+    Object.assign(b, { requested, ports, phase: "scheduling" });
   }
 
   private async schedule(b: BuildRow): Promise<void> {
@@ -716,13 +741,16 @@ export class Builder {
     if (b.ports.length || b.network_mode !== "none") {
       const net = this.o.network();
       const mine = new Set(b.ports.filter((p) => p.created).map((p) => p.portId));
-      // Ports created but not yet recorded when a conductor died: found by device and slot name.
+      const theirs = new Set(b.ports.filter((p) => !p.created).map((p) => p.portId));
+      // Ports not yet recorded (a conductor died, a delete overtook the build): found by device,
+      // ours by slot name, the user's otherwise.
       for (const p of (await net.listPorts({ deviceId: b.server_id })).ports) {
         if (p.name.startsWith(`server-${b.server_id}-port-`)) mine.add(p.id);
+        else theirs.add(p.id);
       }
       for (const id of mine) await ignoreNotFound(net.deletePort({ id }));
-      for (const p of b.ports.filter((x) => !x.created)) {
-        await ignoreNotFound(net.unbindPort({ portId: p.portId, clearDevice: true }));
+      for (const id of theirs) {
+        if (!mine.has(id)) await ignoreNotFound(net.unbindPort({ portId: id, clearDevice: true }));
       }
     }
     const endState = deleting ? "deleted" : "error";
