@@ -157,6 +157,32 @@ describe("routed networks, binding and placement", () => {
     expect(unbound.port!.bindingHostId).toBe("");
   });
 
+  it("ports made in a row on a routed network are each deferred, with their own MAC; an immediate one is refused", async () => {
+    // The first port teaches the adapter that the network is routed; the next ones take the
+    // one-statement path for deferred ports.
+    const first = await net.createPort({ networkId, projectId: "p1", name: "row-first" });
+    const made = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        net.createPort({ networkId, projectId: "p1", name: `row-${i}`, deviceId: `dev-${i}` }),
+      ),
+    );
+    const all = [first.port!, ...made.map((m) => m.port!)];
+    for (const p of all) {
+      expect(p.ipAllocation).toBe(IpAllocation.DEFERRED);
+      expect(p.fixedIps).toEqual([]);
+      expect(p.networkId).toBe(networkId);
+      expect(p.projectId).toBe("p1");
+      expect((await net.getPort({ id: p.id })).port).toMatchObject({ name: p.name, deviceId: p.deviceId });
+    }
+    expect(new Set(all.map((p) => p.macAddress)).size).toBe(all.length);
+    expect(made.map((m) => m.port!.deviceId)).toEqual(made.map((_, i) => `dev-${i}`));
+    const immediate = await refusal(
+      net.createPort({ networkId, projectId: "p1", ipAllocation: IpAllocation.IMMEDIATE }),
+    );
+    expect(immediate.kind).toBe("invalid_input");
+    expect(immediate.message).toMatch(/routed network/);
+  });
+
   it("CheckAndUpdatePorts refuses a port bound elsewhere and never allocates; a good port goes ACTIVE with what the driver needs", async () => {
     const server = randomUUID();
     const { port: bound } = await net.createPort({ networkId, projectId: "p1" });

@@ -117,6 +117,14 @@ export function networkService(
   async function createPort(req: CreatePortRequest): Promise<PortRec> {
     const caller = currentCaller();
     const knownRouted = (routedUntil.get(req.networkId) ?? 0) > Date.now();
+    if (knownRouted && ports.deferredEligible(req, caller)) {
+      const out = new Outbox();
+      const port = await ports.createDeferredPort(db, req, caller, out);
+      if (port) {
+        await committed(out);
+        return port;
+      }
+    }
     const row = ports.fastEligible(req, caller) && !knownRouted ? await batcher.create(req, caller) : null;
     if (!row) {
       const port = await run((tx) => ports.createPort(tx, req));

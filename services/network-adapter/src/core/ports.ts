@@ -310,6 +310,61 @@ export function fastPortCreated(row: Row, out: Outbox): PortRec {
 }
 
 /**
+ * A port on a routed network without fixed IPs, in one autocommitted statement: such a port is
+ * created with deferred allocation (no address until it is bound), so it is one INSERT once the
+ * network is known to be visible to the caller and routed (more than one segment, or a subnet on
+ * a segment: as getNetworkBrief decides). No row: the full path runs and answers (not found,
+ * forbidden, not routed any more, a MAC taken).
+ */
+const CREATE_DEFERRED_SQL = `WITH net AS (
+    SELECT n.id FROM networks n
+    WHERE n.id = $2 AND ($9 OR n.project_id = $10 OR n.shared)
+      AND ((SELECT count(*) FROM segments sg WHERE sg.network_id = n.id) > 1
+        OR EXISTS (SELECT 1 FROM subnets sn WHERE sn.network_id = n.id AND sn.segment_id IS NOT NULL)))
+  INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation, binding_vnic_type)
+  SELECT $1, net.id, $3, $4, $5, $6, $7, 'deferred', $8 FROM net
+  ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`;
+
+/** A CreatePort the deferred one-statement path may make: automatic, no address asked for. */
+export function deferredEligible(req: CreatePortRequest, caller: Caller): boolean {
+  return (
+    !req.fixedIps.length &&
+    (req.ipAllocation === IpAllocation.UNSPECIFIED || req.ipAllocation === IpAllocation.DEFERRED) &&
+    !req.macAddress &&
+    isUuid(req.networkId) &&
+    (!req.projectId || caller.isAdmin || req.projectId === caller.projectId)
+  );
+}
+
+export async function createDeferredPort(
+  q: Queryable,
+  req: CreatePortRequest,
+  caller: Caller,
+  out: Outbox,
+): Promise<PortRec | undefined> {
+  const [row] = await q.query(
+    CREATE_DEFERRED_SQL,
+    [
+      randomUUID(),
+      req.networkId.toLowerCase(),
+      req.projectId || caller.projectId,
+      req.name,
+      randomMac().toLowerCase(),
+      req.deviceId,
+      req.deviceOwner,
+      req.bindingVnicType || "normal",
+      caller.isAdmin,
+      caller.projectId,
+    ],
+    { name: "net_create_deferred_port" },
+  );
+  if (!row) return undefined;
+  const port = portFromRow(row, []);
+  portEvent({ out }, PortChange.CREATED, port);
+  return port;
+}
+
+/**
  * Groups the eligible CreatePorts that arrive together: the requests of one turn of the event
  * loop, and those arriving while earlier ones are with the database, go in one call of
  * createPortsFast (at most `inFlight` such calls at a time, each with up to `maxBatch` requests; a
