@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
-import { StratusError, serviceClient } from "@stratus/runtime";
+import { StratusError, Subjects, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
   postgresAvailable,
@@ -14,6 +14,7 @@ import {
   type TempDatabase,
   type TestNats,
 } from "@stratus/runtime/testing";
+import { connect } from "nats";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { big, registerHost } from "./helpers.js";
@@ -94,5 +95,55 @@ describe.runIf(havePostgres)("two schedulers on one PostgreSQL database", () => 
     } finally {
       await client.end();
     }
+  });
+
+  it("a placement write through one scheduler is seen by the other's next SelectDestinations", async () => {
+    const a = serviceClient(PlacementService, schedulers[0]!.url);
+    const tag = `CUSTOM_T${randomUUID().replaceAll("-", "").slice(0, 10).toUpperCase()}`;
+    // tagged-0 is twice the size: the emptiest host, as long as nobody takes from it.
+    const hosts: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      hosts.push(
+        await registerHost(
+          a,
+          `tagged-${i}`,
+          i === 0 ? { vcpu: 16, ramMb: 32768, diskGb: 100 } : { vcpu: 8, ramMb: 16384, diskGb: 100 },
+          { traits: [tag] },
+        ),
+      );
+    }
+    const onB = serviceClient(SchedulerService, schedulers[1]!.url);
+    const spec = () => ({
+      instanceUuids: [randomUUID()],
+      projectId: "p",
+      userId: "u",
+      resources: big({ VCPU: 1, MEMORY_MB: 1024, DISK_GB: 1 }),
+      requiredTraits: [tag],
+      maxAlternates: 2,
+    });
+    // B keeps these hosts in a pool now, tagged-0 first.
+    expect((await onB.selectDestinations({ spec: spec() })).destinations[0]!.selected!.computeNodeUuid).toBe(
+      hosts[0],
+    );
+    // Through A, someone else takes most of tagged-0 (3 VCPU and 2 GiB left).
+    const nc = await connect({ servers: nats.url });
+    try {
+      const heard = nc.subscribe(Subjects.placementChanged, { max: 1 });
+      await a.putAllocations({
+        consumerUuid: randomUUID(),
+        projectId: "other",
+        userId: "other",
+        consumerGeneration: 0n,
+        allocations: [{ providerUuid: hosts[0]!, resources: big({ VCPU: 12, MEMORY_MB: 28672 }) }],
+      });
+      for await (const _ of heard) break;
+      // B heard it too (same subject, same server): give its handler a moment.
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await nc.close();
+    }
+    const d = (await onB.selectDestinations({ spec: spec() })).destinations[0]!;
+    expect(d.selected!.computeNodeUuid).not.toBe(hosts[0]);
+    expect(d.alternates.at(-1)!.computeNodeUuid).toBe(hosts[0]);
   });
 });

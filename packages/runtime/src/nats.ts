@@ -47,6 +47,7 @@ export const Subjects = {
   networkDeleted: "stratus.network.deleted",
   allocationClaimed: "stratus.allocation.claimed",
   allocationReleased: "stratus.allocation.released",
+  placementChanged: "stratus.placement.changed",
 } as const;
 
 /** The JetStream streams of the mesh; every service ensures them at start (idempotent). */

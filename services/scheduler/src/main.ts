@@ -1,5 +1,6 @@
 // scheduler: owns placement; serves PlacementService and SchedulerService.
-import { AllocationChangedSchema } from "@stratus/contracts/events/v1";
+import { randomUUID } from "node:crypto";
+import { AllocationChangedSchema, PlacementChangedSchema } from "@stratus/contracts/events/v1";
 import { bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
 import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
@@ -35,9 +36,9 @@ const booted = await bootService({
       .int()
       .min(0)
       .max(60_000)
-      .default(1000)
+      .default(5000)
       .describe(
-        "How long the hosts one candidate search found serve later SelectDestinations of the same shape, kept up to date with this scheduler's own claims; any other placement write through this scheduler drops them (0: a search per request)",
+        "How long the hosts one candidate search found serve later SelectDestinations of the same shape, kept up to date with this scheduler's own claims; any other placement write, through any scheduler, drops them (0: a search per request)",
       ),
   },
 });
@@ -72,7 +73,25 @@ const db = await openServiceDatabase(booted, "scheduler", new URL("../migrations
   booted.lifecycle.onShutdown("analyze", async () => clearInterval(timer));
 }
 const placement = new Placement(db);
-const candidates = new AllocationCandidates(db);
+{
+  // Every scheduler process keeps pools of hosts for SelectDestinations (scheduling/scheduler.ts)
+  // and drops them after a placement write through it; writes through the others reach it here
+  // (coalesced per turn of the event loop: registering a cloud writes thousands of times).
+  const origin = randomUUID();
+  let announcing = false;
+  placement.onWrite = () => {
+    if (announcing) return;
+    announcing = true;
+    setImmediate(() => {
+      announcing = false;
+      booted.bus.publish(Subjects.placementChanged, PlacementChangedSchema, { origin });
+    });
+  };
+  booted.bus.subscribe(Subjects.placementChanged, PlacementChangedSchema, (e) => {
+    if (e.origin !== origin) placement.writtenElsewhere();
+  });
+}
+const candidates = new AllocationCandidates(db, () => placement.version);
 const notify: AllocationNotifier = (change) =>
   booted.bus.publish(
     change.claimed ? Subjects.allocationClaimed : Subjects.allocationReleased,

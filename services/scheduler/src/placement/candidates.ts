@@ -594,19 +594,41 @@ const SHARING_CLASSES_SQL = `SELECT DISTINCT i.resource_class AS rc FROM resourc
 /** The candidate finder over the placement database. */
 const ROOT_COUNT_MS = 10_000;
 
+const SHARING_CLASSES_MS = 1000;
+
 export class AllocationCandidates {
   private readonly rootCounts = new Map<string, { n: number; at: number }>();
+  private sharing: { classes: Set<string>; version: number; at: number } | undefined;
 
-  constructor(private readonly db: Queryable) {}
+  /**
+   * `version`: the placement writes made through this process (Placement.version); the classes
+   * sharing providers hold are read again after any of them, and at least every second (writes
+   * through another scheduler).
+   */
+  constructor(
+    private readonly db: Queryable,
+    private readonly version: () => number = () => 0,
+  ) {}
+
+  private async sharingClasses(): Promise<Set<string>> {
+    const version = this.version();
+    const now = Date.now();
+    const known = this.sharing;
+    if (known && known.version === version && now - known.at < SHARING_CLASSES_MS) return known.classes;
+    const rows = await this.db.query<{ rc: string }>(SHARING_CLASSES_SQL, [], {
+      name: "sched_sharing_classes",
+    });
+    const classes = new Set(rows.map((r) => r.rc));
+    this.sharing = { classes, version, at: now };
+    return classes;
+  }
 
   async list(input: CandidateQuery): Promise<CandidateResult> {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
-    const sharingClasses = await this.db.query<{ rc: string }>(SHARING_CLASSES_SQL, [], {
-      name: "sched_sharing_classes",
-    });
+    const sharingClasses = await this.sharingClasses();
     const walk = await this.broadMemberOf(query);
-    const { sql, params } = candidatesQuery(query, limit, new Set(sharingClasses.map((r) => r.rc)), walk);
+    const { sql, params } = candidatesQuery(query, limit, sharingClasses, walk);
     const { rootIds, providers, trees, sharing } = readTrees(
       await this.db.query<ProviderRow>(sql, params, GENERIC_PLAN),
     );

@@ -211,11 +211,20 @@ export class Placement {
     return this.writes;
   }
 
+  /** Told after each such write (main.ts tells the other schedulers). */
+  onWrite: () => void = () => undefined;
+
+  /** Another scheduler wrote placement: what was read before is stale here too. */
+  writtenElsewhere(): void {
+    this.writes++;
+  }
+
   private async writing<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     try {
       return await this.db.transaction(fn);
     } finally {
       this.writes++;
+      this.onWrite();
     }
   }
 

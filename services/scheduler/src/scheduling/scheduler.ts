@@ -115,8 +115,12 @@ interface Pool {
   floor?: { resourceClass: string; free: number };
 }
 
-/** Pools kept, one per request shape (flavor, groups, order, forced hosts). */
-const MAX_POOLS = 64;
+/**
+ * Pools kept, one per request shape (flavor, groups, order, forced hosts): a routed network's
+ * segments each make a shape, and a cloud has many (bench/placement: 100; at 64 pools the
+ * searches for 100 segments evicted each other's pools and ran 3 times as often).
+ */
+const MAX_POOLS = 1024;
 
 const ROUNDS = 3;
 /**
@@ -131,9 +135,18 @@ const SPARE_HOSTS = 8;
 class LocalView {
   private readonly usage = new Map<string, Map<string, Usage>>();
 
-  absorb(summaries: ProviderSummary[]): void {
+  /** The providers as the search saw them, plus `extra` used (claims not committed yet). */
+  absorb(summaries: ProviderSummary[], extra: (providerUuid: string, rc: string) => number): void {
     for (const s of summaries) {
-      this.usage.set(s.uuid, new Map(Object.entries(s.resources).map(([rc, r]) => [rc, { ...r }])));
+      this.usage.set(
+        s.uuid,
+        new Map(
+          Object.entries(s.resources).map(([rc, r]) => [
+            rc,
+            { capacity: r.capacity, used: r.used + extra(s.uuid, rc) },
+          ]),
+        ),
+      );
     }
   }
 
@@ -232,7 +245,7 @@ export class Scheduler {
           pool = undefined;
         }
         if (!placed) {
-          const reason = await explainNoCandidates(this.placement.db, query);
+          const reason = await this.explain(query);
           throw new StratusError(
             "no_valid_host",
             `No valid host was found. There are not enough hosts available: ${reason}.${
@@ -252,6 +265,48 @@ export class Scheduler {
   }
 
   private readonly pools = new Map<string, Pool>();
+  /** Why the last request of a shape found no host, while nothing was written meanwhile. */
+  private readonly refusals = new Map<string, { reason: Promise<string>; version: number; at: number }>();
+
+  /**
+   * The reason for a NoValidHost (several queries, each narrowing down the cause). A search has
+   * just found no host; a request of the same shape refused within the pool TTL, with no
+   * placement write through this scheduler since, has the same reason (a segment that ran out
+   * is refused to every request still asking for it).
+   */
+  private async explain(query: CandidateQuery): Promise<string> {
+    const key = poolKey(query);
+    const version = this.placement.version;
+    const known = this.refusals.get(key);
+    if (known && known.version === version && Date.now() - known.at < this.options.poolTtlMs)
+      return known.reason;
+    // Shared while it runs too: the requests refused together ask at the same time.
+    const reason = explainNoCandidates(this.placement.db, query);
+    if (this.refusals.size >= MAX_POOLS) this.refusals.clear();
+    const entry = { reason, version, at: Date.now() };
+    this.refusals.set(key, entry);
+    reason.catch(() => {
+      if (this.refusals.get(key) === entry) this.refusals.delete(key);
+    });
+    return reason;
+  }
+  /**
+   * Amounts of this scheduler's claims being written, by provider and class: a search that runs
+   * meanwhile does not see them yet, so a pool made from it counts them as used (two pools of
+   * one shape, the old one still in use, would otherwise hand out the same room twice).
+   */
+  private readonly inFlight = new Map<string, number>();
+
+  private reserve(allocations: ProviderAllocation[], sign: 1 | -1): void {
+    for (const a of allocations) {
+      for (const [rc, n] of Object.entries(a.resources)) {
+        const key = `${a.providerUuid}/${rc}`;
+        const left = (this.inFlight.get(key) ?? 0) + sign * n;
+        if (left > 0) this.inFlight.set(key, left);
+        else this.inFlight.delete(key);
+      }
+    }
+  }
 
   private cachedPool(key: string): Pool | undefined {
     const pool = this.pools.get(key);
@@ -301,7 +356,7 @@ export class Scheduler {
     const limit = query.limit ?? this.options.candidateLimit;
     const result = await this.finder.list(query);
     const view = new LocalView();
-    view.absorb(result.summaries);
+    view.absorb(result.summaries, (uuid, rc) => this.inFlight.get(`${uuid}/${rc}`) ?? 0);
     const names = new Map(result.summaries.map((s) => [s.uuid, s.name]));
     const byRoot = new Map<string, HostOption>();
     for (const c of result.candidates) {
@@ -340,7 +395,14 @@ export class Scheduler {
     };
     if (key !== undefined) {
       this.pools.delete(key);
-      if (this.pools.size >= MAX_POOLS) this.pools.delete(this.pools.keys().next().value!);
+      if (this.pools.size >= MAX_POOLS) {
+        const now = Date.now();
+        for (const [k, p] of this.pools) {
+          if (p.version !== this.placement.version || now - p.fetchedAt > this.options.poolTtlMs)
+            this.pools.delete(k);
+        }
+        if (this.pools.size >= MAX_POOLS) this.pools.delete(this.pools.keys().next().value!);
+      }
       this.pools.set(key, pool);
     }
     return pool;
@@ -384,6 +446,7 @@ export class Scheduler {
       // Taken before the claim is written, so that requests running meanwhile weigh without it.
       take(way);
       const allocations = way.candidate.allocations;
+      this.reserve(allocations, 1);
       try {
         const claim = {
           consumerUuid: instanceUuid,
@@ -396,6 +459,7 @@ export class Scheduler {
           await this.placement.putAllocations({ ...claim, expectedGeneration: "any" });
         }
       } catch (err) {
+        this.reserve(allocations, -1);
         take(way, -1);
         // Another scheduler took the room (conflict) or the provider went away: next host.
         if (isStratusError(err, "conflict") || isStratusError(err, "invalid_input")) {
@@ -404,6 +468,7 @@ export class Scheduler {
         }
         throw err;
       }
+      this.reserve(allocations, -1);
       this.notify({
         consumerUuid: instanceUuid,
         providerUuids: allocations.map((a) => a.providerUuid),
