@@ -181,6 +181,21 @@ describe("routed networks, binding and placement", () => {
     );
     expect(immediate.kind).toBe("invalid_input");
     expect(immediate.message).toMatch(/routed network/);
+
+    // Their first binds (one statement each when it can): the host's segment gives the address.
+    const onB = await net.bindPort({ portId: all[0]!.id, host: "rack2-a" });
+    expect(onB.segmentId).toBe(segB);
+    expect(onB.port!.bindingHostId).toBe("rack2-a");
+    expect(onB.port!.fixedIps.map((f) => f.ipAddress)).toEqual([expect.stringMatching(/^10\.2\.0\./)]);
+    const onA = await net.bindPort({ portId: all[1]!.id, host: "rack1-a" });
+    expect(onA.segmentId).toBe(segA);
+    expect(onA.port!.fixedIps.map((f) => f.ipAddress)).toEqual([expect.stringMatching(/^10\.1\.0\./)]);
+    const lonely = await refusal(net.bindPort({ portId: all[2]!.id, host: "lonely" }));
+    expect(lonely.kind).toBe("invalid_input");
+    const untouched = (await net.getPort({ id: all[2]!.id })).port!;
+    expect(untouched.bindingHostId).toBe("");
+    expect(untouched.fixedIps).toEqual([]);
+    for (const p of all.slice(0, 2)) await net.unbindPort({ portId: p.id });
   });
 
   it("CheckAndUpdatePorts refuses a port bound elsewhere and never allocates; a good port goes ACTIVE with what the driver needs", async () => {

@@ -114,6 +114,14 @@ export function networkService(
   // a wasted batch call per routed port). It only decides which path is tried first: a network
   // that stopped being routed is served by the full path meanwhile, as correctly.
   const routedUntil = new Map<string, number>();
+  // Deferred ports this process made and has not bound yet: their first bind tries the
+  // one-statement path (ports.bindDeferredPort) before the transaction.
+  const unboundDeferred = new Set<string>();
+  const noteDeferred = (port: PortRec) => {
+    if (port.ipAllocation !== IpAllocation.DEFERRED) return;
+    if (unboundDeferred.size >= 100_000) unboundDeferred.clear();
+    unboundDeferred.add(port.id);
+  };
   async function createPort(req: CreatePortRequest): Promise<PortRec> {
     const caller = currentCaller();
     const knownRouted = (routedUntil.get(req.networkId) ?? 0) > Date.now();
@@ -121,6 +129,7 @@ export function networkService(
       const out = new Outbox();
       const port = await ports.createDeferredPort(db, req, caller, out);
       if (port) {
+        noteDeferred(port);
         await committed(out);
         return port;
       }
@@ -128,6 +137,7 @@ export function networkService(
     const row = ports.fastEligible(req, caller) && !knownRouted ? await batcher.create(req, caller) : null;
     if (!row) {
       const port = await run((tx) => ports.createPort(tx, req));
+      noteDeferred(port);
       if (port.ipAllocation === IpAllocation.DEFERRED) {
         if (routedUntil.size > 10_000) routedUntil.clear();
         routedUntil.set(req.networkId, Date.now() + ROUTED_MEMORY_MS);
@@ -200,6 +210,11 @@ export function networkService(
     },
     claimPort: async (req) => ({ port: strip(await run((tx) => ports.claimPort(tx, req))) }),
     bindPort: async (req) => {
+      const id = req.portId.toLowerCase();
+      if (unboundDeferred.delete(id)) {
+        const fast = await once((tx) => ports.bindDeferredPort(tx, req));
+        if (fast) return { port: strip(fast.port), segmentId: fast.segmentId };
+      }
       const { port, segmentId } = await run((tx) => ports.bindPort(tx, req));
       return { port: strip(port), segmentId };
     },

@@ -560,6 +560,76 @@ async function bindContext(tx: Tx, portId: string, host: string) {
   };
 }
 
+/**
+ * The common bind in one autocommitted statement: a deferred port holding no address, on a
+ * routed network, bound to a host that reaches one of its segments with a subnet. As bindPort
+ * does it: the port (visible to the caller, on a visible network) is locked, the first such
+ * segment in creation order is the target, an address is taken from the first of its subnets
+ * with one free (free-list row locked, SKIP LOCKED), held for the port, and the port is bound.
+ * No row: any other case, or every free address of the segment locked in flight; bindPort then
+ * answers in a transaction (it waits for those, reports exhaustion, explains a refusal).
+ */
+const BIND_DEFERRED_SQL = (portVisible: string, networkVisible: string) => `WITH p AS MATERIALIZED (
+    SELECT p.id, p.network_id FROM ports p
+    WHERE p.id = $1 AND ${portVisible} AND p.ip_allocation = 'deferred'
+      AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.port_id = p.id)
+      AND EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id AND ${networkVisible})
+    FOR UPDATE OF p),
+  target AS MATERIALIZED (
+    SELECT s.id FROM p JOIN segments s ON s.network_id = p.network_id
+    WHERE (s.physical_network = ''
+        OR s.physical_network = ANY(coalesce((SELECT h.physical_networks FROM hosts h WHERE h.host = $2), '{}')))
+      AND EXISTS (SELECT 1 FROM subnets sn WHERE sn.segment_id = s.id)
+      AND ((SELECT count(*) FROM segments s2 WHERE s2.network_id = p.network_id) > 1
+        OR EXISTS (SELECT 1 FROM subnets sn2 WHERE sn2.network_id = p.network_id AND sn2.segment_id IS NOT NULL))
+    ORDER BY s.created_at, s.id LIMIT 1),
+  pick AS MATERIALIZED (
+    SELECT f.subnet_id, f.ip
+    FROM (SELECT sn.id, sn.created_at FROM subnets sn JOIN target ON sn.segment_id = target.id
+          ORDER BY sn.created_at, sn.id) sub
+    CROSS JOIN LATERAL (SELECT fr.subnet_id, fr.ip FROM ip_free fr WHERE fr.subnet_id = sub.id
+                        ORDER BY fr.ip LIMIT 1 FOR UPDATE SKIP LOCKED) f
+    LIMIT 1),
+  taken AS (DELETE FROM ip_free f USING pick WHERE f.subnet_id = pick.subnet_id AND f.ip = pick.ip
+    RETURNING f.subnet_id, f.ip),
+  held AS (INSERT INTO ip_allocations (subnet_id, ip, port_id) SELECT taken.subnet_id, taken.ip, $1 FROM taken
+    RETURNING subnet_id, ip),
+  bound AS (UPDATE ports SET binding_host_id = $2, binding_vif_type = $3, binding_vif_details = $4::jsonb,
+      binding_profile = $5::jsonb, binding_segment_id = (SELECT id FROM target), status = 'DOWN', updated_at = now()
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM held) RETURNING *)
+  SELECT bound.*, held.subnet_id AS held_subnet_id, held.ip AS held_ip, (SELECT id FROM target) AS held_segment_id
+  FROM bound, held`;
+
+export async function bindDeferredPort(
+  tx: Tx,
+  req: { portId: string; host: string; bindingProfile: Record<string, string> },
+): Promise<{ port: PortRec; segmentId: string } | undefined> {
+  if (!req.host || !isUuid(req.portId)) return undefined;
+  const pvis = portVisibleSql(tx, 6);
+  const nvis = networkVisibleSql(tx, "n", 6 + pvis.params.length);
+  const [row] = await tx.q.query(
+    BIND_DEFERRED_SQL(pvis.sql, nvis.sql),
+    [
+      req.portId.toLowerCase(),
+      req.host,
+      VIF_TYPE,
+      JSON.stringify(VIF_DETAILS),
+      JSON.stringify(req.bindingProfile ?? {}),
+      ...pvis.params,
+      ...nvis.params,
+    ],
+    { name: tx.caller.isAdmin ? "net_bind_deferred_admin" : "net_bind_deferred" },
+  );
+  if (!row) return undefined;
+  const subnetId = String(row.held_subnet_id);
+  const segmentId = String(row.held_segment_id);
+  const ip = Number(row.held_ip);
+  allocatedEvent(tx.out, String(row.id), subnetId, segmentId, ip);
+  const port = portFromRow(row, [{ subnetId, ip }]);
+  portEvent(tx, PortChange.BOUND, port);
+  return { port, segmentId };
+}
+
 export async function bindPort(
   tx: Tx,
   req: { portId: string; host: string; bindingProfile: Record<string, string> },
