@@ -227,20 +227,20 @@ export class Builder {
    */
   private async persist(
     b: BuildRow,
-    build_: Partial<Record<string, unknown>>,
+    step: Partial<Record<string, unknown>>,
     server: Partial<Record<string, unknown>> = {},
     also: StepRecord = {},
     opts: { release?: boolean; leaseUntil?: Date } = {},
   ): Promise<void> {
-    let build = build_;
+    const pending = b.pending;
+    // What an earlier step left for this write goes first; this step's fields win.
+    const build = pending ? { ...pending.build, ...step } : step;
+    const events = [...(pending?.events ?? []), ...(also.event ? [also.event] : [])];
     const params: unknown[] = [b.server_id, b.generation, this.o.owner];
     const p = (v: unknown) => {
       params.push(v);
       return `$${params.length}`;
     };
-    const pending = b.pending;
-    if (pending) build = { ...pending.build, ...build };
-    const events = [...(pending?.events ?? []), ...(also.event ? [also.event] : [])];
     const sets: string[] = [];
     for (const [k, v] of Object.entries(build)) {
       const json = k === "ports" || k === "selected" || k === "alternates" || k === "requested";
@@ -518,7 +518,7 @@ export class Builder {
     b.pending = {
       build: { requested, ports },
       events: [
-        { ...this.event("conductor_allocate_networks", started, true).event!, finishedAt: new Date() },
+        { event: "conductor_allocate_networks", startedAt: started, finishedAt: new Date(), ok: true },
       ],
     };
     Object.assign(b, { requested, ports, phase: "scheduling" });

@@ -146,8 +146,11 @@ export function poolOut(r: R): PoolRec {
   };
 }
 
+/** A json/jsonb column or json_agg result: parsed by the driver (pg) or still text (PGlite). */
+export const jsonColumn = <T>(v: unknown): T => (typeof v === "string" ? JSON.parse(v) : v) as T;
+
 const jsonMap = (v: unknown): Record<string, string> => {
-  const o = (typeof v === "string" ? JSON.parse(v) : v) as Record<string, unknown> | null;
+  const o = jsonColumn<Record<string, unknown> | null>(v);
   return Object.fromEntries(Object.entries(o ?? {}).map(([k, x]) => [k, String(x)]));
 };
 

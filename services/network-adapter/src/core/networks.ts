@@ -87,6 +87,15 @@ export interface NetworkBrief {
 }
 
 /** What port creation needs of a network and its subnets, in one query (the hot path of IPAM). */
+/**
+ * SQL: the network `id` (an SQL expression) is routed, as getNetworkBrief decides it: more than
+ * one segment, or a subnet bound to a segment.
+ */
+export function routedNetworkSql(id: string): string {
+  return `((SELECT count(*) FROM segments rs WHERE rs.network_id = ${id}) > 1
+    OR EXISTS (SELECT 1 FROM subnets rsn WHERE rsn.network_id = ${id} AND rsn.segment_id IS NOT NULL))`;
+}
+
 export async function getNetworkBrief(tx: Tx, id: string): Promise<NetworkBrief> {
   const nid = checkId(id, "Network");
   const vis = networkVisibleSql(tx, "n", 2);

@@ -32,13 +32,21 @@ import {
 } from "./ipam.js";
 import {
   IP_ALLOCATION_NAMES,
+  jsonColumn,
   loadPorts,
   type PortRec,
   portFromRow,
   type SegmentRec,
   segmentOut,
 } from "./model.js";
-import { checkId, getNetwork, getNetworkBrief, isUuid, networkVisibleSql } from "./networks.js";
+import {
+  checkId,
+  getNetwork,
+  getNetworkBrief,
+  isUuid,
+  networkVisibleSql,
+  routedNetworkSql,
+} from "./networks.js";
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 const VIF_TYPE = "ovs";
@@ -318,9 +326,7 @@ export function fastPortCreated(row: Row, out: Outbox): PortRec {
  */
 const CREATE_DEFERRED_SQL = `WITH net AS (
     SELECT n.id FROM networks n
-    WHERE n.id = $2 AND ($9 OR n.project_id = $10 OR n.shared)
-      AND ((SELECT count(*) FROM segments sg WHERE sg.network_id = n.id) > 1
-        OR EXISTS (SELECT 1 FROM subnets sn WHERE sn.network_id = n.id AND sn.segment_id IS NOT NULL)))
+    WHERE n.id = $2 AND ($9 OR n.project_id = $10 OR n.shared) AND ${routedNetworkSql("n.id")})
   INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation, binding_vnic_type)
   SELECT $1, net.id, $3, $4, $5, $6, $7, 'deferred', $8 FROM net
   ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`;
@@ -542,13 +548,12 @@ async function bindContext(tx: Tx, portId: string, host: string) {
   );
   if (!row) throw notFound(`Port ${portId} could not be found`);
   if (!row.bind_network_visible) throw notFound(`Network ${String(row.network_id)} could not be found`);
-  const json = <T>(v: unknown): T => (typeof v === "string" ? JSON.parse(v) : v) as T;
-  const ips = json<{ subnetId: string; ip: string | number }[]>(row.bind_ips).map((i) => ({
+  const ips = jsonColumn<{ subnetId: string; ip: string | number }[]>(row.bind_ips).map((i) => ({
     subnetId: i.subnetId,
     ip: Number(i.ip),
   }));
-  const segments = json<Record<string, unknown>[]>(row.bind_segments).map(segmentOut);
-  const subnets = json<SubnetRow[]>(row.bind_subnets);
+  const segments = jsonColumn<Record<string, unknown>[]>(row.bind_segments).map(segmentOut);
+  const subnets = jsonColumn<SubnetRow[]>(row.bind_subnets);
   return {
     row,
     port: portFromRow(row, ips),
@@ -579,9 +584,7 @@ const BIND_DEFERRED_SQL = (portVisible: string, networkVisible: string) => `WITH
     SELECT s.id FROM p JOIN segments s ON s.network_id = p.network_id
     WHERE (s.physical_network = ''
         OR s.physical_network = ANY(coalesce((SELECT h.physical_networks FROM hosts h WHERE h.host = $2), '{}')))
-      AND EXISTS (SELECT 1 FROM subnets sn WHERE sn.segment_id = s.id)
-      AND ((SELECT count(*) FROM segments s2 WHERE s2.network_id = p.network_id) > 1
-        OR EXISTS (SELECT 1 FROM subnets sn2 WHERE sn2.network_id = p.network_id AND sn2.segment_id IS NOT NULL))
+      AND EXISTS (SELECT 1 FROM subnets sn WHERE sn.segment_id = s.id) AND ${routedNetworkSql("p.network_id")}
     ORDER BY s.created_at, s.id LIMIT 1),
   pick AS MATERIALIZED (
     SELECT f.subnet_id, f.ip
@@ -777,10 +780,7 @@ export async function checkAndUpdatePorts(
     : [];
   const byId = new Map(
     rows.map((r) => {
-      const fixed = (typeof r.fixed === "string" ? JSON.parse(r.fixed) : r.fixed) as {
-        subnet_id: string;
-        ip: string | number;
-      }[];
+      const fixed = jsonColumn<{ subnet_id: string; ip: string | number }[]>(r.fixed);
       const port = portFromRow(
         r,
         fixed.map((f) => ({ subnetId: String(f.subnet_id), ip: Number(f.ip) })),

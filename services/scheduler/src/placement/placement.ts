@@ -727,12 +727,6 @@ export class Placement {
       return { consumerGeneration: 1, providerUuids: uuids.sort(), previous: [] };
     }
     if (row!.exists) return undefined;
-    if (Number(row!.providers) < uuids.length) {
-      const rows = typeof row!.rows === "string" ? JSON.parse(row!.rows) : (row!.rows ?? []);
-      const found = new Set((rows as { uuid: string }[]).map((r) => r.uuid));
-      const missing = uuids.find((u) => !found.has(u));
-      throw invalidInput(`Allocation for resource provider ${missing ?? uuids[0]} that does not exist.`);
-    }
     const rows = (typeof row!.rows === "string" ? JSON.parse(row!.rows) : (row!.rows ?? [])) as {
       uuid: string;
       rc: string;
@@ -742,6 +736,11 @@ export class Placement {
       max_unit: number;
       step_size: number;
     }[];
+    if (Number(row!.providers) < uuids.length) {
+      const found = new Set(rows.map((r) => r.uuid));
+      const missing = uuids.find((u) => !found.has(u));
+      throw invalidInput(`Allocation for resource provider ${missing ?? uuids[0]} that does not exist.`);
+    }
     for (const w of wanted) {
       const r = rows.find((x) => x.uuid === w.providerUuid && x.rc === w.resourceClass);
       if (!r) {

@@ -99,7 +99,6 @@ function take(way: Way, sign = 1): void {
  */
 interface Pool {
   hosts: HostOption[];
-  view: LocalView;
   /** Hosts where a claim lost a race (another scheduler took the room) or the provider went away. */
   lost: Set<string>;
   /** `placement.version` when the search began: a write since then (not a claim) makes it stale. */
@@ -171,6 +170,22 @@ class LocalView {
 }
 
 export class Scheduler {
+  /** Pools by request shape (poolKey). */
+  private readonly pools = new Map<string, Pool>();
+  /** The searches in flight for shared pools, by shape. */
+  private readonly searching = new Map<string, Promise<Pool>>();
+  /** Why the last request of a shape found no host, while nothing was written meanwhile. */
+  private readonly refusals = new Map<
+    string,
+    { reason: Promise<string>; version: number; fetchedAt: number }
+  >();
+  /**
+   * Amounts of this scheduler's claims being written, by provider and class: a search that runs
+   * meanwhile does not see them yet, so a pool made from it counts them as used (two pools of
+   * one shape, the old one still in use, would otherwise hand out the same room twice).
+   */
+  private readonly inFlight = new Map<string, number>();
+
   constructor(
     private readonly placement: Placement,
     private readonly finder: AllocationCandidates,
@@ -264,10 +279,6 @@ export class Scheduler {
     return done;
   }
 
-  private readonly pools = new Map<string, Pool>();
-  /** Why the last request of a shape found no host, while nothing was written meanwhile. */
-  private readonly refusals = new Map<string, { reason: Promise<string>; version: number; at: number }>();
-
   /**
    * The reason for a NoValidHost (several queries, each narrowing down the cause). A search has
    * just found no host; a request of the same shape refused within the pool TTL, with no
@@ -278,24 +289,17 @@ export class Scheduler {
     const key = poolKey(query);
     const version = this.placement.version;
     const known = this.refusals.get(key);
-    if (known && known.version === version && Date.now() - known.at < this.options.poolTtlMs)
-      return known.reason;
+    if (known && this.fresh(known)) return known.reason;
     // Shared while it runs too: the requests refused together ask at the same time.
     const reason = explainNoCandidates(this.placement.db, query);
     if (this.refusals.size >= MAX_POOLS) this.refusals.clear();
-    const entry = { reason, version, at: Date.now() };
+    const entry = { reason, version, fetchedAt: Date.now() };
     this.refusals.set(key, entry);
     reason.catch(() => {
       if (this.refusals.get(key) === entry) this.refusals.delete(key);
     });
     return reason;
   }
-  /**
-   * Amounts of this scheduler's claims being written, by provider and class: a search that runs
-   * meanwhile does not see them yet, so a pool made from it counts them as used (two pools of
-   * one shape, the old one still in use, would otherwise hand out the same room twice).
-   */
-  private readonly inFlight = new Map<string, number>();
 
   private reserve(allocations: ProviderAllocation[], sign: 1 | -1): void {
     for (const a of allocations) {
@@ -308,14 +312,16 @@ export class Scheduler {
     }
   }
 
+  /** Read since the last placement write and within the pool TTL. */
+  private fresh(entry: { version: number; fetchedAt: number }, now = Date.now()): boolean {
+    return entry.version === this.placement.version && now - entry.fetchedAt <= this.options.poolTtlMs;
+  }
+
   private cachedPool(key: string): Pool | undefined {
     const pool = this.pools.get(key);
-    if (!pool) return undefined;
-    if (pool.version !== this.placement.version || Date.now() - pool.fetchedAt > this.options.poolTtlMs) {
-      this.pools.delete(key);
-      return undefined;
-    }
-    return pool;
+    if (!pool || this.fresh(pool)) return pool;
+    this.pools.delete(key);
+    return undefined;
   }
 
   /**
@@ -349,8 +355,6 @@ export class Scheduler {
     return pending;
   }
 
-  private readonly searching = new Map<string, Promise<Pool>>();
-
   private async search(query: CandidateQuery, key: string | undefined): Promise<Pool> {
     const version = this.placement.version;
     const limit = query.limit ?? this.options.candidateLimit;
@@ -380,7 +384,6 @@ export class Scheduler {
     const order = query.order;
     const pool: Pool = {
       hosts,
-      view,
       lost: new Set(),
       version,
       fetchedAt: Date.now(),
@@ -397,10 +400,7 @@ export class Scheduler {
       this.pools.delete(key);
       if (this.pools.size >= MAX_POOLS) {
         const now = Date.now();
-        for (const [k, p] of this.pools) {
-          if (p.version !== this.placement.version || now - p.fetchedAt > this.options.poolTtlMs)
-            this.pools.delete(k);
-        }
+        for (const [k, p] of this.pools) if (!this.fresh(p, now)) this.pools.delete(k);
         if (this.pools.size >= MAX_POOLS) this.pools.delete(this.pools.keys().next().value!);
       }
       this.pools.set(key, pool);
