@@ -28,7 +28,17 @@ const hosts = ["none-a", "none-b", "none-c", "none-d"];
 beforeAll(async () => {
   mesh = await startMesh({
     services: ["scheduler", "conductor"],
-    serviceEnv: { conductor: { QUOTA_INSTANCES: "40", QUOTA_CORES: "80", QUOTA_RAM_MB: "200000" } },
+    serviceEnv: {
+      conductor: {
+        QUOTA_INSTANCES: "40",
+        QUOTA_CORES: "80",
+        QUOTA_RAM_MB: "200000",
+        // Builds yield to a crowd of only 4 callers here, one run at a time (see the crowd test).
+        BUILD_YIELD_CROWD: "4",
+        BUILD_YIELD_CONCURRENCY: "1",
+        BUILD_YIELD_HOLD_MS: "300",
+      },
+    },
   });
   ({ conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler")));
   for (const h of hosts) await registerHost(placement, h);
@@ -171,6 +181,17 @@ describe("build with networks: none", () => {
     const refused = await refusal(boot(project, { minCount: 38, maxCount: 40 }));
     expect(refused.kind).toBe("quota_exceeded");
     expect((await as(project, () => conductor.getLimits({}))).instancesUsed).toBe(3);
+  });
+
+  it("a crowd of callers is accepted first, and every build it queued still ends ACTIVE", async () => {
+    const project = `p-${randomUUID()}`;
+    const accepted = await Promise.all(Array.from({ length: 30 }, () => boot(project)));
+    const ids = accepted.map((r) => r.servers[0]!.id);
+    expect(new Set(ids).size).toBe(30);
+    // Builds that queued behind the crowd start when it passes, with no other call to wake them.
+    const done = await waitAll(conductor, ids, 60_000);
+    expect(done.map((s) => s.status)).toEqual(ids.map(() => "ACTIVE"));
+    for (const id of ids) expect(Object.keys(await allocationsOf(placement, id))).toHaveLength(1);
   });
 
   it("lists are project scoped with paging; admin sees all projects", async () => {

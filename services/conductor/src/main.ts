@@ -55,6 +55,11 @@ const booted = await bootService({
     BUILD_DEADLINE_MS: int(600_000, 100).describe("A build not spawning after this long goes to ERROR"),
     BUILD_SWEEP_MS: int(5_000, 50).describe("How often to look for builds to resume"),
     BUILD_CONCURRENCY: int(64, 1).describe("Builds advanced at once by this replica"),
+    BUILD_YIELD_CROWD: int(16).describe(
+      "CreateServers calls in progress at once that make builds yield to accepting (0: never)",
+    ),
+    BUILD_YIELD_CONCURRENCY: int(2, 1).describe("Builds advanced at once while they yield to accepting"),
+    BUILD_YIELD_HOLD_MS: int(250).describe("How long builds keep yielding after the last crowd of callers"),
     SCHEDULE_BATCH: int(16, 1).describe(
       "Builds asking the scheduler the same question at once share one SelectDestinations call, up to this many",
     ),
@@ -102,6 +107,11 @@ const builder = new Builder({
   buildTimeoutMs: config.BUILD_TIMEOUT_MS,
   buildDeadlineMs: config.BUILD_DEADLINE_MS,
   concurrency: config.BUILD_CONCURRENCY,
+  yieldTo: {
+    crowd: config.BUILD_YIELD_CROWD,
+    concurrency: config.BUILD_YIELD_CONCURRENCY,
+    holdMs: config.BUILD_YIELD_HOLD_MS,
+  },
   scheduleBatch: config.SCHEDULE_BATCH,
   scheduleCalls: config.SCHEDULE_CALLS,
 });

@@ -30,6 +30,7 @@ import {
 import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord } from "../compute/flavors.js";
 import { type RequestedNetwork, type ServerAddressRecord, statusOf } from "../compute/servers.js";
+import { AcceptGate, type YieldOptions } from "./accept-gate.js";
 import { ScheduleBatcher } from "./schedule-batcher.js";
 import { type SelectionJson, selectionFromJson, selectionToJson } from "./selection-json.js";
 
@@ -116,6 +117,8 @@ export interface BuilderOptions {
   /** A build still not spawning after this long fails (a peer that never comes back). */
   buildDeadlineMs: number;
   concurrency: number;
+  /** Builds yield to a crowd of CreateServers callers (see AcceptGate). */
+  yieldTo?: YieldOptions;
   /** Builds with the same request spec scheduled in one SelectDestinations call, at most. */
   scheduleBatch?: number;
   /** SelectDestinations calls in flight per request spec before builds wait to batch. */
@@ -133,6 +136,8 @@ export class Builder {
   private readonly queued = new Set<string>();
   private running = 0;
   private stopped = false;
+  private readonly gate: AcceptGate;
+  private recheck: NodeJS.Timeout | undefined;
   private readonly networkCache = new Map<
     string,
     { at: number; routed: boolean; segmentIds: string[]; name: string }
@@ -141,6 +146,7 @@ export class Builder {
   private readonly batcher: ScheduleBatcher;
 
   constructor(private readonly o: BuilderOptions) {
+    this.gate = new AcceptGate(o.yieldTo);
     this.batcher = new ScheduleBatcher(o.scheduler, o.logger, {
       maxBatch: o.scheduleBatch ?? 1,
       maxCalls: o.scheduleCalls ?? 4,
@@ -157,8 +163,26 @@ export class Builder {
     this.pump();
   }
 
+  /** Counts a CreateServers call being accepted (see `yieldTo`); call what it returns when it ends. */
+  accept(): () => void {
+    return this.gate.enter();
+  }
+
+  /** Build runs allowed at once now. */
+  private limit(): number {
+    const { runs, recheckInMs } = this.gate.limit(this.o.concurrency);
+    if (recheckInMs !== undefined && this.queue.length && !this.recheck && !this.stopped) {
+      this.recheck = setTimeout(() => {
+        this.recheck = undefined;
+        this.pump();
+      }, recheckInMs + 1);
+      this.recheck.unref();
+    }
+    return runs;
+  }
+
   private pump(): void {
-    while (this.running < this.o.concurrency && this.queue.length) {
+    while (this.running < this.limit() && this.queue.length) {
       const id = this.queue.shift()!;
       this.queued.delete(id);
       if (this.active.has(id)) {

@@ -3,6 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   ConductorService,
+  type CreateServersRequest,
   type FlavorSchema,
   type InstanceActionSchema,
   NetworkMode,
@@ -134,89 +135,97 @@ export function conductorService(deps: {
   maxAttempts: number;
 }): ServiceBinding {
   const { servers, flavors, builder, registry } = deps;
+  const createServers = async (req: CreateServersRequest) => {
+    const c = caller();
+    const projectId = req.projectId || c.projectId;
+    const userId = req.userId || c.userId;
+    if (!projectId) throw invalidInput("project_id is required");
+    if (!c.isAdmin && projectId !== c.projectId)
+      throw new StratusError("forbidden", "cannot create servers in another project");
+    const name = req.name.trim();
+    if (!name || name.length > 255) throw invalidInput("server name must be 1-255 characters");
+    const minCount = req.minCount || 1;
+    const maxCount = req.maxCount || minCount;
+    if (minCount < 1 || maxCount < minCount || maxCount > MAX_COUNT) {
+      throw invalidInput(`min_count must be >= 1 and max_count between min_count and ${MAX_COUNT}`);
+    }
+    let mode: "list" | "auto" | "none";
+    switch (req.networkMode) {
+      case NetworkMode.LIST:
+        mode = "list";
+        break;
+      case NetworkMode.AUTO:
+        mode = "auto";
+        break;
+      case NetworkMode.NONE:
+        mode = "none";
+        break;
+      default:
+        mode = req.networks.length ? "list" : "none";
+    }
+    if (mode !== "list" && req.networks.length)
+      throw invalidInput(`networks must be empty with network mode ${mode}`);
+    if (mode === "list" && !req.networks.length)
+      throw invalidInput("network mode list needs at least one network or port");
+    for (const n of req.networks) {
+      if (!n.networkId && !n.portId) throw invalidInput("each network entry needs a network id or a port id");
+      if (n.portId && !isUuid(n.portId)) throw invalidInput(`port id ${n.portId} is not a uuid`);
+      if (n.networkId && !n.portId && !isUuid(n.networkId))
+        throw invalidInput(`network id ${n.networkId} is not a uuid`);
+    }
+    const ports = req.networks.filter((n) => n.portId).map((n) => n.portId);
+    if (ports.length && maxCount > 1)
+      throw invalidInput("Unable to launch multiple instances with a single configured port ID.");
+    if (new Set(ports).size !== ports.length) throw invalidInput("the same port is requested twice");
+    for (const [k, v] of Object.entries(req.metadata)) {
+      if (!k || k.length > 255 || v.length > 255)
+        throw invalidInput("metadata keys and values must be 1-255 characters");
+    }
+    let flavor: FlavorRecord;
+    try {
+      flavor = await flavors.get(req.flavorId);
+    } catch (err) {
+      if (isStratusError(err, "not_found")) throw invalidInput(err.message);
+      throw err;
+    }
+    const result = await servers.create({
+      name,
+      flavor,
+      imageRef: req.imageRef,
+      minCount,
+      maxCount,
+      networkMode: mode,
+      networks: req.networks.map((n) => ({
+        networkId: n.networkId,
+        portId: n.portId,
+        fixedIp: n.fixedIp,
+        tag: n.tag,
+      })),
+      metadata: req.metadata,
+      userData: req.userData,
+      clientToken: req.clientToken,
+      projectId,
+      userId,
+      keyName: req.keyName,
+      availabilityZone: req.availabilityZone,
+      description: req.description,
+      hostname: req.hostname,
+      requestId: c.requestId,
+      maxAttempts: deps.maxAttempts,
+    });
+    deps.changes?.changed(projectId);
+    for (const s of result.servers) if (s.vmState === "building") builder.kick(s.id);
+    return { reservationId: result.reservationId, servers: result.servers.map(serverOut) };
+  };
+
   return bindService(ConductorService, {
     async createServers(req) {
-      const c = caller();
-      const projectId = req.projectId || c.projectId;
-      const userId = req.userId || c.userId;
-      if (!projectId) throw invalidInput("project_id is required");
-      if (!c.isAdmin && projectId !== c.projectId)
-        throw new StratusError("forbidden", "cannot create servers in another project");
-      const name = req.name.trim();
-      if (!name || name.length > 255) throw invalidInput("server name must be 1-255 characters");
-      const minCount = req.minCount || 1;
-      const maxCount = req.maxCount || minCount;
-      if (minCount < 1 || maxCount < minCount || maxCount > MAX_COUNT) {
-        throw invalidInput(`min_count must be >= 1 and max_count between min_count and ${MAX_COUNT}`);
-      }
-      let mode: "list" | "auto" | "none";
-      switch (req.networkMode) {
-        case NetworkMode.LIST:
-          mode = "list";
-          break;
-        case NetworkMode.AUTO:
-          mode = "auto";
-          break;
-        case NetworkMode.NONE:
-          mode = "none";
-          break;
-        default:
-          mode = req.networks.length ? "list" : "none";
-      }
-      if (mode !== "list" && req.networks.length)
-        throw invalidInput(`networks must be empty with network mode ${mode}`);
-      if (mode === "list" && !req.networks.length)
-        throw invalidInput("network mode list needs at least one network or port");
-      for (const n of req.networks) {
-        if (!n.networkId && !n.portId)
-          throw invalidInput("each network entry needs a network id or a port id");
-        if (n.portId && !isUuid(n.portId)) throw invalidInput(`port id ${n.portId} is not a uuid`);
-        if (n.networkId && !n.portId && !isUuid(n.networkId))
-          throw invalidInput(`network id ${n.networkId} is not a uuid`);
-      }
-      const ports = req.networks.filter((n) => n.portId).map((n) => n.portId);
-      if (ports.length && maxCount > 1)
-        throw invalidInput("Unable to launch multiple instances with a single configured port ID.");
-      if (new Set(ports).size !== ports.length) throw invalidInput("the same port is requested twice");
-      for (const [k, v] of Object.entries(req.metadata)) {
-        if (!k || k.length > 255 || v.length > 255)
-          throw invalidInput("metadata keys and values must be 1-255 characters");
-      }
-      let flavor: FlavorRecord;
+      const accepted = builder.accept();
       try {
-        flavor = await flavors.get(req.flavorId);
-      } catch (err) {
-        if (isStratusError(err, "not_found")) throw invalidInput(err.message);
-        throw err;
+        return await createServers(req);
+      } finally {
+        accepted();
       }
-      const result = await servers.create({
-        name,
-        flavor,
-        imageRef: req.imageRef,
-        minCount,
-        maxCount,
-        networkMode: mode,
-        networks: req.networks.map((n) => ({
-          networkId: n.networkId,
-          portId: n.portId,
-          fixedIp: n.fixedIp,
-          tag: n.tag,
-        })),
-        metadata: req.metadata,
-        userData: req.userData,
-        clientToken: req.clientToken,
-        projectId,
-        userId,
-        keyName: req.keyName,
-        availabilityZone: req.availabilityZone,
-        description: req.description,
-        hostname: req.hostname,
-        requestId: c.requestId,
-        maxAttempts: deps.maxAttempts,
-      });
-      deps.changes?.changed(projectId);
-      for (const s of result.servers) if (s.vmState === "building") builder.kick(s.id);
-      return { reservationId: result.reservationId, servers: result.servers.map(serverOut) };
     },
 
     async getServer(req) {
