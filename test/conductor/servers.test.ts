@@ -33,8 +33,9 @@ beforeAll(async () => {
         QUOTA_INSTANCES: "40",
         QUOTA_CORES: "80",
         QUOTA_RAM_MB: "200000",
-        // Builds yield to a crowd of only 4 callers here, one run at a time (see the crowd test).
+        // Builds yield to 4 callers at once, or to callers once 4 builds are queued (the burst test).
         BUILD_YIELD_CROWD: "4",
+        BUILD_YIELD_BACKLOG: "4",
         BUILD_YIELD_CONCURRENCY: "1",
         BUILD_YIELD_HOLD_MS: "300",
       },
@@ -183,7 +184,7 @@ describe("build with networks: none", () => {
     expect((await as(project, () => conductor.getLimits({}))).instancesUsed).toBe(3);
   });
 
-  it("a crowd of callers is accepted first, and every build it queued still ends ACTIVE", async () => {
+  it("a burst of creates is accepted first, and every build it queued still ends ACTIVE", async () => {
     const project = `p-${randomUUID()}`;
     const accepted = await Promise.all(Array.from({ length: 30 }, () => boot(project)));
     const ids = accepted.map((r) => r.servers[0]!.id);

@@ -58,8 +58,13 @@ const booted = await bootService({
     BUILD_YIELD_CROWD: int(16).describe(
       "CreateServers calls in progress at once that make builds yield to accepting (0: never)",
     ),
-    BUILD_YIELD_CONCURRENCY: int(2, 1).describe("Builds advanced at once while they yield to accepting"),
-    BUILD_YIELD_HOLD_MS: int(250).describe("How long builds keep yielding after the last crowd of callers"),
+    BUILD_YIELD_BACKLOG: int(64).describe(
+      "Builds queued (not started) that, while CreateServers calls arrive, make builds yield to accepting (0: never)",
+    ),
+    BUILD_YIELD_CONCURRENCY: int(1, 1).describe("Builds advanced at once while they yield to accepting"),
+    BUILD_YIELD_HOLD_MS: int(250).describe(
+      "How long builds keep yielding after the last crowd of callers or call",
+    ),
     SCHEDULE_BATCH: int(16, 1).describe(
       "Builds asking the scheduler the same question at once share one SelectDestinations call, up to this many",
     ),
@@ -109,6 +114,7 @@ const builder = new Builder({
   concurrency: config.BUILD_CONCURRENCY,
   yieldTo: {
     crowd: config.BUILD_YIELD_CROWD,
+    backlog: config.BUILD_YIELD_BACKLOG,
     concurrency: config.BUILD_YIELD_CONCURRENCY,
     holdMs: config.BUILD_YIELD_HOLD_MS,
   },

@@ -117,7 +117,7 @@ export interface BuilderOptions {
   /** A build still not spawning after this long fails (a peer that never comes back). */
   buildDeadlineMs: number;
   concurrency: number;
-  /** Builds yield to a crowd of CreateServers callers (see AcceptGate). */
+  /** Builds yield to CreateServers callers (see AcceptGate). */
   yieldTo?: YieldOptions;
   /** Builds with the same request spec scheduled in one SelectDestinations call, at most. */
   scheduleBatch?: number;
@@ -163,14 +163,14 @@ export class Builder {
     this.pump();
   }
 
-  /** Counts a CreateServers call being accepted (see `yieldTo`); call what it returns when it ends. */
-  accept(): () => void {
+  /** A CreateServers call arrived (see `yieldTo`); call what this returns when it ends. */
+  accepting(): () => void {
     return this.gate.enter();
   }
 
   /** Build runs allowed at once now. */
   private limit(): number {
-    const { runs, recheckInMs } = this.gate.limit(this.o.concurrency);
+    const { runs, recheckInMs } = this.gate.limit(this.o.concurrency, this.queue.length);
     if (recheckInMs !== undefined && this.queue.length && !this.recheck && !this.stopped) {
       this.recheck = setTimeout(() => {
         this.recheck = undefined;

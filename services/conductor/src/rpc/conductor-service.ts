@@ -220,11 +220,11 @@ export function conductorService(deps: {
 
   return bindService(ConductorService, {
     async createServers(req) {
-      const accepted = builder.accept();
+      const done = builder.accepting();
       try {
         return await createServers(req);
       } finally {
-        accepted();
+        done();
       }
     },
 
