@@ -58,6 +58,9 @@ const booted = await bootService({
     BUILD_YIELD_CROWD: int(16).describe(
       "CreateServers calls in progress at once that make builds yield to accepting (0: never)",
     ),
+    BUILD_YIELD_SUSTAIN_MS: int(50).describe(
+      "How long a crowd of CreateServers callers must stay before builds yield to it",
+    ),
     BUILD_YIELD_BACKLOG: int(64).describe(
       "Builds queued (not started) that, while CreateServers calls arrive, make builds yield to accepting (0: never)",
     ),
@@ -114,6 +117,7 @@ const builder = new Builder({
   concurrency: config.BUILD_CONCURRENCY,
   yieldTo: {
     crowd: config.BUILD_YIELD_CROWD,
+    sustainMs: config.BUILD_YIELD_SUSTAIN_MS,
     backlog: config.BUILD_YIELD_BACKLOG,
     concurrency: config.BUILD_YIELD_CONCURRENCY,
     holdMs: config.BUILD_YIELD_HOLD_MS,
