@@ -227,6 +227,7 @@ export class Builder {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.recheck);
   }
 
   // ---- leases ------------------------------------------------------------------------------------
