@@ -80,6 +80,56 @@ describe("storage", () => {
     await again.close();
   });
 
+  it("runs PGlite statements with parameters prepared: types, nulls, errors, transactions", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const db = await openDatabase({ service: "t", dataDir: dir, migrations, logger });
+    const preparedAs = async (statement: string) =>
+      (
+        await db.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE statement = $1", [
+          statement,
+        ])
+      ).map((r) => r.name);
+    const insert = "INSERT INTO items (name, counter) VALUES ($1, $2) RETURNING id, name, counter";
+    const [a] = await db.query<{ id: number; name: string; counter: number }>(insert, ["One", 1]);
+    const [b] = await db.query<{ id: number; name: string; counter: number }>(insert, ["Two", 2]);
+    expect([a, b]).toEqual([
+      { id: expect.any(Number), name: "one", counter: 1 },
+      { id: expect.any(Number), name: "two", counter: 2 },
+    ]);
+    // One statement, prepared once, under the name PostgreSQL would give it.
+    expect(await preparedAs(insert)).toEqual([expect.stringMatching(/^auto_[0-9a-f]{24}$/)]);
+    // Arrays, nulls, jsonb and a statement that returns no rows.
+    const picked = await db.query<{ name: string; tag: string | null; doc: unknown }>(
+      "SELECT name, $2::text AS tag, $3::jsonb AS doc FROM items WHERE name = ANY($1::text[]) ORDER BY name",
+      [["one", "two", "nine"], null, JSON.stringify({ k: [1, 2] })],
+    );
+    expect(picked).toEqual([
+      { name: "one", tag: null, doc: { k: [1, 2] } },
+      { name: "two", tag: null, doc: { k: [1, 2] } },
+    ]);
+    expect(await db.query("UPDATE items SET counter = counter + $1 WHERE name = $2", [5, "one"])).toEqual([]);
+    // A refused statement carries its SQLSTATE, and the connection goes on.
+    await expect(db.query(insert, ["ONE", 9])).rejects.toMatchObject({ code: "23505" });
+    await expect(db.query("SELECT nope FROM items WHERE id = $1", [1])).rejects.toThrow(/nope/);
+    // In a transaction: prepared statements see the transaction's writes, and a failure rolls
+    // back everything it wrote.
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query(insert, ["three", 3]);
+        expect(await tx.query("SELECT count(*)::int AS n FROM items WHERE counter > $1", [0])).toEqual([
+          { n: 3 },
+        ]);
+        await tx.query(insert, ["TWO", 0]);
+      }),
+    ).rejects.toMatchObject({ code: "23505" });
+    expect(await db.query("SELECT name, counter FROM items WHERE counter > $1 ORDER BY name", [0])).toEqual([
+      { name: "one", counter: 6 },
+      { name: "two", counter: 2 },
+    ]);
+    await db.close();
+  });
+
   it("runs the same migrations on the PostgreSQL server, concurrently from two processes' worth of pools", async (ctx) => {
     const temp = await serverDatabase(ctx);
     // Two openers race; the advisory lock makes one apply and the other see it applied.
