@@ -110,7 +110,7 @@ Demo cloud ready. Try (any user:project works as the token; user admin is an adm
   $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic none lonely-1
   $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
   $OS --os-token demo:demo server list --long
-  $OS --os-token admin:admin server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses`);
+  $OS --os-token admin:demo server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses`);
 });
 // The client keeps its HTTP/2 session open; the seed is done.
 process.exit(0);
