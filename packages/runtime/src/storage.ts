@@ -188,10 +188,8 @@ class PGliteDatabase implements Database {
   constructor(private readonly db: PGlite) {}
 
   async query<T extends Row>(sql: string, params?: unknown[], options?: QueryOptions): Promise<T[]> {
-    const name = this.names.for(sql, params, options);
-    if (name) {
-      return this.db._runExclusiveTransaction(() => this.runPrepared<T>(name, sql, params ?? [], false));
-    }
+    const prepared = this.runNamed<T>(sql, params, options, false);
+    if (prepared) return prepared;
     if (!params?.length && sql.includes(";")) {
       const results = await this.db.exec(sql);
       return (results.at(-1)?.rows ?? []) as T[];
@@ -205,14 +203,28 @@ class PGliteDatabase implements Database {
       this.db.transaction(async (t) => {
         const tx: Queryable = {
           query: async <R extends Row>(sql: string, params?: unknown[], options?: QueryOptions) => {
-            const name = this.names.for(sql, params, options);
-            if (name) return this.runPrepared<R>(name, sql, params ?? [], true);
-            return (await t.query<R>(sql, params)).rows;
+            return (
+              (await this.runNamed<R>(sql, params, options, true)) ?? (await t.query<R>(sql, params)).rows
+            );
           },
         };
         return fn(tx);
       }),
     );
+  }
+
+  /** A statement StatementNames names runs prepared; undefined for the others. */
+  private runNamed<T extends Row>(
+    sql: string,
+    params: unknown[] | undefined,
+    options: QueryOptions | undefined,
+    inTransaction: boolean,
+  ): Promise<T[]> | undefined {
+    const name = this.names.for(sql, params, options);
+    if (!name) return undefined;
+    const run = () => this.runPrepared<T>(name, sql, params ?? [], inTransaction);
+    // Outside a transaction, also under PGlite's transaction lock, as its own query() is.
+    return inTransaction ? run() : this.db._runExclusiveTransaction(run);
   }
 
   /**
@@ -222,8 +234,7 @@ class PGliteDatabase implements Database {
    * statement sizes every table and index it names, and on PGlite's node filesystem each size is
    * an lseek that Emscripten answers with an fstat (15% of the scheduler's time in the placement
    * bench). The same prepared statements as on PostgreSQL (StatementNames), under the same plan
-   * cache rules. Runs under PGlite's query lock; outside a transaction, also under its
-   * transaction lock (as PGlite's own query does).
+   * cache rules. Runs under PGlite's query lock.
    */
   private runPrepared<T extends Row>(name: string, sql: string, params: unknown[], inTransaction: boolean) {
     const { serialize } = protocol;
@@ -231,7 +242,7 @@ class PGliteDatabase implements Database {
       let p = this.prepared.get(name);
       if (!p) {
         const described = await this.db.execProtocolStream(
-          concat([
+          Buffer.concat([
             serialize.parse({ name, text: sql }),
             serialize.describe({ type: "S", name }),
             serialize.sync(),
@@ -253,7 +264,7 @@ class PGliteDatabase implements Database {
         return serializer ? serializer(v) : String(v);
       });
       const out = await this.db.execProtocolStream(
-        concat([
+        Buffer.concat([
           serialize.bind({ statement: name, values: values as string[] }),
           serialize.execute({}),
           serialize.sync(),
@@ -269,16 +280,6 @@ class PGliteDatabase implements Database {
   close(): Promise<void> {
     return this.db.close();
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 export async function openDatabase(options: {

@@ -163,9 +163,14 @@ export class Builder {
     this.pump();
   }
 
-  /** A CreateServers call arrived (see `yieldTo`); call what this returns when it ends. */
-  accepting(): () => void {
-    return this.gate.enter();
+  /** Runs a CreateServers call, counted as a caller builds yield to (see `yieldTo`). */
+  async accept<T>(call: () => Promise<T>): Promise<T> {
+    const leave = this.gate.enter();
+    try {
+      return await call();
+    } finally {
+      leave();
+    }
   }
 
   /** Build runs allowed at once now. */
@@ -182,7 +187,8 @@ export class Builder {
   }
 
   private pump(): void {
-    while (this.running < this.limit() && this.queue.length) {
+    const limit = this.limit();
+    while (this.running < limit && this.queue.length) {
       const id = this.queue.shift()!;
       this.queued.delete(id);
       if (this.active.has(id)) {

@@ -219,14 +219,7 @@ export function conductorService(deps: {
   };
 
   return bindService(ConductorService, {
-    async createServers(req) {
-      const done = builder.accepting();
-      try {
-        return await createServers(req);
-      } finally {
-        done();
-      }
-    },
+    createServers: (req) => builder.accept(() => createServers(req)),
 
     async getServer(req) {
       const s = await servers.get(req.id, { projectId: readScope(), includeDeleted: req.includeDeleted });
