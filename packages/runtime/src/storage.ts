@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { PGlite, parse as pgliteParse, protocol } from "@electric-sql/pglite";
 import pg from "pg";
 import type { Logger } from "./log.js";
+import { cacheFileSizes } from "./pglite-sizes.js";
 
 export type Row = Record<string, unknown>;
 
@@ -307,7 +308,11 @@ export async function openDatabase(options: {
   } else {
     const dir = join(options.dataDir, options.service);
     if (!existsSync(join(dir, "PG_VERSION"))) await seedFromTemplate(dir);
-    db = new PGliteDatabase(await PGlite.create(dir));
+    const pglite = await PGlite.create(dir);
+    if (!cacheFileSizes(pglite.Module)) {
+      options.logger.warn("PGlite's filesystem is not the expected one: file sizes are not cached");
+    }
+    db = new PGliteDatabase(pglite);
   }
   await migrate(db, options.migrations, options.logger);
   return db;
