@@ -55,12 +55,15 @@ for (const backend of ["pglite", ...(havePostgres ? ["postgres"] : [])] as const
     let db: Database;
     let temp: TempDatabase | undefined;
     let dir: string;
+    let opened: Placement | undefined;
 
     async function open(): Promise<Placement> {
+      if (opened) return opened;
       dir = mkdtempSync(join(tmpdir(), "stratus-claims-"));
       if (backend === "postgres") temp = await createTempDatabase("stratus_claims");
       db = await openDatabase({ service: "scheduler", url: temp?.url, dataDir: dir, migrations, logger });
-      return new Placement(db);
+      opened = new Placement(db);
+      return opened;
     }
 
     afterAll(async () => {
@@ -112,6 +115,23 @@ for (const backend of ["pglite", ...(havePostgres ? ["postgres"] : [])] as const
       expect((await placement.getAllocations(existing)).allocations).toEqual([
         expect.objectContaining({ providerUuid: big, resources: { VCPU: 1 } }),
       ]);
+    });
+
+    // A PGlite statement runs on the caller's thread before the next request is read, so claims
+    // would never meet one in flight: those made in one turn of the event loop are gathered.
+    // Each statement raises the provider's generation once.
+    it.runIf(backend === "pglite")("gathers the claims of one turn into one statement", async () => {
+      const placement = await open();
+      const h = await host(placement, 100);
+      const before = (await placement.getProvider(h)).generation;
+      const outcomes = await Promise.all(Array.from({ length: 16 }, () => claim(placement, h, 1)));
+      expect(outcomes.every((o) => o === "created")).toBe(true);
+      expect((await placement.getProvider(h)).generation).toBe(before + 1);
+      const [row] = await db.query<{ used: string }>(
+        "SELECT i.used FROM inventories i JOIN resource_providers p ON p.id = i.provider_id WHERE p.uuid = $1",
+        [h],
+      );
+      expect(Number(row!.used)).toBe(16);
     });
   });
 }
