@@ -46,32 +46,13 @@ function allocated(tx: Tx, portId: string, sub: SubnetRow, ip: number): void {
   allocatedEvent(tx.out, portId, sub.id, sub.segment_id, ip);
 }
 
-/**
- * SQL: a free address of the subnet `subnet` (an SQL expression), locked FOR UPDATE SKIP LOCKED,
- * or NULL when none is free and unlocked. The search starts above the highest address the subnet
- * holds and wraps to its lowest free address when there is none above (as create_port_auto does,
- * migrations/005). Each address taken leaves a dead entry in ip_free's index until a vacuum runs,
- * and all of them lie below the highest held address: a search from the lowest address walked
- * every one (pg_stat_statements over bench/ipam: 73 buffer hits a port after 5,500 ports, 112
- * after 21,100), one from above the highest held walks none. In a new subnet the order is the
- * same, lowest first; an address released below the highest held is used again once the
- * addresses above it are all taken.
- */
-export function nextFreeSql(subnet: string): string {
-  return `coalesce(
-    (SELECT nf.ip FROM ip_free nf WHERE nf.subnet_id = ${subnet}
-       AND nf.ip > (SELECT coalesce(max(nh.ip), 0) FROM ip_allocations nh WHERE nh.subnet_id = ${subnet})
-       ORDER BY nf.ip LIMIT 1 FOR UPDATE SKIP LOCKED),
-    (SELECT nf.ip FROM ip_free nf WHERE nf.subnet_id = ${subnet} ORDER BY nf.ip LIMIT 1 FOR UPDATE SKIP LOCKED))`;
-}
-
 // Take a free address and record it as held, in one statement (one round trip).
-const TAKE = (pick: string) => `
-  WITH pick AS (${pick}),
+const TAKE = (lock: string) => `
+  WITH pick AS (SELECT ip FROM ip_free WHERE subnet_id = $1 ORDER BY ip LIMIT 1 FOR UPDATE ${lock}),
   taken AS (DELETE FROM ip_free f USING pick WHERE f.subnet_id = $1 AND f.ip = pick.ip RETURNING f.ip)
   INSERT INTO ip_allocations (subnet_id, ip, port_id) SELECT $1, ip, $2 FROM taken RETURNING ip`;
-const TAKE_SKIP_LOCKED = TAKE(`SELECT ${nextFreeSql("$1::uuid")} AS ip`);
-const TAKE_WAITING = TAKE("SELECT ip FROM ip_free WHERE subnet_id = $1 ORDER BY ip LIMIT 1 FOR UPDATE");
+const TAKE_SKIP_LOCKED = TAKE("SKIP LOCKED");
+const TAKE_WAITING = TAKE("");
 
 /** One address from the subnet's pools for the port, or null when the subnet is exhausted. */
 export async function allocateFromSubnet(tx: Tx, sub: SubnetRow, portId: string): Promise<number | null> {

@@ -26,7 +26,6 @@ import {
   allocatedEvent,
   allocateFromAny,
   allocateSpecific,
-  nextFreeSql,
   releasePortIps,
   type SubnetRow,
   subnetRows,
@@ -591,8 +590,8 @@ const BIND_DEFERRED_SQL = (portVisible: string, networkVisible: string) => `WITH
     SELECT f.subnet_id, f.ip
     FROM (SELECT sn.id, sn.created_at FROM subnets sn JOIN target ON sn.segment_id = target.id
           ORDER BY sn.created_at, sn.id) sub
-    CROSS JOIN LATERAL (SELECT sub.id AS subnet_id, ${nextFreeSql("sub.id")} AS ip) f
-    WHERE f.ip IS NOT NULL
+    CROSS JOIN LATERAL (SELECT fr.subnet_id, fr.ip FROM ip_free fr WHERE fr.subnet_id = sub.id
+                        ORDER BY fr.ip LIMIT 1 FOR UPDATE SKIP LOCKED) f
     LIMIT 1),
   taken AS (DELETE FROM ip_free f USING pick WHERE f.subnet_id = pick.subnet_id AND f.ip = pick.ip
     RETURNING f.subnet_id, f.ip),
