@@ -21,7 +21,7 @@ interface NodeFs {
 interface StreamOps {
   llseek(stream: Stream, offset: number, whence: number): number;
   write(stream: Stream, buffer: unknown, offset: number, length: number, position?: number): number;
-  setattr?(stream: Stream, attr: unknown): void;
+  setattr(stream: Stream, attr: unknown): void;
 }
 interface FsNode {
   mode: number;
@@ -88,7 +88,6 @@ export function cacheFileSizes(module: unknown): boolean {
     }
   };
   ops.setattr = function (stream, attr) {
-    delete stream.node[SIZE];
     try {
       return setattr.call(this, stream, attr);
     } finally {
@@ -96,7 +95,6 @@ export function cacheFileSizes(module: unknown): boolean {
     }
   };
   nodefs.node_ops.setattr = function (node, attr) {
-    delete node[SIZE];
     try {
       return nodeSetattr.call(this, node, attr);
     } finally {
