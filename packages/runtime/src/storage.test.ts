@@ -130,6 +130,38 @@ describe("storage", () => {
     await db.close();
   });
 
+  it("gives a PGlite statement that asks for it a generic plan, outside transactions only", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const db = await openDatabase({ service: "t", dataDir: dir, migrations, logger });
+    const plans = async (statement: string) =>
+      (
+        await db.query<{ generic: string; custom: string }>(
+          "SELECT generic_plans::text AS generic, custom_plans::text AS custom FROM pg_prepared_statements WHERE statement = $1",
+          [statement],
+        )
+      ).map((r) => [Number(r.generic), Number(r.custom)]);
+    const generic = "SELECT count(*)::int AS n FROM items WHERE counter > $1";
+    const custom = "SELECT count(*)::int AS n FROM items WHERE counter >= $1";
+    for (let i = 0; i < 3; i++) {
+      expect(await db.query(generic, [i], { genericPlan: true })).toEqual([{ n: 0 }]);
+      expect(await db.query(custom, [i])).toEqual([{ n: 0 }]);
+    }
+    expect(await plans(generic)).toEqual([[3, 0]]);
+    expect(await plans(custom)).toEqual([[0, 3]]);
+    // In a transaction the option is ignored, as on PostgreSQL; and the session is left as it was.
+    await db.transaction(async (tx) => tx.query(generic, [9], { genericPlan: true }));
+    expect(await plans(generic)).toEqual([[3, 1]]);
+    // A statement that fails when it runs leaves the session as it was too.
+    await expect(db.query("SELECT 1 / $1::int AS x", [0], { genericPlan: true })).rejects.toThrow(
+      /division by zero/,
+    );
+    expect(await db.query("SELECT current_setting('plan_cache_mode') AS mode")).toEqual([{ mode: "auto" }]);
+    expect(await db.query(custom, [0])).toEqual([{ n: 0 }]);
+    expect(await plans(custom)).toEqual([[0, 4]]);
+    await db.close();
+  });
+
   it("runs the same migrations on the PostgreSQL server, concurrently from two processes' worth of pools", async (ctx) => {
     const temp = await serverDatabase(ctx);
     // Two openers race; the advisory lock makes one apply and the other see it applied.
