@@ -24,6 +24,11 @@ describe("PGlite file sizes", () => {
     while (cleanups.length) await cleanups.pop()!();
   });
 
+  function tempDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-sizes-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
   const open = (dir: string) => openDatabase({ service: "s", dataDir: dir, migrations, logger });
 
   /**
@@ -50,8 +55,7 @@ describe("PGlite file sizes", () => {
     db.query<{ n: number; s: string }>("SELECT count(*)::int AS n, sum(id)::text AS s FROM t");
 
   it("applies once per module, and refuses a module of another shape", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-sizes-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir();
     const pg = await PGlite.create(dir);
     cleanups.push(() => pg.close());
     expect(cacheFileSizes(pg.Module)).toBe(true);
@@ -61,8 +65,7 @@ describe("PGlite file sizes", () => {
   });
 
   it("keeps every row while tables grow, shrink, are rewritten and reopened", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-sizes-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir();
     const db = await open(dir);
 
     // Growth: ~2.4 MB of rows, one insert after another (each extends the table and its indexes).

@@ -61,6 +61,13 @@ describe("storage", () => {
     cleanups.push(() => temp.drop());
     return temp;
   }
+  /** A PGlite data directory of its own, removed after the tests. */
+  function pgliteDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+  const openPGlite = (dir: string) => openDatabase({ service: "t", dataDir: dir, migrations, logger });
   const oneConnection = (temp: TempDatabase) =>
     openDatabase({ service: "t", url: temp.url, dataDir: "", migrations, logger, poolSize: 1 });
 
@@ -69,21 +76,19 @@ describe("storage", () => {
   });
 
   it("runs migrations on PGlite, once, and persists across reopen", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const db = await openDatabase({ service: "t", dataDir: dir, migrations, logger });
+    const dir = pgliteDir();
+    const db = await openPGlite(dir);
     expect(db.kind).toBe("pglite");
     await exercise(db);
     await db.close();
-    const again = await openDatabase({ service: "t", dataDir: dir, migrations, logger });
+    const again = await openPGlite(dir);
     expect(await again.query("SELECT name FROM items")).toEqual([{ name: "alpha" }]);
     await again.close();
   });
 
   it("runs PGlite statements with parameters prepared: types, nulls, errors, transactions", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const db = await openDatabase({ service: "t", dataDir: dir, migrations, logger });
+    const dir = pgliteDir();
+    const db = await openPGlite(dir);
     const preparedAs = async (statement: string) =>
       (
         await db.query<{ name: string }>("SELECT name FROM pg_prepared_statements WHERE statement = $1", [
@@ -131,9 +136,8 @@ describe("storage", () => {
   });
 
   it("gives a PGlite statement that asks for it a generic plan, outside transactions only", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "stratus-pglite-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const db = await openDatabase({ service: "t", dataDir: dir, migrations, logger });
+    const dir = pgliteDir();
+    const db = await openPGlite(dir);
     const plans = async (statement: string) =>
       (
         await db.query<{ generic: string; custom: string }>(
