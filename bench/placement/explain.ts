@@ -12,6 +12,7 @@ import {
   candidatesQuery,
   rootsQuery,
 } from "../../services/scheduler/src/placement/candidates.js";
+import { GENERIC_PLAN } from "../../services/scheduler/src/placement/statements.js";
 import { searchGroups, seedCloud } from "./cloud.js";
 
 const hosts = Number(process.argv[2] ?? 10000);
@@ -70,14 +71,15 @@ try {
         })
       : await db.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${sql}`, params);
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
-    // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone.
+    // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone,
+    // prepared with a generic plan as the scheduler runs them.
     const roots = rootsQuery(q, q.limit, sharing);
     const t = { roots: [] as number[], all: [] as number[] };
     for (let i = 0; i < 60; i++) {
       const t0 = performance.now();
-      await db.query(roots.sql, roots.params);
+      await db.query(roots.sql, roots.params, GENERIC_PLAN);
       const t1 = performance.now();
-      await db.query(sql, params);
+      await db.query(sql, params, GENERIC_PLAN);
       const t2 = performance.now();
       if (i >= 10) {
         t.roots.push(t1 - t0);
