@@ -104,6 +104,45 @@ describe("sharing providers", () => {
   });
 });
 
+describe("sharing, whatever the order it is set up in", () => {
+  const hostsOf = async (segments: string[]) =>
+    (await routedRequest(segments)).candidates.map((c) => ({
+      host: c.allocations.find((a) => a.resources.VCPU !== undefined)!.providerUuid,
+      ips: c.allocations.filter((a) => a.resources.IPV4_ADDRESS !== undefined).map((a) => a.providerUuid),
+    }));
+  const setTraits = async (uuid: string, traits: string[]) => {
+    const { providerGeneration } = await placement.getTraits({ providerUuid: uuid });
+    await placement.setTraits({ providerUuid: uuid, providerGeneration, traits });
+  };
+
+  it("a provider shares from the moment it has the trait, in its aggregates joined before or after, and stops when the trait goes", async () => {
+    // The aggregate first, the sharing trait after (registerSegment does it the other way).
+    const seg = randomUUID();
+    await placement.ensureResourceProvider({ uuid: seg, name: `segment-${seg}` });
+    await placement.setInventories({
+      providerUuid: seg,
+      providerGeneration: 0n,
+      inventories: [{ resourceClass: "IPV4_ADDRESS", total: 4n }],
+    });
+    await addAggregate(placement, seg, seg);
+    const host = await registerHost(placement, `s1-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 });
+    await addAggregate(placement, host, seg);
+    expect(await hostsOf([seg])).toEqual([]);
+
+    await setTraits(seg, ["MISC_SHARES_VIA_AGGREGATE"]);
+    expect(await hostsOf([seg])).toEqual([{ host, ips: [seg] }]);
+    // A second aggregate joined while sharing: its hosts get the addresses too.
+    const other = randomUUID();
+    const host2 = await registerHost(placement, `s2-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 });
+    await addAggregate(placement, host2, other);
+    await addAggregate(placement, seg, other);
+    expect((await hostsOf([seg])).map((c) => c.host).sort()).toEqual([host, host2].sort());
+
+    await setTraits(seg, []);
+    expect(await hostsOf([seg])).toEqual([]);
+  });
+});
+
 describe("request groups", () => {
   it("filters by required and forbidden traits and by member_of (AND of any-of)", async () => {
     const agg1 = randomUUID();
