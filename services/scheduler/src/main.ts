@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
 import { AllocationCandidates } from "./placement/candidates.js";
 import { Placement } from "./placement/placement.js";
+import { PlacementVacuum } from "./placement/vacuum.js";
 import { placementService } from "./rpc/placement-service.js";
 import { schedulerService } from "./rpc/scheduler-service.js";
 import { Scheduler } from "./scheduling/scheduler.js";
@@ -43,6 +44,8 @@ const booted = await bootService({
   },
 });
 const { config } = booted;
+/** Placement writes (claims and the rest) between two VACUUMs of the tables they write. */
+const VACUUM_AFTER = 200;
 const db = await openServiceDatabase(booted, "scheduler", new URL("../migrations", import.meta.url).pathname);
 {
   // PGlite has no autovacuum: without statistics the candidate query plans with default estimates
@@ -73,6 +76,11 @@ const db = await openServiceDatabase(booted, "scheduler", new URL("../migrations
   booted.lifecycle.onShutdown("analyze", async () => clearInterval(timer));
 }
 const placement = new Placement(db);
+{
+  // The tables claims write are vacuumed as they churn (placement/vacuum.ts), checked every second.
+  const stop = new PlacementVacuum(placement, VACUUM_AFTER, booted.logger).start(1000);
+  booted.lifecycle.onShutdown("vacuum", async () => stop());
+}
 {
   // Every scheduler process keeps pools of hosts for SelectDestinations (scheduling/scheduler.ts)
   // and drops them after a placement write through it; writes through the others reach it here
