@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { PGlite, parse as pgliteParse, protocol } from "@electric-sql/pglite";
 import pg from "pg";
 import type { Logger } from "./log.js";
+import { PGliteAutovacuum } from "./pglite-autovacuum.js";
 import { cacheFileSizes } from "./pglite-sizes.js";
 
 export type Row = Record<string, unknown>;
@@ -296,10 +297,17 @@ class PGliteDatabase implements Database {
     });
   }
 
+  /** Stops the autovacuum openDatabase started, if any. */
+  stopAutovacuum: () => void = () => undefined;
+
   close(): Promise<void> {
+    this.stopAutovacuum();
     return this.db.close();
   }
 }
+
+/** How often PGlite's stand-in for autovacuum looks at the tables (pglite-autovacuum.ts). */
+const PGLITE_AUTOVACUUM_MS = 10_000;
 
 export async function openDatabase(options: {
   service: string;
@@ -333,6 +341,11 @@ export async function openDatabase(options: {
     db = new PGliteDatabase(pglite);
   }
   await migrate(db, options.migrations, options.logger);
+  if (db instanceof PGliteDatabase) {
+    db.stopAutovacuum = new PGliteAutovacuum(db).start(PGLITE_AUTOVACUUM_MS, (err) =>
+      options.logger.warn({ err }, "PGlite autovacuum failed"),
+    );
+  }
   return db;
 }
 
