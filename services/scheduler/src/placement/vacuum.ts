@@ -1,11 +1,11 @@
 // Vacuuming the tables claims write, from the scheduler itself. Every claim rewrites its
 // providers' inventory rows and generations, and not in place (`free` is indexed): the old
 // versions stay in the tables and their indexes until a VACUUM, and every search and claim walks
-// them. PGlite has no autovacuum at all, and PostgreSQL's wakes once a minute, when a scheduler at
-// hundreds of claims a second has left tens of thousands. So, like autovacuum but sooner, these
+// them. PGlite has no autovacuum (the runtime's stand-in looks every 10 s), and a scheduler at
+// hundreds of claims a second leaves thousands in that time. So, like autovacuum but sooner, these
 // tables are vacuumed once `after` writes went through this scheduler's Placement: a few ms each
 // (bench/placement, 1,000 hosts / 100 segments on PGlite: a search 3.1 -> 1.3 ms, a batch of
-// claims 7.7 -> 4.8 ms, claims/s 324-429 -> 491-525).
+// claims 7.7 -> 4.8 ms, claims/s 324-429 -> 491-525). main.ts runs it on PGlite only.
 import type { Logger } from "@stratus/runtime";
 import type { Placement } from "./placement.js";
 
