@@ -58,6 +58,7 @@ export async function openServiceDatabase(
   booted: Booted<typeof storageConfig>,
   service: string,
   migrationsDir: string,
+  options: { pgliteAutovacuumMs?: number } = {},
 ): Promise<Database> {
   const db = await openDatabase({
     service,
@@ -65,6 +66,7 @@ export async function openServiceDatabase(
     dataDir: booted.config.STRATUS_DATA_DIR,
     migrations: migrationsFrom(migrationsDir),
     logger: booted.logger,
+    ...options,
   });
   booted.lifecycle.onShutdown("database", () => db.close());
   return db;

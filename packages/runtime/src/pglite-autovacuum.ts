@@ -3,7 +3,7 @@
 // as long as the service runs, and every scan would walk them. This does autovacuum's work on the
 // service's one connection: every `everyMs` it reads each table's dead and live row counts and
 // vacuums the tables past autovacuum's own threshold (50 + 20% of the live rows), one at a time.
-// A service whose tables churn much faster may vacuum them itself too (the scheduler's claims).
+// A service whose tables churn much faster asks for a shorter interval (the scheduler: 1 s).
 import type { Database } from "./storage.js";
 
 export interface AutovacuumOptions {

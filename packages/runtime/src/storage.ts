@@ -316,6 +316,8 @@ export async function openDatabase(options: {
   migrations: Migration[];
   logger: Logger;
   poolSize?: number;
+  /** PGlite only: how often its autovacuum stand-in looks at the tables (default 10 s). */
+  pgliteAutovacuumMs?: number;
 }): Promise<Database> {
   let db: Database;
   if (options.url) {
@@ -342,8 +344,9 @@ export async function openDatabase(options: {
   }
   await migrate(db, options.migrations, options.logger);
   if (db instanceof PGliteDatabase) {
-    db.stopAutovacuum = new PGliteAutovacuum(db).start(PGLITE_AUTOVACUUM_MS, (err) =>
-      options.logger.warn({ err }, "PGlite autovacuum failed"),
+    db.stopAutovacuum = new PGliteAutovacuum(db).start(
+      options.pgliteAutovacuumMs ?? PGLITE_AUTOVACUUM_MS,
+      (err) => options.logger.warn({ err }, "PGlite autovacuum failed"),
     );
   }
   return db;

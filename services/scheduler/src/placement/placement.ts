@@ -230,18 +230,11 @@ export class Placement {
     this.writes++;
   }
 
-  /**
-   * Writes through this object, claims included, since it was made: each leaves dead row
-   * versions behind (main.ts vacuums the tables once enough were written).
-   */
-  churn = 0;
-
   private async writing<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     try {
       return await this.db.transaction(fn);
     } finally {
       this.writes++;
-      this.churn++;
       this.onWrite();
     }
   }
@@ -684,7 +677,6 @@ export class Placement {
     if (batch.length > 1) {
       try {
         if (await this.claimTogether(batch)) {
-          this.churn += batch.length;
           for (const c of batch)
             c.resolve({ consumerGeneration: 1, providerUuids: c.uuids.sort(), previous: [] });
           return;
@@ -750,7 +742,6 @@ export class Placement {
       { name: "sched_claim_new" },
     );
     if (row!.created) {
-      this.churn++;
       return { consumerGeneration: 1, providerUuids: uuids.sort(), previous: [] };
     }
     if (row!.exists) return undefined;
