@@ -614,17 +614,14 @@ export function summarize(p: ProviderView): ProviderSummary {
 const SHARING_CLASSES_SQL = `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s
   JOIN inventories i ON i.provider_id = s.id WHERE s.shares`;
 
-/** The candidate finder over the placement database. */
-const ROOT_COUNT_MS = 10_000;
-
+const COUNT_MS = 10_000;
+const COUNTS_MAX = 4096;
 const SHARING_CLASSES_MS = 1000;
 
-const MEMBER_COUNTS_MAX = 4096;
-
+/** The candidate finder over the placement database. */
 export class AllocationCandidates {
-  private readonly rootCounts = new Map<string, { n: number; at: number }>();
-  /** Members of a member_of list (one statement per search before: 0.5 ms on PGlite). */
-  private readonly memberCounts = new Map<string, { n: number; at: number }>();
+  /** The counts broadMemberOf weighs (roots of a class, members of a member_of list), kept. */
+  private readonly counts = new Map<string, { n: number; at: number }>();
   private sharing: { classes: Set<string>; version: number; at: number } | undefined;
 
   /**
@@ -689,36 +686,38 @@ export class AllocationCandidates {
    * times as many, fewer than the members the member_of-driven search would list, free-rank and
    * sort (a routed network's two segments in the boot bench: every host, 20 ms per call). Both
    * searches give the same roots; this only picks the cheaper. The class's root count and the
-   * member_of list's member count are kept for ROOT_COUNT_MS (hosts come and go rarely, and a
-   * stale count can only pick the slower of two right answers).
+   * member_of list's member count are kept for COUNT_MS (hosts come and go rarely, and a stale
+   * count can only pick the slower of two right answers; the member count was one statement a
+   * search, 0.5 ms on PGlite).
    */
   private async broadMemberOf(query: CandidateQuery): Promise<boolean> {
     if (!query.order) return false;
     const anyOf = query.groups.find((g) => g.memberOf.length)?.memberOf[0];
     if (!anyOf) return false;
     const rc = query.order.resourceClass;
+    const roots = await this.keptCount(
+      `roots/${rc}`,
+      "SELECT count(*) AS n FROM inventories WHERE resource_class = $1",
+      [rc],
+    );
+    const members = await this.keptCount(
+      `members/${[...anyOf].sort().join(",")}`,
+      "SELECT count(*) AS n FROM provider_aggregates WHERE aggregate_uuid = ANY($1::uuid[])",
+      [anyOf],
+    );
+    return members * 5 >= roots;
+  }
+
+  /** A count, read again once it is COUNT_MS old. */
+  private async keptCount(key: string, sql: string, params: unknown[]): Promise<number> {
     const now = Date.now();
-    let roots = this.rootCounts.get(rc);
-    if (!roots || roots.at + ROOT_COUNT_MS < now) {
-      const [row] = await this.db.query<{ n: string }>(
-        "SELECT count(*) AS n FROM inventories WHERE resource_class = $1",
-        [rc],
-      );
-      roots = { n: Number(row?.n ?? 0), at: now };
-      this.rootCounts.set(rc, roots);
-    }
-    const key = [...anyOf].sort().join(",");
-    let members = this.memberCounts.get(key);
-    if (!members || members.at + ROOT_COUNT_MS < now) {
-      const [row] = await this.db.query<{ n: string }>(
-        "SELECT count(*) AS n FROM provider_aggregates WHERE aggregate_uuid = ANY($1::uuid[])",
-        [anyOf],
-      );
-      if (this.memberCounts.size >= MEMBER_COUNTS_MAX) this.memberCounts.clear();
-      members = { n: Number(row?.n ?? 0), at: now };
-      this.memberCounts.set(key, members);
-    }
-    return members.n * 5 >= roots.n;
+    const known = this.counts.get(key);
+    if (known && known.at + COUNT_MS >= now) return known.n;
+    const [row] = await this.db.query<{ n: string }>(sql, params);
+    if (this.counts.size >= COUNTS_MAX) this.counts.clear();
+    const n = Number(row?.n ?? 0);
+    this.counts.set(key, { n, at: now });
+    return n;
   }
 
   /** in_tree may name any provider of a tree; candidates compare roots. */
