@@ -47,7 +47,7 @@ const { config } = booted;
 // indexed), and every search and claim walks the dead versions until a VACUUM. On PGlite the
 // runtime's autovacuum stand-in looks every 10 s; a scheduler at hundreds of claims a second
 // leaves thousands by then, so here it looks every second (bench/placement, 1,000 hosts / 100
-// segments on PGlite: a search 3.1 -> 1.3 ms, a batch of claims 7.7 -> 4.8 ms). On PostgreSQL it
+// segments on PGlite: a search 6.0 -> 3.6 ms, a batch of claims 9.4 -> 5.0 ms). On PostgreSQL it
 // is autovacuum's work: a VACUUM there changes the tables' page counts, and every pooled
 // connection then plans its statements again (the candidate search: 6-8 ms at 1,000 hosts).
 const db = await openServiceDatabase(
