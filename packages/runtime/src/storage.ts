@@ -297,11 +297,15 @@ class PGliteDatabase implements Database {
     });
   }
 
-  /** Stops the autovacuum openDatabase started, if any. */
-  stopAutovacuum: () => void = () => undefined;
+  private stopAutovacuum: (() => void) | undefined;
+
+  /** Starts the stand-in for autovacuum (pglite-autovacuum.ts); close() stops it. */
+  startAutovacuum(everyMs: number, onError: (err: unknown) => void): void {
+    this.stopAutovacuum ??= new PGliteAutovacuum(this).start(everyMs, onError);
+  }
 
   close(): Promise<void> {
-    this.stopAutovacuum();
+    this.stopAutovacuum?.();
     return this.db.close();
   }
 }
@@ -344,9 +348,8 @@ export async function openDatabase(options: {
   }
   await migrate(db, options.migrations, options.logger);
   if (db instanceof PGliteDatabase) {
-    db.stopAutovacuum = new PGliteAutovacuum(db).start(
-      options.pgliteAutovacuumMs ?? PGLITE_AUTOVACUUM_MS,
-      (err) => options.logger.warn({ err }, "PGlite autovacuum failed"),
+    db.startAutovacuum(options.pgliteAutovacuumMs ?? PGLITE_AUTOVACUUM_MS, (err) =>
+      options.logger.warn({ err }, "PGlite autovacuum failed"),
     );
   }
   return db;
