@@ -12,6 +12,9 @@ import {
 
 export { ServingStatus };
 
+/** Response header of Health.Check: the pid of the process that answered. */
+export const PID_HEADER = "stratus-pid";
+
 export class HealthState {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Set<() => void>();
@@ -39,7 +42,10 @@ export class HealthState {
 
   impl(): ServiceImpl<typeof Health> {
     return {
-      check: (req) => {
+      check: (req, ctx) => {
+        // Which process answered: a test that started a service on a port can tell its own child
+        // from a stranger that holds the port.
+        ctx.responseHeader.set(PID_HEADER, String(process.pid));
         if (!this.statuses.has(req.service)) {
           throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
         }

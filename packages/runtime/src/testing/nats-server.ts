@@ -4,7 +4,38 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/** Binds port on 127.0.0.1 for a moment: resolves true when it was free. */
+function probe(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", (err: NodeJS.ErrnoException) =>
+      err.code === "EADDRINUSE" || err.code === "EACCES" ? resolve(false) : reject(err),
+    );
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Ports each vitest worker hands out: its own block, below the kernel's ephemeral range. */
+const BLOCK = 1000;
+const BLOCKS_FROM = 20_000;
+let nextInBlock = (process.pid * 7) % BLOCK;
+
+/**
+ * A port that is free now, for a process about to be started. The port is released before the
+ * process binds it, so two callers must never be handed the same one: under vitest each worker
+ * takes its ports from a block of its own (VITEST_POOL_ID), away from the ephemeral ports the
+ * kernel gives to listen(0) and to every outgoing connection. Elsewhere the kernel picks.
+ */
 export async function freePort(): Promise<number> {
+  const pool = Number(process.env.VITEST_POOL_ID);
+  if (Number.isInteger(pool) && pool > 0 && BLOCKS_FROM + pool * BLOCK <= 32_768) {
+    const base = BLOCKS_FROM + (pool - 1) * BLOCK;
+    for (let tries = 0; tries < BLOCK; tries++) {
+      const port = base + (nextInBlock++ % BLOCK);
+      if (await probe(port)) return port;
+    }
+    throw new Error(`no free port in ${base}..${base + BLOCK - 1}`);
+  }
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once("error", reject);

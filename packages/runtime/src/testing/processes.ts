@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratus/contracts/grpc/health/v1";
+import { PID_HEADER } from "../health.js";
 import { freePort } from "./nats-server.js";
 
 /** The repository root (where package.json with workspaces lives). */
@@ -69,10 +70,16 @@ export function spawnService(
   };
 }
 
+/**
+ * Waits until the service at url reports SERVING. With pid, only an answer from that process
+ * counts: a port handed out free can be taken by another test's process before ours binds it, and
+ * that stranger would answer the health check too.
+ */
 export async function waitForServing(
   url: string,
   timeoutMs = 30_000,
   exited?: Promise<unknown>,
+  pid?: number,
 ): Promise<void> {
   const client = createClient(Health, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
   const deadline = Date.now() + timeoutMs;
@@ -83,8 +90,14 @@ export async function waitForServing(
   let last: unknown;
   while (Date.now() < deadline && !dead) {
     try {
-      const res = await client.check({ service: "" }, { timeoutMs: 1000 });
-      if (res.status === HealthCheckResponse_ServingStatus.SERVING) return;
+      let answeredBy: string | null = null;
+      const res = await client.check(
+        { service: "" },
+        { timeoutMs: 1000, onHeader: (h) => (answeredBy = h.get(PID_HEADER)) },
+      );
+      if (pid !== undefined && answeredBy !== String(pid)) {
+        last = new Error(`port answered by process ${answeredBy ?? "unknown"}, not ours (${pid})`);
+      } else if (res.status === HealthCheckResponse_ServingStatus.SERVING) return;
     } catch (err) {
       last = err;
     }
@@ -99,7 +112,7 @@ export async function startService(name: string, env: Record<string, string>): P
   const p = spawnService(name, { ...env, PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForServing(url, 60_000, p.exited);
+    await waitForServing(url, 60_000, p.exited, p.proc.pid);
   } catch (err) {
     await p.stop("SIGKILL");
     throw new Error(`${name} did not start: ${String(err)}\n${p.output.slice(-30).join("\n")}`);
