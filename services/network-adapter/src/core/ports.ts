@@ -267,7 +267,7 @@ type Row = Record<string, unknown>;
  * made nothing (unknown or forbidden network, routed network, no subnet, every free address
  * locked by allocations in flight, the free lists empty): the full path in a transaction then
  * waits for in-flight allocations, reports exhaustion or explains the refusal. A request without
- * a MAC gets one the function draws (and draws again while it is taken: migrations/003). An error
+ * a MAC gets one the function draws (and draws again while it is taken: migrations/005). An error
  * in any item (a MAC the caller asked for already on the network, a concurrent network delete)
  * rolls back the whole call; the requests are then run one by one, and one failing so is also left
  * to the full path.
