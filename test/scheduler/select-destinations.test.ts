@@ -163,6 +163,38 @@ describe("SelectDestinations", () => {
     expect(none.message).toContain(segA);
   });
 
+  it("says when a segment still has addresses but none of its hosts has room for the flavor", async () => {
+    const segA = await registerSegment(placement, 10);
+    const segB = await registerSegment(placement, 10);
+    const { tag, hosts } = await cloud(
+      [
+        { vcpu: 2, ramMb: 4096, diskGb: 100 },
+        { vcpu: 32, ramMb: 65536, diskGb: 500 },
+      ],
+      [[segA], [segB]],
+    );
+    const onA = {
+      suffix: "PORT0",
+      resources: big({ IPV4_ADDRESS: 1 }),
+      memberOf: [{ aggregateUuids: [segA] }],
+    };
+    const first = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) });
+    expect(first.destinations[0]!.selected!.host).toBe(hosts[0]!.name);
+    // Both refusals come after a search that found nothing; the second reads the reason kept.
+    for (let i = 0; i < 2; i++) {
+      const full = await refusal(scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) }));
+      expect(full.kind).toBe("no_valid_host");
+      expect(full.message).toBe(
+        "No valid host was found. There are not enough hosts available: no host with the flavor's " +
+          `resources is in an aggregate with a provider of 1 IPV4_ADDRESS on segments/aggregates ${segA} (group PORT0).`,
+      );
+    }
+    // The other segment's host, with room, is still chosen for a request that may use it.
+    const either = { ...onA, memberOf: [{ aggregateUuids: [segA, segB] }] };
+    const other = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [either] }) });
+    expect(other.destinations[0]!.selected!.host).toBe(hosts[1]!.name);
+  });
+
   it("places several instances or none: a failure releases what this call claimed", async () => {
     const { tag, hosts } = await cloud([
       { vcpu: 4, ramMb: 4096, diskGb: 100 },

@@ -746,7 +746,17 @@ const OWN_FREE_SQL = `SELECT 1 FROM inventories i JOIN resource_providers x ON x
     AND i.max_unit >= $2::bigint AND $2::bigint % i.step_size = 0 AND NOT x.shares AND NOT r.shares LIMIT 1`;
 
 /** Names the first requirement nobody can meet, for NoValidHost messages. */
-export async function explainNoCandidates(db: Queryable, input: CandidateQuery): Promise<string> {
+export async function explainNoCandidates(
+  db: Queryable,
+  input: CandidateQuery,
+  options: {
+    /**
+     * A search of this very query (whatever its order and limit) has just found no tree: the
+     * check below that would run it again, for a query with one numbered group, is not run.
+     */
+    searchFoundNone?: boolean;
+  } = {},
+): Promise<string> {
   const query = validateQuery(input);
   const anyRoot = async (q: CandidateQuery) => {
     const { sql, params } = rootsQuery({ ...q, order: undefined }, 1);
@@ -815,7 +825,13 @@ export async function explainNoCandidates(db: Queryable, input: CandidateQuery):
       return `${Object.keys(g.resources).join(", ")} exhausted${where} (group ${g.suffix} needs ${what} from one provider)`;
     }
     const groups = unnumbered ? [unnumbered, g] : [g];
-    if (!(await anyRoot({ groups, groupPolicy: "none", ...names }))) {
+    // With one numbered group and no isolation this is the request's own search, known empty.
+    const isTheSearch =
+      options.searchFoundNone === true &&
+      query.groupPolicy !== "isolate" &&
+      query.groups.length === groups.length &&
+      groups.every((x, i) => query.groups[i] === x);
+    if (isTheSearch || !(await anyRoot({ groups, groupPolicy: "none", ...names }))) {
       return `no host with the flavor's resources is in an aggregate with a provider of ${what}${where} (group ${g.suffix})`;
     }
   }

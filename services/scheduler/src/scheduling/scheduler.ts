@@ -106,6 +106,8 @@ interface Pool {
   fetchedAt: number;
   /** The search hit its limit: hosts outside the pool may qualify too. */
   partial: boolean;
+  /** Allocation requests the search returned (0: no tree satisfies the request). */
+  found: number;
   /**
    * For a partial most-free search, the order class's free amount on the last host returned: no
    * host outside the pool had more. When no host of the pool has this much left, hosts outside
@@ -260,7 +262,8 @@ export class Scheduler {
           pool = undefined;
         }
         if (!placed) {
-          const reason = await this.explain(query);
+          // The last search for this request found nothing at all (not: every host lost a race).
+          const reason = await this.explain(query, pool !== undefined && pool.found === 0);
           throw new StratusError(
             "no_valid_host",
             `No valid host was found. There are not enough hosts available: ${reason}.${
@@ -285,13 +288,13 @@ export class Scheduler {
    * placement write through this scheduler since, has the same reason (a segment that ran out
    * is refused to every request still asking for it).
    */
-  private async explain(query: CandidateQuery): Promise<string> {
+  private async explain(query: CandidateQuery, searchFoundNone: boolean): Promise<string> {
     const key = poolKey(query);
     const version = this.placement.version;
     const known = this.refusals.get(key);
     if (known && this.fresh(known)) return known.reason;
     // Shared while it runs too: the requests refused together ask at the same time.
-    const reason = explainNoCandidates(this.placement.db, query);
+    const reason = explainNoCandidates(this.placement.db, query, { searchFoundNone });
     if (this.refusals.size >= MAX_POOLS) this.refusals.clear();
     const entry = { reason, version, fetchedAt: Date.now() };
     this.refusals.set(key, entry);
@@ -388,6 +391,7 @@ export class Scheduler {
       version,
       fetchedAt: Date.now(),
       partial,
+      found: result.candidates.length,
       floor:
         partial && last && order?.direction === "most_free"
           ? {
