@@ -50,7 +50,7 @@ try {
   ];
   for (const [label, q] of queries) {
     const sharing = new Set(["IPV4_ADDRESS"]);
-    const { sql, params } = candidatesQuery(q, q.limit, sharing);
+    const { sql, params } = candidatesQuery(q, q.limit, sharing, false, sharing);
     console.log(`\n=== ${label}\n${sql}\n`);
     // --generic: the plan the scheduler runs (its statements ask for a generic plan), not the
     // custom plan EXPLAIN makes for these parameter values.
@@ -73,7 +73,7 @@ try {
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
     // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone,
     // prepared with a generic plan as the scheduler runs them.
-    const roots = rootsQuery(q, q.limit, sharing);
+    const roots = rootsQuery(q, q.limit, sharing, false, sharing);
     const t = { roots: [] as number[], all: [] as number[] };
     for (let i = 0; i < 60; i++) {
       const t0 = performance.now();

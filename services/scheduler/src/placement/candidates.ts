@@ -192,12 +192,15 @@ function servesTree(
   conds: (x: string) => string[],
   sharingPossible: boolean,
   sharingDriver?: string,
+  ownPossible = true,
 ): string {
-  const own = conds("x");
+  // Built only when used: each condition adds its parameters.
+  const own = ownPossible ? conds("x") : [];
+  const ownExists = `EXISTS (SELECT 1 FROM resource_providers x WHERE x.root_id = r.id${own.map((c) => ` AND ${c}`).join("")})`;
   if (!sharingPossible) {
     // "OR false" keeps this a per-root probe: a bare EXISTS is pulled up into a semi-join, and the
     // planner, misjudging the unit filters, then hashes every root holding the class (10,000).
-    return `(EXISTS (SELECT 1 FROM resource_providers x WHERE x.root_id = r.id${own.map((c) => ` AND ${c}`).join("")}) OR false)`;
+    return ownPossible ? `(${ownExists} OR false)` : "false";
   }
   const shared = conds("s");
   const name = `sharing${ctes.length}`;
@@ -205,9 +208,14 @@ function servesTree(
   const driven = sharingDriver ? ` AND s.id = ANY(ARRAY(${sharingDriver}))` : "";
   ctes.push(`${name} AS MATERIALIZED (SELECT DISTINCT sa.aggregate_uuid FROM resource_providers s
     JOIN provider_aggregates sa ON sa.provider_id = s.id WHERE s.shares${driven}${shared.map((c) => ` AND ${c}`).join("")})`);
-  return `(EXISTS (SELECT 1 FROM resource_providers x WHERE x.root_id = r.id${own.map((c) => ` AND ${c}`).join("")})
-    OR EXISTS (SELECT 1 FROM resource_providers t JOIN provider_aggregates ta ON ta.provider_id = t.id
-      WHERE t.root_id = r.id AND ta.aggregate_uuid IN (SELECT aggregate_uuid FROM ${name})))`;
+  const viaSharing = `EXISTS (SELECT 1 FROM resource_providers t JOIN provider_aggregates ta ON ta.provider_id = t.id
+      WHERE t.root_id = r.id AND ta.aggregate_uuid IN (SELECT aggregate_uuid FROM ${name}))`;
+  // A class only sharing roots hold (a segment's IPV4_ADDRESS): no provider of the tree can meet
+  // the group itself, and that probe was planned as a hash over every provider holding the class
+  // (a third of a segment's search at 100 segments). "OR false" as above.
+  if (!ownPossible) return `(${viaSharing} OR false)`;
+  return `(${ownExists}
+    OR ${viaSharing})`;
 }
 
 /** Conditions one provider must meet to serve a whole numbered group. */
@@ -255,10 +263,13 @@ function rootsParts(
   limit: number,
   sharingClasses?: Set<string>,
   walk = false,
+  onlySharedClasses?: Set<string>,
 ): { ctes: string[]; select: string } {
   // Without a sharing provider holding every class a condition needs, no sharing provider can
   // meet it: the sharing branch is left out (less to plan; planning dominated at 10,000 roots).
   const sharingCan = (classes: string[]) => !sharingClasses || classes.every((rc) => sharingClasses.has(rc));
+  // With a class that only sharing roots hold, no provider of the tree can meet it.
+  const ownCan = (classes: string[]) => !onlySharedClasses || !classes.some((rc) => onlySharedClasses.has(rc));
   let driving: string | undefined;
   // `walk`: the member_of reaches most of the cloud, so walking every root in order and checking
   // it (member_of included: every condition is in `where`) stops sooner than listing the members.
@@ -272,7 +283,9 @@ function rootsParts(
   for (const g of query.groups) {
     if (g.suffix === "") {
       for (const [rc, n] of Object.entries(g.resources))
-        where.push(servesTree(ctes, (x) => [hasInventory(p, x, rc, n)], sharingCan([rc])));
+        where.push(
+          servesTree(ctes, (x) => [hasInventory(p, x, rc, n)], sharingCan([rc]), undefined, ownCan([rc])),
+        );
       where.push(...traitConditions(p, "r", g.requiredTraits, g.forbiddenTraits));
       where.push(...memberOfConditions(p, "r", g.memberOf));
       where.push(...inTreeCondition(p, "r", g.inTree));
@@ -284,6 +297,7 @@ function rootsParts(
           groupProviderConditions(p, g),
           sharingCan(Object.keys(g.resources)),
           anyOf ? sharingMembers(p.array(anyOf, "uuid")) : undefined,
+          ownCan(Object.keys(g.resources)),
         ),
       );
     }
@@ -331,9 +345,10 @@ export function rootsQuery(
   limit: number,
   sharingClasses?: Set<string>,
   walk = false,
+  onlySharedClasses?: Set<string>,
 ): { sql: string; params: unknown[] } {
   const p = new Params();
-  const { ctes, select } = rootsParts(p, query, limit, sharingClasses, walk);
+  const { ctes, select } = rootsParts(p, query, limit, sharingClasses, walk, onlySharedClasses);
   return { sql: `${ctes.length ? `WITH ${ctes.join(",\n")}\n` : ""}${select}`, params: p.values };
 }
 
@@ -348,9 +363,10 @@ export function candidatesQuery(
   limit: number,
   sharingClasses?: Set<string>,
   walk = false,
+  onlySharedClasses?: Set<string>,
 ): { sql: string; params: unknown[] } {
   const p = new Params();
-  const { ctes, select } = rootsParts(p, query, limit, sharingClasses, walk);
+  const { ctes, select } = rootsParts(p, query, limit, sharingClasses, walk, onlySharedClasses);
   ctes.push(
     `roots AS MATERIALIZED (SELECT id, row_number() OVER () AS ord FROM (${select}) q)`,
     `members AS MATERIALIZED (SELECT m.id, m.root_id, m.shares FROM roots JOIN resource_providers m ON m.root_id = roots.id)`,
@@ -611,8 +627,17 @@ export function summarize(p: ProviderView): ProviderSummary {
   };
 }
 
-const SHARING_CLASSES_SQL = `SELECT DISTINCT i.resource_class AS rc FROM resource_providers s
-  JOIN inventories i ON i.provider_id = s.id WHERE s.shares`;
+/** The classes sharing providers hold, and whether a provider that is not a sharing root does too. */
+const SHARING_CLASSES_SQL = `SELECT c.rc, EXISTS (SELECT 1 FROM inventories i JOIN resource_providers p ON p.id = i.provider_id
+    WHERE i.resource_class = c.rc AND NOT (p.shares AND p.id = p.root_id)) AS elsewhere
+  FROM (SELECT DISTINCT i.resource_class AS rc FROM resource_providers s
+    JOIN inventories i ON i.provider_id = s.id WHERE s.shares) c`;
+
+/** Classes sharing providers hold; of those, the ones no provider but a sharing root holds. */
+interface HeldClasses {
+  shared: Set<string>;
+  onlyShared: Set<string>;
+}
 
 const COUNT_MS = 10_000;
 const COUNTS_MAX = 4096;
@@ -622,7 +647,7 @@ const SHARING_CLASSES_MS = 1000;
 export class AllocationCandidates {
   /** The counts broadMemberOf weighs (roots of a class, members of a member_of list), kept. */
   private readonly counts = new Map<string, { n: number; at: number }>();
-  private sharing: { classes: Set<string>; version: number; at: number } | undefined;
+  private sharing: { classes: HeldClasses; version: number; at: number } | undefined;
 
   /**
    * `version`: the placement writes made through this process (Placement.version); the classes
@@ -634,15 +659,18 @@ export class AllocationCandidates {
     private readonly version: () => number = () => 0,
   ) {}
 
-  private async sharingClasses(): Promise<Set<string>> {
+  private async sharingClasses(): Promise<HeldClasses> {
     const version = this.version();
     const now = Date.now();
     const known = this.sharing;
     if (known && known.version === version && now - known.at < SHARING_CLASSES_MS) return known.classes;
-    const rows = await this.db.query<{ rc: string }>(SHARING_CLASSES_SQL, [], {
-      name: "sched_sharing_classes",
+    const rows = await this.db.query<{ rc: string; elsewhere: boolean }>(SHARING_CLASSES_SQL, [], {
+      name: "sched_sharing_classes_v2",
     });
-    const classes = new Set(rows.map((r) => r.rc));
+    const classes = {
+      shared: new Set(rows.map((r) => r.rc)),
+      onlyShared: new Set(rows.filter((r) => !r.elsewhere).map((r) => r.rc)),
+    };
     this.sharing = { classes, version, at: now };
     return classes;
   }
@@ -650,9 +678,9 @@ export class AllocationCandidates {
   async list(input: CandidateQuery): Promise<CandidateResult> {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
-    const sharingClasses = await this.sharingClasses();
+    const held = await this.sharingClasses();
     const walk = await this.broadMemberOf(query);
-    const { sql, params } = candidatesQuery(query, limit, sharingClasses, walk);
+    const { sql, params } = candidatesQuery(query, limit, held.shared, walk, held.onlyShared);
     const { rootIds, providers, trees, sharing } = readTrees(
       await this.db.query<ProviderRow>(sql, params, GENERIC_PLAN),
     );
