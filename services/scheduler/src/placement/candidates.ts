@@ -269,7 +269,8 @@ function rootsParts(
   // meet it: the sharing branch is left out (less to plan; planning dominated at 10,000 roots).
   const sharingCan = (classes: string[]) => !sharingClasses || classes.every((rc) => sharingClasses.has(rc));
   // With a class that only sharing roots hold, no provider of the tree can meet it.
-  const ownCan = (classes: string[]) => !onlySharedClasses || !classes.some((rc) => onlySharedClasses.has(rc));
+  const ownCan = (classes: string[]) =>
+    !onlySharedClasses || !classes.some((rc) => onlySharedClasses.has(rc));
   let driving: string | undefined;
   // `walk`: the member_of reaches most of the cloud, so walking every root in order and checking
   // it (member_of included: every condition is in `where`) stops sooner than listing the members.
