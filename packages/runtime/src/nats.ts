@@ -82,6 +82,10 @@ export async function connectNats(options: {
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
     pingInterval: 10_000,
+    // No stack trace captured up front for every request and JetStream publish (two Error objects
+    // each, for the case it times out): nats.js's documented switch for request-heavy clients.
+    // Our errors are logged with the request id instead.
+    noAsyncTraces: true,
   });
   void (async () => {
     for await (const s of nc.status()) {
