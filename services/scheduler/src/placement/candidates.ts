@@ -629,7 +629,7 @@ export function summarize(p: ProviderView): ProviderSummary {
 }
 
 /** The classes sharing providers hold, and whether a provider that is not a sharing root does too. */
-const SHARING_CLASSES_SQL = `SELECT c.rc, EXISTS (SELECT 1 FROM inventories i JOIN resource_providers p ON p.id = i.provider_id
+const HELD_CLASSES_SQL = `SELECT c.rc, EXISTS (SELECT 1 FROM inventories i JOIN resource_providers p ON p.id = i.provider_id
     WHERE i.resource_class = c.rc AND NOT (p.shares AND p.id = p.root_id)) AS elsewhere
   FROM (SELECT DISTINCT i.resource_class AS rc FROM resource_providers s
     JOIN inventories i ON i.provider_id = s.id WHERE s.shares) c`;
@@ -642,13 +642,13 @@ interface HeldClasses {
 
 const COUNT_MS = 10_000;
 const COUNTS_MAX = 4096;
-const SHARING_CLASSES_MS = 1000;
+const HELD_CLASSES_MS = 1000;
 
 /** The candidate finder over the placement database. */
 export class AllocationCandidates {
   /** The counts broadMemberOf weighs (roots of a class, members of a member_of list), kept. */
   private readonly counts = new Map<string, { n: number; at: number }>();
-  private sharing: { classes: HeldClasses; version: number; at: number } | undefined;
+  private held: { classes: HeldClasses; version: number; at: number } | undefined;
 
   /**
    * `version`: the placement writes made through this process (Placement.version); the classes
@@ -660,26 +660,26 @@ export class AllocationCandidates {
     private readonly version: () => number = () => 0,
   ) {}
 
-  private async sharingClasses(): Promise<HeldClasses> {
+  private async heldClasses(): Promise<HeldClasses> {
     const version = this.version();
     const now = Date.now();
-    const known = this.sharing;
-    if (known && known.version === version && now - known.at < SHARING_CLASSES_MS) return known.classes;
-    const rows = await this.db.query<{ rc: string; elsewhere: boolean }>(SHARING_CLASSES_SQL, [], {
-      name: "sched_sharing_classes_v2",
+    const known = this.held;
+    if (known && known.version === version && now - known.at < HELD_CLASSES_MS) return known.classes;
+    const rows = await this.db.query<{ rc: string; elsewhere: boolean }>(HELD_CLASSES_SQL, [], {
+      name: "sched_held_classes",
     });
     const classes = {
       shared: new Set(rows.map((r) => r.rc)),
       onlyShared: new Set(rows.filter((r) => !r.elsewhere).map((r) => r.rc)),
     };
-    this.sharing = { classes, version, at: now };
+    this.held = { classes, version, at: now };
     return classes;
   }
 
   async list(input: CandidateQuery): Promise<CandidateResult> {
     const query = await this.resolveInTree(validateQuery(input));
     const limit = query.limit!;
-    const held = await this.sharingClasses();
+    const held = await this.heldClasses();
     const walk = await this.broadMemberOf(query);
     const { sql, params } = candidatesQuery(query, limit, held.shared, walk, held.onlyShared);
     const { rootIds, providers, trees, sharing } = readTrees(
