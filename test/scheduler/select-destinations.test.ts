@@ -180,7 +180,8 @@ describe("SelectDestinations", () => {
     };
     const first = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) });
     expect(first.destinations[0]!.selected!.host).toBe(hosts[0]!.name);
-    // Both refusals come after a search that found nothing; the second reads the reason kept.
+    // Both refusals come after a search that found nothing (on PGlite the second may use the
+    // first's: nothing since could have made room); the second reads the reason kept.
     for (let i = 0; i < 2; i++) {
       const full = await refusal(scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) }));
       expect(full.kind).toBe("no_valid_host");
@@ -189,6 +190,10 @@ describe("SelectDestinations", () => {
           `resources is in an aggregate with a provider of 1 IPV4_ADDRESS on segments/aggregates ${segA} (group PORT0).`,
       );
     }
+    // Room given back (a release is a placement write): the next request is placed again.
+    await scheduler.releaseClaims({ consumerUuid: first.destinations[0]!.instanceUuid });
+    const again = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) });
+    expect(again.destinations[0]!.selected!.host).toBe(hosts[0]!.name);
     // The other segment's host, with room, is still chosen for a request that may use it.
     const either = { ...onA, memberOf: [{ aggregateUuids: [segA, segB] }] };
     const other = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [either] }) });

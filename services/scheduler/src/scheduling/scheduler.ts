@@ -108,6 +108,8 @@ interface Pool {
   partial: boolean;
   /** Allocation requests the search returned (0: no tree satisfies the request). */
   found: number;
+  /** `claimsGivenBack` when the search began. */
+  givenBack: number;
   /**
    * For a partial most-free search, the order class's free amount on the last host returned: no
    * host outside the pool had more. When no host of the pool has this much left, hosts outside
@@ -187,6 +189,8 @@ export class Scheduler {
    * one shape, the old one still in use, would otherwise hand out the same room twice).
    */
   private readonly inFlight = new Map<string, number>();
+  /** Claims that failed after their amounts were taken from a view (the room came back). */
+  private claimsGivenBack = 0;
 
   constructor(
     private readonly placement: Placement,
@@ -246,6 +250,11 @@ export class Scheduler {
         for (;;) {
           if (!pool || (fetched === 0 && !this.serves(pool, ignored, maxAlternates))) {
             if (fetched >= ROUNDS) break;
+            if (fetched === 0 && pool !== undefined && this.stillNone(pool)) {
+              // As good as a fresh search: nothing since could have made room (stillNone).
+              fetched++;
+              continue;
+            }
             // A search for this request alone first asks for just enough hosts to weigh.
             const limit =
               (key === undefined || ignored.size) && fetched === 0
@@ -315,6 +324,23 @@ export class Scheduler {
     }
   }
 
+  /**
+   * On PGlite a search that found nothing still finds nothing while the only placement writes
+   * since are new claims (they take room, never give it) and no claim has failed after taking
+   * its amounts: there is one scheduler process, and every placement write goes through it and
+   * moves `placement.version`. The requests refused after a segment fills up then share that
+   * search instead of each running its own (on PostgreSQL, where another scheduler's write is
+   * only heard of by its event, a refusal still follows a search of its own or one in flight).
+   */
+  private stillNone(pool: Pool): boolean {
+    return (
+      this.placement.db.kind === "pglite" &&
+      pool.found === 0 &&
+      pool.version === this.placement.version &&
+      pool.givenBack === this.claimsGivenBack
+    );
+  }
+
   /** Read since the last placement write and within the pool TTL. */
   private fresh(entry: { version: number; fetchedAt: number }, now = Date.now()): boolean {
     return entry.version === this.placement.version && now - entry.fetchedAt <= this.options.poolTtlMs;
@@ -360,6 +386,7 @@ export class Scheduler {
 
   private async search(query: CandidateQuery, key: string | undefined): Promise<Pool> {
     const version = this.placement.version;
+    const givenBack = this.claimsGivenBack;
     const limit = query.limit ?? this.options.candidateLimit;
     const result = await this.finder.list(query);
     const view = new LocalView();
@@ -392,6 +419,7 @@ export class Scheduler {
       fetchedAt: Date.now(),
       partial,
       found: result.candidates.length,
+      givenBack,
       floor:
         partial && last && order?.direction === "most_free"
           ? {
@@ -465,6 +493,7 @@ export class Scheduler {
       } catch (err) {
         this.reserve(allocations, -1);
         take(way, -1);
+        this.claimsGivenBack++;
         // Another scheduler took the room (conflict) or the provider went away: next host.
         if (isStratusError(err, "conflict") || isStratusError(err, "invalid_input")) {
           pool.lost.add(host.rootUuid);
