@@ -2,34 +2,16 @@
 // IPV4_ADDRESS joining compute nodes through aggregates), traits, member_of, in_tree, granular
 // groups with group_policy, limit and provider summaries.
 import { randomUUID } from "node:crypto";
-import { GroupPolicy, PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  addAggregate,
-  big,
-  type PlacementClient,
-  refusal,
-  registerHost,
-  registerSegment,
-} from "./helpers.js";
+import { GroupPolicy } from "@stratus/contracts/scheduler/v1/placement";
+import { describe, expect, it } from "vitest";
+import { addAggregate, big, fileScheduler, refusal, registerHost, registerSegment } from "./helpers.js";
 
-let mesh: Mesh;
-let placement: PlacementClient;
-
-beforeAll(async () => {
-  mesh = await startMesh({ services: ["scheduler"] });
-  placement = serviceClient(PlacementService, mesh.url("scheduler"));
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+const scheduler = fileScheduler();
 
 const flavor = { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 };
 
 function routedRequest(segments: string[], extra: { memberOf?: string[][]; requiredTraits?: string[] } = {}) {
-  return placement.listAllocationCandidates({
+  return scheduler.placement.listAllocationCandidates({
     groups: [
       {
         suffix: "",
@@ -45,15 +27,19 @@ function routedRequest(segments: string[], extra: { memberOf?: string[][]; requi
 
 describe("sharing providers", () => {
   it("a host in segment A's aggregate gets IPV4_ADDRESS from A, never from B; an exhausted A drops its hosts", async () => {
-    const segA = await registerSegment(placement, 2);
-    const segB = await registerSegment(placement, 5);
+    const segA = await registerSegment(scheduler.placement, 2);
+    const segB = await registerSegment(scheduler.placement, 5);
     const hostsA = [
-      await registerHost(placement, `a1-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 }),
-      await registerHost(placement, `a2-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 }),
+      await registerHost(scheduler.placement, `a1-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 }),
+      await registerHost(scheduler.placement, `a2-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 }),
     ];
-    const hostB = await registerHost(placement, `b1-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 });
-    for (const h of hostsA) await addAggregate(placement, h, segA);
-    await addAggregate(placement, hostB, segB);
+    const hostB = await registerHost(scheduler.placement, `b1-${randomUUID()}`, {
+      vcpu: 8,
+      ramMb: 8192,
+      diskGb: 100,
+    });
+    for (const h of hostsA) await addAggregate(scheduler.placement, h, segA);
+    await addAggregate(scheduler.placement, hostB, segB);
 
     const res = await routedRequest([segA, segB]);
     const byHost = new Map<string, string[]>();
@@ -78,7 +64,7 @@ describe("sharing providers", () => {
 
     // Use up A's addresses: its hosts still have CPU but are no longer candidates.
     for (let i = 0; i < 2; i++) {
-      await placement.putAllocations({
+      await scheduler.placement.putAllocations({
         consumerUuid: randomUUID(),
         projectId: "p",
         consumerGeneration: 0n,
@@ -93,7 +79,7 @@ describe("sharing providers", () => {
     expect(hosts).toEqual([hostB]);
     // Claiming an address beyond A's capacity is refused by placement itself.
     const over = await refusal(
-      placement.putAllocations({
+      scheduler.placement.putAllocations({
         consumerUuid: randomUUID(),
         projectId: "p",
         consumerGeneration: 0n,
@@ -111,31 +97,39 @@ describe("sharing, whatever the order it is set up in", () => {
       ips: c.allocations.filter((a) => a.resources.IPV4_ADDRESS !== undefined).map((a) => a.providerUuid),
     }));
   const setTraits = async (uuid: string, traits: string[]) => {
-    const { providerGeneration } = await placement.getTraits({ providerUuid: uuid });
-    await placement.setTraits({ providerUuid: uuid, providerGeneration, traits });
+    const { providerGeneration } = await scheduler.placement.getTraits({ providerUuid: uuid });
+    await scheduler.placement.setTraits({ providerUuid: uuid, providerGeneration, traits });
   };
 
   it("a provider shares from the moment it has the trait, in its aggregates joined before or after, and stops when the trait goes", async () => {
     // The aggregate first, the sharing trait after (registerSegment does it the other way).
     const seg = randomUUID();
-    await placement.ensureResourceProvider({ uuid: seg, name: `segment-${seg}` });
-    await placement.setInventories({
+    await scheduler.placement.ensureResourceProvider({ uuid: seg, name: `segment-${seg}` });
+    await scheduler.placement.setInventories({
       providerUuid: seg,
       providerGeneration: 0n,
       inventories: [{ resourceClass: "IPV4_ADDRESS", total: 4n }],
     });
-    await addAggregate(placement, seg, seg);
-    const host = await registerHost(placement, `s1-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 });
-    await addAggregate(placement, host, seg);
+    await addAggregate(scheduler.placement, seg, seg);
+    const host = await registerHost(scheduler.placement, `s1-${randomUUID()}`, {
+      vcpu: 8,
+      ramMb: 8192,
+      diskGb: 100,
+    });
+    await addAggregate(scheduler.placement, host, seg);
     expect(await hostsOf([seg])).toEqual([]);
 
     await setTraits(seg, ["MISC_SHARES_VIA_AGGREGATE"]);
     expect(await hostsOf([seg])).toEqual([{ host, ips: [seg] }]);
     // A second aggregate joined while sharing: its hosts get the addresses too.
     const other = randomUUID();
-    const host2 = await registerHost(placement, `s2-${randomUUID()}`, { vcpu: 8, ramMb: 8192, diskGb: 100 });
-    await addAggregate(placement, host2, other);
-    await addAggregate(placement, seg, other);
+    const host2 = await registerHost(scheduler.placement, `s2-${randomUUID()}`, {
+      vcpu: 8,
+      ramMb: 8192,
+      diskGb: 100,
+    });
+    await addAggregate(scheduler.placement, host2, other);
+    await addAggregate(scheduler.placement, seg, other);
     expect((await hostsOf([seg])).map((c) => c.host).sort()).toEqual([host, host2].sort());
 
     await setTraits(seg, []);
@@ -149,20 +143,20 @@ describe("request groups", () => {
     const agg2 = randomUUID();
     const tag = `CUSTOM_T${randomUUID().replaceAll("-", "").slice(0, 8).toUpperCase()}`;
     const ssd = await registerHost(
-      placement,
+      scheduler.placement,
       `ssd-${randomUUID()}`,
       { vcpu: 4, ramMb: 4096, diskGb: 40 },
       { traits: [tag, "STORAGE_DISK_SSD"], aggregates: [agg1, agg2] },
     );
     const hdd = await registerHost(
-      placement,
+      scheduler.placement,
       `hdd-${randomUUID()}`,
       { vcpu: 4, ramMb: 4096, diskGb: 40 },
       { traits: [tag, "STORAGE_DISK_HDD"], aggregates: [agg1] },
     );
     const list = async (group: Record<string, unknown>) =>
       (
-        await placement.listAllocationCandidates({
+        await scheduler.placement.listAllocationCandidates({
           groups: [{ suffix: "", resources: big(flavor), ...group }],
         })
       ).candidates.map((c) => c.allocations[0]!.providerUuid);
@@ -176,8 +170,8 @@ describe("request groups", () => {
   });
 
   it("spreads the unnumbered group over a tree, keeps a numbered group on one provider, honours isolate and in_tree", async () => {
-    const root = (await placement.createResourceProvider({ name: `cn-${randomUUID()}` })).provider!;
-    await placement.setInventories({
+    const root = (await scheduler.placement.createResourceProvider({ name: `cn-${randomUUID()}` })).provider!;
+    await scheduler.placement.setInventories({
       providerUuid: root.uuid,
       providerGeneration: 0n,
       inventories: [{ resourceClass: "VCPU", total: 8n }],
@@ -185,19 +179,19 @@ describe("request groups", () => {
     const nics = [];
     for (let i = 0; i < 2; i++) {
       const nic = (
-        await placement.createResourceProvider({
+        await scheduler.placement.createResourceProvider({
           name: `nic${i}-${randomUUID()}`,
           parentProviderUuid: root.uuid,
         })
       ).provider!;
-      await placement.setInventories({
+      await scheduler.placement.setInventories({
         providerUuid: nic.uuid,
         providerGeneration: 0n,
         inventories: [{ resourceClass: "SRIOV_NET_VF", total: 4n }],
       });
       nics.push(nic.uuid);
     }
-    const inTree = await placement.listAllocationCandidates({
+    const inTree = await scheduler.placement.listAllocationCandidates({
       groups: [{ suffix: "", resources: big({ VCPU: 2, SRIOV_NET_VF: 1 }), inTree: nics[0]! }],
     });
     expect(inTree.candidates).toHaveLength(2);
@@ -205,7 +199,7 @@ describe("request groups", () => {
       expect(c.allocations.find((a) => a.providerUuid === root.uuid)?.resources.VCPU).toBe(2n);
     }
     const twoVfs = (policy: GroupPolicy, each: number) =>
-      placement.listAllocationCandidates({
+      scheduler.placement.listAllocationCandidates({
         groups: [
           { suffix: "", resources: big({ VCPU: 1 }), inTree: root.uuid },
           { suffix: "VF1", resources: big({ SRIOV_NET_VF: each }) },
@@ -234,8 +228,8 @@ describe("request groups", () => {
 
   it("applies limit and refuses malformed queries like Placement", async () => {
     for (let i = 0; i < 3; i++)
-      await registerHost(placement, `lim-${randomUUID()}`, { vcpu: 2, ramMb: 1024, diskGb: 10 });
-    const limited = await placement.listAllocationCandidates({
+      await registerHost(scheduler.placement, `lim-${randomUUID()}`, { vcpu: 2, ramMb: 1024, diskGb: 10 });
+    const limited = await scheduler.placement.listAllocationCandidates({
       groups: [{ suffix: "", resources: big({ VCPU: 1 }) }],
       limit: 2,
     });
@@ -252,6 +246,6 @@ describe("request groups", () => {
       { groups: [{ suffix: "", resources: big({ VCPU: 1 }), memberOf: [{ aggregateUuids: ["x"] }] }] },
     ];
     for (const req of bad)
-      expect((await refusal(placement.listAllocationCandidates(req))).kind).toBe("invalid_input");
+      expect((await refusal(scheduler.placement.listAllocationCandidates(req))).kind).toBe("invalid_input");
   });
 });

@@ -1,10 +1,29 @@
 // Helpers for the scheduler's integration tests: register hosts and segments the way the
 // compute-agent and network-adapter do, over PlacementService.
 import { randomUUID } from "node:crypto";
-import type { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { StratusError, type serviceClient } from "@stratus/runtime";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import { StratusError, serviceClient } from "@stratus/runtime";
+import { type Mesh, startMesh } from "@stratus/runtime/testing";
+import { afterAll, beforeAll } from "vitest";
 
 export type PlacementClient = ReturnType<typeof serviceClient<typeof PlacementService>>;
+
+/**
+ * A scheduler process of the calling test file's own, started before its tests and stopped after
+ * them; `placement` is its PlacementService client from then on.
+ */
+export function fileScheduler(): { readonly placement: PlacementClient } {
+  let mesh: Mesh | undefined;
+  const started = {} as { placement: PlacementClient };
+  beforeAll(async () => {
+    mesh = await startMesh({ services: ["scheduler"] });
+    started.placement = serviceClient(PlacementService, mesh.url("scheduler"));
+  });
+  afterAll(async () => {
+    await mesh?.close();
+  });
+  return started;
+}
 
 export async function refusal(p: Promise<unknown>): Promise<StratusError> {
   try {

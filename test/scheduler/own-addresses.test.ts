@@ -3,27 +3,16 @@
 // it must put it back as soon as a host holds that class too (a write through this scheduler).
 // Its own scheduler process: the classes the cloud's providers hold are what this test is about.
 import { randomUUID } from "node:crypto";
-import { GroupPolicy, PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { big, type PlacementClient, registerHost, registerSegment } from "./helpers.js";
+import { GroupPolicy } from "@stratus/contracts/scheduler/v1/placement";
+import { describe, expect, it } from "vitest";
+import { big, fileScheduler, registerHost, registerSegment } from "./helpers.js";
 
-let mesh: Mesh;
-let placement: PlacementClient;
-
-beforeAll(async () => {
-  mesh = await startMesh({ services: ["scheduler"] });
-  placement = serviceClient(PlacementService, mesh.url("scheduler"));
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+const scheduler = fileScheduler();
 
 const flavor = { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 };
 
 async function candidates(segment: string) {
-  const res = await placement.listAllocationCandidates({
+  const res = await scheduler.placement.listAllocationCandidates({
     groups: [
       { suffix: "", resources: big(flavor) },
       { suffix: "PORT0", resources: big({ IPV4_ADDRESS: 1 }), memberOf: [{ aggregateUuids: [segment] }] },
@@ -38,9 +27,9 @@ async function candidates(segment: string) {
 
 describe("addresses a host holds itself", () => {
   it("are found once a host holds the class, though before only segments did", async () => {
-    const seg = await registerSegment(placement, 1);
+    const seg = await registerSegment(scheduler.placement, 1);
     const shared = await registerHost(
-      placement,
+      scheduler.placement,
       `shared-${randomUUID()}`,
       { vcpu: 8, ramMb: 8192, diskGb: 100 },
       {
@@ -48,7 +37,7 @@ describe("addresses a host holds itself", () => {
       },
     );
     const own = await registerHost(
-      placement,
+      scheduler.placement,
       `own-${randomUUID()}`,
       { vcpu: 8, ramMb: 8192, diskGb: 100 },
       {
@@ -64,8 +53,8 @@ describe("addresses a host holds itself", () => {
     );
 
     // The second host gets addresses of its own; the segment's one address is used up.
-    const { providerGeneration } = await placement.getInventories({ providerUuid: own });
-    await placement.setInventories({
+    const { providerGeneration } = await scheduler.placement.getInventories({ providerUuid: own });
+    await scheduler.placement.setInventories({
       providerUuid: own,
       providerGeneration,
       inventories: [
@@ -75,7 +64,7 @@ describe("addresses a host holds itself", () => {
         { resourceClass: "IPV4_ADDRESS", total: 2n },
       ],
     });
-    await placement.putAllocations({
+    await scheduler.placement.putAllocations({
       consumerUuid: randomUUID(),
       projectId: "p",
       consumerGeneration: 0n,

@@ -652,8 +652,8 @@ export class AllocationCandidates {
 
   /**
    * `version`: the placement writes made through this process (Placement.version); the classes
-   * sharing providers hold are read again after any of them, and at least every second (writes
-   * through another scheduler).
+   * sharing providers hold (and which of them only sharing roots hold) are read again after any
+   * of them, and at least every second (writes through another scheduler).
    */
   constructor(
     private readonly db: Queryable,

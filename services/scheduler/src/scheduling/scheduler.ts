@@ -106,8 +106,6 @@ interface Pool {
   fetchedAt: number;
   /** The search hit its limit: hosts outside the pool may qualify too. */
   partial: boolean;
-  /** Allocation requests the search returned (0: no tree satisfies the request). */
-  found: number;
   /** `claimsGivenBack` when the search began. */
   givenBack: number;
   /**
@@ -272,7 +270,7 @@ export class Scheduler {
         }
         if (!placed) {
           // The last search for this request found nothing at all (not: every host lost a race).
-          const reason = await this.explain(query, pool !== undefined && pool.found === 0);
+          const reason = await this.explain(query, pool !== undefined && pool.hosts.length === 0);
           throw new StratusError(
             "no_valid_host",
             `No valid host was found. There are not enough hosts available: ${reason}.${
@@ -335,7 +333,7 @@ export class Scheduler {
   private stillNone(pool: Pool): boolean {
     return (
       this.placement.db.kind === "pglite" &&
-      pool.found === 0 &&
+      pool.hosts.length === 0 &&
       pool.version === this.placement.version &&
       pool.givenBack === this.claimsGivenBack
     );
@@ -418,7 +416,6 @@ export class Scheduler {
       version,
       fetchedAt: Date.now(),
       partial,
-      found: result.candidates.length,
       givenBack,
       floor:
         partial && last && order?.direction === "most_free"
