@@ -1,5 +1,6 @@
-// PGlite's stand-in for autovacuum: a table past autovacuum's threshold (50 + 20% of its live
-// rows dead) is vacuumed, one below it is left alone.
+// PGlite's stand-in for autovacuum: a table past autovacuum's vacuum threshold (50 + 20% of its
+// live rows dead) is vacuumed, one past its analyze threshold (50 + 10% of its live rows changed
+// since the last ANALYZE) is analyzed, one below them is left alone.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,8 +42,18 @@ async function dead(table: string): Promise<number> {
   return Number(row!.n);
 }
 
+async function analyzeCount(table: string): Promise<number> {
+  await db.query("SELECT pg_stat_force_next_flush()");
+  const [row] = await db.query<{ n: string }>(
+    "SELECT analyze_count AS n FROM pg_stat_user_tables WHERE relname = $1",
+    [table],
+  );
+  return Number(row!.n);
+}
+
 describe("PGlite autovacuum", () => {
   it("vacuums the tables past the threshold and only those", async () => {
+    // Both tables were filled by the migration: 100 rows changed, past 50 + 10 for analyze.
     // 100 live rows: the threshold is 50 + 20 dead rows.
     for (let i = 0; i < 3; i++) await db.query("UPDATE hot SET n = n + 1");
     await db.query("UPDATE calm SET n = n + 1 WHERE id <= 30");
@@ -52,11 +63,29 @@ describe("PGlite autovacuum", () => {
     expect(calm).toBeGreaterThan(0);
     expect(calm).toBeLessThanOrEqual(70);
 
-    const vacuumed = await new PGliteAutovacuum(db).tick();
-    expect(vacuumed).toEqual(["public.hot"]);
+    const first = await new PGliteAutovacuum(db).tick();
+    expect(first.vacuumed).toEqual(["public.hot"]);
+    expect(first.analyzed).toEqual(["public.hot", "public.calm"]);
     expect(await dead("hot")).toBe(0);
     expect(await dead("calm")).toBe(calm);
+    // The planner now knows the tables' sizes and columns.
+    const stats = await db.query<{ tablename: string }>(
+      "SELECT DISTINCT tablename FROM pg_stats WHERE tablename IN ('hot', 'calm') ORDER BY tablename",
+    );
+    expect(stats.map((r) => r.tablename)).toEqual(["calm", "hot"]);
     // Nothing is due any more.
-    expect(await new PGliteAutovacuum(db).tick()).toEqual([]);
+    expect(await new PGliteAutovacuum(db).tick()).toEqual({ vacuumed: [], analyzed: [] });
+  });
+
+  it("analyzes a table once enough of its rows changed since its last ANALYZE", async () => {
+    const before = await analyzeCount("calm");
+    await db.query("UPDATE calm SET n = n + 1 WHERE id <= 35");
+    // 35 changed: under 50 + 10.
+    expect(await new PGliteAutovacuum(db).tick()).toEqual({ vacuumed: [], analyzed: [] });
+    expect(await analyzeCount("calm")).toBe(before);
+    await db.query("UPDATE calm SET n = n + 1 WHERE id > 65");
+    // 70 changed: analyzed (and vacuumed too if the updates left enough dead rows).
+    expect((await new PGliteAutovacuum(db).tick()).analyzed).toEqual(["public.calm"]);
+    expect(await analyzeCount("calm")).toBe(before + 1);
   });
 });
