@@ -33,23 +33,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function dead(table: string): Promise<number> {
+/** A table's counter in pg_stat_user_tables, this session's counts flushed first. */
+async function counter(table: string, column: "n_dead_tup" | "analyze_count"): Promise<number> {
   await db.query("SELECT pg_stat_force_next_flush()");
   const [row] = await db.query<{ n: string }>(
-    "SELECT n_dead_tup AS n FROM pg_stat_user_tables WHERE relname = $1",
+    `SELECT ${column} AS n FROM pg_stat_user_tables WHERE relname = $1`,
     [table],
   );
   return Number(row!.n);
 }
-
-async function analyzeCount(table: string): Promise<number> {
-  await db.query("SELECT pg_stat_force_next_flush()");
-  const [row] = await db.query<{ n: string }>(
-    "SELECT analyze_count AS n FROM pg_stat_user_tables WHERE relname = $1",
-    [table],
-  );
-  return Number(row!.n);
-}
+const dead = (table: string) => counter(table, "n_dead_tup");
+const analyzeCount = (table: string) => counter(table, "analyze_count");
 
 describe("PGlite autovacuum", () => {
   it("vacuums the tables past the threshold and only those", async () => {
