@@ -29,7 +29,13 @@ import {
 } from "@stratus/runtime";
 import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord } from "../compute/flavors.js";
-import { type RequestedNetwork, type ServerAddressRecord, statusOf } from "../compute/servers.js";
+import {
+  type NewServersRequest,
+  type RequestedNetwork,
+  type ServerAddressRecord,
+  type ServerRecord,
+  statusOf,
+} from "../compute/servers.js";
 import { AcceptGate, type YieldOptions } from "./accept-gate.js";
 import { ScheduleBatcher } from "./schedule-batcher.js";
 import { type SelectionJson, selectionFromJson, selectionToJson } from "./selection-json.js";
@@ -100,6 +106,9 @@ interface StepRecord {
   fault?: { code: number; message: string; details: string; host: string };
 }
 
+/** What CreateServers asked of a build it created (kickCreated). */
+type NewBuild = Pick<NewServersRequest, "networkMode" | "networks" | "maxAttempts" | "requestId">;
+
 /** Our lease on a build row was taken over: stop quietly, the new holder carries on. */
 class StaleLease extends Error {}
 
@@ -134,6 +143,8 @@ export class Builder {
   private readonly active = new Map<string, Promise<void>>();
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
+  /** Builds created here leased to us and not run yet (kickCreated). */
+  private readonly created = new Map<string, { row: BuildRow; until: number }>();
   private running = 0;
   private stopped = false;
   private readonly gate: AcceptGate;
@@ -155,8 +166,60 @@ export class Builder {
 
   // ---- scheduling of work ---------------------------------------------------------------------
 
+  /** The lease CreateServers gives the builds it accepts here (Servers.create's `lease`). */
+  get newLease(): { owner: string; leaseMs: number } {
+    return { owner: this.o.owner, leaseMs: this.o.leaseMs };
+  }
+
+  /**
+   * Runs a build this process has just created leased to itself (`newLease`, taken no later than
+   * `leasedAt`): its first run starts from the row as created instead of taking the lease with a
+   * write of its own, if it starts within half the lease. Anything else that wakes the build
+   * (`kick`, a delete) makes the run read the row again.
+   */
+  kickCreated(server: ServerRecord, build: NewBuild, leasedAt: number): void {
+    if (this.stopped) return;
+    this.created.set(server.id, {
+      until: leasedAt + this.o.leaseMs / 2,
+      row: {
+        server_id: server.id,
+        phase: "allocating",
+        network_mode: build.networkMode,
+        requested: build.networks,
+        ports: [],
+        attempt: 0,
+        max_attempts: build.maxAttempts,
+        selected: null,
+        alternates: [],
+        failed_hosts: [],
+        command_sent: false,
+        sent_at: null,
+        fault_code: 0,
+        fault_message: "",
+        fault_details: "",
+        end_state: "",
+        request_id: build.requestId,
+        generation: "1",
+        project_id: server.projectId,
+        user_id: server.userId,
+        name: server.name,
+        flavor: server.flavor,
+        image_ref: server.imageRef,
+        metadata: server.metadata,
+        host: server.host,
+        created_at: server.createdAt,
+      },
+    });
+    this.enqueue(server.id);
+  }
+
   /** Runs (or resumes) the build of a server soon, once per server at a time in this process. */
   kick(serverId: string): void {
+    this.created.delete(serverId);
+    this.enqueue(serverId);
+  }
+
+  private enqueue(serverId: string): void {
     if (this.stopped || this.queued.has(serverId)) return;
     this.queued.add(serverId);
     this.queue.push(serverId);
@@ -352,7 +415,9 @@ export class Builder {
   // ---- the run loop ------------------------------------------------------------------------------
 
   private async run(serverId: string): Promise<void> {
-    const b = await this.acquire(serverId);
+    const created = this.created.get(serverId);
+    this.created.delete(serverId);
+    const b = created && Date.now() < created.until ? created.row : await this.acquire(serverId);
     if (!b) return;
     // Every step of the build runs under the request id of the call that asked for it, so it
     // crosses to the scheduler, the network-adapter and (in the build command) the compute agent.
@@ -969,6 +1034,8 @@ export class Builder {
     serverId: string,
     ctx: { requestId: string; userId: string; projectId: string },
   ): Promise<void> {
+    // A run not started yet reads the row again (it is ours to tear down now).
+    this.created.delete(serverId);
     let project: string | undefined;
     await this.o.db.transaction(async (tx) => {
       await tx.query(

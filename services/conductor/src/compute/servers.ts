@@ -172,8 +172,10 @@ const INSERT_BUILD = `
     FROM unnest($16::uuid[], $17::text[], $18::text[]) WITH ORDINALITY AS x(id, name, hostname, n)
     RETURNING *
   ), b AS (
-    INSERT INTO server_builds (server_id, phase, network_mode, requested, max_attempts, request_id)
-    SELECT id, 'allocating', $19, $20, $21, $6 FROM s
+    INSERT INTO server_builds (server_id, phase, network_mode, requested, max_attempts, request_id,
+      lease_owner, lease_until, generation)
+    SELECT id, 'allocating', $19, $20, $21, $6, $22, now() + ($23 || ' milliseconds')::interval,
+      CASE WHEN $22 = '' THEN 0 ELSE 1 END FROM s
   ), a AS (
     INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
     SELECT id, 'create', $6, $4, $3 FROM s
@@ -237,6 +239,11 @@ export interface NewServersRequest {
   hostname: string;
   requestId: string;
   maxAttempts: number;
+  /**
+   * The builds start leased to this owner for `leaseMs` (generation 1), so that the replica that
+   * accepted them can run them without taking the lease first; without it, unleased.
+   */
+  lease?: { owner: string; leaseMs: number };
 }
 
 export interface ListFilter {
@@ -520,7 +527,7 @@ export class Servers {
       req.userId,
       req.clientToken,
       req.requestId,
-      JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined }),
+      JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined, lease: undefined }),
       req.flavor.id,
       JSON.stringify(req.flavor),
       req.imageRef,
@@ -535,6 +542,8 @@ export class Servers {
       req.networkMode,
       JSON.stringify(req.networks),
       req.maxAttempts,
+      req.lease?.owner ?? "",
+      String(req.lease?.leaseMs ?? 0),
     ]);
   }
 

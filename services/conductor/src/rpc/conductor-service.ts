@@ -188,7 +188,8 @@ export function conductorService(deps: {
       if (isStratusError(err, "not_found")) throw invalidInput(err.message);
       throw err;
     }
-    const result = await servers.create({
+    const leasedAt = Date.now();
+    const request = {
       name,
       flavor,
       imageRef: req.imageRef,
@@ -212,9 +213,15 @@ export function conductorService(deps: {
       hostname: req.hostname,
       requestId: c.requestId,
       maxAttempts: deps.maxAttempts,
-    });
+    };
+    // New builds start leased to this replica, which runs them without a lease write first.
+    const result = await servers.create({ ...request, lease: builder.newLease });
     deps.changes?.changed(projectId);
-    for (const s of result.servers) if (s.vmState === "building") builder.kick(s.id);
+    for (const s of result.servers) {
+      if (s.vmState !== "building") continue;
+      if (result.created) builder.kickCreated(s, request, leasedAt);
+      else builder.kick(s.id);
+    }
     return { reservationId: result.reservationId, servers: result.servers.map(serverOut) };
   };
 
