@@ -46,6 +46,20 @@ async function cloud(sizes: { vcpu: number; ramMb: number; diskGb: number }[], a
   return { tag, hosts };
 }
 
+/** Segments A and B of `addresses` each, and one host in each: sizes[0] in A's aggregate, sizes[1] in B's. */
+async function twoSegmentCloud(addresses: number, sizes: { vcpu: number; ramMb: number; diskGb: number }[]) {
+  const segA = await registerSegment(placement, addresses);
+  const segB = await registerSegment(placement, addresses);
+  return { segA, segB, ...(await cloud(sizes, [[segA], [segB]])) };
+}
+
+/** A routed port's request group: one IPV4_ADDRESS from any of these segments. */
+const addressFrom = (segments: string[]) => ({
+  suffix: "PORT0",
+  resources: big({ IPV4_ADDRESS: 1 }),
+  memberOf: [{ aggregateUuids: segments }],
+});
+
 function spec(tag: string, extra: MessageInitShape<typeof RequestSpecSchema> = {}, instances = 1) {
   return {
     instanceUuids: Array.from({ length: instances }, () => randomUUID()),
@@ -128,20 +142,11 @@ describe("SelectDestinations", () => {
   });
 
   it("takes each routed port's address from the segment the chosen host shares, and says when segments run dry", async () => {
-    const segA = await registerSegment(placement, 1);
-    const segB = await registerSegment(placement, 1);
-    const { tag, hosts } = await cloud(
-      [
-        { vcpu: 32, ramMb: 65536, diskGb: 500 },
-        { vcpu: 8, ramMb: 8192, diskGb: 100 },
-      ],
-      [[segA], [segB]],
-    );
-    const portGroup = {
-      suffix: "PORT0",
-      resources: big({ IPV4_ADDRESS: 1 }),
-      memberOf: [{ aggregateUuids: [segA, segB] }],
-    };
+    const { segA, segB, tag, hosts } = await twoSegmentCloud(1, [
+      { vcpu: 32, ramMb: 65536, diskGb: 500 },
+      { vcpu: 8, ramMb: 8192, diskGb: 100 },
+    ]);
+    const portGroup = addressFrom([segA, segB]);
     const first = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [portGroup] }) });
     const sel = first.destinations[0]!.selected!;
     expect(sel.host).toBe(hosts[0]!.name);
@@ -164,20 +169,11 @@ describe("SelectDestinations", () => {
   });
 
   it("says when a segment still has addresses but none of its hosts has room for the flavor", async () => {
-    const segA = await registerSegment(placement, 10);
-    const segB = await registerSegment(placement, 10);
-    const { tag, hosts } = await cloud(
-      [
-        { vcpu: 2, ramMb: 4096, diskGb: 100 },
-        { vcpu: 32, ramMb: 65536, diskGb: 500 },
-      ],
-      [[segA], [segB]],
-    );
-    const onA = {
-      suffix: "PORT0",
-      resources: big({ IPV4_ADDRESS: 1 }),
-      memberOf: [{ aggregateUuids: [segA] }],
-    };
+    const { segA, segB, tag, hosts } = await twoSegmentCloud(10, [
+      { vcpu: 2, ramMb: 4096, diskGb: 100 },
+      { vcpu: 32, ramMb: 65536, diskGb: 500 },
+    ]);
+    const onA = addressFrom([segA]);
     const first = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) });
     expect(first.destinations[0]!.selected!.host).toBe(hosts[0]!.name);
     // Both refusals come after a search that found nothing (on PGlite the second may use the
@@ -195,7 +191,7 @@ describe("SelectDestinations", () => {
     const again = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [onA] }) });
     expect(again.destinations[0]!.selected!.host).toBe(hosts[0]!.name);
     // The other segment's host, with room, is still chosen for a request that may use it.
-    const either = { ...onA, memberOf: [{ aggregateUuids: [segA, segB] }] };
+    const either = addressFrom([segA, segB]);
     const other = await scheduler.selectDestinations({ spec: spec(tag, { extraGroups: [either] }) });
     expect(other.destinations[0]!.selected!.host).toBe(hosts[1]!.name);
   });

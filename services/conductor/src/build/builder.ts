@@ -106,6 +106,13 @@ interface StepRecord {
   fault?: { code: number; message: string; details: string; host: string };
 }
 
+/** A lease new builds start with (Builder.newLease). */
+interface NewLease {
+  owner: string;
+  leaseMs: number;
+  takenAt: number;
+}
+
 /** What CreateServers asked of a build it created (kickCreated). */
 type NewBuild = Pick<NewServersRequest, "networkMode" | "networks" | "maxAttempts" | "requestId">;
 
@@ -166,21 +173,24 @@ export class Builder {
 
   // ---- scheduling of work ---------------------------------------------------------------------
 
-  /** The lease CreateServers gives the builds it accepts here (Servers.create's `lease`). */
-  get newLease(): { owner: string; leaseMs: number } {
-    return { owner: this.o.owner, leaseMs: this.o.leaseMs };
+  /**
+   * The lease CreateServers gives the builds it accepts here (Servers.create's `lease`), taken
+   * before the statement that writes it (so `takenAt` is no later than the database's now()).
+   */
+  newLease(): NewLease {
+    return { owner: this.o.owner, leaseMs: this.o.leaseMs, takenAt: Date.now() };
   }
 
   /**
-   * Runs a build this process has just created leased to itself (`newLease`, taken no later than
-   * `leasedAt`): its first run starts from the row as created instead of taking the lease with a
-   * write of its own, if it starts within half the lease. Anything else that wakes the build
-   * (`kick`, a delete) makes the run read the row again.
+   * Runs a build this process has just created leased to itself (`newLease`): its first run
+   * starts from the row as created instead of taking the lease with a write of its own, if it
+   * starts within half the lease. Anything else that wakes the build (`kick`, a delete) makes the
+   * run read the row again.
    */
-  kickCreated(server: ServerRecord, build: NewBuild, leasedAt: number): void {
+  kickCreated(server: ServerRecord, build: NewBuild, lease: NewLease): void {
     if (this.stopped) return;
     this.created.set(server.id, {
-      until: leasedAt + this.o.leaseMs / 2,
+      until: lease.takenAt + lease.leaseMs / 2,
       row: {
         server_id: server.id,
         phase: "allocating",

@@ -188,7 +188,6 @@ export function conductorService(deps: {
       if (isStratusError(err, "not_found")) throw invalidInput(err.message);
       throw err;
     }
-    const leasedAt = Date.now();
     const request = {
       name,
       flavor,
@@ -215,11 +214,12 @@ export function conductorService(deps: {
       maxAttempts: deps.maxAttempts,
     };
     // New builds start leased to this replica, which runs them without a lease write first.
-    const result = await servers.create({ ...request, lease: builder.newLease });
+    const lease = builder.newLease();
+    const result = await servers.create({ ...request, lease });
     deps.changes?.changed(projectId);
     for (const s of result.servers) {
       if (s.vmState !== "building") continue;
-      if (result.created) builder.kickCreated(s, request, leasedAt);
+      if (result.created) builder.kickCreated(s, request, lease);
       else builder.kick(s.id);
     }
     return { reservationId: result.reservationId, servers: result.servers.map(serverOut) };
