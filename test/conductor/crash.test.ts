@@ -12,6 +12,7 @@ import {
   startMesh,
   startService,
 } from "@stratus/runtime/testing";
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   allocationsOf,
@@ -20,6 +21,7 @@ import {
   clients,
   type PlacementClient,
   registerHost,
+  until,
   waitAll,
 } from "./helpers.js";
 import { type StandInAgent, startStandInAgent } from "./stand-in-agent.js";
@@ -149,6 +151,131 @@ describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () =>
       await db.drop();
     }
   }
+
+  // The first schedule's outcome is written with the build command's send (after it): a
+  // conductor that dies between the two leaves builds whose commands went out with no host
+  // recorded. Whatever takes them over next must act on those hosts.
+  async function sentNotWritten(
+    metadata: Record<string, string>,
+    then: (t: {
+      mesh: Mesh;
+      agent: StandInAgent;
+      ids: string[];
+      first: Map<string, string>;
+      conductor: ConductorClient;
+      placement: PlacementClient;
+      hostUuids: string[];
+    }) => Promise<void>,
+  ): Promise<void> {
+    const db = await createTempDatabase("stratus_conductor");
+    const sql = new pg.Client({ connectionString: db.url });
+    let mesh: Mesh | undefined;
+    let agent: StandInAgent | undefined;
+    try {
+      mesh = await startMesh({
+        services: ["scheduler", "conductor"],
+        serviceEnv: { conductor: { ...quota, DATABASE_URL: db.url, BUILD_SWEEP_MS: "300" } },
+      });
+      const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
+      const hostUuids: string[] = [];
+      for (let i = 0; i < 10; i++) hostUuids.push(await registerHost(placement, `sent-${i}`));
+      agent = await startStandInAgent(mesh.nats.url);
+      await sql.connect();
+      // The scheduler is held still while the builds are accepted, so that their rows can be
+      // locked before anything else is written to them: the write after the send then waits.
+      const scheduler = mesh.services.scheduler!.proc;
+      scheduler.kill("SIGSTOP");
+      const res = await as("sent", () =>
+        conductor.createServers({
+          name: "s",
+          flavorId: "1",
+          minCount: 6,
+          maxCount: 6,
+          networkMode: NetworkMode.NONE,
+          metadata,
+        }),
+      );
+      const ids = res.servers.map((s) => s.id);
+      await sql.query("BEGIN");
+      await sql.query("SELECT 1 FROM server_builds WHERE server_id = ANY($1) FOR UPDATE", [ids]);
+      scheduler.kill("SIGCONT");
+      const sent = agent;
+      await until("every build command sent", async () =>
+        ids.every((id) => sent.commands.some((c) => c.serverId === id)),
+      );
+      const first = new Map(ids.map((id) => [id, sent.commands.find((c) => c.serverId === id)!.host]));
+      await mesh.stop("conductor", "SIGKILL");
+      // The dead conductor's writes, still waiting on the locks, must not run once they are freed.
+      await sql.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      await sql.query("ROLLBACK");
+      const written = await sql.query(
+        "SELECT count(*)::int AS n FROM server_builds WHERE server_id = ANY($1) AND command_sent",
+        [ids],
+      );
+      expect(written.rows[0].n).toBe(0); // no build recorded its command
+      await then({ mesh, agent, ids, first, conductor, placement, hostUuids });
+    } finally {
+      await sql.end().catch(() => undefined);
+      await agent?.close();
+      await mesh?.close();
+      await db.drop();
+    }
+  }
+
+  it("killed after sending first build commands and before writing them: builds stay on their hosts", async () => {
+    await sentNotWritten({}, async ({ mesh, agent, ids, first, conductor, placement, hostUuids }) => {
+      await mesh.restart("conductor");
+      const servers = await audit(placement, conductor, hostUuids, ids);
+      for (const s of servers) {
+        expect(s.status).toBe("ACTIVE");
+        expect(s.host).toBe(first.get(s.id));
+        // Sent again after the restart, to the same host with the same attempt; never elsewhere.
+        const cmds = agent.commands.filter((c) => c.serverId === s.id);
+        expect(cmds.length).toBeGreaterThanOrEqual(2);
+        for (const c of cmds) expect([c.host, c.attempt]).toEqual([s.host, 1]);
+      }
+    });
+  }, 300_000);
+
+  it("such builds whose first host then fails are scheduled again (their alternates are unknown)", async () => {
+    const failFirst = { fake_fail_attempts: "1" };
+    await sentNotWritten(failFirst, async ({ mesh, agent, ids, first, conductor, placement, hostUuids }) => {
+      await mesh.restart("conductor");
+      const servers = await audit(placement, conductor, hostUuids, ids);
+      for (const s of servers) {
+        expect(s.status).toBe("ACTIVE");
+        const cmds = agent.commands.filter((c) => c.serverId === s.id);
+        for (const c of cmds.filter((x) => x.attempt === 1)) expect(c.host).toBe(first.get(s.id));
+        expect(cmds.at(-1)).toMatchObject({ attempt: 2, host: s.host });
+        expect(s.host).not.toBe(first.get(s.id));
+      }
+    });
+  }, 300_000);
+
+  it("such builds deleted before anything recorded their host: the delete goes to that host", async () => {
+    await sentNotWritten({}, async ({ mesh, agent, ids, first, conductor, placement }) => {
+      // The restarted conductor takes the builds over but cannot reach the scheduler yet, so the
+      // deletes overtake them, with no host on record.
+      const scheduler = mesh.services.scheduler!.proc;
+      scheduler.kill("SIGSTOP");
+      await mesh.restart("conductor");
+      const deleting = ids.map((id) => as("sent", () => conductor.deleteServer({ id })));
+      await until("deletes recorded", async () => {
+        const states = await Promise.all(
+          ids.map(async (id) => (await as("sent", () => conductor.getServer({ id }))).server?.taskState),
+        );
+        return states.every((t) => t === "deleting");
+      });
+      scheduler.kill("SIGCONT");
+      await Promise.all(deleting);
+      for (const id of ids) {
+        expect(agent.deletes).toContainEqual({ serverId: id, host: first.get(id) });
+        expect(await allocationsOf(placement, id)).toEqual([]);
+      }
+    });
+  }, 300_000);
 
   it("share the builds; one dying mid-flight is covered by the other (lease expiry)", async () => {
     await replicas(300);

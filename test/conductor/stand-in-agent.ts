@@ -1,12 +1,14 @@
 // A compute host that speaks the compute-agent's NATS protocol (BuildCommand in, BuildResult out)
 // and honours the fake driver's metadata faults. Used for conductor tests that must control every
 // answer (and before the compute-agent is available); the real agent is used where it runs.
-import { BuildCommandSchema, BuildResultSchema } from "@stratus/contracts/events/v1";
+import { BuildCommandSchema, BuildResultSchema, DeleteCommandSchema } from "@stratus/contracts/events/v1";
 import { connectNats, createLogger, EventBus, Streams, Subjects } from "@stratus/runtime";
 
 export interface StandInAgent {
   /** Build commands received, in order. */
   readonly commands: { serverId: string; host: string; attempt: number; portIds: string[] }[];
+  /** Delete commands received, in order. */
+  readonly deletes: { serverId: string; host: string }[];
   close(): Promise<void>;
 }
 
@@ -14,6 +16,7 @@ export async function startStandInAgent(natsUrl: string, durable = "stand-in-age
   const logger = createLogger("stand-in-agent", "warn");
   const bus = new EventBus(await connectNats({ url: natsUrl, name: durable, logger }), logger);
   const commands: StandInAgent["commands"] = [];
+  const deletes: StandInAgent["deletes"] = [];
   await bus.consumeDurable({
     stream: Streams.computeCommands.name,
     durable,
@@ -40,5 +43,14 @@ export async function startStandInAgent(natsUrl: string, durable = "stand-in-age
       });
     },
   });
-  return { commands, close: () => bus.close() };
+  await bus.consumeDurable({
+    stream: Streams.computeCommands.name,
+    durable: `${durable}-deletes`,
+    filterSubject: Subjects.computeDelete(">"),
+    schema: DeleteCommandSchema,
+    handler: async (cmd) => {
+      deletes.push({ serverId: cmd.serverId, host: cmd.host });
+    },
+  });
+  return { commands, deletes, close: () => bus.close() };
 }

@@ -4,6 +4,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { BuildResultSchema, DeleteResultSchema, ServiceHeartbeatSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
 import {
   bootService,
@@ -110,6 +111,7 @@ const builder = new Builder({
     return network;
   },
   scheduler: serviceClient(SchedulerService, config.SCHEDULER_URL),
+  placement: serviceClient(PlacementService, config.SCHEDULER_URL),
   owner: config.CONDUCTOR_ID ?? `${hostname()}:${config.PORT}`,
   leaseMs: config.BUILD_LEASE_MS,
   buildTimeoutMs: config.BUILD_TIMEOUT_MS,

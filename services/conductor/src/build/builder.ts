@@ -16,7 +16,8 @@ import {
   ServerStateChangedSchema,
 } from "@stratus/contracts/events/v1";
 import type { NetworkService, Port } from "@stratus/contracts/network/v1";
-import type { SchedulerService, Selection } from "@stratus/contracts/scheduler/v1/scheduler";
+import type { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import type { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
 import {
   type Database,
   type EventBus,
@@ -85,9 +86,10 @@ interface BuildRow extends Record<string, unknown> {
   /**
    * A step's outcome not written yet: it goes with the next write (which then records both
    * steps). Only for an outcome that a run starting again from the last write finds anyway:
-   * the ports made for the build are adopted by device and slot name.
+   * the ports made for the build are adopted by device and slot name, and the host the first
+   * schedule chose is the one its claim is on.
    */
-  pending?: { build: Record<string, unknown>; events: StepEvent[] };
+  pending?: { build: Record<string, unknown>; events: StepEvent[]; server?: Record<string, unknown> };
 }
 
 interface StepEvent {
@@ -125,6 +127,8 @@ export interface BuilderOptions {
   logger: Logger;
   network: () => Client<typeof NetworkService>;
   scheduler: Client<typeof SchedulerService>;
+  /** The scheduler's placement: a resumed build finds the claim an earlier run made. */
+  placement: Client<typeof PlacementService>;
   /** This conductor's identity in leases; stable across restarts of the same replica. */
   owner: string;
   leaseMs: number;
@@ -339,6 +343,7 @@ export class Builder {
     const pending = b.pending;
     // What an earlier step left for this write goes first; this step's fields win.
     const build = pending ? { ...pending.build, ...step } : step;
+    server = pending?.server ? { ...pending.server, ...server } : server;
     const events = [...(pending?.events ?? []), ...(also.event ? [also.event] : [])];
     const params: unknown[] = [b.server_id, b.generation, this.o.owner];
     const p = (v: unknown) => {
@@ -660,54 +665,79 @@ export class Builder {
         });
     }
     const extraGroups = [...groups.values()];
-    let selected: Selection | undefined;
-    let alternates: Selection[] = [];
-    try {
-      const destination = await this.batcher.select({
-        instanceUuids: [b.server_id],
-        projectId: b.project_id,
-        userId: b.user_id,
-        resources,
-        extraGroups,
-        requiredAggregates,
-        ignoreHosts: b.failed_hosts,
-        maxAlternates: Math.max(0, b.max_attempts - 1),
-      });
-      selected = destination.selected;
-      alternates = destination.alternates;
-    } catch (err) {
-      if (isStratusError(err, "no_valid_host")) {
-        await this.fail(
-          b,
-          500,
-          err.message,
-          "no_valid_host",
-          this.event("conductor_schedule_instances", started, false, "", err.message),
-        );
-        return;
+    // A run that takes over a build (generation above 1) may follow one that scheduled it and
+    // sent the build command before it could write either (the two are written together, after
+    // the send): the claim that run made names the host the command went to, and the build
+    // stays there (the same attempt sent again is answered once; its alternates are not known,
+    // so a failure there asks the scheduler again). A claim on a host that failed an attempt is
+    // the one a reschedule replaces.
+    let selected = Number(b.generation) > 1 ? await this.heldClaim(b.server_id) : undefined;
+    if (selected && b.failed_hosts.includes(selected.host)) selected = undefined;
+    let alternates: SelectionJson[] = [];
+    if (!selected) {
+      try {
+        const destination = await this.batcher.select({
+          instanceUuids: [b.server_id],
+          projectId: b.project_id,
+          userId: b.user_id,
+          resources,
+          extraGroups,
+          requiredAggregates,
+          ignoreHosts: b.failed_hosts,
+          maxAlternates: Math.max(0, b.max_attempts - 1),
+        });
+        selected = destination.selected && selectionToJson(destination.selected);
+        alternates = destination.alternates.map(selectionToJson);
+      } catch (err) {
+        if (isStratusError(err, "no_valid_host")) {
+          await this.fail(
+            b,
+            500,
+            err.message,
+            "no_valid_host",
+            this.event("conductor_schedule_instances", started, false, "", err.message),
+          );
+          return;
+        }
+        throw err;
       }
-      throw err;
     }
     if (!selected) throw new StratusError("internal", "scheduler returned no destination");
-    await this.persist(
-      b,
-      {
-        phase: "binding",
-        attempt: 1,
-        selected: selectionToJson(selected),
-        alternates: alternates.map(selectionToJson),
-        command_sent: false,
-      },
-      { host: selected.host, node: selected.host, task_state: "networking" },
-      this.event("conductor_schedule_instances", started, true, selected.host),
+    const scheduled = {
+      phase: "binding",
+      attempt: b.attempt + 1,
+      selected,
+      alternates,
+      command_sent: false,
+    };
+    const event = this.event("conductor_schedule_instances", started, true, selected.host).event!;
+    b.pending = {
+      build: { ...b.pending?.build, ...scheduled },
+      events: [...(b.pending?.events ?? []), event],
+      server: { host: selected.host, node: selected.host },
+    };
+    Object.assign(b, scheduled);
+    b.host = selected.host;
+  }
+
+  /** The compute node a build's consumer holds a claim on, with the whole claim; undefined if none. */
+  private async heldClaim(serverId: string): Promise<SelectionJson | undefined> {
+    const { allocations } = await this.o.placement.getAllocations({ consumerUuid: serverId });
+    const node = allocations.find(
+      (a) => a.resources.VCPU !== undefined || a.resources.MEMORY_MB !== undefined,
     );
-    this.announce(b, "building", "networking");
+    if (!node) return undefined;
+    const { provider } = await this.o.placement.getResourceProvider({ uuid: node.providerUuid });
+    if (!provider) return undefined;
+    return selectionToJson({ host: provider.name, computeNodeUuid: node.providerUuid, allocations });
   }
 
   /**
    * Binds the ports to the selected host (deferred ports get their address now), then sends the
-   * durable BuildCommand and records both in one write. A run that dies in between binds again
-   * (same host: a no-op) and sends again with the same attempt, which the agent answers once.
+   * durable BuildCommand and records both in one write, with the schedule's outcome when this
+   * attempt is the first (see `schedule`). A run that dies in between binds again (same host: a
+   * no-op; a first attempt finds its host from its claim) and sends again with the same attempt,
+   * which the agent answers once.
    */
   private async bind(b: BuildRow): Promise<void> {
     const started = new Date();
@@ -801,12 +831,29 @@ export class Builder {
         return;
       }
     }
-    const why =
-      retryable && b.attempt >= b.max_attempts
-        ? `Exceeded maximum number of retries. Exceeded max scheduling attempts ${b.max_attempts} for instance ${b.server_id}. Last exception: ${reason}`
-        : retryable
-          ? `Exhausted all hosts available for retrying build failures for instance ${b.server_id}. Last exception: ${reason}`
-          : reason;
+    if (retryable && b.attempt < b.max_attempts) {
+      // No alternate still fits, or none is known (a build taken over after its first command
+      // went out unrecorded, see `schedule`): the scheduler is asked again without the failed
+      // hosts, as Nova did before alternates; the claim it makes replaces the failed host's.
+      await this.persist(
+        b,
+        {
+          phase: "scheduling",
+          selected: null,
+          alternates: [],
+          failed_hosts: failed,
+          command_sent: false,
+          sent_at: null,
+        },
+        { task_state: "scheduling" },
+        this.event("conductor_reschedule", started, true, "", reason),
+      );
+      this.announce(b, "building", "scheduling", `rescheduling: ${reason}`);
+      return;
+    }
+    const why = retryable
+      ? `Exceeded maximum number of retries. Exceeded max scheduling attempts ${b.max_attempts} for instance ${b.server_id}. Last exception: ${reason}`
+      : reason;
     await this.persist(b, { failed_hosts: failed });
     await this.fail(b, 500, why);
   }
@@ -837,10 +884,13 @@ export class Builder {
   private async cleanup(b: BuildRow): Promise<void> {
     const started = new Date();
     const deleting = b.phase === "deleting";
-    if (deleting && b.host) {
-      await this.o.bus.publishDurable(Subjects.computeDelete(b.host), DeleteCommandSchema, {
+    // A build deleted before its host was written may still have had its command sent (see
+    // `schedule`): its claim names the host.
+    const host = deleting ? b.host || (await this.heldClaim(b.server_id))?.host : undefined;
+    if (host) {
+      await this.o.bus.publishDurable(Subjects.computeDelete(host), DeleteCommandSchema, {
         serverId: b.server_id,
-        host: b.host,
+        host,
       });
     }
     await this.o.scheduler.releaseClaims({ consumerUuid: b.server_id });

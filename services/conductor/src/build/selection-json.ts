@@ -8,7 +8,9 @@ export interface SelectionJson {
   allocations: { providerUuid: string; resources: Record<string, number> }[];
 }
 
-export function selectionToJson(s: Selection): SelectionJson {
+export function selectionToJson(
+  s: Pick<Selection, "host" | "computeNodeUuid" | "allocations">,
+): SelectionJson {
   return {
     host: s.host,
     computeNodeUuid: s.computeNodeUuid,
