@@ -617,7 +617,11 @@ export class Builder {
           created: true,
           routed: info.routed,
           segmentIds: info.segmentIds,
-          ...(await this.heldSegment(info.routed, port)),
+          // An address asked for pins the host's segment. Any other address a port we made holds
+          // came from binding it in an earlier run that died before recording it (the schedule
+          // and the bind are written together): the build still claims one from the segment of
+          // the host it goes to, and binding there moves the address if that segment differs.
+          ...(want.fixedIp ? await this.heldSegment(info.routed, port) : {}),
         };
       }
       ports.push(entry);
@@ -975,8 +979,10 @@ export class Builder {
         "SELECT phase, attempt FROM server_builds WHERE server_id = $1",
         [r.serverId],
       );
-      // Unknown, finished or superseded: nothing to do.
-      return !rows[0] || rows[0].phase === "done" || rows[0].attempt !== r.attempt;
+      // Unknown, finished or superseded: nothing to do. A result for an attempt the row does not
+      // show yet (a first attempt is recorded just after its command is sent, by whoever holds
+      // the build) is kept for later.
+      return !rows[0] || rows[0].phase === "done" || rows[0].attempt > r.attempt;
     }
     const run = (async (): Promise<boolean> => {
       try {
