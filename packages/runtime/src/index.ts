@@ -9,3 +9,4 @@ export * from "./log.js";
 export * from "./nats.js";
 export * from "./server.js";
 export * from "./storage.js";
+export * from "./turn-batcher.js";

@@ -27,6 +27,7 @@ import {
   StratusError,
   Subjects,
   systemContext,
+  TurnBatcher,
 } from "@stratus/runtime";
 import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord } from "../compute/flavors.js";
@@ -115,6 +116,14 @@ interface NewLease {
   takenAt: number;
 }
 
+/** A compute agent's BuildResult that reports a success. */
+interface Success {
+  serverId: string;
+  host: string;
+  attempt: number;
+  powerState: number;
+}
+
 /** What CreateServers asked of a build it created (kickCreated). */
 type NewBuild = Pick<NewServersRequest, "networkMode" | "networks" | "maxAttempts" | "requestId">;
 
@@ -166,6 +175,8 @@ export class Builder {
   >();
 
   private readonly batcher: ScheduleBatcher;
+  private readonly successes = new TurnBatcher((rs: Success[]) => this.writeSuccesses(rs));
+  private readonly stepWriters = new Map<string, TurnBatcher<Record<string, unknown>, boolean>>();
 
   constructor(private readonly o: BuilderOptions) {
     this.gate = new AcceptGate(o.yieldTo);
@@ -332,6 +343,8 @@ export class Builder {
    * Writes a step's outcome under our lease (and extends it), in one statement: the server
    * columns in `server`, an instance-action event and a fault are written only when the build row
    * still carries our generation and owner (each is a CTE keyed on the build row it returns).
+   * Writes of the same shape (the same columns, events or not, fault or not, lease given up or
+   * kept) made in one turn of the event loop go in one statement (`stepStatement`).
    */
   private async persist(
     b: BuildRow,
@@ -345,63 +358,70 @@ export class Builder {
     const build = pending ? { ...pending.build, ...step } : step;
     server = pending?.server ? { ...pending.server, ...server } : server;
     const events = [...(pending?.events ?? []), ...(also.event ? [also.event] : [])];
-    const params: unknown[] = [b.server_id, b.generation, this.o.owner];
-    const p = (v: unknown) => {
-      params.push(v);
-      return `$${params.length}`;
-    };
-    const sets: string[] = [];
-    for (const [k, v] of Object.entries(build)) {
-      const json = k === "ports" || k === "selected" || k === "alternates" || k === "requested";
-      sets.push(`${k} = ${p(json && v !== null ? JSON.stringify(v) : v)}${json ? "::jsonb" : ""}`);
-    }
-    if (opts.release) sets.push(`lease_owner = ''`);
-    sets.push(
-      opts.leaseUntil
-        ? `lease_until = ${p(opts.leaseUntil)}`
-        : `lease_until = now() + (${p(String(this.o.leaseMs))} || ' milliseconds')::interval`,
-    );
-    sets.push("updated_at = now()");
-    const ctes = [
-      `b AS (UPDATE server_builds SET ${sets.join(", ")}
-         WHERE server_id = $1 AND generation = $2 AND lease_owner = $3 RETURNING server_id)`,
-    ];
-    const ssets = Object.entries(server).map(([k, v]) => {
-      const json = k === "addresses";
-      return `${k} = ${p(json ? JSON.stringify(v) : v)}${json ? "::jsonb" : ""}`;
-    });
-    if (ssets.length) {
-      ctes.push(
-        `s AS (UPDATE servers SET ${ssets.join(", ")}, updated_at = now() WHERE id IN (SELECT server_id FROM b))`,
-      );
-    }
-    if (events.length) {
-      const ok = p(events.every((e) => e.ok));
-      ctes.push(
-        `a AS (UPDATE instance_actions SET updated_at = now(),
-           message = CASE WHEN ${ok}::boolean THEN message ELSE 'Error' END
-         WHERE server_id IN (SELECT server_id FROM b) AND request_id = ${p(b.request_id)} RETURNING id)`,
-        `e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
-         SELECT a.id, x.event, x.start_time, coalesce(x.finish_time, now()), x.result, x.traceback, x.host
-         FROM a CROSS JOIN unnest(${p(events.map((e) => e.event))}::text[], ${p(events.map((e) => e.startedAt))}::timestamptz[],
-           ${p(events.map((e) => e.finishedAt ?? null))}::timestamptz[],
-           ${p(events.map((e) => (e.ok ? "Success" : "Error")))}::text[], ${p(events.map((e) => e.traceback ?? ""))}::text[],
-           ${p(events.map((e) => e.host ?? ""))}::text[]) AS x(event, start_time, finish_time, result, traceback, host))`,
-      );
-    }
     const f = also.fault;
-    if (f) {
-      ctes.push(
-        `f AS (INSERT INTO instance_faults (server_id, code, message, details, host)
-         SELECT server_id, ${p(f.code)}, ${p(f.message)}, ${p(f.details)}, ${p(f.host)} FROM b)`,
-      );
+    const shape: StepShape = {
+      build: Object.keys(build).sort(),
+      server: Object.keys(server).sort(),
+      events: events.length > 0,
+      fault: f !== undefined,
+      release: opts.release === true,
+    };
+    const key = JSON.stringify(shape);
+    let writer = this.stepWriters.get(key);
+    if (!writer) {
+      const sql = stepStatement(shape);
+      writer = new TurnBatcher((rows: Record<string, unknown>[]) => this.writeSteps(sql, rows));
+      this.stepWriters.set(key, writer);
     }
-    const done = await this.o.db.query(`WITH ${ctes.join(",\n")} SELECT server_id FROM b`, params);
-    if (!done[0]) throw new StaleLease(`lease on ${b.server_id} lost`);
+    const row: Record<string, unknown> = {
+      ...Object.fromEntries(Object.entries(build).map(([k, v]) => [`b_${k}`, v])),
+      ...Object.fromEntries(Object.entries(server).map(([k, v]) => [`s_${k}`, v])),
+      server_id: b.server_id,
+      generation: b.generation,
+      lease_until: opts.leaseUntil ?? null,
+      request_id: b.request_id,
+      ok: events.every((e) => e.ok),
+      events: events.map((e) => ({
+        event: e.event,
+        start_time: e.startedAt,
+        finish_time: e.finishedAt ?? null,
+        result: e.ok ? "Success" : "Error",
+        traceback: e.traceback ?? "",
+        host: e.host ?? "",
+      })),
+      ...(f
+        ? { fault_code: f.code, fault_message: f.message, fault_details: f.details, fault_host: f.host }
+        : {}),
+    };
+    if (!(await writer.add(row))) throw new StaleLease(`lease on ${b.server_id} lost`);
     b.pending = undefined;
-    if (ssets.length) this.o.changes?.changed(b.project_id);
+    if (Object.keys(server).length) this.o.changes?.changed(b.project_id);
     Object.assign(b, build);
     if (server.host !== undefined) b.host = server.host as string;
+  }
+
+  /** Runs one shape's step writes; true for each whose lease held (its rows were written). */
+  private async writeSteps(sql: string, rows: Record<string, unknown>[]): Promise<boolean[]> {
+    const written = new Set<Record<string, unknown>>();
+    // A server twice in one batch (never expected: one run per build at a time) goes in a
+    // statement of its own, so that each write is checked against the row as the last one left it.
+    let left = rows;
+    while (left.length) {
+      const now = new Map<string, Record<string, unknown>>();
+      const later: Record<string, unknown>[] = [];
+      for (const r of left) {
+        if (now.has(r.server_id as string)) later.push(r);
+        else now.set(r.server_id as string, r);
+      }
+      const done = await this.o.db.query<{ server_id: string }>(sql, [
+        JSON.stringify([...now.values()]),
+        this.o.owner,
+        String(this.o.leaseMs),
+      ]);
+      for (const d of done) written.add(now.get(d.server_id)!);
+      left = later;
+    }
+    return rows.map((r) => written.has(r));
   }
 
   private event(event: string, startedAt: Date, ok: boolean, host = "", traceback = ""): StepRecord {
@@ -1046,31 +1066,50 @@ export class Builder {
    * build row is taken (generation bumped) only when nobody holds it and it is spawning that
    * attempt on that host, and finished with the server ACTIVE and the instance-action event, as
    * the general path (lease, then a step write) does in two. False: nothing was written, the
-   * general path decides (a stale or duplicate result, a build someone holds).
+   * general path decides (a stale or duplicate result, a build someone holds). The successes
+   * that arrive in one turn of the event loop are written by one statement (`writeSuccesses`).
    */
-  private async succeeded(r: { serverId: string; host: string; attempt: number; powerState: number }) {
-    const rows = await this.o.db.query<{ project_id: string }>(
-      `WITH b AS (UPDATE server_builds bb SET phase = 'done', lease_owner = '', lease_until = now(),
-           generation = bb.generation + 1, updated_at = now()
-         FROM servers s
-         WHERE bb.server_id = $1 AND s.id = bb.server_id AND bb.phase = 'spawning' AND bb.attempt = $2
-           AND s.host = $3 AND (bb.lease_owner = '' OR bb.lease_until < now())
-         RETURNING bb.server_id, bb.request_id, bb.sent_at, s.project_id),
-       s AS (UPDATE servers SET vm_state = 'active', task_state = '', power_state = $4, launched_at = now(),
-           updated_at = now() WHERE id IN (SELECT server_id FROM b)),
-       a AS (UPDATE instance_actions ia SET updated_at = now() FROM b
-         WHERE ia.server_id = b.server_id AND ia.request_id = b.request_id RETURNING ia.id, b.sent_at),
-       e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
-         SELECT a.id, 'compute_build_and_run_instance', coalesce(a.sent_at, now()), now(), 'Success', '', $3 FROM a)
-       SELECT project_id FROM b`,
-      [r.serverId, r.attempt, r.host, r.powerState || 1],
-      { name: "conductor_build_succeeded" },
-    );
-    const row = rows[0];
-    if (!row) return false;
-    this.o.changes?.changed(row.project_id);
-    this.announce({ server_id: r.serverId, project_id: row.project_id, host: r.host }, "active", "");
+  private async succeeded(r: Success): Promise<boolean> {
+    const project = await this.successes.add(r);
+    if (project === undefined) return false;
+    this.o.changes?.changed(project);
+    this.announce({ server_id: r.serverId, project_id: project, host: r.host }, "active", "");
     return true;
+  }
+
+  /** Each success's project when it was written, else undefined (see `succeeded`). */
+  private async writeSuccesses(rs: Success[]): Promise<(string | undefined)[]> {
+    // A server twice in one batch (a repeated result): the first goes, the others take the
+    // general path.
+    const first = new Map<string, Success>();
+    for (const r of rs) if (!first.has(r.serverId)) first.set(r.serverId, r);
+    const batch = [...first.values()];
+    const rows = await this.o.db.query<{ server_id: string; project_id: string }>(
+      `WITH r AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[])
+           AS r(server_id, attempt, host, power_state)),
+       b AS (UPDATE server_builds bb SET phase = 'done', lease_owner = '', lease_until = now(),
+           generation = bb.generation + 1, updated_at = now()
+         FROM servers s, r
+         WHERE bb.server_id = r.server_id AND s.id = r.server_id AND bb.phase = 'spawning'
+           AND bb.attempt = r.attempt AND s.host = r.host AND (bb.lease_owner = '' OR bb.lease_until < now())
+         RETURNING bb.server_id, bb.request_id, bb.sent_at, s.project_id, r.host, r.power_state),
+       s AS (UPDATE servers sv SET vm_state = 'active', task_state = '', power_state = b.power_state,
+           launched_at = now(), updated_at = now() FROM b WHERE sv.id = b.server_id),
+       a AS (UPDATE instance_actions ia SET updated_at = now() FROM b
+         WHERE ia.server_id = b.server_id AND ia.request_id = b.request_id RETURNING ia.id, b.sent_at, b.host),
+       e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
+         SELECT a.id, 'compute_build_and_run_instance', coalesce(a.sent_at, now()), now(), 'Success', '', a.host FROM a)
+       SELECT server_id::text AS server_id, project_id FROM b`,
+      [
+        batch.map((r) => r.serverId),
+        batch.map((r) => r.attempt),
+        batch.map((r) => r.host),
+        batch.map((r) => r.powerState || 1),
+      ],
+      { name: "conductor_builds_succeeded" },
+    );
+    const written = new Map(rows.map((row) => [row.server_id, row.project_id]));
+    return rs.map((r) => (first.get(r.serverId) === r ? written.get(r.serverId) : undefined));
   }
 
   private async addresses(b: BuildRow, ports: Port[]): Promise<ServerAddressRecord[]> {
@@ -1138,6 +1177,108 @@ export class Builder {
       await this.retryLater(b);
     }
   }
+}
+
+/** What a step write sets (see `persist`): one statement text per shape. */
+interface StepShape {
+  build: string[];
+  server: string[];
+  events: boolean;
+  fault: boolean;
+  release: boolean;
+}
+
+/** The SQL types of the columns a step writes, for reading them from the batch's JSON. */
+const BUILD_COLUMNS: Record<string, string> = {
+  phase: "text",
+  requested: "jsonb",
+  ports: "jsonb",
+  attempt: "integer",
+  selected: "jsonb",
+  alternates: "jsonb",
+  failed_hosts: "text[]",
+  command_sent: "boolean",
+  sent_at: "timestamptz",
+  fault_code: "integer",
+  fault_message: "text",
+  fault_details: "text",
+  end_state: "text",
+};
+const SERVER_COLUMNS: Record<string, string> = {
+  host: "text",
+  node: "text",
+  task_state: "text",
+  vm_state: "text",
+  power_state: "integer",
+  addresses: "jsonb",
+  launched_at: "timestamptz",
+  terminated_at: "timestamptz",
+  deleted: "boolean",
+  deleted_at: "timestamptz",
+};
+
+/**
+ * One statement for any number of step writes of one shape: $1 is a JSON array of rows (server
+ * id, leased generation, the build columns as b_*, the server columns as s_*, events, fault, and
+ * the lease's end if not $3 ms from now), $2 our lease owner, $3 the lease length in ms. Returns the server ids whose build row carried our
+ * lease (those whose writes happened).
+ */
+function stepStatement(shape: StepShape): string {
+  const typeOf = (columns: Record<string, string>, k: string) => {
+    const t = columns[k];
+    if (!t) throw new Error(`persist: no column type known for ${k}`);
+    return t;
+  };
+  const record = [
+    "server_id uuid",
+    "generation bigint",
+    "lease_until timestamptz",
+    "request_id text",
+    "ok boolean",
+    "events jsonb",
+    "fault_code integer",
+    "fault_message text",
+    "fault_details text",
+    "fault_host text",
+    ...shape.build.map((k) => `b_${k} ${typeOf(BUILD_COLUMNS, k)}`),
+    ...shape.server.map((k) => `s_${k} ${typeOf(SERVER_COLUMNS, k)}`),
+  ];
+  const sets = shape.build.map((k) => `${k} = w.b_${k}`);
+  if (shape.release) sets.push("lease_owner = ''");
+  sets.push("lease_until = coalesce(w.lease_until, now() + ($3 || ' milliseconds')::interval)");
+  sets.push("updated_at = now()");
+  const ctes = [
+    `w AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS w(${record.join(", ")}))`,
+    `b AS (UPDATE server_builds sb SET ${sets.join(", ")} FROM w
+       WHERE sb.server_id = w.server_id AND sb.generation = w.generation AND sb.lease_owner = $2
+       RETURNING sb.server_id)`,
+  ];
+  if (shape.server.length) {
+    ctes.push(
+      `s AS (UPDATE servers sv SET ${shape.server.map((k) => `${k} = w.s_${k}`).join(", ")}, updated_at = now()
+         FROM w JOIN b USING (server_id) WHERE sv.id = w.server_id)`,
+    );
+  }
+  if (shape.events) {
+    ctes.push(
+      `a AS (UPDATE instance_actions ia SET updated_at = now(),
+           message = CASE WHEN w.ok THEN ia.message ELSE 'Error' END
+         FROM w JOIN b USING (server_id)
+         WHERE ia.server_id = w.server_id AND ia.request_id = w.request_id RETURNING ia.id, ia.server_id)`,
+      `e AS (INSERT INTO instance_action_events (action_id, event, start_time, finish_time, result, traceback, host)
+         SELECT a.id, x.event, x.start_time, coalesce(x.finish_time, now()), x.result, x.traceback, x.host
+         FROM a JOIN w USING (server_id)
+           CROSS JOIN jsonb_to_recordset(w.events)
+             AS x(event text, start_time timestamptz, finish_time timestamptz, result text, traceback text, host text))`,
+    );
+  }
+  if (shape.fault) {
+    ctes.push(
+      `f AS (INSERT INTO instance_faults (server_id, code, message, details, host)
+         SELECT w.server_id, w.fault_code, w.fault_message, w.fault_details, w.fault_host FROM w JOIN b USING (server_id))`,
+    );
+  }
+  return `WITH ${ctes.join(",\n")} SELECT server_id::text AS server_id FROM b`;
 }
 
 async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
