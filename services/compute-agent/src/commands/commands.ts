@@ -18,6 +18,7 @@ import {
   StratusError,
   Subjects,
   type serviceClient,
+  TurnBatcher,
 } from "@stratus/runtime";
 import { KeyedQueue, sleep } from "../concurrency.js";
 import { PowerState, SpawnError, type VirtDriver } from "../driver/driver.js";
@@ -77,21 +78,53 @@ export class CommandHandler {
     return this.queue.run(`${cmd.serverId}@${cmd.host}`, () => this.runDelete(cmd));
   }
 
-  private async recorded(cmd: BuildCommand): Promise<Outcome | undefined> {
-    const [row] = await this.deps.db.query<{ success: boolean; error: string; retryable: boolean }>(
-      "SELECT success, error, retryable FROM build_outcomes WHERE server_id = $1 AND host = $2 AND attempt = $3",
-      [cmd.serverId, cmd.host, cmd.attempt],
-    );
-    return row;
+  private recorded(cmd: BuildCommand): Promise<Outcome | undefined> {
+    return this.lookups.add(cmd);
   }
 
   private async record(cmd: BuildCommand, o: Outcome): Promise<void> {
+    await this.records.add({ cmd, o });
+  }
+
+  // The outcomes looked up and recorded in one turn of the event loop (a delivery of commands
+  // brings several at once) go in one statement each.
+  private readonly lookups = new TurnBatcher(async (cmds: BuildCommand[]) => {
+    const rows = await this.deps.db.query<{
+      server_id: string;
+      host: string;
+      attempt: number;
+      success: boolean;
+      error: string;
+      retryable: boolean;
+    }>(
+      `SELECT server_id, host, attempt, success, error, retryable FROM build_outcomes
+       WHERE (server_id, host, attempt) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]))`,
+      [cmds.map((c) => c.serverId), cmds.map((c) => c.host), cmds.map((c) => c.attempt)],
+    );
+    const key = (x: { host: string; attempt: number }, server: string) => `${server}@${x.host}#${x.attempt}`;
+    const found = new Map(rows.map((r) => [key(r, r.server_id), r]));
+    return cmds.map((c): Outcome | undefined => {
+      const r = found.get(key(c, c.serverId));
+      return r && { success: r.success, error: r.error, retryable: r.retryable };
+    });
+  });
+
+  private readonly records = new TurnBatcher(async (items: { cmd: BuildCommand; o: Outcome }[]) => {
     await this.deps.db.query(
       `INSERT INTO build_outcomes (server_id, host, attempt, success, error, retryable)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-      [cmd.serverId, cmd.host, cmd.attempt, o.success, o.error, o.retryable],
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::boolean[], $5::text[], $6::boolean[])
+       ON CONFLICT DO NOTHING`,
+      [
+        items.map((i) => i.cmd.serverId),
+        items.map((i) => i.cmd.host),
+        items.map((i) => i.cmd.attempt),
+        items.map((i) => i.o.success),
+        items.map((i) => i.o.error),
+        items.map((i) => i.o.retryable),
+      ],
     );
-  }
+    return items.map(() => undefined);
+  });
 
   private async runBuild(cmd: BuildCommand): Promise<void> {
     const log = this.deps.logger.child({ server: cmd.serverId, host: cmd.host, attempt: cmd.attempt });
