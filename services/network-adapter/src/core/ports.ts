@@ -19,6 +19,7 @@ import {
   type Queryable,
   StratusError,
   Subjects,
+  TurnBatcher,
 } from "@stratus/runtime";
 import { contains, parseCidr, parseIp } from "../ipam/ipv4.js";
 import { type Caller, type Outbox, owningProject, type Tx } from "./context.js";
@@ -381,56 +382,15 @@ export async function createDeferredPort(
  * working at the same time instead of in lockstep.
  */
 export class PortCreationBatcher {
-  private readonly waiting: {
-    item: { req: CreatePortRequest; caller: Caller };
-    resolve: (row: Row | null) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
-  private running = 0;
-  private scheduled = false;
+  private readonly batcher: TurnBatcher<{ req: CreatePortRequest; caller: Caller }, Row | null>;
 
-  constructor(
-    private readonly q: Queryable,
-    private readonly inFlight = 4,
-    private readonly maxBatch = 16,
-  ) {}
+  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
+    this.batcher = new TurnBatcher((items) => createPortsFast(q, items), { inFlight, maxBatch });
+  }
 
   /** The new port's row, or null when the full path must handle the request. */
   create(req: CreatePortRequest, caller: Caller): Promise<Row | null> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ item: { req, caller }, resolve, reject });
-      // Dispatch once the requests that arrived in this turn of the event loop are all queued.
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.pump();
-        });
-      }
-    });
-  }
-
-  private pump(): void {
-    while (this.running < this.inFlight && this.waiting.length) {
-      const batch = this.waiting.splice(0, this.maxBatch);
-      this.running++;
-      createPortsFast(
-        this.q,
-        batch.map((w) => w.item),
-      )
-        .then(
-          (rows) => {
-            for (const [i, w] of batch.entries()) w.resolve(rows[i]!);
-          },
-          (err: unknown) => {
-            for (const w of batch) w.reject(err);
-          },
-        )
-        .finally(() => {
-          this.running--;
-          this.pump();
-        });
-    }
+    return this.batcher.add({ req, caller });
   }
 }
 
