@@ -63,6 +63,25 @@ describe("TurnBatcher", () => {
     expect(await b.add("c")).toBe("C");
   });
 
+  it("with aloneOnError, runs the items of a failed batch again one by one, each settling on its own", async () => {
+    const batches: string[][] = [];
+    const b = new TurnBatcher(
+      async (xs: string[]) => {
+        batches.push(xs);
+        if (xs.includes("bad")) throw new Error(`refused ${xs.join(",")}`);
+        return xs.map((x) => x.toUpperCase());
+      },
+      { aloneOnError: true },
+    );
+    const settled = await Promise.allSettled([b.add("a"), b.add("bad"), b.add("c")]);
+    expect(settled.map((s) => (s.status === "fulfilled" ? s.value : String(s.reason)))).toEqual([
+      "A",
+      "Error: refused bad",
+      "C",
+    ]);
+    expect(batches).toEqual([["a", "bad", "c"], ["a"], ["bad"], ["c"]]);
+  });
+
   it("refuses a batch answered with the wrong number of results", async () => {
     const b = new TurnBatcher(async (xs: number[]) => xs.slice(1));
     await expect(Promise.all([b.add(1), b.add(2)])).rejects.toThrow(/batch of 2 answered with 1/);

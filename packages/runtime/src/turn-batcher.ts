@@ -7,13 +7,19 @@ export interface TurnBatcherOptions {
   inFlight?: number;
   /** Calls per batch, at most. */
   maxBatch?: number;
+  /**
+   * When a batch of several items fails, run each item of it again alone, so that one item's
+   * trouble (a constraint it breaks, a deadlock it is caught in) reaches only that item.
+   */
+  aloneOnError?: boolean;
 }
 
 /**
  * `add(item)` queues an item and resolves with its own result. The items added in one turn of
  * the event loop are handed to `run` together once the turn is over (up to `maxBatch` a call,
  * `inFlight` calls at once; those that find every slot taken go with the next batch). `run`
- * answers with one result per item, in order; if it throws, every item of that batch rejects.
+ * answers with one result per item, in order; if it throws, every item of that batch rejects
+ * (with `aloneOnError`, each item is first run again alone and settles as that run does).
  */
 export class TurnBatcher<T, R> {
   private readonly waiting: { item: T; resolve: (r: R) => void; reject: (err: unknown) => void }[] = [];
@@ -21,6 +27,7 @@ export class TurnBatcher<T, R> {
   private scheduled = false;
   private readonly inFlight: number;
   private readonly maxBatch: number;
+  private readonly aloneOnError: boolean;
 
   constructor(
     private readonly run: (items: T[]) => Promise<R[]>,
@@ -28,6 +35,7 @@ export class TurnBatcher<T, R> {
   ) {
     this.inFlight = options.inFlight ?? 4;
     this.maxBatch = options.maxBatch ?? 32;
+    this.aloneOnError = options.aloneOnError ?? false;
   }
 
   add(item: T): Promise<R> {
@@ -62,6 +70,10 @@ export class TurnBatcher<T, R> {
       }
       for (const [i, w] of batch.entries()) w.resolve(results[i]!);
     } catch (err) {
+      if (this.aloneOnError && batch.length > 1) {
+        await Promise.all(batch.map((w) => this.call([w])));
+        return;
+      }
       for (const w of batch) w.reject(err);
     }
   }
