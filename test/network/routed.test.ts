@@ -198,6 +198,65 @@ describe("routed networks, binding and placement", () => {
     for (const p of all.slice(0, 2)) await net.unbindPort({ portId: p.id });
   });
 
+  it("deferred ports bound together each get their own address from their host's segment; a segment short of addresses serves what it has and refuses the rest", async () => {
+    const { network } = await net.createNetwork({
+      name: "tight",
+      projectId: "p1",
+      segments: [
+        { name: "small", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 201 },
+        { name: "big", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 202 },
+      ],
+    });
+    const small = network!.segments.find((s) => s.name === "small")!.id;
+    const big = network!.segments.find((s) => s.name === "big")!.id;
+    // A /29 without its network, broadcast and gateway addresses: 5 to hand out.
+    await net.createSubnet({ networkId: network!.id, segmentId: small, cidr: "10.9.0.0/29" });
+    await net.createSubnet({ networkId: network!.id, segmentId: big, cidr: "10.8.0.0/24" });
+    const made: string[] = [];
+    for (let i = 0; i < 11; i++)
+      made.push((await net.createPort({ networkId: network!.id, projectId: "p1" })).port!.id);
+    const hosts = [
+      ...Array(7)
+        .fill(0)
+        .map((_, i) => (i % 2 ? "rack1-a" : "rack1-b")),
+      "rack2-a",
+      "rack2-a",
+      "rack2-a",
+      "lonely",
+    ];
+
+    const answers = await Promise.allSettled(
+      made.map((portId, i) => net.bindPort({ portId, host: hosts[i]! })),
+    );
+
+    const bound = answers.flatMap((a, i) => (a.status === "fulfilled" ? [{ i, ...a.value }] : []));
+    const ips = bound.flatMap((b) => b.port!.fixedIps.map((f) => f.ipAddress));
+    expect(new Set(ips).size).toBe(ips.length);
+    const onSmall = bound.filter((b) => b.i < 7);
+    expect(onSmall).toHaveLength(5);
+    for (const b of onSmall) {
+      expect(b.segmentId).toBe(small);
+      expect(b.port!.bindingHostId).toBe(hosts[b.i]);
+      expect(b.port!.fixedIps.map((f) => f.ipAddress)).toEqual([expect.stringMatching(/^10\.9\.0\.[2-6]$/)]);
+    }
+    const onBig = bound.filter((b) => b.i >= 7);
+    expect(onBig.map((b) => b.i)).toEqual([7, 8, 9]);
+    for (const b of onBig) {
+      expect(b.segmentId).toBe(big);
+      expect(b.port!.fixedIps.map((f) => f.ipAddress)).toEqual([expect.stringMatching(/^10\.8\.0\./)]);
+    }
+    for (const [i, a] of answers.entries()) {
+      if (a.status === "fulfilled") continue;
+      const err = await refusal(Promise.reject(a.reason));
+      expect(err.kind, `port ${i}`).toBe(i === 10 ? "invalid_input" : "ip_exhausted");
+      const left = (await net.getPort({ id: made[i]! })).port!;
+      expect(left.bindingHostId).toBe("");
+      expect(left.fixedIps).toEqual([]);
+    }
+    for (const id of made) await net.deletePort({ id });
+    await net.deleteNetwork({ id: network!.id });
+  });
+
   it("CheckAndUpdatePorts refuses a port bound elsewhere and never allocates; a good port goes ACTIVE with what the driver needs", async () => {
     const server = randomUUID();
     const { port: bound } = await net.createPort({ networkId, projectId: "p1" });
@@ -257,6 +316,57 @@ describe("routed networks, binding and placement", () => {
     });
     expect(ports[0]!.fixedIps.map((f) => f.ipAddress)).toEqual(onB!.fixedIps.map((f) => f.ipAddress));
     expect((await net.getPort({ id: bound!.id })).port!.status).toBe("ACTIVE");
+  });
+
+  it("CheckAndUpdatePorts of many servers at once: each call is checked and answered on its own", async () => {
+    // Sent together, the calls reach the adapter in the same turn and share one statement; a
+    // refused call must not refuse its neighbours nor take their ports, nor they its.
+    const servers = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const server = randomUUID();
+        const host = i % 2 ? "rack1-a" : "rack2-a";
+        const portIds: string[] = [];
+        for (let j = 0; j < 2; j++) {
+          const { port } = await net.createPort({ networkId, projectId: "p1" });
+          await net.claimPort({ portId: port!.id, deviceId: server, deviceOwner: "compute:nova" });
+          await net.bindPort({ portId: port!.id, host });
+          portIds.push(port!.id);
+        }
+        // Servers 2 and 5 are checked on the wrong host; server 6 also names a port it lacks.
+        const askedHost = i === 2 || i === 5 ? "rack1-b" : host;
+        const missing = i === 6 ? randomUUID() : undefined;
+        return { server, host: askedHost, portIds, missing };
+      }),
+    );
+    const answers = await Promise.allSettled(
+      servers.map((s) =>
+        net.checkAndUpdatePorts({
+          serverId: s.server,
+          host: s.host,
+          portIds: s.missing ? [...s.portIds, s.missing] : s.portIds,
+        }),
+      ),
+    );
+    for (const [i, s] of servers.entries()) {
+      const answer = answers[i]!;
+      const refused = i === 2 || i === 5 || i === 6;
+      expect(answer.status, `server ${i}`).toBe(refused ? "rejected" : "fulfilled");
+      if (answer.status === "fulfilled") {
+        expect(answer.value.ports.map((p) => p.portId)).toEqual(s.portIds);
+      } else {
+        const err = await refusal(Promise.reject(answer.reason));
+        const expected = s.missing ? `port ${s.missing} does not exist` : `is bound to host`;
+        expect(err.message).toContain(expected);
+        for (const other of servers.filter((o) => o !== s)) {
+          for (const id of other.portIds) expect(err.message).not.toContain(id);
+        }
+      }
+      for (const id of s.portIds) {
+        expect((await net.getPort({ id })).port!.status, `server ${i} port ${id}`).toBe(
+          refused ? "DOWN" : "ACTIVE",
+        );
+      }
+    }
   });
 
   it("claiming a port used by another device is refused with port_in_use", async () => {

@@ -79,6 +79,9 @@ export function networkService(
 ): ServiceBinding {
   const events = new EventBatcher(bus, logger);
   const batcher = new ports.PortCreationBatcher(db);
+  const portChecks = new ports.PortCheckBatcher(db);
+  const deferredPorts = new ports.DeferredPortBatcher(db);
+  const deferredBinds = new ports.DeferredBindBatcher(db);
 
   /** After a commit: publish the events (batched, not awaited) and queue the placement work. */
   async function committed(out: Outbox, placementWaitMs = 5000): Promise<void> {
@@ -115,7 +118,8 @@ export function networkService(
   // that stopped being routed is served by the full path meanwhile, as correctly.
   const routedUntil = new Map<string, number>();
   // Deferred ports this process made and has not bound yet: their first bind tries the
-  // one-statement path (ports.bindDeferredPort) before the transaction.
+  // one-statement path (ports.DeferredBindBatcher, with the other first binds of its turn) before
+  // the transaction.
   const unboundDeferred = new Set<string>();
   const noteDeferred = (port: PortRec) => {
     if (port.ipAllocation !== IpAllocation.DEFERRED) return;
@@ -127,7 +131,7 @@ export function networkService(
     const knownRouted = (routedUntil.get(req.networkId) ?? 0) > Date.now();
     if (knownRouted && ports.deferredEligible(req, caller)) {
       const out = new Outbox();
-      const port = await ports.createDeferredPort(db, req, caller, out);
+      const port = await deferredPorts.create(req, caller, out);
       if (port) {
         noteDeferred(port);
         await committed(out);
@@ -212,14 +216,14 @@ export function networkService(
     bindPort: async (req) => {
       const id = req.portId.toLowerCase();
       if (unboundDeferred.delete(id)) {
-        const fast = await once((tx) => ports.bindDeferredPort(tx, req));
+        const fast = await once((tx) => deferredBinds.bind(req, tx.caller, tx.out));
         if (fast) return { port: strip(fast.port), segmentId: fast.segmentId };
       }
       const { port, segmentId } = await run((tx) => ports.bindPort(tx, req));
       return { port: strip(port), segmentId };
     },
     unbindPort: async (req) => ({ port: strip(await run((tx) => ports.unbindPort(tx, req))) }),
-    checkAndUpdatePorts: async (req) => ({ ports: await once((tx) => ports.checkAndUpdatePorts(tx, req)) }),
+    checkAndUpdatePorts: async (req) => ({ ports: await once((tx) => portChecks.check(tx.out, req)) }),
 
     reportHostPhysicalNetworks: async (req) => ({
       segmentIds: await run((tx) => reportHostPhysicalNetworks(tx, req)),

@@ -319,17 +319,21 @@ export function fastPortCreated(row: Row, out: Outbox): PortRec {
 }
 
 /**
- * A port on a routed network without fixed IPs, in one autocommitted statement: such a port is
- * created with deferred allocation (no address until it is bound), so it is one INSERT once the
- * network is known to be visible to the caller and routed (more than one segment, or a subnet on
- * a segment: as getNetworkBrief decides). No row: the full path runs and answers (not found,
- * forbidden, not routed any more, a MAC taken).
+ * Ports on routed networks without fixed IPs, several in one autocommitted statement: such a
+ * port is created with deferred allocation (no address until it is bound), so it is one INSERT
+ * once its network is known to be visible to its caller and routed (more than one segment, or a
+ * subnet on a segment: as getNetworkBrief decides). A request without a row: the full path runs
+ * and answers (not found, forbidden, not routed any more, a MAC taken).
  */
-const CREATE_DEFERRED_SQL = `WITH net AS (
-    SELECT n.id FROM networks n
-    WHERE n.id = $2 AND ($9 OR n.project_id = $10 OR n.shared) AND ${routedNetworkSql("n.id")})
+const CREATE_DEFERRED_SQL = `WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+      $8::text[], $9::boolean[], $10::text[])
+      AS r(id, network_id, project_id, name, mac, device_id, device_owner, vnic, is_admin, caller_project)),
+  routed AS (SELECT n.id FROM networks n WHERE n.id IN (SELECT network_id FROM r) AND ${routedNetworkSql("n.id")})
   INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation, binding_vnic_type)
-  SELECT $1, net.id, $3, $4, $5, $6, $7, 'deferred', $8 FROM net
+  SELECT r.id, n.id, r.project_id, r.name, r.mac, r.device_id, r.device_owner, 'deferred', r.vnic
+  FROM r JOIN networks n ON n.id = r.network_id
+  WHERE (r.is_admin OR n.project_id = r.caller_project OR n.shared) AND n.id IN (SELECT id FROM routed)
   ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`;
 
 /** A CreatePort the deferred one-statement path may make: automatic, no address asked for. */
@@ -343,32 +347,52 @@ export function deferredEligible(req: CreatePortRequest, caller: Caller): boolea
   );
 }
 
-export async function createDeferredPort(
+async function createDeferredPorts(
   q: Queryable,
-  req: CreatePortRequest,
-  caller: Caller,
-  out: Outbox,
-): Promise<PortRec | undefined> {
-  const [row] = await q.query(
-    CREATE_DEFERRED_SQL,
-    [
-      randomUUID(),
+  items: { req: CreatePortRequest; caller: Caller }[],
+): Promise<(Row | null)[]> {
+  const ids = items.map(() => randomUUID());
+  const cols: unknown[][] = Array.from({ length: 10 }, () => []);
+  items.forEach(({ req, caller }, i) => {
+    const values = [
+      ids[i],
       req.networkId.toLowerCase(),
       req.projectId || caller.projectId,
       req.name,
-      randomMac().toLowerCase(),
+      randomMac(),
       req.deviceId,
       req.deviceOwner,
       req.bindingVnicType || "normal",
       caller.isAdmin,
       caller.projectId,
-    ],
-    { name: "net_create_deferred_port" },
-  );
-  if (!row) return undefined;
-  const port = portFromRow(row, []);
-  portEvent({ out }, PortChange.CREATED, port);
-  return port;
+    ];
+    for (const [k, v] of values.entries()) cols[k]!.push(v);
+  });
+  const rows = await q.query(CREATE_DEFERRED_SQL, cols, { name: "net_create_deferred_ports" });
+  const byId = new Map(rows.map((r) => [String(r.id), r]));
+  return ids.map((id) => byId.get(id) ?? null);
+}
+
+/** The deferred ports asked for in one turn, made in one statement (createDeferredPorts). */
+export class DeferredPortBatcher {
+  private readonly batcher: TurnBatcher<{ req: CreatePortRequest; caller: Caller }, Row | null>;
+
+  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
+    this.batcher = new TurnBatcher((items) => createDeferredPorts(q, items), {
+      inFlight,
+      maxBatch,
+      aloneOnError: true,
+    });
+  }
+
+  /** The new port (its event in out), or undefined when the full path must handle the request. */
+  async create(req: CreatePortRequest, caller: Caller, out: Outbox): Promise<PortRec | undefined> {
+    const row = await this.batcher.add({ req, caller });
+    if (!row) return undefined;
+    const port = portFromRow(row, []);
+    portEvent({ out }, PortChange.CREATED, port);
+    return port;
+  }
 }
 
 /**
@@ -526,71 +550,123 @@ async function bindContext(tx: Tx, portId: string, host: string) {
 }
 
 /**
- * The common bind in one autocommitted statement: a deferred port holding no address, on a
- * routed network, bound to a host that reaches one of its segments with a subnet. As bindPort
- * does it: the port (visible to the caller, on a visible network) is locked, the first such
- * segment in creation order is the target, an address is taken from the first of its subnets
- * with one free (free-list row locked, SKIP LOCKED), held for the port, and the port is bound.
- * No row: any other case, or every free address of the segment locked in flight; bindPort then
- * answers in a transaction (it waits for those, reports exhaustion, explains a refusal).
+ * The common bind, several ports in one autocommitted statement: a deferred port holding no
+ * address, on a routed network, bound to a host that reaches one of its segments with a subnet.
+ * As bindPort does it, port by port: the port (visible to its caller, on a visible network) is
+ * locked, the first such segment in creation order is its target, an address is taken from the
+ * first of that segment's subnets with one free (free-list rows locked, SKIP LOCKED; the ports
+ * aiming at one segment get its first free addresses, one each, in request order), held for the
+ * port, and the port is bound. A request without a row: any other case, or not enough free
+ * addresses of its segment unlocked; bindPort then answers in a transaction (it waits for those,
+ * reports exhaustion, explains a refusal).
  */
-const BIND_DEFERRED_SQL = (portVisible: string, networkVisible: string) => `WITH p AS MATERIALIZED (
-    SELECT p.id, p.network_id FROM ports p
-    WHERE p.id = $1 AND ${portVisible} AND p.ip_allocation = 'deferred'
+const BIND_DEFERRED_SQL = `WITH r AS (
+    SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::boolean[], $6::text[])
+      AS r(k, port_id, host, profile, is_admin, caller_project)),
+  p AS MATERIALIZED (
+    SELECT r.k, p.id, p.network_id, r.host, r.profile FROM r JOIN ports p ON p.id = r.port_id
+    WHERE (r.is_admin OR p.project_id = r.caller_project) AND p.ip_allocation = 'deferred'
       AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.port_id = p.id)
-      AND EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id AND ${networkVisible})
-    FOR UPDATE OF p),
+      AND EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id
+        AND (r.is_admin OR n.project_id = r.caller_project OR n.shared OR n.router_external))
+    ORDER BY p.id FOR UPDATE OF p),
   target AS MATERIALIZED (
-    SELECT s.id FROM p JOIN segments s ON s.network_id = p.network_id
-    WHERE (s.physical_network = ''
-        OR s.physical_network = ANY(coalesce((SELECT h.physical_networks FROM hosts h WHERE h.host = $2), '{}')))
-      AND EXISTS (SELECT 1 FROM subnets sn WHERE sn.segment_id = s.id) AND ${routedNetworkSql("p.network_id")}
-    ORDER BY s.created_at, s.id LIMIT 1),
-  pick AS MATERIALIZED (
-    SELECT f.subnet_id, f.ip
-    FROM (SELECT sn.id, sn.created_at FROM subnets sn JOIN target ON sn.segment_id = target.id
-          ORDER BY sn.created_at, sn.id) sub
+    SELECT p.k, (SELECT s.id FROM segments s
+        WHERE s.network_id = p.network_id
+          AND (s.physical_network = ''
+            OR s.physical_network = ANY(coalesce((SELECT h.physical_networks FROM hosts h WHERE h.host = p.host), '{}')))
+          AND EXISTS (SELECT 1 FROM subnets sn WHERE sn.segment_id = s.id)
+        ORDER BY s.created_at, s.id LIMIT 1) AS segment_id
+    FROM p WHERE ${routedNetworkSql("p.network_id")}),
+  need AS (SELECT segment_id, count(*) AS c FROM target WHERE segment_id IS NOT NULL GROUP BY segment_id),
+  picks AS MATERIALIZED (
+    SELECT need.segment_id, f.subnet_id, f.ip,
+      row_number() OVER (PARTITION BY need.segment_id ORDER BY sub.created_at, sub.id, f.ip) AS rn
+    FROM need
+    CROSS JOIN LATERAL (SELECT sn.id, sn.created_at FROM subnets sn WHERE sn.segment_id = need.segment_id) sub
     CROSS JOIN LATERAL (SELECT fr.subnet_id, fr.ip FROM ip_free fr WHERE fr.subnet_id = sub.id
-                        ORDER BY fr.ip LIMIT 1 FOR UPDATE SKIP LOCKED) f
-    LIMIT 1),
-  taken AS (DELETE FROM ip_free f USING pick WHERE f.subnet_id = pick.subnet_id AND f.ip = pick.ip
+                        ORDER BY fr.ip LIMIT need.c FOR UPDATE SKIP LOCKED) f),
+  assign AS MATERIALIZED (
+    SELECT t.k, t.segment_id, picks.subnet_id, picks.ip
+    FROM (SELECT k, segment_id, row_number() OVER (PARTITION BY segment_id ORDER BY k) AS rn
+          FROM target WHERE segment_id IS NOT NULL) t
+    JOIN picks ON picks.segment_id = t.segment_id AND picks.rn = t.rn),
+  taken AS (DELETE FROM ip_free f USING assign WHERE f.subnet_id = assign.subnet_id AND f.ip = assign.ip
     RETURNING f.subnet_id, f.ip),
-  held AS (INSERT INTO ip_allocations (subnet_id, ip, port_id) SELECT taken.subnet_id, taken.ip, $1 FROM taken
-    RETURNING subnet_id, ip),
-  bound AS (UPDATE ports SET binding_host_id = $2, binding_vif_type = $3, binding_vif_details = $4::jsonb,
-      binding_profile = $5::jsonb, binding_segment_id = (SELECT id FROM target), status = 'DOWN', updated_at = now()
-    WHERE id = $1 AND EXISTS (SELECT 1 FROM held) RETURNING *)
-  SELECT bound.*, held.subnet_id AS held_subnet_id, held.ip AS held_ip, (SELECT id FROM target) AS held_segment_id
-  FROM bound, held`;
+  held AS (INSERT INTO ip_allocations (subnet_id, ip, port_id)
+    SELECT taken.subnet_id, taken.ip, p.id
+    FROM taken JOIN assign a ON a.subnet_id = taken.subnet_id AND a.ip = taken.ip JOIN p ON p.k = a.k
+    RETURNING subnet_id, ip, port_id)
+  UPDATE ports SET binding_host_id = p.host, binding_vif_type = $7, binding_vif_details = $8::jsonb,
+    binding_profile = p.profile::jsonb, binding_segment_id = a.segment_id, status = 'DOWN', updated_at = now()
+  FROM held JOIN p ON p.id = held.port_id JOIN assign a ON a.k = p.k
+  WHERE ports.id = held.port_id
+  RETURNING ports.*, p.k AS bind_k, held.subnet_id AS held_subnet_id, held.ip AS held_ip,
+    a.segment_id AS held_segment_id`;
 
-export async function bindDeferredPort(
-  tx: Tx,
-  req: { portId: string; host: string; bindingProfile: Record<string, string> },
-): Promise<{ port: PortRec; segmentId: string } | undefined> {
-  if (!req.host || !isUuid(req.portId)) return undefined;
-  const pvis = portVisibleSql(tx, 6);
-  const nvis = networkVisibleSql(tx, "n", 6 + pvis.params.length);
-  const [row] = await tx.q.query(
-    BIND_DEFERRED_SQL(pvis.sql, nvis.sql),
-    [
-      req.portId.toLowerCase(),
+interface DeferredBind {
+  req: { portId: string; host: string; bindingProfile: Record<string, string> };
+  caller: Caller;
+}
+
+async function bindDeferredPorts(q: Queryable, binds: DeferredBind[]): Promise<(Row | null)[]> {
+  const cols: unknown[][] = Array.from({ length: 6 }, () => []);
+  const seen = new Set<string>();
+  binds.forEach(({ req, caller }, k) => {
+    const id = req.portId.toLowerCase();
+    // The same port twice in one statement would get two addresses: a repeat takes the full path.
+    if (!req.host || !isUuid(id) || seen.has(id)) return;
+    seen.add(id);
+    const values = [
+      k,
+      id,
       req.host,
-      VIF_TYPE,
-      JSON.stringify(VIF_DETAILS),
       JSON.stringify(req.bindingProfile ?? {}),
-      ...pvis.params,
-      ...nvis.params,
-    ],
-    { name: tx.caller.isAdmin ? "net_bind_deferred_admin" : "net_bind_deferred" },
-  );
-  if (!row) return undefined;
-  const subnetId = String(row.held_subnet_id);
-  const segmentId = String(row.held_segment_id);
-  const ip = Number(row.held_ip);
-  allocatedEvent(tx.out, String(row.id), subnetId, segmentId, ip);
-  const port = portFromRow(row, [{ subnetId, ip }]);
-  portEvent(tx, PortChange.BOUND, port);
-  return { port, segmentId };
+      caller.isAdmin,
+      caller.projectId,
+    ];
+    for (const [c, v] of values.entries()) cols[c]!.push(v);
+  });
+  const result: (Row | null)[] = binds.map(() => null);
+  if (!seen.size) return result;
+  const rows = await q.query(BIND_DEFERRED_SQL, [...cols, VIF_TYPE, JSON.stringify(VIF_DETAILS)], {
+    name: "net_bind_deferred_ports",
+  });
+  for (const row of rows) result[Number(row.bind_k)] = row;
+  return result;
+}
+
+/**
+ * The first binds of deferred ports asked for in one turn, in one statement (bindDeferredPorts):
+ * the conductor binds the ports of many builds as their hosts are chosen.
+ */
+export class DeferredBindBatcher {
+  private readonly batcher: TurnBatcher<DeferredBind, Row | null>;
+
+  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
+    this.batcher = new TurnBatcher((binds) => bindDeferredPorts(q, binds), {
+      inFlight,
+      maxBatch,
+      aloneOnError: true,
+    });
+  }
+
+  /** The bound port and its segment (events in out), or undefined: bindPort must answer. */
+  async bind(
+    req: DeferredBind["req"],
+    caller: Caller,
+    out: Outbox,
+  ): Promise<{ port: PortRec; segmentId: string } | undefined> {
+    const row = await this.batcher.add({ req, caller });
+    if (!row) return undefined;
+    const subnetId = String(row.held_subnet_id);
+    const segmentId = String(row.held_segment_id);
+    const ip = Number(row.held_ip);
+    allocatedEvent(out, String(row.id), subnetId, segmentId, ip);
+    const port = portFromRow(row, [{ subnetId, ip }]);
+    portEvent({ out }, PortChange.BOUND, port);
+    return { port, segmentId };
+  }
 }
 
 export async function bindPort(
@@ -684,32 +760,43 @@ export async function unbindPort(tx: Tx, req: { portId: string; clearDevice: boo
 export type PortDetails = MessageInitShape<typeof PortDetailsSchema>;
 
 /**
- * The compute agent's call: verifies each port (exists, belongs to the server, is bound to this
- * host, has its addresses) and marks it ACTIVE. Allocates nothing; one failing port fails all.
+ * CheckAndUpdatePorts of several calls in one statement (no transaction around it): lock the
+ * calls' ports in id order and read them with their addresses, segment and network MTU, and mark
+ * a call's ports ACTIVE only if every one of them is there, claimed by its server, bound to its
+ * host and holding its addresses (each call all or nothing on its own). The rows come back as
+ * they were before the update, tagged with their call (k) and whether that call's ports fit.
  */
-/**
- * CheckAndUpdatePorts in one statement (no transaction around it): lock the ports in id order
- * and read them with their addresses, segment and network MTU, and mark them ACTIVE only if
- * every one is there, claimed by the server, bound to the host and holding its addresses. The
- * rows come back as they were before the update, for the checks' messages and the details.
- */
-const CHECK_AND_UPDATE_SQL = `WITH locked AS MATERIALIZED (
-  SELECT p.*, n.mtu AS net_mtu, s.network_type AS seg_network_type, s.physical_network AS seg_physical_network,
+const CHECK_AND_UPDATE_SQL = `WITH want AS (SELECT * FROM unnest($1::int[], $2::uuid[]) AS w(k, id)),
+req AS (SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $6::int[]) AS r(k, server_id, host, n)),
+locked AS MATERIALIZED (
+  SELECT want.k, p.*, n.mtu AS net_mtu, s.network_type AS seg_network_type, s.physical_network AS seg_physical_network,
     s.segmentation_id AS seg_segmentation_id,
     (SELECT coalesce(json_agg(json_build_object('subnet_id', a.subnet_id, 'ip', a.ip)), '[]'::json)
      FROM ip_allocations a WHERE a.port_id = p.id) AS fixed
-  FROM ports p LEFT JOIN networks n ON n.id = p.network_id LEFT JOIN segments s ON s.id = p.binding_segment_id
-  WHERE p.id = ANY($1::uuid[]) ORDER BY p.id FOR UPDATE OF p),
-ok AS MATERIALIZED (SELECT count(*) = $4::int AND coalesce(bool_and(device_id = $2 AND binding_host_id = $3
-    AND (ip_allocation = 'none' OR json_array_length(fixed) > 0)), false) AS fits FROM locked),
-u AS (UPDATE ports SET status = 'ACTIVE', binding_vif_type = $5, binding_vif_details = $6::jsonb, updated_at = now()
-  FROM ok WHERE ok.fits AND ports.id IN (SELECT id FROM locked) RETURNING ports.id)
-SELECT locked.*, (SELECT count(*) FROM u)::int AS updated FROM locked`;
+  FROM want JOIN ports p ON p.id = want.id LEFT JOIN networks n ON n.id = p.network_id
+    LEFT JOIN segments s ON s.id = p.binding_segment_id
+  ORDER BY p.id FOR UPDATE OF p),
+ok AS MATERIALIZED (SELECT req.k FROM req LEFT JOIN locked l ON l.k = req.k
+  GROUP BY req.k, req.n, req.server_id, req.host
+  HAVING count(l.id) = req.n AND coalesce(bool_and(l.device_id = req.server_id AND l.binding_host_id = req.host
+    AND (l.ip_allocation = 'none' OR json_array_length(l.fixed) > 0)), false)),
+u AS (UPDATE ports SET status = 'ACTIVE', binding_vif_type = $7, binding_vif_details = $8::jsonb, updated_at = now()
+  FROM locked JOIN ok ON ok.k = locked.k WHERE ports.id = locked.id RETURNING ports.id)
+SELECT locked.*, EXISTS (SELECT 1 FROM ok WHERE ok.k = locked.k) AS fits FROM locked`;
 
-export async function checkAndUpdatePorts(
-  tx: Tx,
-  req: { serverId: string; host: string; portIds: string[] },
-): Promise<PortDetails[]> {
+/** One CheckAndUpdatePorts call, checked for what needs no database, ready for the statement. */
+interface PortCheck {
+  req: { serverId: string; host: string; portIds: string[] };
+  /** The ids asked for, each once, in the order asked. */
+  ids: string[];
+  /** The ids that are uuids, as asked. */
+  valid: string[];
+  /** The valid ids in lower case, each once, sorted: what the statement locks. */
+  ordered: string[];
+  problems: string[];
+}
+
+function preparePortCheck(req: PortCheck["req"]): PortCheck {
   if (!req.serverId || !req.host) throw invalidInput("server_id and host are required");
   const ids = [...new Set(req.portIds)];
   const problems: string[] = [];
@@ -723,21 +810,69 @@ export async function checkAndUpdatePorts(
     }
   });
   const ordered = [...new Set(valid.map((i) => i.toLowerCase()))].sort();
-  const rows = ordered.length
-    ? await tx.q.query(
-        CHECK_AND_UPDATE_SQL,
-        [
-          ordered,
-          req.serverId,
-          req.host,
-          // An id that is not a uuid is already a problem: nothing may be updated.
-          problems.length ? -1 : ordered.length,
-          VIF_TYPE,
-          JSON.stringify(VIF_DETAILS),
-        ],
-        { name: "net_check_and_update_ports" },
-      )
-    : [];
+  return { req, ids, valid, ordered, problems };
+}
+
+/** The statement for several calls at once: each call's rows, in the order of the calls. */
+async function checkAndUpdateRows(q: Queryable, checks: PortCheck[]): Promise<Row[][]> {
+  const k: number[] = [];
+  const id: string[] = [];
+  const cols: unknown[][] = [[], [], [], []];
+  checks.forEach((c, i) => {
+    if (!c.ordered.length) return;
+    for (const pid of c.ordered) {
+      k.push(i);
+      id.push(pid);
+    }
+    // An id that is not a uuid is already a problem: nothing of that call may be updated.
+    for (const [j, v] of [
+      i,
+      c.req.serverId,
+      c.req.host,
+      c.problems.length ? -1 : c.ordered.length,
+    ].entries()) {
+      cols[j]!.push(v);
+    }
+  });
+  const result: Row[][] = checks.map(() => []);
+  if (!k.length) return result;
+  const rows = await q.query(CHECK_AND_UPDATE_SQL, [k, id, ...cols, VIF_TYPE, JSON.stringify(VIF_DETAILS)], {
+    name: "net_check_and_update_ports",
+  });
+  for (const r of rows) result[Number(r.k)]!.push(r);
+  return result;
+}
+
+/**
+ * Gathers the CheckAndUpdatePorts calls of one turn into one statement (checkAndUpdateRows): the
+ * agents of many hosts check the ports of many builds at once. If the statement fails, each call
+ * is run again alone, so one call's trouble reaches only that call.
+ */
+export class PortCheckBatcher {
+  private readonly batcher: TurnBatcher<PortCheck, Row[]>;
+
+  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
+    this.batcher = new TurnBatcher((checks) => checkAndUpdateRows(q, checks), {
+      inFlight,
+      maxBatch,
+      aloneOnError: true,
+    });
+  }
+
+  /**
+   * The compute agent's call: verifies each port (exists, belongs to the server, is bound to this
+   * host, has its addresses) and marks it ACTIVE. Allocates nothing; one failing port fails all.
+   */
+  async check(out: Outbox, req: PortCheck["req"]): Promise<PortDetails[]> {
+    const check = preparePortCheck(req);
+    return portCheckDetails(out, check, check.ordered.length ? await this.batcher.add(check) : []);
+  }
+}
+
+/** The checks' verdict on a call's rows: its ports' details (events in out), or the refusal. */
+function portCheckDetails(out: Outbox, check: PortCheck, rows: Row[]): PortDetails[] {
+  const { req, ids, valid } = check;
+  const problems = [...check.problems];
   const byId = new Map(
     rows.map((r) => {
       const fixed = jsonColumn<{ subnet_id: string; ip: string | number }[]>(r.fixed);
@@ -776,7 +911,7 @@ export async function checkAndUpdatePorts(
     }
   }
   if (problems.length) throw new StratusError(kind, `CheckAndUpdatePorts refused: ${problems.join("; ")}`);
-  if (rows.length && Number(rows[0]!.updated) !== rows.length) {
+  if (rows.length && !rows[0]!.fits) {
     // The checks above and the statement's agree; a difference is a bug, not a client error.
     throw new StratusError("internal", "CheckAndUpdatePorts: the ports changed while being checked");
   }
@@ -789,7 +924,7 @@ export async function checkAndUpdatePorts(
       bindingVifType: VIF_TYPE,
       bindingVifDetails: { ...VIF_DETAILS },
     };
-    portEvent(tx, PortChange.UPDATED, active);
+    portEvent({ out }, PortChange.UPDATED, active);
     const segment = row.seg_network_type !== null && row.seg_network_type !== undefined;
     details.push({
       portId: p.id,
