@@ -1,6 +1,8 @@
 // Two network-adapter processes on one PostgreSQL database take 600 concurrent port creations
 // for one /24: exactly 253 succeed, with 253 distinct addresses from the pool (checked over RPC
 // and with SQL), and every other call is refused with ip_exhausted (Connect ResourceExhausted).
+// Likewise for deferred ports on a routed network bound at once through both processes.
+import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { NetworkService } from "@stratus/contracts/network/v1";
@@ -116,5 +118,90 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
     await clients[0]!.deletePort({ id: victim.id });
     const { port: again } = await clients[1]!.createPort({ networkId: network!.id, projectId: "p1" });
     expect(again!.fixedIps[0]!.ipAddress).toBe(victim.ip);
+  });
+
+  it("deferred ports bound at once through both processes onto a /26 segment: exactly 61 distinct addresses, the rest ip_exhausted", async () => {
+    const clients = adapters.map((a) => serviceClient(NetworkService, a.url));
+    const hosts = ["leaf1-a", "leaf1-b", "leaf2-a"];
+    for (const [i, host] of hosts.entries()) {
+      await clients[i % 2]!.reportHostPhysicalNetworks({
+        host,
+        physicalNetworks: [host.startsWith("leaf1") ? "physnet-leaf1" : "physnet-leaf2"],
+        computeNodeUuid: randomUUID(),
+      });
+    }
+    const { network } = await clients[0]!.createNetwork({
+      name: "routed-crowded",
+      projectId: "p1",
+      segments: [
+        { name: "leaf1", networkType: "vlan", physicalNetwork: "physnet-leaf1", segmentationId: 11 },
+        { name: "leaf2", networkType: "vlan", physicalNetwork: "physnet-leaf2", segmentationId: 12 },
+      ],
+    });
+    const [leaf1, leaf2] = ["leaf1", "leaf2"].map((n) => network!.segments.find((s) => s.name === n)!.id);
+    const { subnet: small } = await clients[0]!.createSubnet({
+      networkId: network!.id,
+      segmentId: leaf1,
+      cidr: "10.30.0.0/26",
+    });
+    await clients[1]!.createSubnet({ networkId: network!.id, segmentId: leaf2, cidr: "10.31.0.0/24" });
+    const ports = [];
+    for (let i = 0; i < 120; i++) {
+      ports.push((await clients[i % 2]!.createPort({ networkId: network!.id, projectId: "p1" })).port!);
+    }
+    // 100 onto leaf1 (61 addresses), 20 onto leaf2; most through the process that made the port
+    // (its one-statement path, gathered per turn), every fifth through the other (a transaction).
+    const outcomes = await Promise.all(
+      ports.map(async (port, i) => {
+        const through = clients[(i + (i % 5 === 0 ? 1 : 0)) % 2]!;
+        const host = i < 100 ? hosts[i % 2]! : hosts[2]!;
+        try {
+          const bound = await through.bindPort({ portId: port.id, host });
+          return { ok: true as const, i, ip: bound.port!.fixedIps[0]!.ipAddress, segment: bound.segmentId };
+        } catch (err) {
+          return { ok: false as const, i, err };
+        }
+      }),
+    );
+    const onLeaf1 = outcomes.filter((o) => o.i < 100);
+    const bound1 = onLeaf1.flatMap((o) => (o.ok ? [o] : []));
+    expect(bound1).toHaveLength(61);
+    expect(new Set(bound1.map((o) => o.ip)).size).toBe(61);
+    for (const o of bound1) {
+      expect(o.segment).toBe(leaf1);
+      expect(o.ip).toMatch(/^10\.30\.0\.\d+$/);
+    }
+    for (const o of onLeaf1) {
+      if (o.ok) continue;
+      expect(o.err).toBeInstanceOf(StratusError);
+      expect((o.err as StratusError).kind).toBe("ip_exhausted");
+    }
+    const onLeaf2 = outcomes.filter((o) => o.i >= 100);
+    expect(onLeaf2.every((o) => o.ok && o.segment === leaf2 && o.ip.startsWith("10.31.0."))).toBe(true);
+    expect(new Set(onLeaf2.map((o) => (o.ok ? o.ip : ""))).size).toBe(20);
+
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const [row] = (
+        await sql.query(
+          `SELECT count(*)::int AS n, count(DISTINCT ip)::int AS d, count(DISTINCT port_id)::int AS p,
+             (SELECT count(*)::int FROM ip_free WHERE subnet_id = $1) AS free
+           FROM ip_allocations WHERE subnet_id = $1`,
+          [small!.id],
+        )
+      ).rows;
+      expect(row).toEqual({ n: 61, d: 61, p: 61, free: 0 });
+      // A refused port holds nothing and is bound nowhere.
+      const refused = onLeaf1.filter((o) => !o.ok).map((o) => ports[o.i]!.id);
+      const held = await sql.query(
+        `SELECT count(*)::int AS n FROM ports p WHERE p.id = ANY($1::uuid[])
+           AND (p.binding_host_id <> '' OR EXISTS (SELECT 1 FROM ip_allocations a WHERE a.port_id = p.id))`,
+        [refused],
+      );
+      expect(held.rows[0].n).toBe(0);
+    } finally {
+      await sql.end();
+    }
   });
 });
