@@ -82,13 +82,20 @@ const procCpuMs = (pid: number): number | undefined => {
   }
 };
 
-/** user + system CPU ms of each service process. */
+/**
+ * user + system CPU ms of each service process, of the nats-server and of this process (the
+ * load generator: its Connect calls and the events it follows).
+ */
 const cpuMs = (): Record<string, number> => {
   const out: Record<string, number> = {};
   for (const [name, p] of Object.entries(mesh.services)) {
     const ms = p?.proc.pid === undefined ? undefined : procCpuMs(p.proc.pid);
     if (ms !== undefined) out[name] = ms;
   }
+  const nats = mesh.nats.pid === undefined ? undefined : procCpuMs(mesh.nats.pid);
+  if (nats !== undefined) out["nats-server"] = nats;
+  const own = process.cpuUsage();
+  out.bench = (own.user + own.system) / 1000;
   return out;
 };
 

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { NetworkService } from "@stratus/contracts/network/v1";
+import { NetworkService, type Port } from "@stratus/contracts/network/v1";
 import { StratusError, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
@@ -145,7 +145,7 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
       cidr: "10.30.0.0/26",
     });
     await clients[1]!.createSubnet({ networkId: network!.id, segmentId: leaf2, cidr: "10.31.0.0/24" });
-    const ports = [];
+    const ports: Port[] = [];
     for (let i = 0; i < 120; i++) {
       ports.push((await clients[i % 2]!.createPort({ networkId: network!.id, projectId: "p1" })).port!);
     }

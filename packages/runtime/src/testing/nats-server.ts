@@ -80,6 +80,8 @@ export function natsServerBinary(): string {
 export interface TestNats {
   readonly url: string;
   readonly port: number;
+  /** The server process's pid (undefined once it has exited). */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   /** Kills the server (SIGKILL) and starts it again on the same port and store. */
   restart(): Promise<void>;
@@ -108,6 +110,9 @@ export async function startNats(): Promise<TestNats> {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return proc?.exitCode === null ? proc.pid : undefined;
+    },
     async stop() {
       await kill("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
