@@ -413,11 +413,13 @@ export class Builder {
         if (now.has(r.server_id as string)) later.push(r);
         else now.set(r.server_id as string, r);
       }
-      const done = await this.o.db.query<{ server_id: string }>(sql, [
-        JSON.stringify([...now.values()]),
-        this.o.owner,
-        String(this.o.leaseMs),
-      ]);
+      // A generic plan (planned once per connection): the rows come as one JSON array, so a
+      // custom plan sees nothing a generic one does not, and planning it cost ~1.5 ms a call.
+      const done = await this.o.db.query<{ server_id: string }>(
+        sql,
+        [JSON.stringify([...now.values()]), this.o.owner, String(this.o.leaseMs)],
+        { genericPlan: true },
+      );
       for (const d of done) written.add(now.get(d.server_id)!);
       left = later;
     }
@@ -1106,7 +1108,7 @@ export class Builder {
         batch.map((r) => r.host),
         batch.map((r) => r.powerState || 1),
       ],
-      { name: "conductor_builds_succeeded" },
+      { name: "conductor_builds_succeeded", genericPlan: true },
     );
     const written = new Map(rows.map((row) => [row.server_id, row.project_id]));
     return rs.map((r) => (first.get(r.serverId) === r ? written.get(r.serverId) : undefined));

@@ -190,6 +190,11 @@ describe("Servers.create and project usage (PGlite)", () => {
     expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(0);
     await big.create(request("p5", { minCount: 60, maxCount: 60 }));
     expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
+    // The next once what this process created has doubled (110 -> 220 and more), not before.
+    await big.create(request("p5", { minCount: 100, maxCount: 100 }));
+    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
+    await big.create(request("p5", { minCount: 20, maxCount: 20 }));
+    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(2);
     await big.refreshStatistics();
     const [servers] = await db.query<{ reltuples: number }>(
       "SELECT reltuples::int AS reltuples FROM pg_class WHERE relname = 'servers'",
