@@ -690,7 +690,7 @@ export class Placement {
         new Set(rows.map((r) => r.providerUuid)).size,
         new Set(rows.map((r) => `${r.providerUuid}/${r.resourceClass}`)).size,
       ],
-      { name: "sched_claim_batch" },
+      { name: "sched_claim_batch", genericPlan: true },
     );
     return row?.fits === true;
   }
@@ -726,7 +726,7 @@ export class Placement {
         uuids.length,
         wanted.length,
       ],
-      { name: "sched_claim_new" },
+      { name: "sched_claim_new", genericPlan: true },
     );
     if (row!.created) {
       return { consumerGeneration: 1, providerUuids: uuids.sort(), previous: [] };
