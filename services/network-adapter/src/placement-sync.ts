@@ -55,7 +55,12 @@ export class PlacementSync {
     for (const h of work.hosts ?? []) this.hosts.add(h);
     if (!this.segments.size && !this.removed.size && !this.hosts.size) return;
     const pass = this.start();
-    await Promise.race([pass, new Promise((r) => setTimeout(r, waitMs).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([pass, new Promise((r) => (timer = setTimeout(r, waitMs).unref()))]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Queues every segment and host (start-up repair). */
