@@ -6,11 +6,15 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { IpAddressChangedSchema, PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { serviceClient } from "@stratus/runtime";
+import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, type NetworkClient, refusal } from "./helpers.js";
+
+/** Runs a call as a non-admin user of a project (the headers the api would send). */
+const asProject = <T>(project: string, fn: () => Promise<T>) =>
+  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
 
 type PlacementClient = ReturnType<typeof serviceClient<typeof PlacementService>>;
 
@@ -202,6 +206,8 @@ describe("routed networks, binding and placement", () => {
     const { network } = await net.createNetwork({
       name: "tight",
       projectId: "p1",
+      // Shared: a user of p2 sees the network, not p1's ports on it.
+      shared: true,
       segments: [
         { name: "small", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 201 },
         { name: "big", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 202 },
@@ -213,7 +219,7 @@ describe("routed networks, binding and placement", () => {
     await net.createSubnet({ networkId: network!.id, segmentId: small, cidr: "10.9.0.0/29" });
     await net.createSubnet({ networkId: network!.id, segmentId: big, cidr: "10.8.0.0/24" });
     const made: string[] = [];
-    for (let i = 0; i < 11; i++)
+    for (let i = 0; i < 13; i++)
       made.push((await net.createPort({ networkId: network!.id, projectId: "p1" })).port!.id);
     const hosts = [
       ...Array(7)
@@ -223,10 +229,19 @@ describe("routed networks, binding and placement", () => {
       "rack2-a",
       "rack2-a",
       "lonely",
+      "rack2-a",
+      "rack2-a",
     ];
+    // In the same turn: port 11 bound by a user of another project (not theirs to see), port 12
+    // by a user of its own project; the others by an admin.
+    const caller = (i: number) => (i === 11 ? "p2" : i === 12 ? "p1" : undefined);
 
     const answers = await Promise.allSettled(
-      made.map((portId, i) => net.bindPort({ portId, host: hosts[i]! })),
+      made.map((portId, i) => {
+        const bind = () => net.bindPort({ portId, host: hosts[i]! });
+        const project = caller(i);
+        return project ? asProject(project, bind) : bind();
+      }),
     );
 
     const bound = answers.flatMap((a, i) => (a.status === "fulfilled" ? [{ i, ...a.value }] : []));
@@ -240,7 +255,7 @@ describe("routed networks, binding and placement", () => {
       expect(b.port!.fixedIps.map((f) => f.ipAddress)).toEqual([expect.stringMatching(/^10\.9\.0\.[2-6]$/)]);
     }
     const onBig = bound.filter((b) => b.i >= 7);
-    expect(onBig.map((b) => b.i)).toEqual([7, 8, 9]);
+    expect(onBig.map((b) => b.i)).toEqual([7, 8, 9, 12]);
     for (const b of onBig) {
       expect(b.segmentId).toBe(big);
       expect(b.port!.fixedIps.map((f) => f.ipAddress)).toEqual([expect.stringMatching(/^10\.8\.0\./)]);
@@ -248,7 +263,9 @@ describe("routed networks, binding and placement", () => {
     for (const [i, a] of answers.entries()) {
       if (a.status === "fulfilled") continue;
       const err = await refusal(Promise.reject(a.reason));
-      expect(err.kind, `port ${i}`).toBe(i === 10 ? "invalid_input" : "ip_exhausted");
+      expect(err.kind, `port ${i}`).toBe(
+        i === 10 ? "invalid_input" : i === 11 ? "not_found" : "ip_exhausted",
+      );
       const left = (await net.getPort({ id: made[i]! })).port!;
       expect(left.bindingHostId).toBe("");
       expect(left.fixedIps).toEqual([]);
