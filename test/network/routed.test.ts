@@ -274,6 +274,41 @@ describe("routed networks, binding and placement", () => {
     await net.deleteNetwork({ id: network!.id });
   });
 
+  it("deferred ports made in one turn keep each caller's visibility: another project's user is refused, the owner's is served", async () => {
+    const { network } = await net.createNetwork({
+      name: "private-routed",
+      projectId: "p1",
+      segments: [
+        { name: "a", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 301 },
+        { name: "b", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 302 },
+      ],
+    });
+    const [a, b] = network!.segments.map((s) => s.id);
+    await net.createSubnet({ networkId: network!.id, segmentId: a!, cidr: "10.7.0.0/28" });
+    await net.createSubnet({ networkId: network!.id, segmentId: b!, cidr: "10.7.1.0/28" });
+    // The first port teaches the adapter the network is routed; the next go together.
+    const first = (await net.createPort({ networkId: network!.id, projectId: "p1" })).port!;
+    expect(first.ipAllocation).toBe(IpAllocation.DEFERRED);
+    const [foreign, own, admin] = await Promise.allSettled([
+      asProject("p2", () => net.createPort({ networkId: network!.id, name: "foreign" })),
+      asProject("p1", () => net.createPort({ networkId: network!.id, name: "own" })),
+      net.createPort({ networkId: network!.id, projectId: "p1", name: "admin" }),
+    ]);
+    expect(foreign!.status).toBe("rejected");
+    expect((await refusal(Promise.reject((foreign as PromiseRejectedResult).reason))).kind).toBe("not_found");
+    for (const made of [own!, admin!]) {
+      expect(made.status).toBe("fulfilled");
+      const port = (
+        made as PromiseFulfilledResult<{ port?: { ipAllocation: IpAllocation; projectId: string } }>
+      ).value.port!;
+      expect(port).toMatchObject({ ipAllocation: IpAllocation.DEFERRED, projectId: "p1" });
+    }
+    const { ports } = await net.listPorts({ networkId: network!.id });
+    expect(ports.map((p) => p.name).sort()).toEqual(["", "admin", "own"]);
+    for (const p of ports) await net.deletePort({ id: p.id });
+    await net.deleteNetwork({ id: network!.id });
+  });
+
   it("CheckAndUpdatePorts refuses a port bound elsewhere and never allocates; a good port goes ACTIVE with what the driver needs", async () => {
     const server = randomUUID();
     const { port: bound } = await net.createPort({ networkId, projectId: "p1" });
