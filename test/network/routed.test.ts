@@ -29,6 +29,33 @@ async function computeNode(placement: PlacementClient, host: string): Promise<st
   return uuid;
 }
 
+/**
+ * A routed network of p1 with two VLAN segments, one on physnet-rack1 and one on physnet-rack2,
+ * each with a subnet of the given CIDR: its id and the two segments' ids, in that order.
+ */
+async function twoRackNetwork(
+  net: NetworkClient,
+  name: string,
+  opts: { shared: boolean; vlans: [number, number]; cidrs: [string, string] },
+): Promise<{ networkId: string; segments: [string, string] }> {
+  const { network } = await net.createNetwork({
+    name,
+    projectId: "p1",
+    shared: opts.shared,
+    segments: [1, 2].map((rack, i) => ({
+      name: `rack${rack}`,
+      networkType: "vlan",
+      physicalNetwork: `physnet-rack${rack}`,
+      segmentationId: opts.vlans[i]!,
+    })),
+  });
+  const segments = [1, 2].map((rack) => network!.segments.find((s) => s.name === `rack${rack}`)!.id);
+  for (const [i, segmentId] of segments.entries()) {
+    await net.createSubnet({ networkId: network!.id, segmentId, cidr: opts.cidrs[i]! });
+  }
+  return { networkId: network!.id, segments: segments as [string, string] };
+}
+
 describe("routed networks, binding and placement", () => {
   let mesh: Mesh;
   let net: NetworkClient;
@@ -73,20 +100,14 @@ describe("routed networks, binding and placement", () => {
       computeNodeUuid: cn.lonely!,
     });
 
-    const { network } = await net.createNetwork({
-      name: "routed",
-      projectId: "p1",
+    ({
+      networkId,
+      segments: [segA, segB],
+    } = await twoRackNetwork(net, "routed", {
       shared: true,
-      segments: [
-        { name: "rack1", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 101 },
-        { name: "rack2", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 102 },
-      ],
-    });
-    networkId = network!.id;
-    segA = network!.segments.find((s) => s.name === "rack1")!.id;
-    segB = network!.segments.find((s) => s.name === "rack2")!.id;
-    await net.createSubnet({ networkId, segmentId: segA, cidr: "10.1.0.0/24" });
-    await net.createSubnet({ networkId, segmentId: segB, cidr: "10.2.0.0/24" });
+      vlans: [101, 102],
+      cidrs: ["10.1.0.0/24", "10.2.0.0/24"],
+    }));
   });
   afterAll(async () => {
     await nc?.close();
@@ -203,24 +224,19 @@ describe("routed networks, binding and placement", () => {
   });
 
   it("deferred ports bound together each get their own address from their host's segment; a segment short of addresses serves what it has and refuses the rest", async () => {
-    const { network } = await net.createNetwork({
-      name: "tight",
-      projectId: "p1",
-      // Shared: a user of p2 sees the network, not p1's ports on it.
+    // Shared: a user of p2 sees the network, not p1's ports on it. Segment "small" on rack1 has a
+    // /29: without its network, broadcast and gateway addresses, 5 to hand out.
+    const {
+      networkId: tight,
+      segments: [small, big],
+    } = await twoRackNetwork(net, "tight", {
       shared: true,
-      segments: [
-        { name: "small", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 201 },
-        { name: "big", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 202 },
-      ],
+      vlans: [201, 202],
+      cidrs: ["10.9.0.0/29", "10.8.0.0/24"],
     });
-    const small = network!.segments.find((s) => s.name === "small")!.id;
-    const big = network!.segments.find((s) => s.name === "big")!.id;
-    // A /29 without its network, broadcast and gateway addresses: 5 to hand out.
-    await net.createSubnet({ networkId: network!.id, segmentId: small, cidr: "10.9.0.0/29" });
-    await net.createSubnet({ networkId: network!.id, segmentId: big, cidr: "10.8.0.0/24" });
     const made: string[] = [];
     for (let i = 0; i < 13; i++)
-      made.push((await net.createPort({ networkId: network!.id, projectId: "p1" })).port!.id);
+      made.push((await net.createPort({ networkId: tight, projectId: "p1" })).port!.id);
     const hosts = [
       ...Array(7)
         .fill(0)
@@ -271,28 +287,22 @@ describe("routed networks, binding and placement", () => {
       expect(left.fixedIps).toEqual([]);
     }
     for (const id of made) await net.deletePort({ id });
-    await net.deleteNetwork({ id: network!.id });
+    await net.deleteNetwork({ id: tight });
   });
 
   it("deferred ports made in one turn keep each caller's visibility: another project's user is refused, the owner's is served", async () => {
-    const { network } = await net.createNetwork({
-      name: "private-routed",
-      projectId: "p1",
-      segments: [
-        { name: "a", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 301 },
-        { name: "b", networkType: "vlan", physicalNetwork: "physnet-rack2", segmentationId: 302 },
-      ],
+    const { networkId: privateNet } = await twoRackNetwork(net, "private-routed", {
+      shared: false,
+      vlans: [301, 302],
+      cidrs: ["10.7.0.0/28", "10.7.1.0/28"],
     });
-    const [a, b] = network!.segments.map((s) => s.id);
-    await net.createSubnet({ networkId: network!.id, segmentId: a!, cidr: "10.7.0.0/28" });
-    await net.createSubnet({ networkId: network!.id, segmentId: b!, cidr: "10.7.1.0/28" });
     // The first port teaches the adapter the network is routed; the next go together.
-    const first = (await net.createPort({ networkId: network!.id, projectId: "p1" })).port!;
+    const first = (await net.createPort({ networkId: privateNet, projectId: "p1" })).port!;
     expect(first.ipAllocation).toBe(IpAllocation.DEFERRED);
     const [foreign, own, admin] = await Promise.allSettled([
-      asProject("p2", () => net.createPort({ networkId: network!.id, name: "foreign" })),
-      asProject("p1", () => net.createPort({ networkId: network!.id, name: "own" })),
-      net.createPort({ networkId: network!.id, projectId: "p1", name: "admin" }),
+      asProject("p2", () => net.createPort({ networkId: privateNet, name: "foreign" })),
+      asProject("p1", () => net.createPort({ networkId: privateNet, name: "own" })),
+      net.createPort({ networkId: privateNet, projectId: "p1", name: "admin" }),
     ]);
     expect(foreign!.status).toBe("rejected");
     expect((await refusal(Promise.reject((foreign as PromiseRejectedResult).reason))).kind).toBe("not_found");
@@ -303,10 +313,10 @@ describe("routed networks, binding and placement", () => {
       ).value.port!;
       expect(port).toMatchObject({ ipAllocation: IpAllocation.DEFERRED, projectId: "p1" });
     }
-    const { ports } = await net.listPorts({ networkId: network!.id });
+    const { ports } = await net.listPorts({ networkId: privateNet });
     expect(ports.map((p) => p.name).sort()).toEqual(["", "admin", "own"]);
     for (const p of ports) await net.deletePort({ id: p.id });
-    await net.deleteNetwork({ id: network!.id });
+    await net.deleteNetwork({ id: privateNet });
   });
 
   it("CheckAndUpdatePorts refuses a port bound elsewhere and never allocates; a good port goes ACTIVE with what the driver needs", async () => {

@@ -278,22 +278,8 @@ export async function createPortsFast(
   items: { req: CreatePortRequest; caller: Caller }[],
 ): Promise<(Row | null)[]> {
   const ids = items.map(() => randomUUID());
-  const cols: unknown[][] = Array.from({ length: 10 }, () => []);
-  items.forEach(({ req, caller }, i) => {
-    const values = [
-      req.networkId.toLowerCase(),
-      ids[i],
-      req.projectId || caller.projectId,
-      req.name,
-      req.macAddress ? req.macAddress.toLowerCase() : null, // null: the function picks a free one
-      req.deviceId,
-      req.deviceOwner,
-      req.bindingVnicType || "normal",
-      caller.isAdmin,
-      caller.projectId,
-    ];
-    for (const [k, v] of values.entries()) cols[k]!.push(v);
-  });
+  // No MAC asked for: null, the function picks a free one.
+  const cols = newPortColumns(items, ids, (req) => (req.macAddress ? req.macAddress.toLowerCase() : null));
   let rows: Row[];
   try {
     rows = await q.query(CREATE_PORTS_FAST, cols);
@@ -302,8 +288,46 @@ export async function createPortsFast(
     if (items.length === 1) return [null];
     return Promise.all(items.map(async (item) => (await createPortsFast(q, [item]))[0]!));
   }
+  return rowsById(ids, rows);
+}
+
+/** Rows of values as the columns of an unnest(): one array per position. */
+function columns(rows: unknown[][], width: number): unknown[][] {
+  const cols = Array.from({ length: width }, () => [] as unknown[]);
+  for (const row of rows) for (const [i, v] of row.entries()) cols[i]!.push(v);
+  return cols;
+}
+
+/** Each id's row of a RETURNING, in the order of the ids; null for an id that got none. */
+function rowsById(ids: string[], rows: Row[]): (Row | null)[] {
   const byId = new Map(rows.map((r) => [String(r.id), r]));
-  return ids.map((id) => byId.get(id!) ?? null);
+  return ids.map((id) => byId.get(id) ?? null);
+}
+
+/**
+ * The columns of new ports' requests, in the order create_ports_auto and CREATE_DEFERRED_SQL
+ * take them: network, id, project, name, MAC, device id and owner, vnic type, and the caller.
+ */
+function newPortColumns(
+  items: { req: CreatePortRequest; caller: Caller }[],
+  ids: string[],
+  mac: (req: CreatePortRequest) => string | null,
+): unknown[][] {
+  return columns(
+    items.map(({ req, caller }, i) => [
+      req.networkId.toLowerCase(),
+      ids[i],
+      req.projectId || caller.projectId,
+      req.name,
+      mac(req),
+      req.deviceId,
+      req.deviceOwner,
+      req.bindingVnicType || "normal",
+      caller.isAdmin,
+      caller.projectId,
+    ]),
+    10,
+  );
 }
 
 /** The port of a row of createPortsFast, with its events (ip allocated, port created) in out. */
@@ -328,7 +352,7 @@ export function fastPortCreated(row: Row, out: Outbox): PortRec {
 const CREATE_DEFERRED_SQL = `WITH r AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
       $8::text[], $9::boolean[], $10::text[])
-      AS r(id, network_id, project_id, name, mac, device_id, device_owner, vnic, is_admin, caller_project)),
+      AS r(network_id, id, project_id, name, mac, device_id, device_owner, vnic, is_admin, caller_project)),
   routed AS (SELECT n.id FROM networks n WHERE n.id IN (SELECT network_id FROM r) AND ${routedNetworkSql("n.id")})
   INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation, binding_vnic_type)
   SELECT r.id, n.id, r.project_id, r.name, r.mac, r.device_id, r.device_owner, 'deferred', r.vnic
@@ -352,25 +376,8 @@ async function createDeferredPorts(
   items: { req: CreatePortRequest; caller: Caller }[],
 ): Promise<(Row | null)[]> {
   const ids = items.map(() => randomUUID());
-  const cols: unknown[][] = Array.from({ length: 10 }, () => []);
-  items.forEach(({ req, caller }, i) => {
-    const values = [
-      ids[i],
-      req.networkId.toLowerCase(),
-      req.projectId || caller.projectId,
-      req.name,
-      randomMac(),
-      req.deviceId,
-      req.deviceOwner,
-      req.bindingVnicType || "normal",
-      caller.isAdmin,
-      caller.projectId,
-    ];
-    for (const [k, v] of values.entries()) cols[k]!.push(v);
-  });
-  const rows = await q.query(CREATE_DEFERRED_SQL, cols, { name: "net_create_deferred_ports" });
-  const byId = new Map(rows.map((r) => [String(r.id), r]));
-  return ids.map((id) => byId.get(id) ?? null);
+  const cols = newPortColumns(items, ids, () => randomMac());
+  return rowsById(ids, await q.query(CREATE_DEFERRED_SQL, cols, { name: "net_create_deferred_ports" }));
 }
 
 /** The deferred ports asked for in one turn, made in one statement (createDeferredPorts). */
@@ -610,25 +617,25 @@ interface DeferredBind {
 }
 
 async function bindDeferredPorts(q: Queryable, binds: DeferredBind[]): Promise<(Row | null)[]> {
-  const cols: unknown[][] = Array.from({ length: 6 }, () => []);
+  const values: unknown[][] = [];
   const seen = new Set<string>();
   binds.forEach(({ req, caller }, k) => {
     const id = req.portId.toLowerCase();
     // The same port twice in one statement would get two addresses: a repeat takes the full path.
     if (!req.host || !isUuid(id) || seen.has(id)) return;
     seen.add(id);
-    const values = [
+    values.push([
       k,
       id,
       req.host,
       JSON.stringify(req.bindingProfile ?? {}),
       caller.isAdmin,
       caller.projectId,
-    ];
-    for (const [c, v] of values.entries()) cols[c]!.push(v);
+    ]);
   });
   const result: (Row | null)[] = binds.map(() => null);
-  if (!seen.size) return result;
+  if (!values.length) return result;
+  const cols = columns(values, 6);
   const rows = await q.query(BIND_DEFERRED_SQL, [...cols, VIF_TYPE, JSON.stringify(VIF_DETAILS)], {
     name: "net_bind_deferred_ports",
   });
@@ -815,28 +822,18 @@ function preparePortCheck(req: PortCheck["req"]): PortCheck {
 
 /** The statement for several calls at once: each call's rows, in the order of the calls. */
 async function checkAndUpdateRows(q: Queryable, checks: PortCheck[]): Promise<Row[][]> {
-  const k: number[] = [];
-  const id: string[] = [];
-  const cols: unknown[][] = [[], [], [], []];
+  const wanted: unknown[][] = [];
+  const calls: unknown[][] = [];
   checks.forEach((c, i) => {
     if (!c.ordered.length) return;
-    for (const pid of c.ordered) {
-      k.push(i);
-      id.push(pid);
-    }
+    for (const pid of c.ordered) wanted.push([i, pid]);
     // An id that is not a uuid is already a problem: nothing of that call may be updated.
-    for (const [j, v] of [
-      i,
-      c.req.serverId,
-      c.req.host,
-      c.problems.length ? -1 : c.ordered.length,
-    ].entries()) {
-      cols[j]!.push(v);
-    }
+    calls.push([i, c.req.serverId, c.req.host, c.problems.length ? -1 : c.ordered.length]);
   });
   const result: Row[][] = checks.map(() => []);
-  if (!k.length) return result;
-  const rows = await q.query(CHECK_AND_UPDATE_SQL, [k, id, ...cols, VIF_TYPE, JSON.stringify(VIF_DETAILS)], {
+  if (!wanted.length) return result;
+  const params = [...columns(wanted, 2), ...columns(calls, 4), VIF_TYPE, JSON.stringify(VIF_DETAILS)];
+  const rows = await q.query(CHECK_AND_UPDATE_SQL, params, {
     name: "net_check_and_update_ports",
   });
   for (const r of rows) result[Number(r.k)]!.push(r);
