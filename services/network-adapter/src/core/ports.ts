@@ -291,6 +291,14 @@ export async function createPortsFast(
   return rowsById(ids, rows);
 }
 
+/**
+ * How the adapter's per-turn statements are cut: at most 4 in flight, up to 16 calls each, a
+ * statement that fails run again call by call (aloneOnError). Batches of 16 rather than
+ * everything waiting: a few statements in flight keep the callers, this process and the database
+ * working at the same time instead of in lockstep.
+ */
+const PORT_BATCHES = { inFlight: 4, maxBatch: 16, aloneOnError: true } as const;
+
 /** Rows of values as the columns of an unnest(): one array per position. */
 function columns(rows: unknown[][], width: number): unknown[][] {
   const cols = Array.from({ length: width }, () => [] as unknown[]);
@@ -330,16 +338,30 @@ function newPortColumns(
   );
 }
 
-/** The port of a row of createPortsFast, with its events (ip allocated, port created) in out. */
-export function fastPortCreated(row: Row, out: Outbox): PortRec {
+/**
+ * The port of a row that took one address in its statement (held_subnet_id, held_ip,
+ * held_segment_id), with its events in out: the address allocated, then `change`.
+ */
+function portWithHeldAddress(
+  row: Row,
+  out: Outbox,
+  change: PortChange,
+): { port: PortRec; segmentId: string | null } {
   const subnetId = String(row.held_subnet_id);
   const segmentId = row.held_segment_id === null ? null : String(row.held_segment_id);
   const ip = Number(row.held_ip);
   const port = portFromRow(row, [{ subnetId, ip }]);
   allocatedEvent(out, port.id, subnetId, segmentId, ip);
-  if (port.deviceOwner.startsWith("network:") && segmentId) out.segments.add(segmentId);
-  portEvent({ out }, PortChange.CREATED, port);
-  return port;
+  if (change === PortChange.CREATED && port.deviceOwner.startsWith("network:") && segmentId) {
+    out.segments.add(segmentId);
+  }
+  portEvent({ out }, change, port);
+  return { port, segmentId };
+}
+
+/** The port of a row of createPortsFast, with its events (ip allocated, port created) in out. */
+export function fastPortCreated(row: Row, out: Outbox): PortRec {
+  return portWithHeldAddress(row, out, PortChange.CREATED).port;
 }
 
 /**
@@ -384,12 +406,8 @@ async function createDeferredPorts(
 export class DeferredPortBatcher {
   private readonly batcher: TurnBatcher<{ req: CreatePortRequest; caller: Caller }, Row | null>;
 
-  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
-    this.batcher = new TurnBatcher((items) => createDeferredPorts(q, items), {
-      inFlight,
-      maxBatch,
-      aloneOnError: true,
-    });
+  constructor(q: Queryable) {
+    this.batcher = new TurnBatcher((items) => createDeferredPorts(q, items), PORT_BATCHES);
   }
 
   /** The new port (its event in out), or undefined when the full path must handle the request. */
@@ -405,18 +423,19 @@ export class DeferredPortBatcher {
 /**
  * Groups the eligible CreatePorts that arrive together: the requests of one turn of the event
  * loop, and those arriving while earlier ones are with the database, go in one call of
- * createPortsFast (at most `inFlight` such calls at a time, each with up to `maxBatch` requests; a
- * lone request goes alone, one turn later). Group commit for port creation: fewer round trips,
- * commits and statement runs per port when many callers create ports at once; on PGlite, whose
- * queries run on this thread, it is what lets requests queue up at all. Batches of 16 rather than
- * everything waiting: a few batches in flight keep the callers, this process and the database
- * working at the same time instead of in lockstep.
+ * createPortsFast (PORT_BATCHES; a lone request goes alone, one turn later). Group commit for
+ * port creation: fewer round trips, commits and statement runs per port when many callers create
+ * ports at once; on PGlite, whose queries run on this thread, it is what lets requests queue up
+ * at all. createPortsFast retries a failed call item by item itself (only on the errors it knows).
  */
 export class PortCreationBatcher {
   private readonly batcher: TurnBatcher<{ req: CreatePortRequest; caller: Caller }, Row | null>;
 
-  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
-    this.batcher = new TurnBatcher((items) => createPortsFast(q, items), { inFlight, maxBatch });
+  constructor(q: Queryable) {
+    this.batcher = new TurnBatcher((items) => createPortsFast(q, items), {
+      inFlight: PORT_BATCHES.inFlight,
+      maxBatch: PORT_BATCHES.maxBatch,
+    });
   }
 
   /** The new port's row, or null when the full path must handle the request. */
@@ -650,12 +669,8 @@ async function bindDeferredPorts(q: Queryable, binds: DeferredBind[]): Promise<(
 export class DeferredBindBatcher {
   private readonly batcher: TurnBatcher<DeferredBind, Row | null>;
 
-  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
-    this.batcher = new TurnBatcher((binds) => bindDeferredPorts(q, binds), {
-      inFlight,
-      maxBatch,
-      aloneOnError: true,
-    });
+  constructor(q: Queryable) {
+    this.batcher = new TurnBatcher((binds) => bindDeferredPorts(q, binds), PORT_BATCHES);
   }
 
   /** The bound port and its segment (events in out), or undefined: bindPort must answer. */
@@ -666,13 +681,9 @@ export class DeferredBindBatcher {
   ): Promise<{ port: PortRec; segmentId: string } | undefined> {
     const row = await this.batcher.add({ req, caller });
     if (!row) return undefined;
-    const subnetId = String(row.held_subnet_id);
-    const segmentId = String(row.held_segment_id);
-    const ip = Number(row.held_ip);
-    allocatedEvent(out, String(row.id), subnetId, segmentId, ip);
-    const port = portFromRow(row, [{ subnetId, ip }]);
-    portEvent({ out }, PortChange.BOUND, port);
-    return { port, segmentId };
+    // A bind's segment is never null: the statement binds only onto a segment it chose.
+    const { port, segmentId } = portWithHeldAddress(row, out, PortChange.BOUND);
+    return { port, segmentId: segmentId! };
   }
 }
 
@@ -848,12 +859,8 @@ async function checkAndUpdateRows(q: Queryable, checks: PortCheck[]): Promise<Ro
 export class PortCheckBatcher {
   private readonly batcher: TurnBatcher<PortCheck, Row[]>;
 
-  constructor(q: Queryable, inFlight = 4, maxBatch = 16) {
-    this.batcher = new TurnBatcher((checks) => checkAndUpdateRows(q, checks), {
-      inFlight,
-      maxBatch,
-      aloneOnError: true,
-    });
+  constructor(q: Queryable) {
+    this.batcher = new TurnBatcher((checks) => checkAndUpdateRows(q, checks), PORT_BATCHES);
   }
 
   /**
