@@ -27,7 +27,9 @@ let nextInBlock = (process.pid * 7) % BLOCK;
  * kernel gives to listen(0) and to every outgoing connection. Elsewhere the kernel picks.
  */
 export async function freePort(): Promise<number> {
-  const pool = Number(process.env.VITEST_POOL_ID);
+  // STRATUS_TEST_PORT_BLOCKS shifts the blocks, so that two suites run at once on one machine
+  // (two checkouts) do not hand out the same ports.
+  const pool = Number(process.env.VITEST_POOL_ID) + Number(process.env.STRATUS_TEST_PORT_BLOCKS ?? 0);
   if (Number.isInteger(pool) && pool > 0 && BLOCKS_FROM + pool * BLOCK <= 32_768) {
     const base = BLOCKS_FROM + (pool - 1) * BLOCK;
     for (let tries = 0; tries < BLOCK; tries++) {
