@@ -1,0 +1,1 @@
+export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
