@@ -9,7 +9,7 @@ import { waitForServing } from "./processes.js";
 
 describe("freePort", () => {
   it("hands out distinct ports from this worker's block, skipping taken ones", async () => {
-    const pool = Number(process.env.VITEST_POOL_ID);
+    const pool = Number(process.env.VITEST_POOL_ID) + Number(process.env.STRATUS_TEST_PORT_BLOCKS ?? 0);
     const base = 20_000 + (pool - 1) * 1000;
     const first = await freePort();
     // Hold the next ports the way a started service would: they must not be handed out again.
