@@ -100,7 +100,9 @@ const placement = new Placement(db);
     });
   };
   booted.bus.subscribe(Subjects.placementChanged, PlacementChangedSchema, (e) => {
-    if (e.origin !== origin) placement.writtenElsewhere();
+    if (e.origin === origin) return;
+    placement.writtenElsewhere();
+    booted.logger.debug({ origin: e.origin }, "placement written through another scheduler: pools dropped");
   });
 }
 const candidates = new AllocationCandidates(db, () => placement.version);
