@@ -103,11 +103,10 @@ export class AllocationCandidates {
    * Whether an ordered search's member_of reaches at least a fifth of the roots holding the order
    * class: then the ordered walk over every root meets `limit` qualifying roots after about five
    * times as many, fewer than the members the member_of-driven search would list, free-rank and
-   * sort (a routed network's two segments in the boot bench: every host, 20 ms per call). Both
-   * searches give the same roots; this only picks the cheaper. The class's root count and the
-   * member_of list's member count are kept for COUNT_MS (hosts come and go rarely, and a stale
-   * count can only pick the slower of two right answers; the member count was one statement a
-   * search, 0.5 ms on PGlite).
+   * sort (a routed network's segments together reach every host). Both searches give the same
+   * roots; this only picks the cheaper. The class's root count and the member_of list's member
+   * count are kept for COUNT_MS (hosts come and go rarely, and a stale count can only pick the
+   * slower of two right answers), not read by a statement of their own per search.
    */
   private async broadMemberOf(query: CandidateQuery): Promise<boolean> {
     if (!query.order) return false;

@@ -55,7 +55,7 @@ export function traitConditions(p: Params, x: string, required: string[], forbid
 /**
  * member_of: the provider qualifies directly or via its root (Placement ≥1.21). Two probes of the
  * (provider_id, aggregate_uuid) key: `provider_id IN (x.id, x.root_id)` was planned as a scan of
- * the aggregate's members filtered per provider (1 ms per 100 sharing providers at 10,000 hosts).
+ * the aggregate's members filtered per provider, a cost that grew with the aggregate.
  */
 export function memberOfConditions(p: Params, x: string, memberOf: string[][]): string[] {
   return memberOf.map((anyOf) => {

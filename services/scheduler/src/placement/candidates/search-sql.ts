@@ -34,7 +34,7 @@ function servesTree(
   const ownExists = `EXISTS (SELECT 1 FROM resource_providers x WHERE x.root_id = r.id${own.map((c) => ` AND ${c}`).join("")})`;
   if (!sharingPossible) {
     // "OR false" keeps this a per-root probe: a bare EXISTS is pulled up into a semi-join, and the
-    // planner, misjudging the unit filters, then hashes every root holding the class (10,000).
+    // planner, misjudging the unit filters, then hashes every root holding the class.
     return ownPossible ? `(${ownExists} OR false)` : "false";
   }
   const shared = conds("s");
@@ -46,8 +46,8 @@ function servesTree(
   const viaSharing = `EXISTS (SELECT 1 FROM resource_providers t JOIN provider_aggregates ta ON ta.provider_id = t.id
       WHERE t.root_id = r.id AND ta.aggregate_uuid IN (SELECT aggregate_uuid FROM ${name}))`;
   // A class only sharing roots hold (a segment's IPV4_ADDRESS): no provider of the tree can meet
-  // the group itself, and that probe was planned as a hash over every provider holding the class
-  // (a third of a segment's search at 100 segments). "OR false" as above.
+  // the group itself, and that probe was planned as a hash over every provider holding the class,
+  // every segment of the cloud for a search of one segment's hosts. "OR false" as above.
   if (!ownPossible) return `(${viaSharing} OR false)`;
   return `(${ownExists}
     OR ${viaSharing})`;
@@ -57,7 +57,7 @@ function servesTree(
  * SQL: the ids of the roots a group's first member_of list can reach, computed from the aggregate
  * index. A necessary condition only (every condition is still checked per root afterwards), but a
  * selective one: it lets a request bound to one segment start from that segment's hosts instead
- * of probing every root of the cloud (bench/placement: 10,000 roots took seconds).
+ * of probing every root of the cloud.
  */
 function memberOfRoots(p: Params, g: RequestGroupSpec): string | undefined {
   const anyOf = g.memberOf[0];
@@ -70,7 +70,7 @@ function memberOfRoots(p: Params, g: RequestGroupSpec): string | undefined {
   // in it): it serves its own tree, or, when it is a sharing provider, the trees in any aggregate
   // it belongs to.
   // Scalar subqueries and `= ANY(ARRAY(...))` keep this on the indexes: joins were planned as
-  // hashes over every provider and every aggregate membership (10,000 rows each).
+  // hashes over every provider and every aggregate membership.
   return `SELECT (SELECT x.root_id FROM resource_providers x WHERE x.id = a.provider_id)
       FROM provider_aggregates a WHERE a.aggregate_uuid = ANY(${aggs})
     UNION SELECT (SELECT t.root_id FROM resource_providers t WHERE t.id = ta.provider_id)
@@ -106,7 +106,8 @@ function rootsParts(
 ): { ctes: string[]; select: string; p: Params } {
   const p = new Params();
   // Without a sharing provider holding every class a condition needs, no sharing provider can
-  // meet it: the sharing branch is left out (less to plan; planning dominated at 10,000 roots).
+  // meet it: the sharing branch is left out (less to plan, and planning is most of the cost of a
+  // search that reaches many roots).
   const sharingCan = (classes: string[]) => !sharingClasses || classes.every((rc) => sharingClasses.has(rc));
   // With a class that only sharing roots hold, no provider of the tree can meet it.
   const ownCan = (classes: string[]) =>
@@ -149,10 +150,10 @@ function rootsParts(
   const dir = query.order?.direction === "least_free" ? "ASC" : "DESC";
   if (driving) {
     // The roots the member_of reaches, put in order first (one key per root), then checked one
-    // by one in that order until `limit` qualify: before, every root reached (500 per segment
-    // at 10,000 hosts / 20 segments) was checked and the survivors sorted. OFFSET 0 keeps the
-    // ordered subquery whole, so the nested loop keeps its order and the LIMIT stops it early.
-    // (The free amount by key per root: a join was planned as a hash of the class's 10,000 rows.)
+    // by one in that order until `limit` qualify, instead of checking every root reached (a
+    // segment's every host) and sorting the survivors. OFFSET 0 keeps the ordered subquery
+    // whole, so the nested loop keeps its order and the LIMIT stops it early. (The free amount
+    // by key per root: a join was planned as a hash of every row of the class.)
     const ordered = query.order
       ? `SELECT root_id, free, random() AS rnd FROM (SELECT d.root_id, (SELECT si.free FROM inventories si
             WHERE si.provider_id = d.root_id AND si.resource_class = ${classLiteral(query.order.resourceClass)}) AS free
@@ -165,10 +166,10 @@ function rootsParts(
   }
   if (query.order) {
     // No member_of: walk the class's inventories in order (index inventories_class_free: free,
-    // then provider id) and check each root until `limit` qualify. Checking every root and
-    // sorting the survivors cost 8 ms and 21,000 buffer hits per call at 1,000 hosts. OFFSET 0
-    // keeps the ordered walk whole, so the nested loop keeps its order and the LIMIT stops it.
-    // The index's order read forwards (most free first) or backwards (least free first).
+    // then provider id) and check each root until `limit` qualify, instead of checking every
+    // root of the cloud and sorting the survivors: the planner reads the index in order (no
+    // fence: the join keeps its outer order) and the LIMIT stops the nested loop after a few
+    // rows. The index's order read forwards (most free first) or backwards (least free first).
     const idOrder = dir === "DESC" ? "ASC" : "DESC";
     const select = `SELECT q.id FROM inventories si
   CROSS JOIN LATERAL (SELECT r.id FROM resource_providers r WHERE r.id = si.provider_id AND ${where.join("\n AND ")}) q
@@ -206,7 +207,7 @@ export function candidatesQuery(
     `roots AS MATERIALIZED (SELECT id, row_number() OVER () AS ord FROM (${select}) q)`,
     `members AS MATERIALIZED (SELECT m.id, m.root_id, m.shares FROM roots JOIN resource_providers m ON m.root_id = roots.id)`,
     // The sharing providers in an aggregate with a member, by the sharing memberships' index
-    // (migration 003): before, every sharing provider's aggregates were listed first.
+    // (migration 003), never by listing every sharing provider's aggregates.
     `links AS MATERIALIZED (SELECT DISTINCT m.root_id, sa.provider_id AS sharing_id FROM members m
        JOIN provider_aggregates ta ON ta.provider_id = m.id
        JOIN provider_aggregates sa ON sa.aggregate_uuid = ta.aggregate_uuid AND sa.shares

@@ -96,7 +96,7 @@ export function readTrees(rows: ProviderRow[]): Trees {
   const rootIds = ranked.sort((a, b) => a[0] - b[0]).map(([, id]) => id);
   const roots = new Set(rootIds);
   const trees = new Map<number, number[]>(rootIds.map((id) => [id, []]));
-  // Rows come ordered by id: each tree's members in id order, as before.
+  // Rows come ordered by id: each tree's members in id order.
   for (const p of providers.values()) if (roots.has(p.rootId)) trees.get(p.rootId)!.push(p.id);
   return { rootIds, providers, trees, sharing };
 }
