@@ -6,8 +6,7 @@
 import { conflict, type Database, invalidInput, type Queryable } from "@stratus/runtime";
 import { assertAllocatable, type InventoryRow, toInventory } from "./inventory.js";
 import { assertResourceClass, assertUuid } from "./names.js";
-import type { PlacementWrite } from "./providers.js";
-import { providerIdOf } from "./providers.js";
+import { type PlacementWrite, providerIdOf } from "./providers.js";
 
 export interface ProviderAllocation {
   providerUuid: string;

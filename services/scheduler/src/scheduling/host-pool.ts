@@ -148,7 +148,7 @@ export class HostPools {
 
   /** `placementVersion`: Placement.version, the placement writes other than claims. */
   constructor(
-    private readonly finder: AllocationCandidates,
+    private readonly finder: Pick<AllocationCandidates, "list">,
     private readonly placementVersion: () => number,
     private readonly options: HostPoolOptions,
   ) {}
