@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createLogger, type Database, isStratusError, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
 import pg from "pg";
-import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates.js";
+import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates/allocation-candidates.js";
 import { Placement } from "../../services/scheduler/src/placement/placement.js";
 import { Scheduler } from "../../services/scheduler/src/scheduling/scheduler.js";
 import { searchGroups, seedCloud } from "./cloud.js";
@@ -97,7 +97,13 @@ try {
   const scheduler = new Scheduler(
     new Placement(timed),
     new AllocationCandidates(timed),
-    { maxAlternates: 2, candidateLimit: 100, poolTtlMs: Number(process.env.SCHEDULER_POOL_TTL_MS ?? 1000) },
+    {
+      maxAlternates: 2,
+      candidateLimit: 100,
+      poolTtlMs: Number(process.env.SCHEDULER_POOL_TTL_MS ?? 1000),
+      // PostgreSQL, which other schedulers could share (as main.ts decides it).
+      soleWriterOfPlacement: false,
+    },
     () => undefined,
   );
   if (process.argv.includes("--candidates-only")) {
@@ -128,7 +134,7 @@ try {
     const c0 = await backendTicks();
     const t = performance.now();
     for (let i = 0; i < Math.min(1000, hosts); i++) {
-      await placement.claimNew({
+      await placement.claims.claimNew({
         consumerUuid: randomUUID(),
         projectId: "bench",
         userId: "bench",

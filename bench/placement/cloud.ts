@@ -5,7 +5,7 @@
 // generations the RPC path would have.
 import { randomUUID } from "node:crypto";
 import type { Queryable } from "@stratus/runtime";
-import type { RequestGroupSpec } from "../../services/scheduler/src/placement/candidates.js";
+import type { RequestGroupSpec } from "../../services/scheduler/src/placement/candidates/request.js";
 
 export async function seedCloud(
   db: Queryable,

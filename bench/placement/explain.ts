@@ -7,11 +7,8 @@ import { join } from "node:path";
 import { createLogger, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { createTempDatabase, repoRoot } from "@stratus/runtime/testing";
 import pg from "pg";
-import {
-  type CandidateQuery,
-  candidatesQuery,
-  rootsQuery,
-} from "../../services/scheduler/src/placement/candidates.js";
+import type { CandidateQuery } from "../../services/scheduler/src/placement/candidates/request.js";
+import { candidatesQuery, rootsQuery } from "../../services/scheduler/src/placement/candidates/search-sql.js";
 import { GENERIC_PLAN } from "../../services/scheduler/src/placement/statements.js";
 import { searchGroups, seedCloud } from "./cloud.js";
 
@@ -50,7 +47,10 @@ try {
   ];
   for (const [label, q] of queries) {
     const sharing = new Set(["IPV4_ADDRESS"]);
-    const { sql, params } = candidatesQuery(q, q.limit, sharing, false, sharing);
+    const { sql, params } = candidatesQuery(q, q.limit, {
+      sharingClasses: sharing,
+      onlySharedClasses: sharing,
+    });
     console.log(`\n=== ${label}\n${sql}\n`);
     // --generic: the plan the scheduler runs (its statements ask for a generic plan), not the
     // custom plan EXPLAIN makes for these parameter values.
@@ -73,7 +73,7 @@ try {
     if (!process.argv.includes("--quiet")) console.log(plan.map((r) => r["QUERY PLAN"]).join("\n"));
     // Warm wall-clock of the statement AllocationCandidates.list runs, and of its roots part alone,
     // prepared with a generic plan as the scheduler runs them.
-    const roots = rootsQuery(q, q.limit, sharing, false, sharing);
+    const roots = rootsQuery(q, q.limit, { sharingClasses: sharing, onlySharedClasses: sharing });
     const t = { roots: [] as number[], all: [] as number[] };
     for (let i = 0; i < 60; i++) {
       const t0 = performance.now();

@@ -33,7 +33,7 @@ import {
   type TempDatabase,
   type TestNats,
 } from "@stratus/runtime/testing";
-import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates.js";
+import { AllocationCandidates } from "../../services/scheduler/src/placement/candidates/allocation-candidates.js";
 import { searchGroups } from "./cloud.js";
 
 type Backend = "pglite" | "postgres";

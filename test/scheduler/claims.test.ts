@@ -1,4 +1,4 @@
-// Placement.claimNew, the scheduler's claim, on PGlite and PostgreSQL: claims made at the same
+// Claims.claimNew, the scheduler's claim, on PGlite and PostgreSQL: claims made at the same
 // time go together in one statement when they all fit, and each still gets its own answer when
 // they do not (capacity, a consumer that already exists, a provider that does not).
 import { randomUUID } from "node:crypto";
@@ -15,8 +15,8 @@ const logger = createLogger("claims-test", "warn");
 const havePostgres = await postgresAvailable();
 
 async function host(placement: Placement, vcpu: number): Promise<string> {
-  const p = await placement.createProvider({ name: `h-${randomUUID().slice(0, 8)}` });
-  await placement.setInventories(p.uuid, 0, [
+  const p = await placement.providers.create({ name: `h-${randomUUID().slice(0, 8)}` });
+  await placement.providers.setInventories(p.uuid, 0, [
     {
       resourceClass: "VCPU",
       total: vcpu,
@@ -34,7 +34,7 @@ type Outcome = "created" | "exists" | "conflict" | "invalid";
 
 async function claim(placement: Placement, providerUuid: string, vcpu: number, consumerUuid = randomUUID()) {
   try {
-    const written = await placement.claimNew({
+    const written = await placement.claims.claimNew({
       consumerUuid,
       projectId: "p",
       userId: "u",
@@ -112,7 +112,7 @@ for (const backend of ["pglite", ...(havePostgres ? ["postgres"] : [])] as const
       );
       expect(Number(consumers!.n)).toBe(1 + 10 + 20);
       // Each claim is its own consumer with its own allocations.
-      expect((await placement.getAllocations(existing)).allocations).toEqual([
+      expect((await placement.allocations.get(existing)).allocations).toEqual([
         expect.objectContaining({ providerUuid: big, resources: { VCPU: 1 } }),
       ]);
     });
@@ -124,10 +124,10 @@ for (const backend of ["pglite", ...(havePostgres ? ["postgres"] : [])] as const
       it("gathers the claims of one turn into one statement", async () => {
         const placement = await open();
         const h = await host(placement, 100);
-        const before = (await placement.getProvider(h)).generation;
+        const before = (await placement.providers.get(h)).generation;
         const outcomes = await Promise.all(Array.from({ length: 16 }, () => claim(placement, h, 1)));
         expect(outcomes.every((o) => o === "created")).toBe(true);
-        expect((await placement.getProvider(h)).generation).toBe(before + 1);
+        expect((await placement.providers.get(h)).generation).toBe(before + 1);
         const [row] = await db.query<{ used: string }>(
           "SELECT i.used FROM inventories i JOIN resource_providers p ON p.id = i.provider_id WHERE p.uuid = $1",
           [h],

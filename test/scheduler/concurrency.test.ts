@@ -1,10 +1,10 @@
 // Two scheduler processes on one PostgreSQL database take 500 concurrent single-instance requests
 // for 20 small hosts: no provider is ever over-committed (checked with SQL afterwards) and every
-// refused request is a NoValidHost.
+// refused request is a NoValidHost; a placement write through one reaches the other's pools.
 import { randomUUID } from "node:crypto";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
-import { StratusError, Subjects, serviceClient } from "@stratus/runtime";
+import { StratusError, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
   postgresAvailable,
@@ -14,9 +14,8 @@ import {
   type TempDatabase,
   type TestNats,
 } from "@stratus/runtime/testing";
-import { connect } from "nats";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { big, registerHost } from "./helpers.js";
 
 const havePostgres = await postgresAvailable();
@@ -31,8 +30,14 @@ describe.runIf(havePostgres)("two schedulers on one PostgreSQL database", () => 
     nats = await startNats();
     db = await createTempDatabase("stratus_sched");
     const env = { NATS_URL: nats.url, DATABASE_URL: db.url, LOG_LEVEL: "warn" };
-    // Started together: both run the migrations, serialised by the advisory lock.
-    schedulers.push(...(await Promise.all([startService("scheduler", env), startService("scheduler", env)])));
+    // Started together: both run the migrations, serialised by the advisory lock. The second logs
+    // at debug, where it says when it heard of another scheduler's placement write.
+    schedulers.push(
+      ...(await Promise.all([
+        startService("scheduler", env),
+        startService("scheduler", { ...env, LOG_LEVEL: "debug" }),
+      ])),
+    );
   });
   afterAll(async () => {
     await Promise.all(schedulers.map((s) => s.stop()));
@@ -126,22 +131,27 @@ describe.runIf(havePostgres)("two schedulers on one PostgreSQL database", () => 
       hosts[0],
     );
     // Through A, someone else takes most of tagged-0 (3 VCPU and 2 GiB left).
-    const nc = await connect({ servers: nats.url });
-    try {
-      const heard = nc.subscribe(Subjects.placementChanged, { max: 1 });
-      await a.putAllocations({
+    const requestId = `req-${randomUUID()}`;
+    await a.putAllocations(
+      {
         consumerUuid: randomUUID(),
         projectId: "other",
         userId: "other",
         consumerGeneration: 0n,
         allocations: [{ providerUuid: hosts[0]!, resources: big({ VCPU: 12, MEMORY_MB: 28672 }) }],
-      });
-      for await (const _ of heard) break;
-      // B heard it too (same subject, same server): give its handler a moment.
-      await new Promise((r) => setTimeout(r, 200));
-    } finally {
-      await nc.close();
-    }
+      },
+      { headers: { "x-openstack-request-id": requestId } },
+    );
+    // B has handled A's event once it says so: the event carries the write's request id.
+    await vi.waitFor(
+      () => {
+        const heard = schedulers[1]!.output.some(
+          (line) => line.includes(`"request_id":"${requestId}"`) && line.includes("pools dropped"),
+        );
+        if (!heard) throw new Error("scheduler B has not handled A's placement write yet");
+      },
+      { timeout: 15_000, interval: 20 },
+    );
     const d = (await onB.selectDestinations({ spec: spec() })).destinations[0]!;
     expect(d.selected!.computeNodeUuid).not.toBe(hosts[0]);
     expect(d.alternates.at(-1)!.computeNodeUuid).toBe(hosts[0]);

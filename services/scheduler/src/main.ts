@@ -4,7 +4,7 @@ import { AllocationChangedSchema, PlacementChangedSchema } from "@stratus/contra
 import { bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
 import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
-import { AllocationCandidates } from "./placement/candidates.js";
+import { AllocationCandidates } from "./placement/candidates/allocation-candidates.js";
 import { Placement } from "./placement/placement.js";
 import { placementService } from "./rpc/placement-service.js";
 import { schedulerService } from "./rpc/scheduler-service.js";
@@ -46,10 +46,9 @@ const { config } = booted;
 // Every claim rewrites its providers' inventory rows and generations, not in place (`free` is
 // indexed), and every search and claim walks the dead versions until a VACUUM. On PGlite the
 // runtime's autovacuum stand-in looks every 10 s; a scheduler at hundreds of claims a second
-// leaves thousands by then, so here it looks every second (bench/placement, 1,000 hosts / 100
-// segments on PGlite: a search 6.0 -> 3.6 ms, a batch of claims 9.4 -> 5.0 ms). On PostgreSQL it
-// is autovacuum's work: a VACUUM there changes the tables' page counts, and every pooled
-// connection then plans its statements again (the candidate search: 6-8 ms at 1,000 hosts).
+// leaves thousands by then, so here it looks every second (docs/performance.md, "Vacuum every
+// second on PGlite"). On PostgreSQL it is autovacuum's work: a VACUUM there changes the tables'
+// page counts, and every pooled connection then plans its statements again.
 const db = await openServiceDatabase(
   booted,
   "scheduler",
@@ -87,7 +86,7 @@ if (db.kind === "postgres") {
 }
 const placement = new Placement(db);
 {
-  // Every scheduler process keeps pools of hosts for SelectDestinations (scheduling/scheduler.ts)
+  // Every scheduler process keeps pools of hosts for SelectDestinations (scheduling/host-pool.ts)
   // and drops them after a placement write through it; writes through the others reach it here
   // (coalesced per turn of the event loop: registering a cloud writes thousands of times).
   const origin = randomUUID();
@@ -101,7 +100,9 @@ const placement = new Placement(db);
     });
   };
   booted.bus.subscribe(Subjects.placementChanged, PlacementChangedSchema, (e) => {
-    if (e.origin !== origin) placement.writtenElsewhere();
+    if (e.origin === origin) return;
+    placement.writtenElsewhere();
+    booted.logger.debug({ origin: e.origin }, "placement written through another scheduler: pools dropped");
   });
 }
 const candidates = new AllocationCandidates(db, () => placement.version);
@@ -118,6 +119,10 @@ const scheduler = new Scheduler(
     maxAlternates: config.SCHEDULER_MAX_ALTERNATES,
     candidateLimit: config.SCHEDULER_CANDIDATE_LIMIT,
     poolTtlMs: config.SCHEDULER_POOL_TTL_MS,
+    // A PGlite data directory belongs to one process: on PGlite this scheduler is the only one,
+    // and every placement write goes through it. A PostgreSQL database may be shared by other
+    // scheduler replicas, whose writes this one only hears of by their events.
+    soleWriterOfPlacement: db.kind === "pglite",
   },
   notify,
 );

@@ -1,5 +1,6 @@
 // Inventory arithmetic (Placement §7.2): defaults, validation, capacity and whether an amount
-// may be allocated. Pure functions: the SQL side enforces the same rules inside transactions.
+// may be allocated, and an inventory's row form. Pure functions: the SQL side enforces the same
+// rules inside transactions.
 import { conflict, invalidInput } from "@stratus/runtime";
 import { assertResourceClass } from "./names.js";
 
@@ -14,6 +15,31 @@ export interface InventoryRecord {
 }
 
 export type InventoryInput = Partial<InventoryRecord> & { resourceClass: string; total: number };
+
+/** A row of the inventories table, as the drivers return it (bigint columns may be strings). */
+export interface InventoryRow {
+  resource_class: string;
+  total: string | number;
+  reserved: string | number;
+  min_unit: string | number;
+  max_unit: string | number;
+  step_size: string | number;
+  allocation_ratio: string | number;
+  used: string | number;
+  [k: string]: unknown;
+}
+
+export function toInventory(r: InventoryRow): InventoryRecord {
+  return {
+    resourceClass: r.resource_class,
+    total: Number(r.total),
+    reserved: Number(r.reserved),
+    minUnit: Number(r.min_unit),
+    maxUnit: Number(r.max_unit),
+    stepSize: Number(r.step_size),
+    allocationRatio: Number(r.allocation_ratio),
+  };
+}
 
 /** Fills Placement's defaults for 0/unset fields: reserved 0, min 1, max = total, step 1, ratio 1.0. */
 export function normalizeInventory(input: InventoryInput): InventoryRecord {

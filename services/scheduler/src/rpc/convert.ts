@@ -8,8 +8,9 @@ import type {
   ProviderAllocationSchema,
   ResourceProviderSchema,
 } from "@stratus/contracts/scheduler/v1/placement";
+import type { ProviderAllocation } from "../placement/allocations.js";
 import type { InventoryRecord } from "../placement/inventory.js";
-import type { Provider, ProviderAllocation } from "../placement/placement.js";
+import type { Provider } from "../placement/providers.js";
 
 export function resourcesIn(map: Record<string, bigint>): Record<string, number> {
   return Object.fromEntries(Object.entries(map).map(([rc, n]) => [rc, Number(n)]));

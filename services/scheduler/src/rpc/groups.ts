@@ -1,6 +1,6 @@
 // Request groups and group policy from their protobuf form.
 import { GroupPolicy, type RequestGroup } from "@stratus/contracts/scheduler/v1/placement";
-import type { GroupPolicy as DomainGroupPolicy, RequestGroupSpec } from "../placement/candidates.js";
+import type { GroupPolicy as DomainGroupPolicy, RequestGroupSpec } from "../placement/candidates/request.js";
 import { memberOfIn, resourcesIn } from "./convert.js";
 
 export function groupsIn(groups: RequestGroup[]): RequestGroupSpec[] {

@@ -2,7 +2,7 @@
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { bindService, invalidInput, type ServiceBinding } from "@stratus/runtime";
 import type { AllocationNotifier } from "../placement/allocation-events.js";
-import type { AllocationCandidates } from "../placement/candidates.js";
+import type { AllocationCandidates } from "../placement/candidates/allocation-candidates.js";
 import type { Placement } from "../placement/placement.js";
 import {
   allocationsIn,
@@ -20,9 +20,10 @@ export function placementService(
   candidates: AllocationCandidates,
   notify: AllocationNotifier,
 ): ServiceBinding {
+  const { providers, allocations } = placement;
   return bindService(PlacementService, {
     async createResourceProvider(req) {
-      const provider = await placement.createProvider({
+      const provider = await providers.create({
         uuid: req.uuid,
         name: req.name,
         parentUuid: req.parentProviderUuid,
@@ -30,7 +31,7 @@ export function placementService(
       return { provider: providerOut(provider) };
     },
     async ensureResourceProvider(req) {
-      const { provider, created } = await placement.ensureProvider({
+      const { provider, created } = await providers.ensure({
         uuid: req.uuid,
         name: req.name,
         parentUuid: req.parentProviderUuid,
@@ -38,28 +39,28 @@ export function placementService(
       return { provider: providerOut(provider), created };
     },
     async getResourceProvider(req) {
-      return { provider: providerOut(await placement.getProvider(req.uuid)) };
+      return { provider: providerOut(await providers.get(req.uuid)) };
     },
     async listResourceProviders(req) {
-      const providers = await placement.listProviders({
+      const found = await providers.list({
         name: req.name,
         memberOf: memberOfIn(req.memberOf),
         requiredTraits: req.requiredTraits,
         inTree: req.inTree,
         resources: resourcesIn(req.resources),
       });
-      return { providers: providers.map(providerOut) };
+      return { providers: found.map(providerOut) };
     },
     async deleteResourceProvider(req) {
-      await placement.deleteProvider(req.uuid);
+      await providers.delete(req.uuid);
       return {};
     },
     async getInventories(req) {
-      const { generation, inventories } = await placement.getInventories(req.providerUuid);
+      const { generation, inventories } = await providers.getInventories(req.providerUuid);
       return { providerGeneration: BigInt(generation), inventories: inventories.map(inventoryOut) };
     },
     async setInventories(req) {
-      const { generation, inventories } = await placement.setInventories(
+      const { generation, inventories } = await providers.setInventories(
         req.providerUuid,
         Number(req.providerGeneration),
         req.inventories.map((i) => ({
@@ -75,11 +76,11 @@ export function placementService(
       return { providerGeneration: BigInt(generation), inventories: inventories.map(inventoryOut) };
     },
     async getAggregates(req) {
-      const { generation, aggregates } = await placement.getAggregates(req.providerUuid);
+      const { generation, aggregates } = await providers.getAggregates(req.providerUuid);
       return { providerGeneration: BigInt(generation), aggregateUuids: aggregates };
     },
     async setAggregates(req) {
-      const { generation, aggregates } = await placement.setAggregates(
+      const { generation, aggregates } = await providers.setAggregates(
         req.providerUuid,
         Number(req.providerGeneration),
         req.aggregateUuids,
@@ -87,11 +88,11 @@ export function placementService(
       return { providerGeneration: BigInt(generation), aggregateUuids: aggregates };
     },
     async getTraits(req) {
-      const { generation, traits } = await placement.getTraits(req.providerUuid);
+      const { generation, traits } = await providers.getTraits(req.providerUuid);
       return { providerGeneration: BigInt(generation), traits };
     },
     async setTraits(req) {
-      const { generation, traits } = await placement.setTraits(
+      const { generation, traits } = await providers.setTraits(
         req.providerUuid,
         Number(req.providerGeneration),
         req.traits,
@@ -99,7 +100,7 @@ export function placementService(
       return { providerGeneration: BigInt(generation), traits };
     },
     async getUsages(req) {
-      const usages = await placement.getUsages({
+      const usages = await allocations.usages({
         providerUuid: req.providerUuid,
         projectId: req.projectId,
         userId: req.userId,
@@ -107,7 +108,7 @@ export function placementService(
       return { usages: resourcesOut(usages) };
     },
     async getAllocations(req) {
-      const held = await placement.getAllocations(req.consumerUuid);
+      const held = await allocations.get(req.consumerUuid);
       return {
         allocations: allocationsOut(held.allocations),
         projectId: held.projectId,
@@ -116,7 +117,7 @@ export function placementService(
       };
     },
     async putAllocations(req) {
-      const written = await placement.putAllocations({
+      const written = await allocations.put({
         consumerUuid: req.consumerUuid,
         allocations: allocationsIn(req.allocations),
         projectId: req.projectId,
@@ -132,7 +133,7 @@ export function placementService(
       return { consumerGeneration: BigInt(written.consumerGeneration) };
     },
     async deleteAllocations(req) {
-      const written = await placement.deleteAllocations(req.consumerUuid);
+      const written = await allocations.delete(req.consumerUuid);
       if (written.providerUuids.length) {
         notify({
           consumerUuid: req.consumerUuid,

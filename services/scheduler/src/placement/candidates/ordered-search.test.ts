@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CandidateQuery, type RequestGroupSpec, rootsQuery } from "./candidates.js";
+import type { CandidateQuery, RequestGroupSpec } from "./request.js";
+import { rootsQuery } from "./search-sql.js";
 
 const HOSTS = 30;
 const SEGMENTS = 3;
@@ -20,7 +21,7 @@ beforeAll(async () => {
   db = await openDatabase({
     service: "scheduler",
     dataDir,
-    migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
+    migrations: migrationsFrom(new URL("../../../migrations", import.meta.url).pathname),
     logger: createLogger("test", "warn"),
   });
   const ins = `INSERT INTO resource_providers (id, uuid, name, generation, root_id, shares)
@@ -76,7 +77,7 @@ const group = (memberOf: string[][]): RequestGroupSpec[] => [
 ];
 
 async function roots(query: CandidateQuery, limit: number, walk: boolean): Promise<string[]> {
-  const { sql, params } = rootsQuery(query, limit, new Set(["IPV4_ADDRESS"]), walk);
+  const { sql, params } = rootsQuery(query, limit, { sharingClasses: new Set(["IPV4_ADDRESS"]), walk });
   const rows = await db.query<{ id: number }>(sql, params);
   const names = await db.query<{ id: number; name: string }>(
     "SELECT id, name FROM resource_providers WHERE id = ANY($1::int[])",
