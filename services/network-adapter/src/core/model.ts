@@ -13,6 +13,7 @@ import {
 } from "@stratus/contracts/network/v1";
 import type { Queryable } from "@stratus/runtime";
 import { formatIp } from "../ipam/ipv4.js";
+import { routedNetworkSql } from "./rules.js";
 
 export type NetworkRec = MessageInitShape<typeof NetworkSchema> & {
   id: string;
@@ -74,15 +75,18 @@ export function segmentOut(r: R): SegmentRec {
 }
 
 export async function loadNetworks(q: Queryable, where: string, params: unknown[]): Promise<NetworkRec[]> {
-  const rows = await q.query(`SELECT * FROM networks n WHERE ${where} ORDER BY created_at, id`, params);
+  const rows = await q.query(
+    `SELECT n.*, ${routedNetworkSql("n.id")} AS routed FROM networks n WHERE ${where} ORDER BY created_at, id`,
+    params,
+  );
   if (!rows.length) return [];
   const ids = rows.map((r) => String(r.id));
   const segs = await q.query(
     "SELECT * FROM segments WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
     [ids],
   );
-  const subs = await q.query<{ id: string; network_id: string; segment_id: string | null }>(
-    "SELECT id, network_id, segment_id FROM subnets WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
+  const subs = await q.query<{ id: string; network_id: string }>(
+    "SELECT id, network_id FROM subnets WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
     [ids],
   );
   return rows.map((r) => {
@@ -102,7 +106,7 @@ export async function loadNetworks(q: Queryable, where: string, params: unknown[
       subnetIds: mySubs.map((s) => s.id),
       createdAt: ts(r.created_at),
       updatedAt: ts(r.updated_at),
-      routed: mySegs.length > 1 || mySubs.some((s) => s.segment_id),
+      routed: Boolean(r.routed),
     };
   });
 }
@@ -222,10 +226,4 @@ export async function loadRouters(q: Queryable, where: string, params: unknown[]
       .map((i) => ({ subnetId: str(i.subnet_id), portId: str(i.port_id) })),
     status: str(r.status),
   }));
-}
-
-/** SQL visibility clause for project-scoped rows (alias.project_id), with $n for the project. */
-export function visibleClause(alias: string, param: number, sharedColumn?: string): string {
-  const shared = sharedColumn ? ` OR ${alias}.${sharedColumn}` : "";
-  return `(${alias}.project_id = $${param}${shared})`;
 }

@@ -1,0 +1,68 @@
+// The events a port's change publishes (after the commit, from the outbox), and the placement
+// work it causes, for every path that changes ports.
+import { PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
+import { Subjects } from "@stratus/runtime";
+import type { Outbox, Tx } from "./context.js";
+import { allocatedEvent } from "./ipam.js";
+import { type PortRec, portFromRow } from "./model.js";
+
+export function portEvent(tx: Pick<Tx, "out">, change: PortChange, port: PortRec): void {
+  const subject = {
+    [PortChange.CREATED]: Subjects.portCreated,
+    [PortChange.BOUND]: Subjects.portBound,
+    [PortChange.UNBOUND]: Subjects.portUnbound,
+    [PortChange.DELETED]: Subjects.portDeleted,
+    [PortChange.UPDATED]: Subjects.portUpdated,
+    [PortChange.UNSPECIFIED]: Subjects.portUpdated,
+  }[change];
+  tx.out.add(subject, PortChangedSchema, {
+    change,
+    portId: port.id,
+    networkId: port.networkId,
+    projectId: port.projectId,
+    deviceId: port.deviceId,
+    host: port.bindingHostId,
+    ipAddresses: port.fixedIps.map((f) => f.ipAddress),
+    status: port.status ?? "",
+  });
+}
+
+/**
+ * Placement's reserved count of a segment counts the addresses its network:* ports (router
+ * interfaces, gateways) hold: a change to those ports' addresses queues the segments' update.
+ */
+export function reservesAddresses(deviceOwner: string): boolean {
+  return deviceOwner.startsWith("network:");
+}
+
+/** Queues the segments of these subnets for placement when the port's addresses count as reserved. */
+export async function noteReservedChange(tx: Tx, owner: string, subnetIds: string[]): Promise<void> {
+  if (!reservesAddresses(owner) || !subnetIds.length) return;
+  const rows = await tx.q.query<{ segment_id: string }>(
+    "SELECT DISTINCT segment_id FROM subnets WHERE id = ANY($1::uuid[]) AND segment_id IS NOT NULL",
+    [subnetIds],
+  );
+  for (const r of rows) tx.out.segments.add(r.segment_id);
+}
+
+/**
+ * The port of a row that took one address in its statement (held_subnet_id, held_ip,
+ * held_segment_id), with its events in out: the address allocated, then `change` (as the
+ * transactional path records them).
+ */
+export function portWithHeldAddress(
+  row: Record<string, unknown>,
+  out: Outbox,
+  change: PortChange,
+): { port: PortRec; segmentId: string | null } {
+  const subnetId = String(row.held_subnet_id);
+  const segmentId = row.held_segment_id === null ? null : String(row.held_segment_id);
+  const ip = Number(row.held_ip);
+  const port = portFromRow(row, [{ subnetId, ip }]);
+  allocatedEvent(out, port.id, subnetId, segmentId, ip);
+  if (change === PortChange.CREATED && reservesAddresses(port.deviceOwner) && segmentId) {
+    out.segments.add(segmentId);
+  }
+  portEvent({ out }, change, port);
+  return { port, segmentId };
+}
