@@ -66,3 +66,14 @@ export function portWithHeldAddress(
   portEvent({ out }, change, port);
   return { port, segmentId };
 }
+
+/**
+ * The port of a row a creation statement inserted, with its events in out: its address allocated
+ * (when it took one), then created.
+ */
+export function createdPortOfRow(row: Record<string, unknown>, out: Outbox): PortRec {
+  if (row.held_ip !== undefined) return portWithHeldAddress(row, out, PortChange.CREATED).port;
+  const port = portFromRow(row, []);
+  portEvent({ out }, PortChange.CREATED, port);
+  return port;
+}

@@ -9,7 +9,7 @@ import { type CreatePortRequest, IpAllocation } from "@stratus/contracts/network
 import { TurnBatcher } from "@stratus/runtime";
 import { bindPort } from "./binding.js";
 import type { Caller } from "./context.js";
-import { type PortRec, portFromRow } from "./model.js";
+import type { PortRec } from "./model.js";
 import type { NewPort } from "./new-ports.js";
 import {
   checkAndUpdateRows,
@@ -18,7 +18,7 @@ import {
   portCheckDetails,
   preparePortCheck,
 } from "./port-check.js";
-import { portEvent, portWithHeldAddress } from "./port-events.js";
+import { createdPortOfRow, portWithHeldAddress } from "./port-events.js";
 import {
   bindDeferredPorts,
   createDeferredPorts,
@@ -79,10 +79,7 @@ export class PortService {
     if (knownRouted && deferredEligible(req, caller)) {
       const port = await this.work.statement(caller, async (tx) => {
         const row = await this.deferred.add({ req, caller });
-        if (!row) return undefined;
-        const made = portFromRow(row, []);
-        portEvent(tx, PortChange.CREATED, made);
-        return made;
+        return row ? createdPortOfRow(row, tx.out) : undefined;
       });
       if (port) {
         this.noteUnbound(port);
@@ -92,7 +89,7 @@ export class PortService {
     if (!knownRouted && immediateEligible(req, caller)) {
       const port = await this.work.statement(caller, async (tx) => {
         const row = await this.immediate.add({ req, caller });
-        return row ? portWithHeldAddress(row, tx.out, PortChange.CREATED).port : undefined;
+        return row ? createdPortOfRow(row, tx.out) : undefined;
       });
       if (port) return port;
     }
