@@ -149,6 +149,7 @@ describe.each([
       ["rack1-a", ["physnet-rack1"]],
       ["rack1-b", ["physnet-rack1"]],
       ["rack2-a", ["physnet-rack2"]],
+      ["both-racks", ["physnet-rack1", "physnet-rack2"]],
       ["lonely", []],
     ] as const) {
       await tx((t) =>
@@ -408,6 +409,10 @@ describe.each([
         { caller: admin, expect: "made", bind: { port: "d1", host: "rack2-a" } },
         { caller: admin, expect: "made", bind: { port: "d2", host: "rack1-b" } },
       ],
+    ],
+    [
+      "a host that reaches both segments: the first",
+      [{ caller: admin, expect: "made", bind: { port: "d0", host: "both-racks" } }],
     ],
     [
       "a host that reaches no segment",
