@@ -5,6 +5,7 @@ import { Subjects } from "@stratus/runtime";
 import type { Outbox, Tx } from "./context.js";
 import { allocatedEvent } from "./ipam.js";
 import { type PortRec, portFromRow } from "./model.js";
+import { reservesAddresses } from "./rules.js";
 
 export function portEvent(tx: Pick<Tx, "out">, change: PortChange, port: PortRec): void {
   const subject = {
@@ -27,15 +28,7 @@ export function portEvent(tx: Pick<Tx, "out">, change: PortChange, port: PortRec
   });
 }
 
-/**
- * Placement's reserved count of a segment counts the addresses its network:* ports (router
- * interfaces, gateways) hold: a change to those ports' addresses queues the segments' update.
- */
-export function reservesAddresses(deviceOwner: string): boolean {
-  return deviceOwner.startsWith("network:");
-}
-
-/** Queues the segments of these subnets for placement when the port's addresses count as reserved. */
+/** Queues the segments of these subnets for placement when the port's addresses are reserved there. */
 export async function noteReservedChange(tx: Tx, owner: string, subnetIds: string[]): Promise<void> {
   if (!reservesAddresses(owner) || !subnetIds.length) return;
   const rows = await tx.q.query<{ segment_id: string }>(

@@ -116,6 +116,21 @@ export const RANDOM_MAC_SQL = `('fa:16:3e:' || regexp_replace(lpad(to_hex(floor(
 /** Draws of a MAC for one port before giving up: a drawn MAC already on the network is drawn again. */
 export const MAC_DRAWS = 8;
 
+// ---- placement ------------------------------------------------------------------------------
+
+/**
+ * The addresses of network:* ports (router interfaces and gateways) count as reserved in their
+ * segment's IPV4_ADDRESS inventory; compute ports' addresses are counted by instance allocations.
+ */
+export function reservesAddresses(deviceOwner: string): boolean {
+  return deviceOwner.startsWith("network:");
+}
+
+/** SQL: reservesAddresses for the owner column of port `p` (an alias). */
+export function reservesAddressesSql(p: string): string {
+  return `${p}.device_owner LIKE 'network:%'`;
+}
+
 // ---- binding --------------------------------------------------------------------------------
 
 /** What a bound port tells the compute host's driver (Open vSwitch, integration bridge). */
