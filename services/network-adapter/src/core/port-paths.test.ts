@@ -6,9 +6,6 @@
 // addresses, the events) must be the same. A rule that drifts in one path (who sees a network or
 // a port, which network is routed, the order addresses are taken in, the segment a host gets)
 // makes a case differ. On PGlite, and on PostgreSQL when one answers.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { PortChange } from "@stratus/contracts/events/v1";
 import {
@@ -17,15 +14,7 @@ import {
   CreateSubnetRequestSchema,
   IpAllocation,
 } from "@stratus/contracts/network/v1";
-import {
-  createLogger,
-  type Database,
-  migrationsFrom,
-  openDatabase,
-  type Queryable,
-  StratusError,
-} from "@stratus/runtime";
-import { createTempDatabase, postgresAvailable, type TempDatabase } from "@stratus/runtime/testing";
+import { type Database, type Queryable, StratusError } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bindPort } from "./binding.js";
 import { type Caller, Outbox, type Tx } from "./context.js";
@@ -42,12 +31,12 @@ import {
 } from "./port-statements.js";
 import { createPort } from "./ports.js";
 import { createSubnet } from "./subnets.js";
+import { openTestDatabase, testBackends } from "./test-database.js";
 
 const admin: Caller = { projectId: "", isAdmin: true };
 const user = (projectId: string): Caller => ({ projectId, isAdmin: false });
 const ASKED_MAC = "fa:16:3e:aa:bb:01";
 const TAKEN_MAC = "fa:16:3e:aa:bb:02";
-const pgUp = await postgresAvailable();
 
 type CreateInit = MessageInitShape<typeof CreatePortRequestSchema>;
 type Expected = "made" | StratusError["kind"];
@@ -70,13 +59,9 @@ class Outcome extends Error {
   }
 }
 
-describe.each([
-  ["PGlite", true],
-  ["PostgreSQL", pgUp],
-])("the statements and the transaction on %s", (backend, available) => {
+describe.each(await testBackends())("the statements and the transaction on %s", (backend, available) => {
   let db: Database;
-  let temp: TempDatabase | undefined;
-  const dataDir = mkdtempSync(join(tmpdir(), "stratus-port-paths-"));
+  let close: (() => Promise<void>) | undefined;
   /** Names of the setup's networks, subnets, segments and ports, by id; ids of networks by name. */
   const label = new Map<string, string>();
   const networks = new Map<string, string>();
@@ -136,15 +121,7 @@ describe.each([
 
   beforeAll(async () => {
     if (!available) return;
-    if (backend === "PostgreSQL") temp = await createTempDatabase("stratus_test_port_paths");
-    db = await openDatabase({
-      service: "network-adapter",
-      url: temp?.url,
-      dataDir,
-      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
-      logger: createLogger("test", "warn"),
-      poolSize: 4,
-    });
+    ({ db, close } = await openTestDatabase(backend, "stratus_test_port_paths"));
     for (const [host, physnets] of [
       ["rack1-a", ["physnet-rack1"]],
       ["rack1-b", ["physnet-rack1"]],
@@ -189,9 +166,7 @@ describe.each([
     for (let i = 0; i < 8; i++) await port("routed", `d${i}`);
   });
   afterAll(async () => {
-    await db?.close();
-    await temp?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await close?.();
   });
 
   /** Ids of the setup and of the case's ports as names; volatile columns dropped. */

@@ -2,9 +2,6 @@
 // in-process, on PGlite and (when reachable) PostgreSQL: several requests per statement, each made
 // or left untouched for the transaction, a MAC asked for that is taken leaving only its request
 // unmade, and a drawn MAC that is taken drawn again, without losing an address.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { PortChange } from "@stratus/contracts/events/v1";
 import {
@@ -12,27 +9,20 @@ import {
   CreatePortRequestSchema,
   CreateSubnetRequestSchema,
 } from "@stratus/contracts/network/v1";
-import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
-import { createTempDatabase, postgresAvailable, type TempDatabase } from "@stratus/runtime/testing";
+import type { Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Caller, Outbox, type Tx } from "./context.js";
 import { createNetwork } from "./networks.js";
 import { portWithHeldAddress } from "./port-events.js";
 import { createImmediatePorts, immediateEligible } from "./port-statements.js";
 import { createSubnet } from "./subnets.js";
+import { openTestDatabase, testBackends } from "./test-database.js";
 
 const admin: Caller = { projectId: "", isAdmin: true };
-// The PostgreSQL cases skip only where no server answers (the embedded default alone); CI sets
-// STRATUS_REQUIRE_POSTGRES=1, and then postgresAvailable fails instead of letting them skip.
-const pgUp = await postgresAvailable();
 
-describe.each([
-  ["PGlite", true],
-  ["PostgreSQL", pgUp],
-])("the immediate creation statement on %s", (backend, available) => {
+describe.each(await testBackends())("the immediate creation statement on %s", (backend, available) => {
   let db: Database;
-  let temp: TempDatabase | undefined;
-  const dataDir = mkdtempSync(join(tmpdir(), "stratus-ports-fast-"));
+  let close: (() => Promise<void>) | undefined;
   const tx = <T>(fn: (t: Tx) => Promise<T>, caller = admin) =>
     db.transaction((q) => fn({ q, out: new Outbox(), caller }));
   const network = (req: MessageInitShape<typeof CreateNetworkRequestSchema>) =>
@@ -55,20 +45,10 @@ describe.each([
 
   beforeAll(async () => {
     if (!available) return;
-    if (backend === "PostgreSQL") temp = await createTempDatabase("stratus_test_ports_fast");
-    db = await openDatabase({
-      service: "network-adapter",
-      url: temp?.url,
-      dataDir,
-      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
-      logger: createLogger("test", "warn"),
-      poolSize: 4,
-    });
+    ({ db, close } = await openTestDatabase(backend, "stratus_test_port_statements"));
   });
   afterAll(async () => {
-    await db?.close();
-    await temp?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await close?.();
   });
 
   it.skipIf(!available)(
