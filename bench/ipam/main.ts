@@ -27,13 +27,11 @@ import {
   startService,
 } from "@stratus/runtime/testing";
 import pg from "pg";
-import { Outbox } from "../../services/network-adapter/src/core/context.js";
-import { createNetwork, createSubnet } from "../../services/network-adapter/src/core/networks.js";
-import {
-  createPort,
-  fastEligible,
-  PortCreationBatcher,
-} from "../../services/network-adapter/src/core/ports.js";
+import { Outbox, type Tx } from "../../services/network-adapter/src/core/context.js";
+import { createNetwork } from "../../services/network-adapter/src/core/networks.js";
+import { PortService } from "../../services/network-adapter/src/core/port-service.js";
+import { createSubnet } from "../../services/network-adapter/src/core/subnets.js";
+import { Work } from "../../services/network-adapter/src/core/work.js";
 
 const { values } = parseArgs({
   options: {
@@ -255,8 +253,7 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
     poolSize: 16,
   });
   const caller = { projectId: "", isAdmin: true };
-  const tx = <T>(fn: (t: Parameters<typeof createPort>[0]) => Promise<T>) =>
-    db.transaction((q) => fn({ q, out: new Outbox(), caller }));
+  const tx = <T>(fn: (t: Tx) => Promise<T>) => db.transaction((q) => fn({ q, out: new Outbox(), caller }));
   try {
     const net = await tx((t) =>
       createNetwork(t, {
@@ -300,10 +297,8 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
       bindingVnicType: "",
     };
     // As the RPC does it: the one-statement common case (batched), else the transaction.
-    const batcher = new PortCreationBatcher(db);
-    const allocate: Allocate = async () =>
-      (fastEligible(request, caller) && (await batcher.create(request, caller))) ||
-      tx((t) => createPort(t, request));
+    const ports = new PortService(new Work(db, async () => {}));
+    const allocate: Allocate = () => ports.create(request, caller);
     await run(allocate, WARMUP, CALLERS); // not measured: see WARMUP
     const seq = await run(allocate, SEQUENTIAL, 1);
     const conc = await run(allocate, CONCURRENT, CALLERS);

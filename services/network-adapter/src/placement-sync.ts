@@ -17,6 +17,7 @@ import {
   type serviceClient,
   systemContext,
 } from "@stratus/runtime";
+import { reservesAddressesSql } from "./core/rules.js";
 
 type Placement = ReturnType<typeof serviceClient<typeof PlacementService>>;
 
@@ -146,7 +147,7 @@ export class PlacementSync {
          (SELECT sum(p.last_ip - p.first_ip + 1) FROM allocation_pools p JOIN subnets sn ON sn.id = p.subnet_id
             WHERE sn.segment_id = s.id) AS total,
          (SELECT count(*) FROM ip_allocations a JOIN subnets sn ON sn.id = a.subnet_id JOIN ports po ON po.id = a.port_id
-            WHERE sn.segment_id = s.id AND po.device_owner LIKE 'network:%'
+            WHERE sn.segment_id = s.id AND ${reservesAddressesSql("po")}
               AND EXISTS (SELECT 1 FROM allocation_pools p WHERE p.subnet_id = a.subnet_id AND a.ip BETWEEN p.first_ip AND p.last_ip)) AS reserved
        FROM segments s WHERE s.id = $1`,
       [id],

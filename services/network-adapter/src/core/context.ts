@@ -19,9 +19,14 @@ export function currentCaller(): Caller {
   return { projectId: c.projectId, isAdmin: false };
 }
 
+/** Whether the caller may make resources for the project it names: its own, or any for an admin. */
+export function mayActFor(requested: string, caller: Caller): boolean {
+  return !requested || caller.isAdmin || requested === caller.projectId;
+}
+
 /** The project a new resource belongs to: the one asked for (admins only, if not theirs) or the caller's. */
 export function owningProject(requested: string, caller: Caller): string {
-  if (requested && !caller.isAdmin && requested !== caller.projectId) {
+  if (!mayActFor(requested, caller)) {
     throw new StratusError("forbidden", `project ${caller.projectId} cannot act for project ${requested}`);
   }
   return requested || caller.projectId;

@@ -13,6 +13,7 @@ import {
 } from "@stratus/contracts/network/v1";
 import type { Queryable } from "@stratus/runtime";
 import { formatIp } from "../ipam/ipv4.js";
+import { routedNetworkSql } from "./rules.js";
 
 export type NetworkRec = MessageInitShape<typeof NetworkSchema> & {
   id: string;
@@ -74,15 +75,18 @@ export function segmentOut(r: R): SegmentRec {
 }
 
 export async function loadNetworks(q: Queryable, where: string, params: unknown[]): Promise<NetworkRec[]> {
-  const rows = await q.query(`SELECT * FROM networks n WHERE ${where} ORDER BY created_at, id`, params);
+  const rows = await q.query(
+    `SELECT n.*, ${routedNetworkSql("n.id")} AS routed FROM networks n WHERE ${where} ORDER BY created_at, id`,
+    params,
+  );
   if (!rows.length) return [];
   const ids = rows.map((r) => String(r.id));
   const segs = await q.query(
     "SELECT * FROM segments WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
     [ids],
   );
-  const subs = await q.query<{ id: string; network_id: string; segment_id: string | null }>(
-    "SELECT id, network_id, segment_id FROM subnets WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
+  const subs = await q.query<{ id: string; network_id: string }>(
+    "SELECT id, network_id FROM subnets WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
     [ids],
   );
   return rows.map((r) => {
@@ -102,7 +106,7 @@ export async function loadNetworks(q: Queryable, where: string, params: unknown[
       subnetIds: mySubs.map((s) => s.id),
       createdAt: ts(r.created_at),
       updatedAt: ts(r.updated_at),
-      routed: mySegs.length > 1 || mySubs.some((s) => s.segment_id),
+      routed: Boolean(r.routed),
     };
   });
 }
@@ -161,8 +165,7 @@ export async function loadPorts(q: Queryable, where: string, params: unknown[]):
     "SELECT port_id, subnet_id, ip FROM ip_allocations WHERE port_id = ANY($1::uuid[]) ORDER BY ip",
     [rows.map((r) => r.id)],
   );
-  // Grouped once: filtering every port's addresses out of all of them was quadratic (a list of
-  // 12,000 ports spent most of its time there).
+  // Grouped once, not filtered per port: that would be quadratic in the number of ports listed.
   const byPort = new Map<unknown, { subnetId: string; ip: number }[]>();
   for (const i of ips) {
     const list = byPort.get(i.port_id);
@@ -222,10 +225,4 @@ export async function loadRouters(q: Queryable, where: string, params: unknown[]
       .map((i) => ({ subnetId: str(i.subnet_id), portId: str(i.port_id) })),
     status: str(r.status),
   }));
-}
-
-/** SQL visibility clause for project-scoped rows (alias.project_id), with $n for the project. */
-export function visibleClause(alias: string, param: number, sharedColumn?: string): string {
-  const shared = sharedColumn ? ` OR ${alias}.${sharedColumn}` : "";
-  return `(${alias}.project_id = $${param}${shared})`;
 }

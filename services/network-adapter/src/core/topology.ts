@@ -2,10 +2,15 @@
 import { randomUUID } from "node:crypto";
 import { IpAllocation } from "@stratus/contracts/network/v1";
 import { conflict, invalidInput, notFound, StratusError } from "@stratus/runtime";
-import { owningProject, type Tx } from "./context.js";
+import { type Caller, owningProject, type Tx } from "./context.js";
+import { checkId } from "./ids.js";
 import { loadNetworks, loadRouters, type NetworkRec, type RouterRec } from "./model.js";
-import { checkId, createNetwork, createSubnet, deleteNetwork, getNetwork, getSubnet } from "./networks.js";
+import { getNetwork } from "./network-access.js";
+import { createNetwork, deleteNetwork } from "./networks.js";
 import { createPort, deletePort } from "./ports.js";
+import { networkUsableSql } from "./rules.js";
+import { createSubnet, getSubnet } from "./subnets.js";
+import type { Work } from "./work.js";
 
 const asAdmin = (tx: Tx): Tx => ({ ...tx, caller: { projectId: "", isAdmin: true } });
 
@@ -143,7 +148,9 @@ export async function deleteRouter(tx: Tx, id: string): Promise<void> {
 
 export async function listAvailableNetworks(tx: Tx, projectId: string): Promise<NetworkRec[]> {
   const project = owningProject(projectId, tx.caller);
-  return loadNetworks(tx.q, "(n.project_id = $1 OR n.shared) AND NOT n.router_external", [project]);
+  // The networks the project's ports may use, as a non-admin of it would see them; not external.
+  const usable = networkUsableSql("n", { isAdmin: "false", projectId: "$1" });
+  return loadNetworks(tx.q, `${usable} AND NOT n.router_external`, [project]);
 }
 
 interface Prerequisites {
@@ -189,10 +196,35 @@ async function existingTopology(tx: Tx, project: string): Promise<Topology | und
 }
 
 /** Thrown inside the transaction by the loser of the per-project race, to roll its work back. */
-export class LostTopologyRace extends Error {}
+class LostTopologyRace extends Error {}
 
-export function topologyProject(tx: Tx, projectId: string): string {
-  return owningProject(projectId, tx.caller);
+/**
+ * GetAutoAllocatedTopology: the project's topology (made on first call unless dryRun). A caller
+ * that lost the race to make it had its work rolled back and gets the winner's.
+ */
+export async function autoAllocatedTopology(
+  work: Work,
+  caller: Caller,
+  projectId: string,
+  dryRun: boolean,
+): Promise<Topology> {
+  const project = owningProject(projectId, caller);
+  try {
+    return await work.transaction(caller, (tx) => getAutoAllocatedTopology(tx, project, dryRun));
+  } catch (err) {
+    if (!(err instanceof LostTopologyRace)) throw err;
+    return work.transaction(caller, (tx) => getAutoAllocatedTopology(tx, project, false));
+  }
+}
+
+/** DeleteAutoAllocatedTopology for the project the caller names (its own, or any for an admin). */
+export async function removeAutoAllocatedTopology(
+  work: Work,
+  caller: Caller,
+  projectId: string,
+): Promise<void> {
+  const project = owningProject(projectId, caller);
+  await work.transaction(caller, (tx) => deleteAutoAllocatedTopology(tx, project));
 }
 
 /**
@@ -201,7 +233,7 @@ export function topologyProject(tx: Tx, projectId: string): string {
  * meet: the losers wait for the winner's commit, find the key taken and roll everything back),
  * then subnet, router, gateway and interface. Nothing is left half-made on failure.
  */
-export async function getAutoAllocatedTopology(tx: Tx, project: string, dryRun: boolean): Promise<Topology> {
+async function getAutoAllocatedTopology(tx: Tx, project: string, dryRun: boolean): Promise<Topology> {
   const existing = await existingTopology(tx, project);
   if (existing) return existing;
   const pre = await prerequisites(tx);
@@ -274,7 +306,7 @@ export async function getAutoAllocatedTopology(tx: Tx, project: string, dryRun: 
   }
 }
 
-export async function deleteAutoAllocatedTopology(tx: Tx, project: string): Promise<void> {
+async function deleteAutoAllocatedTopology(tx: Tx, project: string): Promise<void> {
   const [row] = await tx.q.query<{ network_id: string; subnet_id: string | null; router_id: string | null }>(
     "SELECT network_id, subnet_id, router_id FROM auto_allocated_topologies WHERE project_id = $1 FOR UPDATE",
     [project],

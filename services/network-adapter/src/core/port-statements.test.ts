@@ -1,34 +1,28 @@
-// The one-statement CreatePort (create_ports_auto) in-process, on PGlite and (when reachable)
-// PostgreSQL: several requests per call, each made or left untouched for the full path, and an
-// error in one item rolls back the call and is retried one by one without losing an address.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// The statement that makes CreatePort's common case (automatic address, network not routed)
+// in-process, on PGlite and (when reachable) PostgreSQL: several requests per statement, each made
+// or left untouched for the transaction, a MAC asked for that is taken leaving only its request
+// unmade, and a drawn MAC that is taken drawn again, without losing an address.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { PortChange } from "@stratus/contracts/events/v1";
 import {
   CreateNetworkRequestSchema,
   CreatePortRequestSchema,
   CreateSubnetRequestSchema,
 } from "@stratus/contracts/network/v1";
-import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
-import { createTempDatabase, postgresAvailable, type TempDatabase } from "@stratus/runtime/testing";
+import type { Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Caller, Outbox, type Tx } from "./context.js";
-import { createNetwork, createSubnet } from "./networks.js";
-import { createPortsFast, fastEligible, fastPortCreated } from "./ports.js";
+import { createNetwork } from "./networks.js";
+import { portWithHeldAddress } from "./port-events.js";
+import { createImmediatePorts, immediateEligible } from "./port-statements.js";
+import { createSubnet } from "./subnets.js";
+import { openTestDatabase, testBackends } from "./test-database.js";
 
 const admin: Caller = { projectId: "", isAdmin: true };
-// The PostgreSQL cases skip only where no server answers (the embedded default alone); CI sets
-// STRATUS_REQUIRE_POSTGRES=1, and then postgresAvailable fails instead of letting them skip.
-const pgUp = await postgresAvailable();
 
-describe.each([
-  ["PGlite", true],
-  ["PostgreSQL", pgUp],
-])("create_ports_auto on %s", (backend, available) => {
+describe.each(await testBackends())("the immediate creation statement on %s", (backend, available) => {
   let db: Database;
-  let temp: TempDatabase | undefined;
-  const dataDir = mkdtempSync(join(tmpdir(), "stratus-ports-fast-"));
+  let close: (() => Promise<void>) | undefined;
   const tx = <T>(fn: (t: Tx) => Promise<T>, caller = admin) =>
     db.transaction((q) => fn({ q, out: new Outbox(), caller }));
   const network = (req: MessageInitShape<typeof CreateNetworkRequestSchema>) =>
@@ -51,34 +45,24 @@ describe.each([
 
   beforeAll(async () => {
     if (!available) return;
-    if (backend === "PostgreSQL") temp = await createTempDatabase("stratus_test_ports_fast");
-    db = await openDatabase({
-      service: "network-adapter",
-      url: temp?.url,
-      dataDir,
-      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
-      logger: createLogger("test", "warn"),
-      poolSize: 4,
-    });
+    ({ db, close } = await openTestDatabase(backend, "stratus_test_port_statements"));
   });
   afterAll(async () => {
-    await db?.close();
-    await temp?.drop();
-    rmSync(dataDir, { recursive: true, force: true });
+    await close?.();
   });
 
   it.skipIf(!available)(
-    "makes several ports in one call; a taken MAC rolls back and is retried alone",
+    "makes several ports in one statement; a MAC asked for that is taken leaves only that request unmade",
     async () => {
       const net = await network({});
       const sub = await subnet(net.id, "10.20.0.0/24", ["10.20.0.10", "10.20.0.20"]);
-      const [first] = await createPortsFast(db, [
+      const [first] = await createImmediatePorts(db, [
         { req: port(net.id, { macAddress: "fa:16:3e:aa:00:01" }), caller: admin },
       ]);
       expect(first).toMatchObject({ held_subnet_id: sub.id, mac_address: "fa:16:3e:aa:00:01" });
       const free = await count("SELECT count(*) AS n FROM ip_free WHERE subnet_id = $1", [sub.id]);
 
-      const rows = await createPortsFast(db, [
+      const rows = await createImmediatePorts(db, [
         { req: port(net.id, { name: "a" }), caller: admin },
         { req: port(net.id, { name: "dup", macAddress: "FA:16:3E:AA:00:01" }), caller: admin },
         { req: port(net.id, { name: "b" }), caller: admin },
@@ -92,7 +76,7 @@ describe.each([
       expect(await count("SELECT count(*) AS n FROM ip_allocations WHERE subnet_id = $1", [sub.id])).toBe(3);
 
       const out = new Outbox();
-      const made = fastPortCreated(rows[0]!, out);
+      const made = portWithHeldAddress(rows[0]!, out, PortChange.CREATED).port;
       expect(made.fixedIps).toEqual([{ subnetId: sub.id, ipAddress: expect.stringMatching(/^10\.20\.0\./) }]);
       expect(out.events.map((e) => e.subject)).toEqual(["stratus.ip.allocated", "stratus.port.created"]);
     },
@@ -106,9 +90,9 @@ describe.each([
       // The same seed makes the second port's first draw the first port's MAC.
       const [a, b] = await db.transaction(async (q) => {
         await q.query("SELECT setseed(0.42)");
-        const [first] = await createPortsFast(q, [{ req: port(net.id, { name: "a" }), caller: admin }]);
+        const [first] = await createImmediatePorts(q, [{ req: port(net.id, { name: "a" }), caller: admin }]);
         await q.query("SELECT setseed(0.42)");
-        const [second] = await createPortsFast(q, [{ req: port(net.id, { name: "b" }), caller: admin }]);
+        const [second] = await createImmediatePorts(q, [{ req: port(net.id, { name: "b" }), caller: admin }]);
         return [first, second];
       });
       expect(a?.name).toBe("a");
@@ -135,7 +119,7 @@ describe.each([
       });
       const tenant: Caller = { projectId: "p-other", isAdmin: false };
       const portsBefore = await count("SELECT count(*) AS n FROM ports", []);
-      const rows = await createPortsFast(db, [
+      const rows = await createImmediatePorts(db, [
         { req: port(own.id), caller: tenant }, // another project's network
         { req: port(crypto.randomUUID()), caller: admin }, // no such network
         { req: port(routed.id), caller: admin }, // routed: deferred
@@ -153,11 +137,11 @@ describe.each([
       ]);
       expect(await count("SELECT count(*) AS n FROM ports", [])).toBe(portsBefore + 2);
       // What the full path must see: fixed IPs, other modes, bad MACs, acting for another project.
-      expect(fastEligible(port(own.id, { fixedIps: [{ ipAddress: "10.21.0.5" }] }), admin)).toBe(false);
-      expect(fastEligible(port(own.id, { ipAllocation: 2 }), admin)).toBe(false);
-      expect(fastEligible(port(own.id, { macAddress: "nonsense" }), admin)).toBe(false);
-      expect(fastEligible(port(own.id, { projectId: "p-own" }), tenant)).toBe(false);
-      expect(fastEligible(port(own.id), tenant)).toBe(true);
+      expect(immediateEligible(port(own.id, { fixedIps: [{ ipAddress: "10.21.0.5" }] }), admin)).toBe(false);
+      expect(immediateEligible(port(own.id, { ipAllocation: 2 }), admin)).toBe(false);
+      expect(immediateEligible(port(own.id, { macAddress: "nonsense" }), admin)).toBe(false);
+      expect(immediateEligible(port(own.id, { projectId: "p-own" }), tenant)).toBe(false);
+      expect(immediateEligible(port(own.id), tenant)).toBe(true);
     },
   );
 });
