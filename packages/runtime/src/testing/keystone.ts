@@ -136,7 +136,14 @@ export async function startKeystone(options: KeystoneOptions = {}): Promise<Test
       manage("credential_setup", ...owner),
       manage("db_sync").then(walDatabase),
     ]);
-    await manage("bootstrap", "--bootstrap-password", adminPassword, "--bootstrap-public-url", url);
+    // The server loads (seconds of Python imports) while bootstrap fills the database.
+    const bootstrapped = manage(
+      "bootstrap",
+      "--bootstrap-password",
+      adminPassword,
+      "--bootstrap-public-url",
+      url,
+    );
     proc = spawn(
       GUNICORN,
       [
@@ -162,7 +169,7 @@ export async function startKeystone(options: KeystoneOptions = {}): Promise<Test
     };
     proc.stdout?.on("data", collect);
     proc.stderr?.on("data", collect);
-    await waitForKeystone(url, proc, 120_000);
+    await Promise.all([bootstrapped, waitForKeystone(url, proc, 120_000)]);
   } catch (err) {
     await stopProcess(proc);
     rmSync(dir, { recursive: true, force: true });
