@@ -7,7 +7,7 @@ import type { KeystoneValidatorOptions } from "./keystone.js";
 
 export const keystoneConfig = {
   KEYSTONE_URL: z
-    .url()
+    .url({ protocol: /^https?$/ })
     .optional()
     .describe(
       "Identity endpoint of an existing Keystone (http://host:5000 or …/v3); set: validate its tokens",

@@ -102,7 +102,9 @@ function tokenBody(t: UserToken) {
       issued_at: new Date(t.issuedAt).toISOString().replace("Z", "000Z"),
       expires_at: new Date(t.expiresAt).toISOString().replace("Z", "000Z"),
       audit_ids: ["audit-1", "audit-0"],
-      ...(t.applicationCredential ? { application_credential: { id: t.applicationCredential, name: "ci" } } : {}),
+      ...(t.applicationCredential
+        ? { application_credential: { id: t.applicationCredential, name: "ci" } }
+        : {}),
     },
   };
 }
