@@ -133,7 +133,7 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
     expect(await outcome(v, issued.token)).toBe("unauthorized");
   });
 
-  it("renews its service token when Keystone has revoked it, and before it expires", async () => {
+  it("renews its service token when Keystone has revoked it, and once it has expired without using it", async () => {
     const sent: { method: string; serviceToken: string }[] = [];
     const recording: typeof fetch = (input, init) => {
       const headers = new Headers(init?.headers);
