@@ -104,7 +104,7 @@ export class KeystoneTokenValidator implements TokenValidator {
       if (answer !== "service_token_refused") return answer;
       this.serviceToken.discard(serviceToken);
       if (attempt === 2) {
-        this.logger.error("Keystone refused a service token it had just issued");
+        this.logger.error("Keystone refused a new service token too: check the service user and its role");
         throw new StratusError("unavailable", "Keystone refused the service token");
       }
       this.logger.warn("Keystone refused the service token; authenticating again");

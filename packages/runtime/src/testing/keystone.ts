@@ -107,7 +107,7 @@ export async function startKeystone(options: KeystoneOptions = {}): Promise<Test
   const missing = keystoneMissingPackages();
   if (missing.length > 0) {
     throw new Error(
-      `a test Keystone needs Debian's ${missing.join(" and ")} (apt-get install -y ${missing})`,
+      `a test Keystone needs Debian's ${missing.join(" and ")} (apt-get install -y ${missing.join(" ")})`,
     );
   }
   const port = await freePort();
