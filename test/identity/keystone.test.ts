@@ -2,9 +2,13 @@
 // gunicorn, SQLite, fernet tokens) issues the tokens, and KeystoneTokenValidator accepts and refuses
 // them as keystonemiddleware would.
 
-import { isStratusError } from "@stratus/runtime";
 import { KeystoneTokenValidator, type KeystoneValidatorOptions } from "@stratus/runtime/auth";
-import { keystoneMissingPackages, startKeystone, type TestKeystone } from "@stratus/runtime/testing";
+import {
+  keystoneMissingPackages,
+  startKeystone,
+  type TestKeystone,
+  validationOutcome,
+} from "@stratus/runtime/testing";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -43,17 +47,6 @@ function validator(
   );
   validators.push(v);
   return v;
-}
-
-/** The StratusError kind a validation fails with, or "allowed". */
-async function outcome(v: KeystoneTokenValidator, token: string): Promise<string> {
-  try {
-    await v.validate(token);
-    return "allowed";
-  } catch (err) {
-    if (!isStratusError(err)) throw err;
-    return err.kind;
-  }
 }
 
 const until = async (time: number) => {
@@ -104,21 +97,21 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
     const middle = Math.floor(token.length / 2);
     const forged = token.slice(0, middle) + (token[middle] === "A" ? "B" : "A") + token.slice(middle + 1);
     const v = validator();
-    expect(await outcome(v, forged)).toBe("unauthorized");
-    expect(await outcome(v, "not-a-token")).toBe("unauthorized");
-    expect(await outcome(v, "")).toBe("unauthorized");
+    expect(await validationOutcome(v, forged)).toBe("unauthorized");
+    expect(await validationOutcome(v, "not-a-token")).toBe("unauthorized");
+    expect(await validationOutcome(v, "")).toBe("unauthorized");
   });
 
   it("refuses a token revoked with DELETE /v3/auth/tokens once the cache TTL has passed (within TTL + 1 s)", async () => {
     const ttlMs = 2_000;
     const v = validator({ cacheTtlMs: ttlMs });
     const { token } = await keystone.issueToken(ALICE);
-    expect(await outcome(v, token)).toBe("allowed");
+    expect(await validationOutcome(v, token)).toBe("allowed");
     await keystone.revokeToken(token);
     const revokedAt = Date.now();
     let refusedAt = 0;
     while (!refusedAt && Date.now() < revokedAt + ttlMs + 5_000) {
-      if ((await outcome(v, token)) === "unauthorized") refusedAt = Date.now();
+      if ((await validationOutcome(v, token)) === "unauthorized") refusedAt = Date.now();
       else await new Promise((r) => setTimeout(r, 100));
     }
     expect(refusedAt).toBeGreaterThan(0);
@@ -128,9 +121,9 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
   it("refuses an expired token, even when its answer could be kept longer than its life", async () => {
     const v = validator({ cacheTtlMs: 60_000 });
     const issued = await keystone.issueToken(ALICE);
-    expect(await outcome(v, issued.token)).toBe("allowed");
+    expect(await validationOutcome(v, issued.token)).toBe("allowed");
     await until(issued.expiresAt.getTime() + 1);
-    expect(await outcome(v, issued.token)).toBe("unauthorized");
+    expect(await validationOutcome(v, issued.token)).toBe("unauthorized");
   });
 
   it("renews its service token when Keystone has revoked it, and once it has expired without using it", async () => {
@@ -141,12 +134,12 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
       return fetch(input, init);
     };
     const v = validator({ cacheTtlMs: 0 }, recording);
-    expect(await outcome(v, (await keystone.issueToken(ALICE)).token)).toBe("allowed");
+    expect(await validationOutcome(v, (await keystone.issueToken(ALICE)).token)).toBe("allowed");
     const first = sent.at(-1)!.serviceToken;
 
     await keystone.revokeToken(first);
     sent.length = 0;
-    expect(await outcome(v, (await keystone.issueToken(ALICE)).token)).toBe("allowed");
+    expect(await validationOutcome(v, (await keystone.issueToken(ALICE)).token)).toBe("allowed");
     const renewedBy = Date.now();
     const second = sent.at(-1)!.serviceToken;
     expect(sent).toEqual([
@@ -160,7 +153,7 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
     await until(renewedBy + LIFETIME_S * 1000 + 1);
     const fresh = (await keystone.issueToken(ALICE)).token;
     sent.length = 0;
-    expect(await outcome(v, fresh)).toBe("allowed");
+    expect(await validationOutcome(v, fresh)).toBe("allowed");
     expect(sent.map((r) => r.method)).toEqual(["POST", "GET"]);
     expect([first, second]).not.toContain(sent[1]!.serviceToken);
   });
@@ -169,6 +162,6 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
     const v = validator();
     const { token } = await keystone.issueToken(ALICE);
     await keystone.stop();
-    expect(await outcome(v, token)).toBe("unavailable");
+    expect(await validationOutcome(v, token)).toBe("unavailable");
   });
 });

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { isStratusError } from "../errors.js";
+import { validationOutcome } from "../testing/keystone.js";
 import { KeystoneTokenValidator, type KeystoneValidatorOptions } from "./keystone.js";
 
 const T0 = Date.parse("2030-01-01T00:00:00Z");
@@ -51,6 +51,11 @@ class StandInKeystone {
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  /** Each request so far as "METHOD service-token". */
+  trail(): string[] {
+    return this.requests.map((r) => `${r.method} ${r.serviceToken ?? ""}`);
   }
 
   count(method: string): number {
@@ -133,17 +138,6 @@ function validator(options: Partial<KeystoneValidatorOptions> = {}): KeystoneTok
   return v;
 }
 
-/** The StratusError kind a validation fails with, or "allowed". */
-async function outcome(v: KeystoneTokenValidator, token: string): Promise<string> {
-  try {
-    await v.validate(token);
-    return "allowed";
-  } catch (err) {
-    if (!isStratusError(err)) throw err;
-    return err.kind;
-  }
-}
-
 const member = (expiresInMs = HOUR): UserToken => ({
   project: { id: "p-1", name: "demo" },
   roles: ["member", "reader"],
@@ -221,28 +215,28 @@ describe("KeystoneTokenValidator", () => {
   it("never keeps a valid answer past the token's expiry, whatever the TTL", async () => {
     keystone.users.set("tok-a", member(3_000));
     const v = validator({ cacheTtlMs: 60_000 });
-    expect(await outcome(v, "tok-a")).toBe("allowed");
+    expect(await validationOutcome(v, "tok-a")).toBe("allowed");
     clock.now += 2_999;
-    expect(await outcome(v, "tok-a")).toBe("allowed");
+    expect(await validationOutcome(v, "tok-a")).toBe("allowed");
     expect(keystone.count("GET")).toBe(1);
     clock.now += 1;
-    expect(await outcome(v, "tok-a")).toBe("unauthorized");
+    expect(await validationOutcome(v, "tok-a")).toBe("unauthorized");
   });
 
   it("keeps an invalid answer for the TTL too: a refused token is not asked about again", async () => {
     const v = validator({ cacheTtlMs: 5_000 });
-    expect(await outcome(v, "forged")).toBe("unauthorized");
-    expect(await outcome(v, "forged")).toBe("unauthorized");
+    expect(await validationOutcome(v, "forged")).toBe("unauthorized");
+    expect(await validationOutcome(v, "forged")).toBe("unauthorized");
     expect(keystone.count("GET")).toBe(1);
     clock.now += 5_000;
-    expect(await outcome(v, "forged")).toBe("unauthorized");
+    expect(await validationOutcome(v, "forged")).toBe("unauthorized");
     expect(keystone.count("GET")).toBe(2);
   });
 
   it("refuses what cannot be a token without asking Keystone", async () => {
     const v = validator();
     for (const token of ["", "two words", "line\nbreak", "x".repeat(8193), "caf\u00e9"]) {
-      expect(await outcome(v, token)).toBe("unauthorized");
+      expect(await validationOutcome(v, token)).toBe("unauthorized");
     }
     expect(keystone.requests).toEqual([]);
   });
@@ -278,13 +272,7 @@ describe("KeystoneTokenValidator", () => {
     expect(keystone.count("POST")).toBe(1);
     clock.now = T0 + HOUR - 120_000;
     await v.validate("tok-c");
-    expect(keystone.requests.map((r) => `${r.method} ${r.serviceToken ?? ""}`)).toEqual([
-      "POST ",
-      "GET svc-1",
-      "GET svc-1",
-      "POST ",
-      "GET svc-2",
-    ]);
+    expect(keystone.trail()).toEqual(["POST ", "GET svc-1", "GET svc-1", "POST ", "GET svc-2"]);
   });
 
   it("renews a short-lived service token with a quarter of its life left", async () => {
@@ -305,30 +293,24 @@ describe("KeystoneTokenValidator", () => {
     const v = validator();
     await v.validate("tok-a");
     keystone.serviceTokens.delete("svc-1");
-    expect(await outcome(v, "tok-b")).toBe("allowed");
-    expect(keystone.requests.map((r) => `${r.method} ${r.serviceToken ?? ""}`)).toEqual([
-      "POST ",
-      "GET svc-1",
-      "GET svc-1",
-      "POST ",
-      "GET svc-2",
-    ]);
+    expect(await validationOutcome(v, "tok-b")).toBe("allowed");
+    expect(keystone.trail()).toEqual(["POST ", "GET svc-1", "GET svc-1", "POST ", "GET svc-2"]);
   });
 
   it("fails closed when Keystone refuses even a new service token, and does not keep that answer", async () => {
     keystone.users.set("tok-a", member());
     keystone.refuseServiceTokens = true;
     const v = validator();
-    expect(await outcome(v, "tok-a")).toBe("unavailable");
+    expect(await validationOutcome(v, "tok-a")).toBe("unavailable");
     expect(keystone.count("POST")).toBe(2);
     keystone.refuseServiceTokens = false;
-    expect(await outcome(v, "tok-a")).toBe("allowed");
+    expect(await validationOutcome(v, "tok-a")).toBe("allowed");
   });
 
   it("fails closed when the service user cannot authenticate", async () => {
     keystone.users.set("tok-a", member());
     keystone.failServiceAuth = 401;
-    expect(await outcome(validator(), "tok-a")).toBe("unavailable");
+    expect(await validationOutcome(validator(), "tok-a")).toBe("unavailable");
     expect(keystone.count("GET")).toBe(0);
   });
 
@@ -337,23 +319,23 @@ describe("KeystoneTokenValidator", () => {
     const v = validator();
     for (const status of [500, 502, 503, 403]) {
       keystone.failValidation = status;
-      expect(await outcome(v, "tok-a")).toBe("unavailable");
+      expect(await validationOutcome(v, "tok-a")).toBe("unavailable");
     }
     keystone.failValidation = undefined;
     keystone.body = { token: { user: "not a user" } };
-    expect(await outcome(v, "tok-a")).toBe("unavailable");
+    expect(await validationOutcome(v, "tok-a")).toBe("unavailable");
     keystone.body = undefined;
-    expect(await outcome(v, "tok-a")).toBe("allowed");
+    expect(await validationOutcome(v, "tok-a")).toBe("allowed");
     expect(keystone.count("GET")).toBe(6);
   });
 
   it("answers unavailable when Keystone is too slow or gone", async () => {
     keystone.users.set("tok-a", member());
     keystone.delayMs = 500;
-    expect(await outcome(validator({ timeoutMs: 100 }), "tok-a")).toBe("unavailable");
+    expect(await validationOutcome(validator({ timeoutMs: 100 }), "tok-a")).toBe("unavailable");
     keystone.delayMs = 0;
     await keystone.stop();
-    expect(await outcome(validator(), "tok-a")).toBe("unavailable");
+    expect(await validationOutcome(validator(), "tok-a")).toBe("unavailable");
     await keystone.start();
   });
 
@@ -361,11 +343,11 @@ describe("KeystoneTokenValidator", () => {
     keystone.users.set("tok-valid-secret", member());
     const v = validator({ cacheTtlMs: 0 });
     await v.validate("tok-valid-secret");
-    await outcome(v, "tok-forged-secret");
+    await validationOutcome(v, "tok-forged-secret");
     keystone.serviceTokens.clear();
     await v.validate("tok-valid-secret");
     keystone.failValidation = 500;
-    await outcome(v, "tok-valid-secret");
+    await validationOutcome(v, "tok-valid-secret");
     expect(logLines.length).toBeGreaterThan(2);
     expect(logLines.join("\n")).not.toMatch(/secret|svc-\d/);
   });
@@ -375,6 +357,6 @@ describe("KeystoneTokenValidator", () => {
     const v = validator();
     await v.validate("tok-a");
     await v.close();
-    expect(await outcome(v, "tok-a")).toBe("unavailable");
+    expect(await validationOutcome(v, "tok-a")).toBe("unavailable");
   });
 });

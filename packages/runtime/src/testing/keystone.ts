@@ -7,6 +7,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { TokenValidator } from "../auth/identity.js";
+import { isStratusError } from "../errors.js";
 import { freePort } from "./nats-server.js";
 
 const KEYSTONE_MANAGE = "/usr/bin/keystone-manage";
@@ -266,6 +268,17 @@ export async function startKeystone(options: KeystoneOptions = {}): Promise<Test
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** What a validator makes of a token: "allowed", or the kind of the StratusError it throws. */
+export async function validationOutcome(validator: TokenValidator, token: string): Promise<string> {
+  try {
+    await validator.validate(token);
+    return "allowed";
+  } catch (err) {
+    if (!isStratusError(err)) throw err;
+    return err.kind;
+  }
 }
 
 async function waitForKeystone(url: string, proc: ChildProcess, timeoutMs: number): Promise<void> {
