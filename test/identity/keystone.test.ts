@@ -1,0 +1,167 @@
+// An existing Keystone instead of Stratus's own identity: a real one (Debian's python3-keystone under
+// gunicorn, SQLite, fernet tokens) issues the tokens, and KeystoneTokenValidator accepts and refuses
+// them as keystonemiddleware would.
+
+import { KeystoneTokenValidator, type KeystoneValidatorOptions } from "@stratus/runtime/auth";
+import {
+  keystoneMissingPackages,
+  startKeystone,
+  type TestKeystone,
+  validationOutcome,
+} from "@stratus/runtime/testing";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const missing = keystoneMissingPackages();
+// In CI (CI=true, as .ci/run sets it) Keystone must be there: missing, the test fails instead of skipping.
+if (missing.length > 0 && process.env.CI === "true") {
+  throw new Error(`CI=true but ${missing.join(" and ")} is not installed: the real-Keystone test cannot run`);
+}
+if (missing.length > 0)
+  console.warn(`${missing.join(" and ")} not installed: the real-Keystone test is skipped`);
+
+/** Keystone's [token] expiration, short so that tokens (the service's too) expire during the test. */
+const LIFETIME_S = 10;
+const SERVICE = { name: "stratus", password: "stratus-service-pw", project: "service" };
+const ALICE = { user: "alice", password: "alice-pw", project: "demo" };
+
+let keystone: TestKeystone;
+const validators: KeystoneTokenValidator[] = [];
+
+function validator(
+  options: Partial<KeystoneValidatorOptions> = {},
+  fetchFn: typeof fetch = fetch,
+): KeystoneTokenValidator {
+  const v = new KeystoneTokenValidator(
+    {
+      url: keystone.url,
+      serviceUser: { name: SERVICE.name, password: SERVICE.password, domainName: "Default" },
+      serviceProject: { name: SERVICE.project, domainName: "Default" },
+      cacheTtlMs: 2_000,
+      cacheMaxEntries: 1_000,
+      timeoutMs: 10_000,
+      ...options,
+    },
+    pino({ level: "silent" }),
+    { fetch: fetchFn },
+  );
+  validators.push(v);
+  return v;
+}
+
+const until = async (time: number) => {
+  while (Date.now() < time) await new Promise((r) => setTimeout(r, Math.min(200, time - Date.now())));
+};
+
+describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
+  let alice: { userId: string; projectId: string };
+
+  beforeAll(async () => {
+    keystone = await startKeystone({ tokenExpirationS: LIFETIME_S });
+    // The service user validates with the service role, as Keystone's default policy allows.
+    await keystone.addUser({ ...SERVICE, roles: ["service"] });
+    alice = await keystone.addUser({
+      name: ALICE.user,
+      password: ALICE.password,
+      project: ALICE.project,
+      roles: ["member"],
+    });
+  });
+  afterAll(async () => {
+    await Promise.all(validators.map((v) => v.close()));
+    await keystone?.stop();
+  });
+
+  it("accepts a valid token: its user, project, and member with the reader it implies", async () => {
+    const issued = await keystone.issueToken(ALICE);
+    const identity = await validator().validate(issued.token);
+    expect(identity).toMatchObject({
+      userId: alice.userId,
+      userName: "alice",
+      userDomainId: "default",
+      projectId: alice.projectId,
+      projectName: "demo",
+      projectDomainId: "default",
+      domainId: "",
+      system: false,
+      methods: ["password"],
+      issuedAt: issued.issuedAt,
+      expiresAt: issued.expiresAt,
+    });
+    expect([...identity.roles].sort()).toEqual(["member", "reader"]);
+    expect(identity.auditIds).toHaveLength(1);
+  });
+
+  it("refuses forged and garbage tokens", async () => {
+    const { token } = await keystone.issueToken(ALICE);
+    const middle = Math.floor(token.length / 2);
+    const forged = token.slice(0, middle) + (token[middle] === "A" ? "B" : "A") + token.slice(middle + 1);
+    const v = validator();
+    expect(await validationOutcome(v, forged)).toBe("unauthorized");
+    expect(await validationOutcome(v, "not-a-token")).toBe("unauthorized");
+    expect(await validationOutcome(v, "")).toBe("unauthorized");
+  });
+
+  it("refuses a token revoked with DELETE /v3/auth/tokens once the cache TTL has passed (within TTL + 1 s)", async () => {
+    const ttlMs = 2_000;
+    const v = validator({ cacheTtlMs: ttlMs });
+    const { token } = await keystone.issueToken(ALICE);
+    expect(await validationOutcome(v, token)).toBe("allowed");
+    await keystone.revokeToken(token);
+    const revokedAt = Date.now();
+    let refusedAt = 0;
+    while (!refusedAt && Date.now() < revokedAt + ttlMs + 5_000) {
+      if ((await validationOutcome(v, token)) === "unauthorized") refusedAt = Date.now();
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(refusedAt).toBeGreaterThan(0);
+    expect(refusedAt - revokedAt).toBeLessThanOrEqual(ttlMs + 1_000);
+  });
+
+  it("refuses an expired token, even when its answer could be kept longer than its life", async () => {
+    const v = validator({ cacheTtlMs: 60_000 });
+    const issued = await keystone.issueToken(ALICE);
+    expect(await validationOutcome(v, issued.token)).toBe("allowed");
+    await until(issued.expiresAt.getTime() + 1);
+    expect(await validationOutcome(v, issued.token)).toBe("unauthorized");
+  });
+
+  it("renews its service token when Keystone has revoked it, and once it has expired without using it", async () => {
+    const sent: { method: string; serviceToken: string }[] = [];
+    const recording: typeof fetch = (input, init) => {
+      const headers = new Headers(init?.headers);
+      sent.push({ method: init?.method ?? "GET", serviceToken: headers.get("x-auth-token") ?? "" });
+      return fetch(input, init);
+    };
+    const v = validator({ cacheTtlMs: 0 }, recording);
+    expect(await validationOutcome(v, (await keystone.issueToken(ALICE)).token)).toBe("allowed");
+    const first = sent.at(-1)!.serviceToken;
+
+    await keystone.revokeToken(first);
+    sent.length = 0;
+    expect(await validationOutcome(v, (await keystone.issueToken(ALICE)).token)).toBe("allowed");
+    const renewedBy = Date.now();
+    const second = sent.at(-1)!.serviceToken;
+    expect(sent).toEqual([
+      { method: "GET", serviceToken: first },
+      { method: "POST", serviceToken: "" },
+      { method: "GET", serviceToken: second },
+    ]);
+    expect(second).not.toBe(first);
+
+    // Keystone's expires_at is at most LIFETIME_S after the second token was issued.
+    await until(renewedBy + LIFETIME_S * 1000 + 1);
+    const fresh = (await keystone.issueToken(ALICE)).token;
+    sent.length = 0;
+    expect(await validationOutcome(v, fresh)).toBe("allowed");
+    expect(sent.map((r) => r.method)).toEqual(["POST", "GET"]);
+    expect([first, second]).not.toContain(sent[1]!.serviceToken);
+  });
+
+  it("fails closed when Keystone is down: an uncached token is unavailable, never allowed", async () => {
+    const v = validator();
+    const { token } = await keystone.issueToken(ALICE);
+    await keystone.stop();
+    expect(await validationOutcome(v, token)).toBe("unavailable");
+  });
+});
