@@ -10,7 +10,7 @@ export type { Logger };
  * in flight under load. Lines are written as soon as the pipe takes them; whatever is still
  * buffered when the process exits (a clean shutdown, an uncaught exception) is flushed then.
  */
-export function createLogger(service: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
+export function createLogger(service: string, level = "info"): Logger {
   const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   process.once("exit", () => {
     try {

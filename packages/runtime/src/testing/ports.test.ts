@@ -3,13 +3,14 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../log.js";
-import { type RpcServer, startRpcServer } from "../server.js";
+import { type RpcServer, startRpcServer } from "../rpc/server.js";
 import { freePort } from "./nats-server.js";
 import { waitForServing } from "./processes.js";
 
 describe("freePort", () => {
   it("hands out distinct ports from this worker's block, skipping taken ones", async () => {
-    const pool = Number(process.env.VITEST_POOL_ID);
+    // This worker's block, shifted by STRATUS_TEST_PORT_BLOCKS as freePort shifts it.
+    const pool = Number(process.env.VITEST_POOL_ID) + Number(process.env.STRATUS_TEST_PORT_BLOCKS ?? 0);
     const base = 20_000 + (pool - 1) * 1000;
     const first = await freePort();
     // Hold the next ports the way a started service would: they must not be handed out again.

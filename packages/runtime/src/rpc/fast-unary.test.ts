@@ -6,11 +6,12 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { currentContext, newRequestId, runWithContext, systemContext } from "./context.js";
-import { StratusError } from "./errors.js";
-import { fastUnaryTransport } from "./fast-unary.js";
-import { createLogger } from "./log.js";
-import { bindService, type RpcServer, startRpcServer } from "./server.js";
+import { currentContext, newRequestId, runWithContext, systemContext } from "../context.js";
+import { StratusError } from "../errors.js";
+import { createLogger } from "../log.js";
+import { bindService } from "./binding.js";
+import { fastUnaryTransport } from "./fast-client.js";
+import { type RpcServer, startRpcServer } from "./server.js";
 
 const UUID = "7c0a5d1e-2b7f-4d0e-9a51-3f0c2e1b9d44";
 const seen: string[] = [];
@@ -33,13 +34,8 @@ let stock: RpcServer;
 let stockUrl: string;
 
 /** The same server as every service's, with the short path turned off: connect-node answers all. */
-async function stockServer(port = 0): Promise<RpcServer> {
-  process.env.STRATUS_RPC_FAST = "0";
-  try {
-    return await startRpcServer({ name: "t", host: "127.0.0.1", port, services: [placement], logger });
-  } finally {
-    delete process.env.STRATUS_RPC_FAST;
-  }
+function stockServer(port = 0): Promise<RpcServer> {
+  return startRpcServer({ name: "t", host: "127.0.0.1", port, services: [placement], logger, fast: false });
 }
 
 beforeAll(async () => {
