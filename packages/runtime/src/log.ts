@@ -5,9 +5,9 @@ import { currentContext } from "./context.js";
 export type { Logger };
 
 /**
- * Logs go to stdout asynchronously: pino's default synchronous write blocks the event loop
- * (100 ms sleeps) whenever the reader of our stdout pipe falls behind, which stalled every request
- * in flight under load. Lines are written as soon as the pipe takes them; whatever is still
+ * Logs go to stdout asynchronously: pino's default synchronous write blocks the event loop (it
+ * sleeps and retries) whenever the reader of our stdout pipe falls behind, which stalled every
+ * request in flight under load. Lines are written as soon as the pipe takes them; whatever is still
  * buffered when the process exits (a clean shutdown, an uncaught exception) is flushed then.
  */
 export function createLogger(service: string, level = "info"): Logger {

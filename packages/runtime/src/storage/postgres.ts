@@ -29,7 +29,7 @@ export class PostgresDatabase implements Database {
   /**
    * jit off: the services run short indexed statements, and a cost estimate that cannot see a
    * LIMIT (an ordered walk that stops after a few rows) crossed jit_above_cost, so each call
-   * compiled ~150 functions before running (docs/performance.md, "jit off").
+   * compiled its expressions for far longer than the statement then ran (docs/performance.md).
    */
   private makePool(size: number, settings: string): pg.Pool {
     const pool = new pg.Pool({ connectionString: this.options.url, max: size, options: settings });
