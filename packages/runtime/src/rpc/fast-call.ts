@@ -38,6 +38,8 @@ export class FastCall implements UnaryRequest, HandlerContext {
   private parsed: MessageShape<DescMessage> | undefined;
   private requestHeaders: NodeHeaders | undefined;
   private controller: AbortController | undefined;
+  /** Why the call ended, for a signal first asked for after that. */
+  private endedWith: unknown;
   private contextValuesOf: ContextValues | undefined;
   private responseHeaders: Headers | undefined;
   private responseTrailers: Headers | undefined;
@@ -91,7 +93,10 @@ export class FastCall implements UnaryRequest, HandlerContext {
   }
 
   get signal(): AbortSignal {
-    this.controller ??= new AbortController();
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.done) this.controller.abort(this.endedWith);
+    }
     return this.controller.signal;
   }
 
@@ -123,12 +128,6 @@ export class FastCall implements UnaryRequest, HandlerContext {
     return this.deadline === undefined ? undefined : this.deadline - Date.now();
   }
 
-  /** Aborts the handler's signal (the deadline passed, or the caller went away). */
-  abort(reason?: unknown): void {
-    this.controller ??= new AbortController();
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
-  }
-
   /**
    * The call is answered or abandoned: no deadline any more, and the signal, if anyone holds it,
    * aborted (as connect-node does once a call is over). False if it was settled already.
@@ -136,8 +135,9 @@ export class FastCall implements UnaryRequest, HandlerContext {
   settle(reason?: unknown): boolean {
     if (this.done) return false;
     this.done = true;
+    this.endedWith = reason;
     if (this.timer) clearTimeout(this.timer);
-    if (this.controller && !this.controller.signal.aborted) this.controller.abort(reason);
+    this.controller?.abort(reason);
     return true;
   }
 

@@ -3,13 +3,12 @@
 // lets the calls in flight finish while the next one opens a new connection.
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Http2SessionManager } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../log.js";
+import { fastTestClient } from "../testing/rpc.js";
 import { bindService } from "./binding.js";
-import { fastUnaryTransport } from "./fast-client.js";
 import { fastUnaryHandler } from "./fast-server.js";
 import { rpcPipeline } from "./pipeline.js";
 
@@ -70,15 +69,7 @@ afterEach(async () => {
 
 function clientOf(url: string, sessionManager: Http2SessionManager) {
   cleanups.push(() => sessionManager.abort());
-  return createClient(
-    PlacementService,
-    fastUnaryTransport({
-      baseUrl: url,
-      defaultTimeoutMs: 30_000,
-      streams: createConnectTransport({ baseUrl: url, httpVersion: "2", sessionManager }),
-      sessionManager,
-    }),
-  );
+  return fastTestClient(PlacementService, url, { sessionManager });
 }
 
 /** Resolves once `check` holds (polled every 10 ms). */

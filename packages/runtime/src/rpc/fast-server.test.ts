@@ -10,10 +10,9 @@ import {
   PlacementService,
 } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../log.js";
+import { fastTestClient, rawCall, refusal, startTestRpcServer } from "../testing/rpc.js";
 import { bindService } from "./binding.js";
-import { fastUnaryTransport } from "./fast-client.js";
-import { type RpcServer, startRpcServer } from "./server.js";
+import type { RpcServer } from "./server.js";
 
 const LIMIT = 1024;
 const PATH = "/stratus.scheduler.v1.PlacementService/GetResourceProvider";
@@ -35,14 +34,7 @@ const placement = bindService(PlacementService, {
 
 let server: RpcServer;
 beforeAll(async () => {
-  server = await startRpcServer({
-    name: "t",
-    host: "127.0.0.1",
-    port: 0,
-    services: [placement],
-    logger: createLogger("test", "silent"),
-    readMaxBytes: LIMIT,
-  });
+  server = await startTestRpcServer([placement], { readMaxBytes: LIMIT });
 });
 afterAll(() => server.close());
 
@@ -53,66 +45,14 @@ function nextStart(): Promise<void> {
   });
 }
 
-interface RawAnswer {
-  status: number;
-  body: string;
-}
-
-/**
- * A Connect binary call written by hand: what the fast path receives from any client. Without a
- * body, the request is left open.
- */
-function rawCall(
-  session: http2.ClientHttp2Session,
-  headers: http2.OutgoingHttpHeaders,
-  body?: Buffer,
-): { stream: http2.ClientHttp2Stream; answer: Promise<RawAnswer> } {
-  const stream = session.request({
-    ":method": "POST",
-    ":path": PATH,
-    "content-type": "application/proto",
-    ...headers,
-  });
-  const answer = new Promise<RawAnswer>((resolve, reject) => {
-    let status = 0;
-    let text = "";
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-    });
-    stream.on("data", (c: Buffer) => {
-      text += c.toString();
-    });
-    stream.on("end", () => resolve({ status, body: text }));
-    stream.on("error", reject);
-  });
-  if (body) stream.end(body);
-  return { stream, answer };
-}
-
 const request = (uuid: string) =>
   Buffer.from(toBinary(GetResourceProviderRequestSchema, create(GetResourceProviderRequestSchema, { uuid })));
-
-async function refusal(p: Promise<unknown>): Promise<ConnectError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectError);
-  return err as ConnectError;
-}
 
 describe("the fast path's request size limit", () => {
   const big = "x".repeat(LIMIT + 1);
 
   it("refuses a body over readMaxBytes with ResourceExhausted, as connect-node does", async () => {
-    const fast = createClient(
-      PlacementService,
-      fastUnaryTransport({
-        baseUrl: server.url,
-        defaultTimeoutMs: 30_000,
-        streams: createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
-      }),
-    );
+    const fast = fastTestClient(PlacementService, server.url);
     const stock = createClient(
       PlacementService,
       createConnectTransport({ baseUrl: server.url, httpVersion: "2" }),
@@ -131,7 +71,7 @@ describe("the fast path's request size limit", () => {
     const session = http2.connect(server.url);
     try {
       // Declared too long: refused on its headers.
-      const declared = rawCall(session, { "content-length": String(LIMIT + 1) });
+      const declared = rawCall(session, PATH, { "content-length": String(LIMIT + 1) });
       expect((await declared.answer).status).toBe(429);
       declared.stream.close();
       // Undeclared: refused once more than the limit arrived, while the sender still has 8 MiB to go.
@@ -174,7 +114,7 @@ describe("the fast path's aborts", () => {
     try {
       const before = aborted.length;
       const t0 = Date.now();
-      const { answer } = rawCall(session, { "connect-timeout-ms": "150" }, request("wait"));
+      const { answer } = rawCall(session, PATH, { "connect-timeout-ms": "150" }, request("wait"));
       const { status, body } = await answer;
       expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
       expect(status).toBe(504);
@@ -194,7 +134,7 @@ describe("the fast path's aborts", () => {
     try {
       const before = aborted.length;
       const handlerStarted = nextStart();
-      const { stream, answer } = rawCall(session, {}, request("wait"));
+      const { stream, answer } = rawCall(session, PATH, {}, request("wait"));
       answer.catch(() => undefined);
       await handlerStarted;
       const handlerAborted = new Promise<void>((resolve) => {

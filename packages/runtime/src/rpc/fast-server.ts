@@ -73,23 +73,34 @@ export function fastUnaryHandler(options: FastUnaryOptions): NodeHandler {
     req: http2.Http2ServerRequest,
     res: http2.Http2ServerResponse,
     body: Buffer,
+    deadline: number | undefined,
   ) => {
-    const timeout = req.headers[TIMEOUT_HEADER] as string | undefined;
-    const deadline = timeout === undefined ? undefined : Date.now() + Number(timeout);
     const call = new FastCall(route.method, { req, res }, body, deadline, expired);
     res.once("close", () => {
       if (call.settle(new ConnectError("the caller went away", Code.Canceled))) {
         logger.debug({ rpc: req.url }, "rpc caller went away");
       }
     });
-    route.run(call).then(
-      (answer) => respond(call, answer, logger),
-      (err: unknown) => {
-        if (!call.settle()) return;
-        const { header, trailer } = call.written();
-        writeError(res, toConnectError(err), header, trailer);
-      },
-    );
+    let running: Promise<UnaryResponse>;
+    try {
+      running = route.run(call);
+    } catch (err) {
+      running = Promise.reject(err);
+    }
+    running
+      .then(
+        (answer) => respond(call, answer, logger),
+        (err: unknown) => {
+          if (!call.settle()) return;
+          const { header, trailer } = call.written();
+          writeError(res, toConnectError(err), header, trailer);
+        },
+      )
+      .catch((err: unknown) => {
+        // Writing the answer itself failed (the stream went away): nothing left to tell the caller.
+        logger.warn({ err, rpc: req.url }, "rpc answer not written");
+        res.destroy();
+      });
   };
 
   return (req, res) => {
@@ -106,6 +117,8 @@ export function fastUnaryHandler(options: FastUnaryOptions): NodeHandler {
       fallback(req, res);
       return;
     }
+    // The deadline counts from the request's arrival, as connect-node's does.
+    const deadline = timeout === undefined ? undefined : Date.now() + Number(timeout);
     const declared = Number(h["content-length"]);
     if (declared > readMaxBytes) {
       refuse(req, res, tooLarge(readMaxBytes, declared));
@@ -125,7 +138,9 @@ export function fastUnaryHandler(options: FastUnaryOptions): NodeHandler {
       chunks.push(c);
     });
     req.on("end", () => {
-      if (size >= 0) start(route, req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      if (size >= 0) {
+        start(route, req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), deadline);
+      }
     });
     req.on("error", () => res.destroy());
   };

@@ -1,14 +1,7 @@
 // The one pipeline: an interceptor added to a server's pipeline sees every call, on the fast
 // unary path and on connect-node's adapter (Connect JSON, gRPC, gRPC-Web) alike, inside the
 // caller's request context, and a refusal it throws reaches the caller as the same error on both.
-import {
-  Code,
-  ConnectError,
-  createClient,
-  type Interceptor,
-  type Transport,
-  type UnaryRequest,
-} from "@connectrpc/connect";
+import { Code, createClient, type Interceptor, type Transport, type UnaryRequest } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -18,11 +11,11 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { currentContext, newRequestId } from "../context.js";
 import { StratusError } from "../errors.js";
-import { createLogger } from "../log.js";
+import { refusal, startTestRpcServer } from "../testing/rpc.js";
 import { bindService } from "./binding.js";
 import { FastCall } from "./fast-call.js";
 import { fastUnaryTransport } from "./fast-client.js";
-import { type RpcServer, startRpcServer } from "./server.js";
+import type { RpcServer } from "./server.js";
 
 const UUID = "7c0a5d1e-2b7f-4d0e-9a51-3f0c2e1b9d44";
 
@@ -52,14 +45,7 @@ const placement = bindService(PlacementService, {
 
 let server: RpcServer;
 beforeAll(async () => {
-  server = await startRpcServer({
-    name: "t",
-    host: "127.0.0.1",
-    port: 0,
-    services: [placement],
-    logger: createLogger("test", "silent"),
-    interceptors: [watcher],
-  });
+  server = await startTestRpcServer([placement], { interceptors: [watcher] });
 });
 afterAll(() => server.close());
 
@@ -105,14 +91,12 @@ describe("the RPC pipeline", () => {
   it.each(transports)("lets an added interceptor refuse a call on %s", async (_, fast, make) => {
     const client = createClient(PlacementService, make());
     const before = seen.length;
-    const err = await client.getResourceProvider({ uuid: UUID }, { headers: { "x-test-refuse": "1" } }).then(
-      () => undefined,
-      (e: unknown) => e,
+    const err = await refusal(
+      client.getResourceProvider({ uuid: UUID }, { headers: { "x-test-refuse": "1" } }),
     );
     expect(seen.slice(before).map((s) => s.fast)).toEqual([fast]);
-    expect(err).toBeInstanceOf(ConnectError);
-    expect((err as ConnectError).code).toBe(Code.PermissionDenied);
-    expect((err as ConnectError).rawMessage).toBe("refused by the pipeline");
-    expect((err as ConnectError).metadata.get("x-stratus-error-kind")).toBe("forbidden");
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.rawMessage).toBe("refused by the pipeline");
+    expect(err.metadata.get("x-stratus-error-kind")).toBe("forbidden");
   });
 });
