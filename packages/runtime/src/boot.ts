@@ -4,8 +4,11 @@ import { type ConfigShape, commonConfig, loadConfig, port, type storageConfig } 
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
 import { connectNats, EventBus, ensureStreams } from "./nats.js";
-import { type RpcServer, type ServiceBinding, startRpcServer } from "./server.js";
-import { type Database, migrationsFrom, openDatabase } from "./storage.js";
+import type { ServiceBinding } from "./rpc/binding.js";
+import { type RpcServer, startRpcServer } from "./rpc/server.js";
+import type { Database } from "./storage/database.js";
+import { migrationsFrom } from "./storage/migrate.js";
+import { openDatabase } from "./storage/open.js";
 
 type BaseConfig = z.infer<z.ZodObject<typeof commonConfig>> & { PORT: number };
 
@@ -27,7 +30,7 @@ export async function bootService<S extends ConfigShape>(options: {
   const logger = createLogger(options.name, config.LOG_LEVEL);
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const lifecycle = new Lifecycle(logger);
-  lifecycle.installSignalHandlers();
+  lifecycle.installSignalHandlers(config.STRATUS_EXIT_WITH_PARENT);
 
   const nc = await connectNats({ url: config.NATS_URL, name: options.name, logger });
   const bus = new EventBus(nc, logger);
@@ -46,6 +49,8 @@ export async function bootService<S extends ConfigShape>(options: {
         port: config.PORT,
         services,
         logger,
+        fast: config.STRATUS_RPC_FAST === "1",
+        readMaxBytes: config.RPC_READ_MAX_BYTES,
       });
       lifecycle.onShutdown("rpc server", () => server.close());
       return server;
@@ -53,20 +58,26 @@ export async function bootService<S extends ConfigShape>(options: {
   };
 }
 
-/** Opens the service's own database (PostgreSQL or PGlite) and applies its migrations. */
+/**
+ * Opens the service's own database (PostgreSQL or PGlite) as its storage settings say, and
+ * applies its migrations.
+ */
 export async function openServiceDatabase(
   booted: Booted<typeof storageConfig>,
   service: string,
   migrationsDir: string,
-  options: { pgliteAutovacuumMs?: number } = {},
 ): Promise<Database> {
+  const { config } = booted;
   const db = await openDatabase({
     service,
-    url: booted.config.DATABASE_URL,
-    dataDir: booted.config.STRATUS_DATA_DIR,
+    url: config.DATABASE_URL,
+    dataDir: config.STRATUS_DATA_DIR,
     migrations: migrationsFrom(migrationsDir),
     logger: booted.logger,
-    ...options,
+    poolSize: config.DB_POOL_SIZE,
+    preparedStatements: config.DB_PREPARED_STATEMENTS,
+    statisticsMs: config.DB_STATISTICS_MS,
+    analyzeGrowth: config.DB_ANALYZE_GROWTH,
   });
   booted.lifecycle.onShutdown("database", () => db.close());
   return db;

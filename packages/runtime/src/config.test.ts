@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ConfigError, commonConfig, describeConfig, parseConfig, port } from "./config.js";
+import {
+  ConfigError,
+  commonConfig,
+  describeConfig,
+  parseConfig,
+  port,
+  storageConfig,
+  storageSettings,
+} from "./config.js";
 
 const shape = {
   ...commonConfig,
@@ -30,5 +38,25 @@ describe("config", () => {
     const help = describeConfig("svc", shape);
     expect(help).toMatch(/PORT\s+RPC port default 9000/);
     expect(help).toMatch(/RATIO\s+A ratio \(required\)/);
+  });
+
+  it("declares the RPC and storage settings, with a service's own defaults where it has them", () => {
+    const all = { ...commonConfig, ...storageConfig };
+    expect(parseConfig(all, {})).toMatchObject({
+      STRATUS_RPC_FAST: "1",
+      RPC_TIMEOUT_MS: 30_000,
+      RPC_READ_MAX_BYTES: 4 * 1024 * 1024,
+      DB_POOL_SIZE: 16,
+      DB_PREPARED_STATEMENTS: 1000,
+      DB_STATISTICS_MS: 10_000,
+      DB_ANALYZE_GROWTH: 0,
+    });
+    expect(parseConfig(all, {}).STRATUS_EXIT_WITH_PARENT).toBeUndefined();
+    const scheduler = storageSettings({ statisticsMs: 1000, analyzeGrowth: 2 });
+    expect(parseConfig(scheduler, {})).toMatchObject({ DB_STATISTICS_MS: 1000, DB_ANALYZE_GROWTH: 2 });
+    expect(parseConfig(scheduler, { DB_STATISTICS_MS: "0" }).DB_STATISTICS_MS).toBe(0);
+    expect(() => parseConfig(all, { STRATUS_RPC_FAST: "yes" })).toThrow(/STRATUS_RPC_FAST="yes"/);
+    const help = describeConfig("svc", all);
+    for (const name of Object.keys(all)) expect(help).toContain(name);
   });
 });

@@ -1,5 +1,5 @@
-// Configuration from environment variables, declared once per service with zod: name, type,
-// default and a one-line help (the schema's description). `--help` prints the list.
+// Configuration from environment variables, declared once with zod: name, type, default and a
+// one-line help (the schema's description). `--help` prints the list.
 import { z } from "zod";
 
 export type ConfigShape = Record<string, z.ZodType>;
@@ -7,6 +7,28 @@ export type ConfigShape = Record<string, z.ZodType>;
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
+
+const count = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+
+/** How a service answers RPCs and calls its peers (rpc/); every service has these. */
+export const rpcConfig = {
+  STRATUS_RPC_FAST: z
+    .enum(["0", "1"])
+    .default("1")
+    .describe(
+      "1: unary binary Connect calls between our services take the short path on both ends; 0: connect-es sends and connect-node answers every call (to compare, or to rule the short path out)",
+    ),
+  RPC_TIMEOUT_MS: count(30_000).describe("Deadline of an outgoing RPC whose caller gives none (0: none)"),
+  RPC_READ_MAX_BYTES: count(4 * 1024 * 1024, 1).describe(
+    "Largest request body an RPC server reads (every protocol); a larger one is refused with ResourceExhausted, unread",
+  ),
+  RPC_PING_INTERVAL_MS: count(30_000, 1).describe(
+    "Outgoing HTTP/2 connections: PING after this long without a frame from the peer while calls are open, and before a call after such a silence; a peer that does not answer within 15 s is dropped",
+  ),
+  RPC_IDLE_TIMEOUT_MS: count(900_000, 1).describe(
+    "An outgoing HTTP/2 connection without calls for this long is closed",
+  ),
+};
 
 /** Variables every service shares. */
 export const commonConfig = {
@@ -16,19 +38,59 @@ export const commonConfig = {
     .default("info")
     .describe("Log level"),
   HOST: z.string().default("127.0.0.1").describe("Address to listen on"),
+  ...rpcConfig,
+  STRATUS_EXIT_WITH_PARENT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("Set by the test harness: shut down when the process with this id is gone"),
 };
 
 export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
-/** For services with a database: PostgreSQL URL, or PGlite under STRATUS_DATA_DIR when unset. */
-export const storageConfig = {
-  DATABASE_URL: z
-    .string()
-    .optional()
-    .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL")
-    .describe("PostgreSQL URL; unset: embedded PGlite under STRATUS_DATA_DIR"),
-  STRATUS_DATA_DIR: z.string().default(".stratus/data").describe("Where embedded PGlite databases live"),
-};
+/** Per-service defaults of the storage settings (what a service's main.ts may change). */
+export interface StorageDefaults {
+  /** DB_STATISTICS_MS: how often the statistics policy reads the tables' counters. */
+  statisticsMs?: number;
+  /** DB_ANALYZE_GROWTH: the growth after which a table is analyzed (0: never for growth). */
+  analyzeGrowth?: number;
+}
+
+/**
+ * For services with a database: PostgreSQL URL, or PGlite under STRATUS_DATA_DIR when unset, and
+ * how it is run (storage/). `defaults` are the service's own defaults for the statistics policy.
+ */
+export function storageSettings(defaults: StorageDefaults = {}) {
+  return {
+    DATABASE_URL: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL")
+      .describe("PostgreSQL URL; unset: embedded PGlite under STRATUS_DATA_DIR"),
+    STRATUS_DATA_DIR: z.string().default(".stratus/data").describe("Where embedded PGlite databases live"),
+    DB_POOL_SIZE: count(16, 1).describe(
+      "PostgreSQL: connections in the pool (plus up to half as many for statements run with a generic plan)",
+    ),
+    DB_PREPARED_STATEMENTS: count(1000).describe(
+      "Statement texts prepared automatically per database (each once per connection); more run unprepared",
+    ),
+    DB_STATISTICS_MS: count(defaults.statisticsMs ?? 10_000).describe(
+      "How often the tables' counters are read to decide on VACUUM (PGlite) and ANALYZE (0: never)",
+    ),
+    DB_ANALYZE_GROWTH: z.coerce
+      .number()
+      .min(0)
+      .default(defaults.analyzeGrowth ?? 0)
+      .refine((v) => v === 0 || v >= 1, "0 (off) or at least 1")
+      .describe(
+        "Analyze a table once it holds this many times the rows it had at its last ANALYZE (and 100 more), on PostgreSQL too (0: not for growth)",
+      ),
+  };
+}
+
+/** The storage settings with the runtime's defaults. */
+export const storageConfig = storageSettings();
 
 export function describeConfig(service: string, shape: ConfigShape): string {
   const lines = [`${service}: configuration from environment variables`, ""];

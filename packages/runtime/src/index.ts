@@ -1,12 +1,23 @@
-export * from "./boot.js";
-export * from "./client.js";
-export * from "./config.js";
-export * from "./context.js";
-export * from "./errors.js";
-export * from "./health.js";
-export * from "./lifecycle.js";
-export * from "./log.js";
-export * from "./nats.js";
-export * from "./server.js";
-export * from "./storage.js";
-export * from "./turn-batcher.js";
+// @stratus/runtime: what every Stratus service is made of. The names services, tests and
+// benchmarks use, and nothing else; the test harness is "@stratus/runtime/testing".
+
+export { bootService, openServiceDatabase } from "./boot.js";
+export { storageConfig, storageSettings } from "./config.js";
+export {
+  acceptRequestId,
+  currentContext,
+  newRequestId,
+  REQUEST_ID_HEADER,
+  type RequestContext,
+  runWithContext,
+  systemContext,
+} from "./context.js";
+export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
+export { createLogger, type Logger } from "./log.js";
+export { connectNats, EventBus, Streams, Subjects } from "./nats.js";
+export { bindService, type ServiceBinding } from "./rpc/binding.js";
+export { serviceClient } from "./rpc/client.js";
+export type { Database, Queryable, QueryOptions, Row } from "./storage/database.js";
+export { migrationsFrom } from "./storage/migrate.js";
+export { openDatabase } from "./storage/open.js";
+export { TurnBatcher } from "./turn-batcher.js";

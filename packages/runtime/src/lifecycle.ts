@@ -24,8 +24,12 @@ export class Lifecycle {
     return this.stopping;
   }
 
-  /** Exits 0 after a clean shutdown on SIGTERM/SIGINT; a second signal exits at once. */
-  installSignalHandlers(): void {
+  /**
+   * Exits 0 after a clean shutdown on SIGTERM/SIGINT; a second signal exits at once. With
+   * `exitWithParent` (STRATUS_EXIT_WITH_PARENT, set by the test harness), also once the process
+   * with that id is gone.
+   */
+  installSignalHandlers(exitWithParent?: number): void {
     const onSignal = (signal: NodeJS.Signals) => {
       if (this.stopping) process.exit(1);
       this.logger.info({ signal }, "shutting down");
@@ -40,7 +44,7 @@ export class Lifecycle {
     process.on("SIGINT", onSignal);
     // Started by the test harness: shut down when the test or benchmark process that started us
     // dies without stopping us (a timeout, a kill), so no orphan keeps ports and connections.
-    const parent = Number(process.env.STRATUS_EXIT_WITH_PARENT ?? 0);
+    const parent = exitWithParent ?? 0;
     if (parent > 0) {
       setInterval(() => {
         try {

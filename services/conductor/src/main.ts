@@ -13,7 +13,7 @@ import {
   Streams,
   Subjects,
   serviceClient,
-  storageConfig,
+  storageSettings,
 } from "@stratus/runtime";
 import { z } from "zod";
 import { Builder } from "./build/builder.js";
@@ -29,7 +29,8 @@ const booted = await bootService({
   name: "conductor",
   defaultPort: 9101,
   config: {
-    ...storageConfig,
+    // Its tables are analyzed as they double (servers created by the thousand): docs/performance.md.
+    ...storageSettings({ analyzeGrowth: 2 }),
     SERVICE_DOWN_TIME_S: int(60, 1).describe("Seconds without heartbeat before a service is down"),
     SCHEDULER_URL: z.string().url().default("http://127.0.0.1:9102").describe("Scheduler RPC URL"),
     NETWORK_URL: z
@@ -127,17 +128,11 @@ const builder = new Builder({
   scheduleBatch: config.SCHEDULE_BATCH,
   scheduleCalls: config.SCHEDULE_CALLS,
 });
-const servers = new Servers(
-  db,
-  {
-    instances: config.QUOTA_INSTANCES,
-    cores: config.QUOTA_CORES,
-    ram: config.QUOTA_RAM_MB,
-  },
-  (err) => logger.warn({ err }, "refreshing planner statistics failed"),
-);
-// Fresh planner statistics at start (the servers table may have grown since the last ANALYZE).
-void servers.refreshStatistics();
+const servers = new Servers(db, {
+  instances: config.QUOTA_INSTANCES,
+  cores: config.QUOTA_CORES,
+  ram: config.QUOTA_RAM_MB,
+});
 
 await booted.serve([
   conductorService({

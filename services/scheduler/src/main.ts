@@ -1,7 +1,7 @@
 // scheduler: owns placement; serves PlacementService and SchedulerService.
 import { randomUUID } from "node:crypto";
 import { AllocationChangedSchema, PlacementChangedSchema } from "@stratus/contracts/events/v1";
-import { bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
+import { bootService, openServiceDatabase, Subjects, storageSettings } from "@stratus/runtime";
 import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
 import { AllocationCandidates } from "./placement/candidates/allocation-candidates.js";
@@ -14,7 +14,10 @@ const booted = await bootService({
   name: "scheduler",
   defaultPort: 9102,
   config: {
-    ...storageConfig,
+    // Claims rewrite inventory rows all the time (PGlite's autovacuum stand-in looks every second,
+    // not every 10 s), and a freshly registered cloud must not be searched without statistics
+    // (its tables are analyzed as they double, on PostgreSQL too): docs/performance.md.
+    ...storageSettings({ statisticsMs: 1000, analyzeGrowth: 2 }),
     SCHEDULER_MAX_ALTERNATES: z.coerce
       .number()
       .int()
@@ -43,47 +46,7 @@ const booted = await bootService({
   },
 });
 const { config } = booted;
-// Every claim rewrites its providers' inventory rows and generations, not in place (`free` is
-// indexed), and every search and claim walks the dead versions until a VACUUM. On PGlite the
-// runtime's autovacuum stand-in looks every 10 s; a scheduler at hundreds of claims a second
-// leaves thousands by then, so here it looks every second (docs/performance.md, "Vacuum every
-// second on PGlite"). On PostgreSQL it is autovacuum's work: a VACUUM there changes the tables'
-// page counts, and every pooled connection then plans its statements again.
-const db = await openServiceDatabase(
-  booted,
-  "scheduler",
-  new URL("../migrations", import.meta.url).pathname,
-  {
-    pgliteAutovacuumMs: 1000,
-  },
-);
-if (db.kind === "postgres") {
-  // Without statistics the candidate query plans with default estimates (5x slower at 10,000
-  // providers, bench/placement). On PGlite the runtime's autovacuum stand-in analyzes a table once
-  // 10% of it changed (checked every second here, above). On PostgreSQL autovacuum does it, but
-  // only after its naptime and when a worker is free: a freshly registered cloud was planned
-  // without statistics (hashing every provider per condition, ~17 ms per search at 1,000 hosts in
-  // the boot bench). The placement tables are small: analyze them at start and then every 10 s
-  // (a few ms).
-  let analyzing = false;
-  const analyze = async () => {
-    if (analyzing) return;
-    analyzing = true;
-    try {
-      await db.query(
-        "ANALYZE resource_providers, inventories, provider_aggregates, provider_traits, allocations",
-      );
-    } catch (err) {
-      booted.logger.debug({ err }, "ANALYZE failed");
-    } finally {
-      analyzing = false;
-    }
-  };
-  await analyze();
-  const timer = setInterval(() => void analyze(), 10_000);
-  timer.unref();
-  booted.lifecycle.onShutdown("analyze", async () => clearInterval(timer));
-}
+const db = await openServiceDatabase(booted, "scheduler", new URL("../migrations", import.meta.url).pathname);
 const placement = new Placement(db);
 {
   // Every scheduler process keeps pools of hosts for SelectDestinations (scheduling/host-pool.ts)

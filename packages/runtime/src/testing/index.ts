@@ -1,8 +1,24 @@
 // Test harness: real nats-server on a free port, real service processes, temporary PostgreSQL
 // databases. Used by integration tests in test/ and by services' own tests.
 
-export * from "./keystone.js";
-export * from "./mesh.js";
-export * from "./nats-server.js";
-export * from "./postgres.js";
-export * from "./processes.js";
+export {
+  type IssuedTestToken,
+  type KeystoneOptions,
+  keystoneMissingPackages,
+  type PasswordAuth,
+  startKeystone,
+  type TestKeystone,
+  validationOutcome,
+} from "./keystone.js";
+export { type Mesh, startMesh, URL_VARIABLES } from "./mesh.js";
+export { freePort, natsServerBinary, startNats, type TestNats, waitForPort } from "./nats-server.js";
+export { createTempDatabase, postgresAvailable, TEST_POSTGRES_URL, type TempDatabase } from "./postgres.js";
+export {
+  repoRoot,
+  SERVICE_NAMES,
+  type ServiceName,
+  type ServiceProcess,
+  spawnService,
+  startService,
+  waitForServing,
+} from "./processes.js";

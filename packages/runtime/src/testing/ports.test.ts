@@ -2,10 +2,10 @@
 // and waiting for a service counts only the answer of the process that was started.
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../log.js";
-import { type RpcServer, startRpcServer } from "../server.js";
+import type { RpcServer } from "../rpc/server.js";
 import { freePort } from "./nats-server.js";
 import { waitForServing } from "./processes.js";
+import { startTestRpcServer } from "./rpc.js";
 
 describe("freePort", () => {
   it("hands out distinct ports from this worker's block, skipping taken ones", async () => {
@@ -39,13 +39,7 @@ describe("freePort", () => {
 describe("waitForServing", () => {
   let server: RpcServer;
   beforeAll(async () => {
-    server = await startRpcServer({
-      name: "t",
-      host: "127.0.0.1",
-      port: 0,
-      services: [],
-      logger: createLogger("test", "silent"),
-    });
+    server = await startTestRpcServer([]);
   });
   afterAll(() => server?.close());
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratus/contracts/grpc/health/v1";
-import { PID_HEADER } from "../health.js";
+import { PID_HEADER } from "../rpc/health.js";
 import { freePort } from "./nats-server.js";
 
 /** The repository root (where package.json with workspaces lives). */

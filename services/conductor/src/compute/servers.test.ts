@@ -172,33 +172,4 @@ describe("Servers.create and project usage (PGlite)", () => {
     );
     expect(br!.n).toBe(10);
   });
-
-  it("refreshes the planner statistics in the background as the servers table grows", async () => {
-    const seen: string[] = [];
-    const watched: Database = {
-      ...db,
-      kind: db.kind,
-      query: (sql, params) => {
-        seen.push(sql);
-        return db.query(sql, params);
-      },
-      transaction: (fn, options) => db.transaction(fn, options),
-      close: () => Promise.resolve(),
-    };
-    const big = new Servers(watched, { instances: 10_000, cores: 10_000, ram: 10_000_000 });
-    await big.create(request("p5", { minCount: 50, maxCount: 50 }));
-    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(0);
-    await big.create(request("p5", { minCount: 60, maxCount: 60 }));
-    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
-    // The next once what this process created has doubled (110 -> 220 and more), not before.
-    await big.create(request("p5", { minCount: 100, maxCount: 100 }));
-    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
-    await big.create(request("p5", { minCount: 20, maxCount: 20 }));
-    expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(2);
-    await big.refreshStatistics();
-    const [servers] = await db.query<{ reltuples: number }>(
-      "SELECT reltuples::int AS reltuples FROM pg_class WHERE relname = 'servers'",
-    );
-    expect(servers!.reltuples).toBeGreaterThanOrEqual(110);
-  });
 });

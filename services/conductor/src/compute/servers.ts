@@ -264,48 +264,7 @@ export class Servers {
   constructor(
     private readonly db: Database,
     private readonly defaults: Limits,
-    private readonly onStatisticsError: (err: unknown) => void = () => undefined,
   ) {}
-
-  /** Servers this process created since it last refreshed the planner statistics. */
-  private createdSinceAnalyze = 0;
-  private createdTotal = 0;
-  private analyzing: Promise<void> | undefined;
-
-  /**
-   * ANALYZE of the compute tables. PGlite has no autovacuum, and a PostgreSQL server may run
-   * without it: with statistics from an almost empty table the planner sorts every server of a
-   * project to list 100 of them (83 ms at 10,000 servers) instead of reading the index backwards
-   * (0.3 ms). Runs in the background; at most one at a time.
-   */
-  refreshStatistics(): Promise<void> {
-    this.analyzing ??= this.db
-      .query("ANALYZE servers, build_requests, server_builds, instance_actions, instance_faults")
-      .then(
-        () => undefined,
-        (err: unknown) => this.onStatisticsError(err),
-      )
-      .finally(() => {
-        this.analyzing = undefined;
-      });
-    return this.analyzing;
-  }
-
-  /**
-   * After n new servers: refresh statistics once this process has doubled what it created (and
-   * made 100 more). The planner scales row counts by a table's current size between ANALYZEs;
-   * what it must not keep is an almost empty table's statistics. Each ANALYZE makes every pooled
-   * connection plan the compute tables' statements again (the step write ~1.5 ms each): at every
-   * fifth of growth that was ~200 plannings in a 1,128-server run.
-   */
-  private noteCreated(n: number): void {
-    this.createdSinceAnalyze += n;
-    this.createdTotal += n;
-    if (this.createdSinceAnalyze >= Math.max(100, this.createdTotal / 2) && !this.analyzing) {
-      this.createdSinceAnalyze = 0;
-      void this.refreshStatistics();
-    }
-  }
 
   async get(id: string, opts: { projectId?: string | undefined; includeDeleted?: boolean } = {}) {
     if (!isUuid(id)) throw notFound(`Instance ${id} could not be found.`);
@@ -446,7 +405,6 @@ export class Servers {
       return;
     }
     // Committed: answer every caller.
-    this.noteCreated(outcomes.reduce((n, o) => n + (o.rows?.length ?? 0), 0));
     for (let i = 0; i < batch.length; i++) {
       const o = outcomes[i]!;
       const { resolve, reject } = batch[i]!;

@@ -1,10 +1,10 @@
-// PGlite's file sizes, kept in memory (docs/architecture.md, "Storage").
+// PGlite's file sizes, kept in memory (docs/performance.md, "PGlite file sizes").
 //
 // PostgreSQL learns how many blocks a table or index has with lseek(fd, 0, SEEK_END) (smgrnblocks):
 // for every statement it plans (each relation and index the planner sizes), every sequential scan
 // it starts and every insert that looks for room at the end. PGlite's node filesystem (Emscripten's
-// NODEFS) answers each such lseek with an fstat system call: 25% of the scheduler's CPU in a
-// candidates search on PGlite, 8% in claims. A PGlite data directory belongs to one process, and
+// NODEFS) answers each such lseek with an fstat system call, a large part of a PGlite service's
+// CPU in planning and scans. A PGlite data directory belongs to one process, and
 // every change to a file's length made by that process goes through two operations of this
 // filesystem: write (which can only lengthen a file) and setattr (truncate, ftruncate). So the
 // length of a file, once asked for, is kept on its filesystem node, grown by each write past it

@@ -2,15 +2,15 @@
 // other end, and everything it does not take (gRPC, JSON) must still reach connect-node.
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { currentContext, newRequestId, runWithContext, systemContext } from "./context.js";
-import { StratusError } from "./errors.js";
-import { fastUnaryTransport } from "./fast-unary.js";
-import { createLogger } from "./log.js";
-import { bindService, type RpcServer, startRpcServer } from "./server.js";
+import { currentContext, newRequestId, runWithContext, systemContext } from "../context.js";
+import { StratusError } from "../errors.js";
+import { fastTestClient, rawCall, refusal, startTestRpcServer } from "../testing/rpc.js";
+import { bindService } from "./binding.js";
+import type { RpcServer } from "./server.js";
 
 const UUID = "7c0a5d1e-2b7f-4d0e-9a51-3f0c2e1b9d44";
 const seen: string[] = [];
@@ -26,24 +26,18 @@ const placement = bindService(PlacementService, {
     return { provider: { uuid: req.uuid, name: "rack1-1", generation: 7n } };
   },
 });
-const logger = createLogger("test", "silent");
 
 let fast: RpcServer;
 let stock: RpcServer;
 let stockUrl: string;
 
 /** The same server as every service's, with the short path turned off: connect-node answers all. */
-async function stockServer(port = 0): Promise<RpcServer> {
-  process.env.STRATUS_RPC_FAST = "0";
-  try {
-    return await startRpcServer({ name: "t", host: "127.0.0.1", port, services: [placement], logger });
-  } finally {
-    delete process.env.STRATUS_RPC_FAST;
-  }
+function stockServer(port = 0): Promise<RpcServer> {
+  return startTestRpcServer([placement], { port, fast: false });
 }
 
 beforeAll(async () => {
-  fast = await startRpcServer({ name: "t", host: "127.0.0.1", port: 0, services: [placement], logger });
+  fast = await startTestRpcServer([placement]);
   stock = await stockServer();
   stockUrl = stock.url;
 });
@@ -54,23 +48,7 @@ afterAll(async () => {
 });
 
 const shortClient = (baseUrl: string, defaultTimeoutMs = 30_000) =>
-  createClient(
-    PlacementService,
-    fastUnaryTransport({
-      baseUrl,
-      defaultTimeoutMs,
-      streams: createConnectTransport({ baseUrl, httpVersion: "2" }),
-    }),
-  );
-
-async function refusal(p: Promise<unknown>): Promise<ConnectError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectError);
-  return err as ConnectError;
-}
+  fastTestClient(PlacementService, baseUrl, { defaultTimeoutMs });
 
 describe("the short unary path, server side, with connect-es's client", () => {
   const stockClient = (binary: boolean) =>
@@ -102,24 +80,13 @@ describe("the short unary path, server side, with connect-es's client", () => {
   it("answers an undecodable body with InvalidArgument", async () => {
     const session = http2.connect(fast.url);
     try {
-      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const s = session.request({
-          ":method": "POST",
-          ":path": "/stratus.scheduler.v1.PlacementService/GetResourceProvider",
-          "content-type": "application/proto",
-        });
-        let status = 0;
-        let body = "";
-        s.on("response", (h) => {
-          status = Number(h[":status"]);
-        });
-        s.on("data", (c: Buffer) => {
-          body += c.toString();
-        });
-        s.on("end", () => resolve({ status, body }));
-        s.on("error", reject);
-        s.end(Buffer.from([0x0a, 0xff])); // field 1, length 255, nothing after it
-      });
+      const { answer } = rawCall(
+        session,
+        "/stratus.scheduler.v1.PlacementService/GetResourceProvider",
+        {},
+        Buffer.from([0x0a, 0xff]), // field 1, length 255, nothing after it
+      );
+      const { status, body } = await answer;
       expect(status).toBe(400);
       expect(JSON.parse(body)).toMatchObject({ code: "invalid_argument" });
     } finally {

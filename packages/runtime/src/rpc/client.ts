@@ -1,6 +1,6 @@
 // Clients to other services: Connect binary over h2c (the cheapest of the three protocols between
-// our own processes), uncompressed (gzip of a 100-server list answer cost the sender more CPU than
-// encoding it), carrying the request context, throwing StratusError on failure.
+// our own processes), uncompressed (encoding a large answer cost the sender more CPU than it
+// saved), carrying the request context, throwing StratusError on failure.
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type Client,
@@ -9,10 +9,11 @@ import {
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { writeContextHeaders } from "./context.js";
-import { fromConnectError, StratusError } from "./errors.js";
-import { fastUnaryEnabled, fastUnaryTransport } from "./fast-unary.js";
+import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { parseConfig, rpcConfig } from "../config.js";
+import { writeContextHeaders } from "../context.js";
+import { fromConnectError, StratusError } from "../errors.js";
+import { fastUnaryTransport } from "./fast-client.js";
 
 const contextAndErrors: Interceptor = (next) => async (req) => {
   writeContextHeaders(req.header);
@@ -24,25 +25,35 @@ const contextAndErrors: Interceptor = (next) => async (req) => {
 };
 
 const transports = new Map<string, Transport>();
-const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** One transport (one pooled HTTP/2 session) per base URL and process. */
+/**
+ * One transport (one HTTP/2 connection, kept by one session manager) per base URL and process,
+ * made with the RPC settings of the environment (config.ts, rpcConfig) when first asked for.
+ */
 export function transportFor(baseUrl: string): Transport {
   let t = transports.get(baseUrl);
   if (!t) {
+    const settings = parseConfig(rpcConfig);
+    const sessionManager = new Http2SessionManager(baseUrl, {
+      pingIntervalMs: settings.RPC_PING_INTERVAL_MS,
+      idleConnectionTimeoutMs: settings.RPC_IDLE_TIMEOUT_MS,
+    });
+    const defaultTimeoutMs = settings.RPC_TIMEOUT_MS;
     const connect = createConnectTransport({
       baseUrl,
       httpVersion: "2",
+      sessionManager,
       useBinaryFormat: true,
       // No accept-encoding: the server answers uncompressed, and nothing is sent compressed.
       acceptCompression: [],
       interceptors: [contextAndErrors],
-      defaultTimeoutMs: DEFAULT_TIMEOUT_MS,
+      ...(defaultTimeoutMs > 0 ? { defaultTimeoutMs } : {}),
     });
-    // Unary calls (all the mesh makes) take the short path of fast-unary.ts.
-    t = fastUnaryEnabled()
-      ? fastUnaryTransport({ baseUrl, defaultTimeoutMs: DEFAULT_TIMEOUT_MS, streams: connect })
-      : connect;
+    // Unary calls (all the mesh makes) take the short path of fast-client.ts.
+    t =
+      settings.STRATUS_RPC_FAST === "1"
+        ? fastUnaryTransport({ baseUrl, defaultTimeoutMs, streams: connect, sessionManager })
+        : connect;
     transports.set(baseUrl, t);
   }
   return t;

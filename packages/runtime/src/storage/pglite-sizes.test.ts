@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "./log.js";
+import { createLogger } from "../log.js";
+import type { Database } from "./database.js";
+import { openDatabase } from "./open.js";
 import { cacheFileSizes } from "./pglite-sizes.js";
-import { type Database, openDatabase } from "./storage.js";
 
 const logger = createLogger("test", "error");
 const migrations = [

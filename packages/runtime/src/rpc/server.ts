@@ -1,30 +1,18 @@
 // One HTTP/2 cleartext server per service answering Connect, gRPC and gRPC-Web, plus
-// grpc.health.v1 and server reflection. Handlers run inside the caller's request context and
-// their StratusErrors leave as ConnectErrors with the right code.
+// grpc.health.v1 and server reflection. Every call runs the one pipeline (pipeline.ts): in the
+// caller's request context, logged, its StratusErrors leaving as ConnectErrors with the right code.
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@stratus/contracts/grpc/health/v1";
-import { readContextHeaders, runWithContext } from "./context.js";
-import { fastUnaryEnabled, fastUnaryHandler, rpcFailed } from "./fast-unary.js";
+import { parseConfig, rpcConfig } from "../config.js";
+import type { Logger } from "../log.js";
+import type { ServiceBinding } from "./binding.js";
+import { fastUnaryHandler } from "./fast-server.js";
 import { HealthState, ServingStatus } from "./health.js";
-import type { Logger } from "./log.js";
+import { rpcPipeline } from "./pipeline.js";
 import { reflectionServices } from "./reflection.js";
-
-export interface ServiceBinding {
-  service: DescService;
-  impl: Partial<ServiceImpl<DescService>>;
-}
-
-/** Pairs a service with its (possibly partial) implementation; missing RPCs answer Unimplemented. */
-export function bindService<S extends DescService>(
-  service: S,
-  impl: Partial<ServiceImpl<S>>,
-): ServiceBinding {
-  return { service, impl: impl as Partial<ServiceImpl<DescService>> };
-}
 
 export interface RpcServer {
   readonly port: number;
@@ -33,36 +21,31 @@ export interface RpcServer {
   close(): Promise<void>;
 }
 
-function contextInterceptor(logger: Logger): Interceptor {
-  return (next) => async (req) => {
-    const ctx = readContextHeaders(req.header);
-    return runWithContext(ctx, async () => {
-      const started = performance.now();
-      try {
-        const res = await next(req);
-        logger.debug({ rpc: req.url, ms: +(performance.now() - started).toFixed(2) }, "rpc ok");
-        return res;
-      } catch (err) {
-        throw rpcFailed(logger, req.url, started, err);
-      }
-    });
-  };
-}
-
-export async function startRpcServer(options: {
+export interface RpcServerOptions {
   name: string;
   host: string;
   port: number;
   services: ServiceBinding[];
   logger: Logger;
-}): Promise<RpcServer> {
+  /** Unary binary Connect calls take the fast path (fast-server.ts); default true. */
+  fast?: boolean;
+  /** Largest request body read, on every path (default: RPC_READ_MAX_BYTES's). */
+  readMaxBytes?: number;
+  /** Added to the pipeline after its own stages (pipeline.ts). */
+  interceptors?: Interceptor[];
+}
+
+export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const { logger } = options;
+  const readMaxBytes = options.readMaxBytes ?? parseConfig(rpcConfig, {}).RPC_READ_MAX_BYTES;
+  const pipeline = rpcPipeline({ logger, interceptors: options.interceptors ?? [] });
   const health = new HealthState();
   const handler = connectNodeAdapter({
     grpc: true,
     grpcWeb: true,
     connect: true,
-    interceptors: [contextInterceptor(logger)],
+    interceptors: pipeline,
+    readMaxBytes,
     routes(router) {
       for (const b of options.services) router.service(b.service, b.impl);
       router.service(Health, health.impl());
@@ -73,7 +56,9 @@ export async function startRpcServer(options: {
   });
   // The mesh's own unary calls take the short path; the adapter answers everything else.
   const server = http2.createServer(
-    fastUnaryEnabled() ? fastUnaryHandler(options.services, logger, handler) : handler,
+    options.fast === false
+      ? handler
+      : fastUnaryHandler({ services: options.services, pipeline, readMaxBytes, logger, fallback: handler }),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
@@ -109,5 +94,3 @@ export async function startRpcServer(options: {
     },
   };
 }
-
-export { Code, ConnectError };

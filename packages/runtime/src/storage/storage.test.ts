@@ -4,9 +4,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createLogger } from "./log.js";
-import { type Database, type Migration, openDatabase, splitStatements } from "./storage.js";
-import { createTempDatabase, postgresAvailable, type TempDatabase } from "./testing/postgres.js";
+import { createLogger } from "../log.js";
+import { createTempDatabase, postgresAvailable, type TempDatabase } from "../testing/postgres.js";
+import type { Database } from "./database.js";
+import { type Migration, splitStatements } from "./migrate.js";
+import { openDatabase } from "./open.js";
 
 const logger = createLogger("storage-test", "silent");
 
