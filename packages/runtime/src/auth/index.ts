@@ -1,1 +1,17 @@
 export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
+export { identityServiceSource, revocationFromEvent, revocationToEvent } from "./identity-source.js";
+export {
+  LocalTokenValidator,
+  type LocalTokenValidatorOptions,
+  type PublicSigningKey,
+  type RevocationListener,
+  type TokenKeySource,
+} from "./local-validator.js";
+export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
+export {
+  claimsFor,
+  identityFromClaims,
+  MalformedClaims,
+  TOKEN_ALGORITHM,
+  type TokenClaims,
+} from "./token-claims.js";
