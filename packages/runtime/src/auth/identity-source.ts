@@ -1,14 +1,13 @@
 // The identity service as a LocalTokenValidator's source: keys and revocations over the
 // IdentityService RPC, later revocations from stratus.identity.revoked events; a dropped NATS
 // connection means events may be missed until the list is loaded again.
-
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type TokenRevoked, TokenRevokedSchema } from "@stratus/contracts/events/v1";
 import { IdentityService } from "@stratus/contracts/identity/v1";
 import { serviceClient } from "../client.js";
 import { type EventBus, Subjects } from "../nats.js";
-import type { TokenKeySource } from "./local-validator.js";
+import type { RevocationListener, TokenKeySource } from "./local-validator.js";
 import type { Revocation } from "./revocations.js";
 
 export function revocationFromEvent(e: TokenRevoked): Revocation {
@@ -39,6 +38,32 @@ export function revocationToEvent(r: Revocation): MessageInitShape<typeof TokenR
   };
 }
 
+/**
+ * Follows stratus.identity.revoked; a dropped connection is reported as lost, its return as
+ * resumed. Resolves once the subscription is in place on the server.
+ */
+export async function watchRevocationEvents(
+  bus: EventBus,
+  listener: RevocationListener,
+): Promise<() => void> {
+  const sub = bus.subscribe(Subjects.identityRevoked, TokenRevokedSchema, (e) =>
+    listener.revoked(revocationFromEvent(e)),
+  );
+  await bus.nc.flush();
+  let stopped = false;
+  void (async () => {
+    for await (const s of bus.nc.status()) {
+      if (stopped) break;
+      if (s.type === "disconnect") listener.lost();
+      else if (s.type === "reconnect") listener.resumed();
+    }
+  })();
+  return () => {
+    stopped = true;
+    sub.unsubscribe();
+  };
+}
+
 /** Keys and revocations from the identity service at `identityUrl`, events through `bus`. */
 export function identityServiceSource(identityUrl: string, bus: EventBus): TokenKeySource {
   const client = serviceClient(IdentityService, identityUrl);
@@ -53,24 +78,6 @@ export function identityServiceSource(identityUrl: string, bus: EventBus): Token
     async revocations() {
       return (await client.listRevocations({})).revocations.map(revocationFromEvent);
     },
-    async watchRevocations(listener) {
-      const sub = bus.subscribe(Subjects.identityRevoked, TokenRevokedSchema, (e) =>
-        listener.revoked(revocationFromEvent(e)),
-      );
-      // The subscription is in place on the server before the caller loads the list.
-      await bus.nc.flush();
-      let stopped = false;
-      void (async () => {
-        for await (const s of bus.nc.status()) {
-          if (stopped) break;
-          if (s.type === "disconnect") listener.lost();
-          else if (s.type === "reconnect") listener.resumed();
-        }
-      })();
-      return () => {
-        stopped = true;
-        sub.unsubscribe();
-      };
-    },
+    watchRevocations: (listener) => watchRevocationEvents(bus, listener),
   };
 }

@@ -1,5 +1,10 @@
 export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
-export { identityServiceSource, revocationFromEvent, revocationToEvent } from "./identity-source.js";
+export {
+  identityServiceSource,
+  revocationFromEvent,
+  revocationToEvent,
+  watchRevocationEvents,
+} from "./identity-source.js";
 export {
   LocalTokenValidator,
   type LocalTokenValidatorOptions,
