@@ -3,20 +3,14 @@
 // revocations other services validate tokens with). Revocations are published on NATS.
 import { TokenRevokedSchema } from "@stratus/contracts/events/v1";
 import { bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
-import { LocalTokenValidator, revocationToEvent, watchRevocationEvents } from "@stratus/runtime/auth";
+import { revocationToEvent, watchRevocationEvents } from "@stratus/runtime/auth";
 import { closeHttp, listenHttp } from "@stratus/runtime/http";
 import { z } from "zod";
-import { Authenticator } from "./auth/authenticator.js";
-import { Lockout } from "./auth/lockout.js";
-import { PasswordHasher } from "./auth/password-hasher.js";
 import { bootstrap } from "./bootstrap.js";
-import { Directory } from "./directory/directory.js";
+import { IdentityCore } from "./identity-core.js";
 import { buildKeystoneRouter } from "./rest/app.js";
 import { createKeystoneServer } from "./rest/keystone-server.js";
 import { identityService } from "./rpc/identity-service.js";
-import { RevocationLog } from "./tokens/revocation-log.js";
-import { SigningKeys } from "./tokens/signing-keys.js";
-import { TokenService } from "./tokens/token-service.js";
 
 const seconds = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 
@@ -97,22 +91,31 @@ const booted = await bootService({
   },
 });
 const { config, logger, lifecycle, bus } = booted;
-const tokenTtlMs = config.IDENTITY_TOKEN_TTL_S * 1000;
 const publicUrl = (config.IDENTITY_PUBLIC_URL ?? `http://${config.HOST}:${config.IDENTITY_PORT}`).replace(
   /\/+$/,
   "",
 );
 
 const db = await openServiceDatabase(booted, "identity", new URL("../migrations", import.meta.url).pathname);
-const hasher = new PasswordHasher({
-  memoryKib: config.IDENTITY_PASSWORD_HASH_MEMORY_KIB,
-  timeCost: config.IDENTITY_PASSWORD_HASH_TIME_COST,
+const core = await IdentityCore.open(db, {
+  tokenTtlSeconds: config.IDENTITY_TOKEN_TTL_S,
+  keyRotationMs: config.IDENTITY_KEY_ROTATION_S * 1000,
+  lockout: {
+    failureAttempts: config.IDENTITY_LOCKOUT_FAILURE_ATTEMPTS,
+    durationMs: config.IDENTITY_LOCKOUT_DURATION_S * 1000,
+  },
+  hashCost: {
+    memoryKib: config.IDENTITY_PASSWORD_HASH_MEMORY_KIB,
+    timeCost: config.IDENTITY_PASSWORD_HASH_TIME_COST,
+  },
+  logger,
+  events: {
+    publish: (r) => bus.publish(Subjects.identityRevoked, TokenRevokedSchema, revocationToEvent(r)),
+    watch: (listener) => watchRevocationEvents(bus, listener),
+  },
 });
-const revocations = new RevocationLog(db, tokenTtlMs);
-revocations.onRevoked((r) => bus.publish(Subjects.identityRevoked, TokenRevokedSchema, revocationToEvent(r)));
-const dir = new Directory(db, hasher, revocations);
-const keys = new SigningKeys(db, { tokenTtlMs, rotationMs: config.IDENTITY_KEY_ROTATION_S * 1000 });
-await keys.ensure();
+lifecycle.onShutdown("identity core", () => core.close());
+const { dir, hasher, authenticator, tokens, keys, revocations } = core;
 
 if (config.IDENTITY_BOOTSTRAP_ADMIN_PASSWORD) {
   const endpoints = {
@@ -136,38 +139,10 @@ if (config.IDENTITY_BOOTSTRAP_ADMIN_PASSWORD) {
   );
 }
 
-// This service validates tokens as every other does, its keys and revocations read from its own
-// database, its own revocations applied as they commit, other replicas' arriving over NATS.
-const validator = new LocalTokenValidator(
-  {
-    signingKeys: async () => ({ keys: await keys.published(), tokenTtlSeconds: config.IDENTITY_TOKEN_TTL_S }),
-    revocations: () => revocations.relevant(),
-    async watchRevocations(listener) {
-      const stopLocal = revocations.onRevoked((r) => listener.revoked(r));
-      const stopEvents = await watchRevocationEvents(bus, listener);
-      return () => {
-        stopLocal();
-        stopEvents();
-      };
-    },
-  },
-  { logger },
-);
-await validator.start();
-lifecycle.onShutdown("token validator", () => validator.close());
-const tokens = new TokenService(keys, validator, tokenTtlMs);
-const lockout = new Lockout(db, {
-  failureAttempts: config.IDENTITY_LOCKOUT_FAILURE_ATTEMPTS,
-  durationMs: config.IDENTITY_LOCKOUT_DURATION_S * 1000,
-});
-const authenticator = new Authenticator(dir, hasher, lockout, tokens, logger);
-
 // Key rotation and the pruning of revocations no token can match any more.
 const upkeepMs = Math.min(60_000, Math.max(1000, (config.IDENTITY_KEY_ROTATION_S * 1000) / 4 || 60_000));
 const upkeep = setInterval(() => {
-  void Promise.all([keys.ensure(), revocations.prune()]).catch((err) =>
-    logger.warn({ err }, "identity upkeep failed"),
-  );
+  void core.upkeep().catch((err) => logger.warn({ err }, "identity upkeep failed"));
 }, upkeepMs);
 upkeep.unref();
 lifecycle.onShutdown("upkeep", async () => clearInterval(upkeep));
