@@ -264,7 +264,7 @@ describe("identity: refusals", () => {
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 3; i++) {
       known.push(await attempt("timing"));
       unknown.push(await attempt(`nobody-${i}`));
     }
