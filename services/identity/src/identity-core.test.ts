@@ -9,12 +9,20 @@ import type { Credentials, ScopeRequest } from "./auth/authenticator.js";
 import { bootstrap } from "./bootstrap.js";
 import { DEFAULT_DOMAIN_ID } from "./directory/domains.js";
 import { IdentityCore } from "./identity-core.js";
+import type { Work } from "./tokens/revocation-log.js";
 
 let db: Database;
 let core: IdentityCore;
 const dataDir = mkdtempSync(join(tmpdir(), "stratus-identity-core-"));
 const logger = createLogger("test", "silent");
 const ADMIN_PASSWORD = "admin-secret";
+const BOOTSTRAP = {
+  adminPassword: ADMIN_PASSWORD,
+  adminUsername: "admin",
+  projectName: "admin",
+  region: "RegionOne",
+  endpoints: { public: "http://identity.test/v3" },
+};
 let adminId = "";
 let projectId = "";
 let adminProjectId = "";
@@ -37,6 +45,25 @@ async function refusedKind(p: Promise<unknown>): Promise<string> {
   return err.kind;
 }
 
+const newProject = (w: Work, name: string, enabled = true) =>
+  core.dir.projects.create(w, {
+    name,
+    domainId: DEFAULT_DOMAIN_ID,
+    description: "",
+    enabled,
+    tags: [],
+    extra: {},
+  });
+const newUser = (w: Work, name: string, password: string, defaultProjectId?: string) =>
+  core.dir.users.create(w, {
+    name,
+    domainId: DEFAULT_DOMAIN_ID,
+    enabled: true,
+    defaultProjectId,
+    extra: {},
+    password,
+  });
+
 beforeAll(async () => {
   db = await openDatabase({
     service: "identity",
@@ -51,43 +78,14 @@ beforeAll(async () => {
     hashCost: { memoryKib: 1024, timeCost: 1 },
     logger,
   });
-  await bootstrap(
-    core.dir,
-    core.hasher,
-    {
-      adminPassword: ADMIN_PASSWORD,
-      adminUsername: "admin",
-      projectName: "admin",
-      region: "RegionOne",
-      endpoints: { public: "http://identity.test/v3" },
-    },
-    logger,
-  );
+  await bootstrap(core.dir, core.hasher, BOOTSTRAP, logger);
   const { dir } = core;
   adminId = (await dir.users.credentialsByName("admin", DEFAULT_DOMAIN_ID))!.id;
   adminProjectId = (await dir.projects.findByName("admin", DEFAULT_DOMAIN_ID))!.id;
   roleIds = Object.fromEntries((await dir.roles.list()).map((r) => [r.name, r.id]));
   await dir.change(async (w) => {
-    projectId = (
-      await dir.projects.create(w, {
-        name: "demo",
-        domainId: DEFAULT_DOMAIN_ID,
-        description: "",
-        enabled: true,
-        tags: [],
-        extra: {},
-      })
-    ).id;
-    aliceId = (
-      await dir.users.create(w, {
-        name: "alice",
-        domainId: DEFAULT_DOMAIN_ID,
-        enabled: true,
-        defaultProjectId: projectId,
-        extra: {},
-        password: "alice-pw",
-      })
-    ).id;
+    projectId = (await newProject(w, "demo")).id;
+    aliceId = (await newUser(w, "alice", "alice-pw", projectId)).id;
     await dir.assignments.grant(w, aliceId, { type: "project", id: projectId }, roleIds.member!);
   });
 });
@@ -99,18 +97,7 @@ afterAll(async () => {
 
 describe("identity core", () => {
   it("bootstrap is idempotent and makes admin ⇒ member ⇒ reader", async () => {
-    await bootstrap(
-      core.dir,
-      core.hasher,
-      {
-        adminPassword: ADMIN_PASSWORD,
-        adminUsername: "admin",
-        projectName: "admin",
-        region: "RegionOne",
-        endpoints: { public: "http://identity.test/v3" },
-      },
-      logger,
-    );
+    await bootstrap(core.dir, core.hasher, BOOTSTRAP, logger);
     expect((await core.dir.roles.list()).map((r) => r.name)).toEqual(["admin", "member", "reader"]);
     expect((await core.dir.users.list({ name: "admin" })).length).toBe(1);
     const roles = await core.dir.assignments.effectiveRoles(adminId, { type: "system" });
@@ -166,14 +153,7 @@ describe("identity core", () => {
     );
     expect(await refusedKind(core.authenticator.authenticate(alice, project("nope")))).toBe("unauthorized");
     const off = await core.dir.change(async (w) => {
-      const p = await core.dir.projects.create(w, {
-        name: "off",
-        domainId: DEFAULT_DOMAIN_ID,
-        description: "",
-        enabled: false,
-        tags: [],
-        extra: {},
-      });
+      const p = await newProject(w, "off", false);
       await core.dir.assignments.grant(w, aliceId, { type: "project", id: p.id }, roleIds.member!);
       return p;
     });
@@ -255,16 +235,7 @@ describe("identity core", () => {
   });
 
   it("locks a user after the configured failures, whatever the password, and counts again later", async () => {
-    await core.dir.change((w) =>
-      core.dir.users.create(w, {
-        name: "bob",
-        domainId: DEFAULT_DOMAIN_ID,
-        enabled: true,
-        defaultProjectId: undefined,
-        extra: {},
-        password: "bob-pw",
-      }),
-    );
+    await core.dir.change((w) => newUser(w, "bob", "bob-pw"));
     for (let i = 0; i < 3; i++) {
       expect(
         await refusedKind(core.authenticator.authenticate(pw("bob", "wrong"), { kind: "unscoped" })),
@@ -303,14 +274,7 @@ describe("identity core", () => {
 
   it("revokes tokens on the project when the role is removed, and the project's when it is disabled", async () => {
     const carol = await core.dir.change(async (w) => {
-      const u = await core.dir.users.create(w, {
-        name: "carol",
-        domainId: DEFAULT_DOMAIN_ID,
-        enabled: true,
-        defaultProjectId: undefined,
-        extra: {},
-        password: "carol-pw",
-      });
+      const u = await newUser(w, "carol", "carol-pw");
       await core.dir.assignments.grant(w, u.id, { type: "project", id: projectId }, roleIds.member!);
       return u;
     });

@@ -3,6 +3,7 @@
 import { conflict, notFound, type Queryable, StratusError } from "@stratus/runtime";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
+import { type ContainerChanges, updateContainer } from "./containers.js";
 import { isUniqueViolation } from "./sql-errors.js";
 
 export const DEFAULT_DOMAIN_ID = "default";
@@ -16,13 +17,7 @@ export interface DomainRecord {
   extra: Record<string, unknown>;
 }
 
-export interface DomainChanges {
-  name?: string | undefined;
-  description?: string | undefined;
-  enabled?: boolean | undefined;
-  tags?: string[] | undefined;
-  extra?: Record<string, unknown> | undefined;
-}
+export type DomainChanges = ContainerChanges;
 
 function fromRow(r: Record<string, unknown>): DomainRecord {
   return {
@@ -92,26 +87,9 @@ export class Domains {
 
   async update(w: Work, id: string, c: DomainChanges): Promise<DomainRecord> {
     const before = await this.get(id, w.tx);
-    try {
-      const [row] = await w.tx.query(
-        `UPDATE domains SET name = coalesce($2, name), description = coalesce($3, description),
-           enabled = coalesce($4, enabled), tags = coalesce($5, tags), extra = extra || $6::jsonb
-         WHERE id = $1 RETURNING *`,
-        [
-          id,
-          c.name ?? null,
-          c.description ?? null,
-          c.enabled ?? null,
-          c.tags ?? null,
-          JSON.stringify(c.extra ?? {}),
-        ],
-      );
-      if (before.enabled && c.enabled === false) w.revoke({ domainId: id });
-      return fromRow(row!);
-    } catch (err) {
-      if (isUniqueViolation(err)) throw duplicate(c.name ?? before.name);
-      throw err;
-    }
+    const row = await updateContainer(w.tx, "domains", id, c, () => duplicate(c.name ?? before.name));
+    if (before.enabled && c.enabled === false) w.revoke({ domainId: id });
+    return fromRow(row);
   }
 
   async delete(w: Work, id: string): Promise<void> {

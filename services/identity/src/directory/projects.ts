@@ -3,6 +3,7 @@
 import { conflict, invalidInput, notFound, type Queryable } from "@stratus/runtime";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
+import { type ContainerChanges, updateContainer } from "./containers.js";
 import { isForeignKeyViolation, isUniqueViolation } from "./sql-errors.js";
 
 export interface ProjectRecord {
@@ -15,13 +16,7 @@ export interface ProjectRecord {
   extra: Record<string, unknown>;
 }
 
-export interface ProjectChanges {
-  name?: string | undefined;
-  description?: string | undefined;
-  enabled?: boolean | undefined;
-  tags?: string[] | undefined;
-  extra?: Record<string, unknown> | undefined;
-}
+export type ProjectChanges = ContainerChanges;
 
 export interface ProjectFilter {
   name?: string | undefined;
@@ -98,26 +93,11 @@ export class Projects {
 
   async update(w: Work, id: string, c: ProjectChanges): Promise<ProjectRecord> {
     const before = await this.get(id, w.tx);
-    try {
-      const [row] = await w.tx.query(
-        `UPDATE projects SET name = coalesce($2, name), description = coalesce($3, description),
-           enabled = coalesce($4, enabled), tags = coalesce($5, tags), extra = extra || $6::jsonb
-         WHERE id = $1 RETURNING *`,
-        [
-          id,
-          c.name ?? null,
-          c.description ?? null,
-          c.enabled ?? null,
-          c.tags ?? null,
-          JSON.stringify(c.extra ?? {}),
-        ],
-      );
-      if (before.enabled && c.enabled === false) w.revoke({ projectId: id });
-      return fromRow(row!);
-    } catch (err) {
-      if (isUniqueViolation(err)) throw duplicate(c.name ?? before.name, before.domainId);
-      throw err;
-    }
+    const row = await updateContainer(w.tx, "projects", id, c, () =>
+      duplicate(c.name ?? before.name, before.domainId),
+    );
+    if (before.enabled && c.enabled === false) w.revoke({ projectId: id });
+    return fromRow(row);
   }
 
   async delete(w: Work, id: string): Promise<void> {

@@ -1,10 +1,11 @@
 // /v3/projects and /v3/domains: the containers. A domain must be disabled before it is deleted.
 import { z } from "zod";
-import { callerDomain, enforce, listingDomain } from "../../auth/policy.js";
+import { callerDomain, enforce } from "../../auth/policy.js";
 import { description, extras, name, parseBody, queryBool, queryText, tags, text } from "../input.js";
 import type { KeystoneRouter } from "../keystone-server.js";
 import { collection, domainView, projectView } from "../views.js";
 import type { RouteDeps } from "./deps.js";
+import { domainListing } from "./domain-listing.js";
 
 const PROJECT_FIELDS = [
   "id",
@@ -54,13 +55,7 @@ export function projectRoutes(router: KeystoneRouter, deps: RouteDeps): void {
   const { dir } = deps;
 
   router.route("GET", "projects", async (req, caller) => {
-    const domainId = listingDomain(caller, queryText(req.query, "domain_id"));
-    enforce("identity:list_projects", caller, { domainId });
-    const projects = await dir.projects.list({
-      name: queryText(req.query, "name"),
-      domainId,
-      enabled: queryBool(req.query, "enabled"),
-    });
+    const projects = await dir.projects.list(domainListing(req, caller, "identity:list_projects"));
     return {
       status: 200,
       body: collection(

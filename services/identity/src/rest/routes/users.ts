@@ -2,11 +2,12 @@
 // projects.
 import { StratusError } from "@stratus/runtime";
 import { z } from "zod";
-import { callerDomain, enforce, listingDomain } from "../../auth/policy.js";
+import { callerDomain, enforce } from "../../auth/policy.js";
 import { extras, name, parseBody, queryBool, queryText, text } from "../input.js";
 import type { KeystoneRouter } from "../keystone-server.js";
 import { collection, projectView, userView } from "../views.js";
 import type { RouteDeps } from "./deps.js";
+import { domainListing } from "./domain-listing.js";
 
 const password = z.string().min(1).max(4096);
 const KNOWN = ["id", "name", "domain_id", "enabled", "password", "default_project_id", "options"] as const;
@@ -32,13 +33,7 @@ export function userRoutes(router: KeystoneRouter, deps: RouteDeps): void {
   const { dir, hasher } = deps;
 
   router.route("GET", "users", async (req, caller) => {
-    const domainId = listingDomain(caller, queryText(req.query, "domain_id"));
-    enforce("identity:list_users", caller, { domainId });
-    const users = await dir.users.list({
-      name: queryText(req.query, "name"),
-      domainId,
-      enabled: queryBool(req.query, "enabled"),
-    });
+    const users = await dir.users.list(domainListing(req, caller, "identity:list_users"));
     return {
       status: 200,
       body: collection(
