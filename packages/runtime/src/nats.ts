@@ -54,6 +54,7 @@ export const Subjects = {
   allocationClaimed: "stratus.allocation.claimed",
   allocationReleased: "stratus.allocation.released",
   placementChanged: "stratus.placement.changed",
+  identityRevoked: "stratus.identity.revoked",
 } as const;
 
 /** The JetStream streams of the mesh; every service ensures them at start (idempotent). */

@@ -1,5 +1,6 @@
 // The REST server: request id, auth, microversion, body limit, routing and Nova fault bodies.
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type http from "node:http";
+import type { IncomingMessage } from "node:http";
 import {
   acceptRequestId,
   isStratusError,
@@ -9,6 +10,19 @@ import {
   runWithContext,
   StratusError,
 } from "@stratus/runtime";
+import {
+  BodyTooLarge,
+  createHttpServer,
+  decodeSegments,
+  HttpFault,
+  header,
+  hostBaseUrl,
+  parseJsonBody,
+  type RestResponse,
+  readBody,
+  requestUrl,
+  sendResponse,
+} from "@stratus/runtime/http";
 import { choicesDocument, versionDocument, versionsDocument } from "../handlers/versions.js";
 import {
   type ApiVersion,
@@ -18,7 +32,7 @@ import {
   negotiateVersion,
   VERSION_HEADER,
 } from "../microversion.js";
-import type { Caller, RestRequest, RestResponse, Router } from "./router.js";
+import type { Caller, RestRequest, Router } from "./router.js";
 
 export interface RestServerOptions {
   router: Router;
@@ -44,79 +58,6 @@ export function authenticate(token: string | string[] | undefined, requestId: st
   return { requestId, userId, projectId, isAdmin: userId === "admin" };
 }
 
-/** A failure that is HTTP-level only (no StratusError kind): 405, 413, 415. */
-export class HttpFault extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-class BodyTooLarge extends HttpFault {
-  constructor() {
-    super(413, "Request is too large.");
-  }
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers["content-length"]);
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on("data", (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      if (!failed) resolve(Buffer.concat(chunks));
-    });
-    req.on("error", (err) => {
-      if (!failed) {
-        failed = true;
-        reject(err);
-      }
-    });
-  });
-}
-
-function decodeSegments(pathname: string): string[] {
-  return pathname
-    .split("/")
-    .filter(Boolean)
-    .map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        throw new StratusError("invalid_input", "Malformed request URL");
-      }
-    });
-}
-
-function parseJsonBody(raw: Buffer, contentType: string | undefined): unknown {
-  if (raw.length === 0) return undefined;
-  if (contentType) {
-    const type = contentType.split(";")[0]!.trim().toLowerCase();
-    if (type && type !== "application/json" && !type.endsWith("+json") && type !== "text/plain") {
-      throw new HttpFault(415, `Unsupported Content-Type`);
-    }
-  }
-  try {
-    return JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw new StratusError("invalid_input", "Malformed request body");
-  }
-}
-
 function faultOf(err: unknown, logger: Logger, requestId: string): { status: number; body: unknown } {
   if (err instanceof HttpFault) return { status: err.status, body: novaFault(err.status, err.message) };
   if (isStratusError(err)) {
@@ -135,7 +76,7 @@ export function createRestServer(options: RestServerOptions): http.Server {
   const { router, logger, bodyLimit } = options;
   const collections = router.collections();
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+  const handle = async (req: IncomingMessage, res: http.ServerResponse) => {
     const started = performance.now();
     const requestId = acceptRequestId(header(req, REQUEST_ID_HEADER));
     res.setHeader("x-openstack-request-id", requestId);
@@ -154,7 +95,7 @@ export function createRestServer(options: RestServerOptions): http.Server {
       if (err instanceof BodyTooLarge) result.headers = { connection: "close" };
     }
     if (version) res.setHeader("vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
-    send(res, result);
+    sendResponse(res, result);
     logger.info(
       {
         request_id: requestId,
@@ -174,13 +115,8 @@ export function createRestServer(options: RestServerOptions): http.Server {
     setVersion: (v: ApiVersion) => void,
   ): Promise<RestResponse> => {
     const method = (req.method ?? "GET").toUpperCase();
-    const hostUrl = options.publicUrl?.replace(/\/+$/, "") ?? `http://${safeHost(req.headers.host)}`;
-    let url: URL;
-    try {
-      url = new URL(req.url ?? "/", "http://stratus.invalid");
-    } catch {
-      throw new StratusError("invalid_input", "Malformed request URL");
-    }
+    const hostUrl = options.publicUrl?.replace(/\/+$/, "") ?? hostBaseUrl(req);
+    const url = requestUrl(req);
     const all = decodeSegments(url.pathname);
     // The body is read before anything is answered so that keep-alive connections stay usable.
     const raw = await readBody(req, bodyLimit);
@@ -242,19 +178,7 @@ export function createRestServer(options: RestServerOptions): http.Server {
     return runWithContext(caller, () => match.handler(request));
   };
 
-  const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
-    handle(req, res).catch((err) => {
-      logger.error({ err }, "rest handler crashed");
-      if (!res.headersSent) {
-        res.statusCode = 500;
-        res.end();
-      }
-    });
-  });
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-  });
-  return server;
+  return createHttpServer(logger, handle);
 }
 
 function negotiate(req: IncomingMessage): ApiVersion {
@@ -266,32 +190,4 @@ function negotiate(req: IncomingMessage): ApiVersion {
 
 function methodNotAllowed(): HttpFault {
   return new HttpFault(405, "The method specified is not allowed for this resource.");
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function safeHost(host: string | undefined): string {
-  return host && /^[A-Za-z0-9.:[\]-]{1,300}$/.test(host) ? host : "127.0.0.1";
-}
-
-function send(res: ServerResponse, result: RestResponse): void {
-  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
-  res.statusCode = result.status;
-  if (result.json !== undefined) {
-    res.setHeader("content-type", "application/json");
-    res.setHeader("content-length", result.json.length);
-    res.end(result.json);
-    return;
-  }
-  if (result.body === undefined || result.status === 204) {
-    res.end();
-    return;
-  }
-  const payload = JSON.stringify(result.body);
-  res.setHeader("content-type", "application/json");
-  res.setHeader("content-length", Buffer.byteLength(payload));
-  res.end(payload);
 }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratus/events/v1/events.proto.
  */
 export const file_stratus_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHJhdHVzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXN0cmF0dXMuZXZlbnRzLnYxIrgBChJTZXJ2ZXJTdGF0ZUNoYW5nZWQSEQoJc2VydmVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIdm1fc3RhdGUYAyABKAkSEgoKdGFza19zdGF0ZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDAoEaG9zdBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgIIAEoCSIlCg5TZXJ2ZXJzQ2hhbmdlZBITCgtwcm9qZWN0X2lkcxgBIAMoCSIcCglCdWlsZFBvcnQSDwoHcG9ydF9pZBgBIAEoCSKYAgoMQnVpbGRDb21tYW5kEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEAoIcG9ydF9pZHMYBCADKAkSDQoFdmNwdXMYBSABKAMSEQoJbWVtb3J5X21iGAYgASgDEg8KB2Rpc2tfZ2IYByABKAMSEQoJaW1hZ2VfcmVmGAggASgJEj8KCG1ldGFkYXRhGAkgAygLMi0uc3RyYXR1cy5ldmVudHMudjEuQnVpbGRDb21tYW5kLk1ldGFkYXRhRW50cnkSDAoEbmFtZRgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoNRGVsZXRlQ29tbWFuZBIRCglzZXJ2ZXJfaWQYASABKAkSDAoEaG9zdBgCIAEoCSKvAQoLQnVpbGRSZXN1bHQSEQoJc2VydmVyX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIPCgdzdWNjZXNzGAQgASgIEg0KBWVycm9yGAUgASgJEhMKC3Bvd2VyX3N0YXRlGAYgASgFEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXRyeWFibGUYCCABKAgiTwoMRGVsZXRlUmVzdWx0EhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB3N1Y2Nlc3MYAyABKAgSDQoFZXJyb3IYBCABKAkiPgoKVmlmUGx1Z2dlZBIRCglzZXJ2ZXJfaWQYASABKAkSDwoHcG9ydF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIngKEFNlcnZpY2VIZWFydGJlYXQSDgoGYmluYXJ5GAEgASgJEgwKBGhvc3QYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAQgASgIEgwKBHpvbmUYBSABKAkivAEKC1BvcnRDaGFuZ2VkEi0KBmNoYW5nZRgBIAEoDjIdLnN0cmF0dXMuZXZlbnRzLnYxLlBvcnRDaGFuZ2USDwoHcG9ydF9pZBgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJEgwKBGhvc3QYBiABKAkSFAoMaXBfYWRkcmVzc2VzGAcgAygJEg4KBnN0YXR1cxgIIAEoCSJxChBJcEFkZHJlc3NDaGFuZ2VkEhEKCWFsbG9jYXRlZBgBIAEoCBIPCgdwb3J0X2lkGAIgASgJEhEKCXN1Ym5ldF9pZBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiSQoOTmV0d29ya0NoYW5nZWQSEgoKbmV0d29ya19pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiIgoQUGxhY2VtZW50Q2hhbmdlZBIOCgZvcmlnaW4YASABKAkiYQoRQWxsb2NhdGlvbkNoYW5nZWQSFQoNY29uc3VtZXJfdXVpZBgBIAEoCRIWCg5wcm92aWRlcl91dWlkcxgCIAMoCRIPCgdjbGFpbWVkGAMgASgIEgwKBGhvc3QYBCABKAkqpAEKClBvcnRDaGFuZ2USGwoXUE9SVF9DSEFOR0VfVU5TUEVDSUZJRUQQABIXChNQT1JUX0NIQU5HRV9DUkVBVEVEEAESFQoRUE9SVF9DSEFOR0VfQk9VTkQQAhIXChNQT1JUX0NIQU5HRV9VTkJPVU5EEAMSFwoTUE9SVF9DSEFOR0VfREVMRVRFRBAEEhcKE1BPUlRfQ0hBTkdFX1VQREFURUQQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5zdHJhdHVzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXN0cmF0dXMuZXZlbnRzLnYxIrgBChJTZXJ2ZXJTdGF0ZUNoYW5nZWQSEQoJc2VydmVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIdm1fc3RhdGUYAyABKAkSEgoKdGFza19zdGF0ZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDAoEaG9zdBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgIIAEoCSIlCg5TZXJ2ZXJzQ2hhbmdlZBITCgtwcm9qZWN0X2lkcxgBIAMoCSIcCglCdWlsZFBvcnQSDwoHcG9ydF9pZBgBIAEoCSKYAgoMQnVpbGRDb21tYW5kEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEAoIcG9ydF9pZHMYBCADKAkSDQoFdmNwdXMYBSABKAMSEQoJbWVtb3J5X21iGAYgASgDEg8KB2Rpc2tfZ2IYByABKAMSEQoJaW1hZ2VfcmVmGAggASgJEj8KCG1ldGFkYXRhGAkgAygLMi0uc3RyYXR1cy5ldmVudHMudjEuQnVpbGRDb21tYW5kLk1ldGFkYXRhRW50cnkSDAoEbmFtZRgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoNRGVsZXRlQ29tbWFuZBIRCglzZXJ2ZXJfaWQYASABKAkSDAoEaG9zdBgCIAEoCSKvAQoLQnVpbGRSZXN1bHQSEQoJc2VydmVyX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIPCgdzdWNjZXNzGAQgASgIEg0KBWVycm9yGAUgASgJEhMKC3Bvd2VyX3N0YXRlGAYgASgFEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXRyeWFibGUYCCABKAgiTwoMRGVsZXRlUmVzdWx0EhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB3N1Y2Nlc3MYAyABKAgSDQoFZXJyb3IYBCABKAkiPgoKVmlmUGx1Z2dlZBIRCglzZXJ2ZXJfaWQYASABKAkSDwoHcG9ydF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIngKEFNlcnZpY2VIZWFydGJlYXQSDgoGYmluYXJ5GAEgASgJEgwKBGhvc3QYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAQgASgIEgwKBHpvbmUYBSABKAkivAEKC1BvcnRDaGFuZ2VkEi0KBmNoYW5nZRgBIAEoDjIdLnN0cmF0dXMuZXZlbnRzLnYxLlBvcnRDaGFuZ2USDwoHcG9ydF9pZBgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJEgwKBGhvc3QYBiABKAkSFAoMaXBfYWRkcmVzc2VzGAcgAygJEg4KBnN0YXR1cxgIIAEoCSJxChBJcEFkZHJlc3NDaGFuZ2VkEhEKCWFsbG9jYXRlZBgBIAEoCBIPCgdwb3J0X2lkGAIgASgJEhEKCXN1Ym5ldF9pZBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiSQoOTmV0d29ya0NoYW5nZWQSEgoKbmV0d29ya19pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiIgoQUGxhY2VtZW50Q2hhbmdlZBIOCgZvcmlnaW4YASABKAkiYQoRQWxsb2NhdGlvbkNoYW5nZWQSFQoNY29uc3VtZXJfdXVpZBgBIAEoCRIWCg5wcm92aWRlcl91dWlkcxgCIAMoCRIPCgdjbGFpbWVkGAMgASgIEgwKBGhvc3QYBCABKAki+gEKDFRva2VuUmV2b2tlZBIKCgJpZBgBIAEoCRIQCghhdWRpdF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZG9tYWluX2lkGAUgASgJEg4KBnN5c3RlbRgGIAEoCBIhChlhcHBsaWNhdGlvbl9jcmVkZW50aWFsX2lkGAcgASgJEjEKDWlzc3VlZF9iZWZvcmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKqQBCgpQb3J0Q2hhbmdlEhsKF1BPUlRfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFwoTUE9SVF9DSEFOR0VfQ1JFQVRFRBABEhUKEVBPUlRfQ0hBTkdFX0JPVU5EEAISFwoTUE9SVF9DSEFOR0VfVU5CT1VORBADEhcKE1BPUlRfQ0hBTkdFX0RFTEVURUQQBBIXChNQT1JUX0NIQU5HRV9VUERBVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * stratus.server.state
@@ -533,6 +533,80 @@ export type AllocationChanged = Message<"stratus.events.v1.AllocationChanged"> &
  */
 export const AllocationChangedSchema: GenMessage<AllocationChanged> = /*@__PURE__*/
   messageDesc(file_stratus_events_v1_events, 13);
+
+/**
+ * stratus.identity.revoked: Keystone's revocation event. Every token that matches each field set
+ * here (an empty string or false matches anything) and was issued at or before issued_before is
+ * no longer valid. Published by the identity service after the record is written; a service that
+ * validates tokens locally applies it to its revocation list.
+ *
+ * @generated from message stratus.events.v1.TokenRevoked
+ */
+export type TokenRevoked = Message<"stratus.events.v1.TokenRevoked"> & {
+  /**
+   * Unique per revocation (a service that sees one twice applies it once).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The token's own audit id (the first of its audit_ids): one token and nothing else.
+   *
+   * @generated from field: string audit_id = 2;
+   */
+  auditId: string;
+
+  /**
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * Tokens scoped to this project.
+   *
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * Tokens scoped to this domain, of a user of this domain, or scoped to a project of it.
+   *
+   * @generated from field: string domain_id = 5;
+   */
+  domainId: string;
+
+  /**
+   * Only system-scoped tokens.
+   *
+   * @generated from field: bool system = 6;
+   */
+  system: boolean;
+
+  /**
+   * Tokens made from this application credential.
+   *
+   * @generated from field: string application_credential_id = 7;
+   */
+  applicationCredentialId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp issued_before = 8;
+   */
+  issuedBefore?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 9;
+   */
+  revokedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message stratus.events.v1.TokenRevoked.
+ * Use `create(TokenRevokedSchema)` to create a new message.
+ */
+export const TokenRevokedSchema: GenMessage<TokenRevoked> = /*@__PURE__*/
+  messageDesc(file_stratus_events_v1_events, 14);
 
 /**
  * @generated from enum stratus.events.v1.PortChange

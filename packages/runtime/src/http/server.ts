@@ -1,0 +1,69 @@
+// The HTTP/1.1 server under a REST edge: keep-alive, a handler that never leaves a request
+// unanswered, malformed requests closed with a 400, and answers written as JSON.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { Logger } from "../log.js";
+
+export interface RestResponse {
+  status: number;
+  body?: unknown;
+  /** The body already serialized as JSON (instead of `body`). */
+  json?: Buffer;
+  headers?: Record<string, string>;
+}
+
+export function createHttpServer(
+  logger: Logger,
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    handle(req, res).catch((err) => {
+      logger.error({ err }, "rest handler crashed");
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end();
+      }
+    });
+  });
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  });
+  return server;
+}
+
+/** Writes a response: headers, status, and the body as JSON (none for a 204 or when there is none). */
+export function sendResponse(res: ServerResponse, result: RestResponse): void {
+  for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
+  res.statusCode = result.status;
+  if (result.json !== undefined) {
+    res.setHeader("content-type", "application/json");
+    res.setHeader("content-length", result.json.length);
+    res.end(result.json);
+    return;
+  }
+  if (result.body === undefined || result.status === 204) {
+    res.end();
+    return;
+  }
+  const payload = JSON.stringify(result.body);
+  res.setHeader("content-type", "application/json");
+  res.setHeader("content-length", Buffer.byteLength(payload));
+  res.end(payload);
+}
+
+/** Listens, and closes on shutdown without waiting for idle keep-alive connections. */
+export async function listenHttp(server: http.Server, port: number, host: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+export function closeHttp(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
