@@ -1,4 +1,4 @@
-// Servers.create against the real schema (embedded PGlite): the single-statement insert writes
+// ServerAcceptance.create against the real schema (embedded PGlite): the single-statement insert writes
 // every row of a build request, the project usage kept by triggers equals a count of the live
 // servers through creates, deletes and a purge, and quota and client tokens still hold.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FlavorRecord } from "./flavors.js";
-import { type NewServersRequest, Servers } from "./servers.js";
+import { Quotas } from "./quotas.js";
+import { type NewServersRequest, ServerAcceptance } from "./server-acceptance.js";
+import { Servers } from "./servers.js";
 
 const tiny: FlavorRecord = {
   id: "1",
@@ -45,10 +47,12 @@ const request = (projectId: string, over: Partial<NewServersRequest> = {}): NewS
   ...over,
 });
 
-describe("Servers.create and project usage (PGlite)", () => {
+describe("ServerAcceptance.create and project usage (PGlite)", () => {
   let dir: string;
   let db: Database;
   let servers: Servers;
+  let quotas: Quotas;
+  let acceptance: ServerAcceptance;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "stratus-servers-test-"));
@@ -58,7 +62,9 @@ describe("Servers.create and project usage (PGlite)", () => {
       migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
       logger: createLogger("servers-test", "silent"),
     });
-    servers = new Servers(db, { instances: 10, cores: 20, ram: 51200 });
+    servers = new Servers(db);
+    quotas = new Quotas(db, { instances: 10, cores: 20, ram: 51200 });
+    acceptance = new ServerAcceptance(db, quotas, servers);
   });
   afterAll(async () => {
     await db?.close();
@@ -76,7 +82,7 @@ describe("Servers.create and project usage (PGlite)", () => {
   };
 
   it("writes the build request, servers, build state and create actions in one go", async () => {
-    const made = await servers.create(request("p1", { name: "web", minCount: 3, maxCount: 3 }));
+    const made = await acceptance.create(request("p1", { name: "web", minCount: 3, maxCount: 3 }));
     expect(made.created).toBe(true);
     expect(made.servers.map((s) => [s.name, s.launchIndex, s.vmState, s.taskState])).toEqual([
       ["web-1", 0, "building", "scheduling"],
@@ -109,10 +115,10 @@ describe("Servers.create and project usage (PGlite)", () => {
 
   it("usage follows creates, deletes and flavor changes; quota counts it", async () => {
     const p = "p2";
-    const a = await servers.create(request(p, { minCount: 4, maxCount: 4 }));
-    await servers.create(request(p, { flavor: medium }));
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect(await servers.usageOf(p)).toEqual({ instances: 5, cores: 6, ram: 4 * 512 + 4096 });
+    const a = await acceptance.create(request(p, { minCount: 4, maxCount: 4 }));
+    await acceptance.create(request(p, { flavor: medium }));
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect(await quotas.usageOf(p)).toEqual({ instances: 5, cores: 6, ram: 4 * 512 + 4096 });
 
     await db.query("UPDATE servers SET deleted = true, vm_state = 'deleted' WHERE id = $1", [
       a.servers[0]!.id,
@@ -122,34 +128,34 @@ describe("Servers.create and project usage (PGlite)", () => {
       a.servers[2]!.id,
       JSON.stringify(medium),
     ]);
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect(await servers.usageOf(p)).toEqual({ instances: 4, cores: 6, ram: 2 * 512 + 2 * 4096 });
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect(await quotas.usageOf(p)).toEqual({ instances: 4, cores: 6, ram: 2 * 512 + 2 * 4096 });
 
     // 4 of 10 instances used: 6 more fit, 7 do not; max_count is lowered to what fits.
-    expect((await servers.create(request(p, { minCount: 1, maxCount: 9 }))).servers).toHaveLength(6);
-    await expect(servers.create(request(p))).rejects.toMatchObject({ kind: "quota_exceeded" });
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect((await acceptance.create(request(p, { minCount: 1, maxCount: 9 }))).servers).toHaveLength(6);
+    await expect(acceptance.create(request(p))).rejects.toMatchObject({ kind: "quota_exceeded" });
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
 
     // A deleted server gives its place back.
     await db.query("UPDATE servers SET deleted = true WHERE id = $1", [a.servers[3]!.id]);
-    expect((await servers.create(request(p))).servers).toHaveLength(1);
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect(await servers.usageOf("nobody")).toEqual({ instances: 0, cores: 0, ram: 0 });
+    expect((await acceptance.create(request(p))).servers).toHaveLength(1);
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect(await quotas.usageOf("nobody")).toEqual({ instances: 0, cores: 0, ram: 0 });
   });
 
   it("the same client token answers the first call's servers and creates nothing more", async () => {
-    const first = await servers.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
-    const again = await servers.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
+    const first = await acceptance.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
+    const again = await acceptance.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
     expect(again.created).toBe(false);
     expect(again.reservationId).toBe(first.reservationId);
     expect(again.servers.map((s) => s.id)).toEqual(first.servers.map((s) => s.id));
-    expect((await servers.usageOf("p3")).instances).toBe(2);
+    expect((await quotas.usageOf("p3")).instances).toBe(2);
   });
 
   it("concurrent creates of one project (accepted together): quota exact, tokens once", async () => {
     const p = "p4";
     const calls = Array.from({ length: 15 }, (_, i) =>
-      servers.create(request(p, { name: `c-${i}`, clientToken: i < 2 ? "same" : "" })).then(
+      acceptance.create(request(p, { name: `c-${i}`, clientToken: i < 2 ? "same" : "" })).then(
         (r) => ({ ok: true as const, r }),
         (err: unknown) => ({ ok: false as const, err }),
       ),
@@ -164,8 +170,8 @@ describe("Servers.create and project usage (PGlite)", () => {
     const refused = results.filter((x) => !x.ok);
     expect(refused).toHaveLength(4); // 14 distinct requests (two share a token), 10 fit
     for (const x of refused) if (!x.ok) expect(x.err).toMatchObject({ kind: "quota_exceeded" });
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect((await servers.usageOf(p)).instances).toBe(10);
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect((await quotas.usageOf(p)).instances).toBe(10);
     const [br] = await db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM build_requests WHERE project_id = $1",
       [p],
@@ -185,15 +191,20 @@ describe("Servers.create and project usage (PGlite)", () => {
       transaction: (fn, options) => db.transaction(fn, options),
       close: () => Promise.resolve(),
     };
-    const big = new Servers(watched, { instances: 10_000, cores: 10_000, ram: 10_000_000 });
-    await big.create(request("p5", { minCount: 50, maxCount: 50 }));
+    const big = new Servers(watched);
+    const bigAcceptance = new ServerAcceptance(
+      watched,
+      new Quotas(watched, { instances: 10_000, cores: 10_000, ram: 10_000_000 }),
+      big,
+    );
+    await bigAcceptance.create(request("p5", { minCount: 50, maxCount: 50 }));
     expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(0);
-    await big.create(request("p5", { minCount: 60, maxCount: 60 }));
+    await bigAcceptance.create(request("p5", { minCount: 60, maxCount: 60 }));
     expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
     // The next once what this process created has doubled (110 -> 220 and more), not before.
-    await big.create(request("p5", { minCount: 100, maxCount: 100 }));
+    await bigAcceptance.create(request("p5", { minCount: 100, maxCount: 100 }));
     expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(1);
-    await big.create(request("p5", { minCount: 20, maxCount: 20 }));
+    await bigAcceptance.create(request("p5", { minCount: 20, maxCount: 20 }));
     expect(seen.filter((q) => q.startsWith("ANALYZE"))).toHaveLength(2);
     await big.refreshStatistics();
     const [servers] = await db.query<{ reltuples: number }>(
