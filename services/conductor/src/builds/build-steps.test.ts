@@ -4,45 +4,24 @@
 // overtakes such a build sends its DeleteCommand to that host and releases everything; a failed
 // attempt moves to the next alternate that still fits, or to the scheduler again.
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
+import { createLogger, type Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FlavorRecord } from "../compute/flavors.js";
 import { Quotas } from "../compute/quotas.js";
 import { type RequestedNetwork, ServerAcceptance } from "../compute/server-acceptance.js";
 import { Servers } from "../compute/servers.js";
+import { openTestDatabase, watched } from "../testing/database.js";
 import { FakeCommands, FakeDestinations, FakePorts } from "../testing/fake-peers.js";
+import { newServersRequest } from "../testing/requests.js";
 import { Builder } from "./builder.js";
 
-const tiny: FlavorRecord = {
-  id: "1",
-  name: "m1.tiny",
-  vcpus: 1,
-  ramMb: 512,
-  diskGb: 1,
-  ephemeralGb: 0,
-  swapMb: 0,
-  rxtxFactor: 1,
-  isPublic: true,
-  extraSpecs: {},
-};
-
-let dir: string;
 let db: Database;
+let close: () => Promise<void>;
 let acceptance: ServerAcceptance;
 /** Statements that write a build step, as the builder sent them. */
 let stepWrites = 0;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "stratus-build-steps-"));
-  db = await openDatabase({
-    service: "conductor",
-    dataDir: dir,
-    migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
-    logger: createLogger("build-steps-test", "silent"),
-  });
+  ({ db, close } = await openTestDatabase("build-steps-test"));
   acceptance = new ServerAcceptance(
     db,
     new Quotas(db, { instances: 1000, cores: 1000, ram: 1_000_000 }),
@@ -50,8 +29,7 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  await db?.close();
-  rmSync(dir, { recursive: true, force: true });
+  await close?.();
 });
 
 /** A builder over fake peers; `hosts` are the scheduler's, in its order of preference. */
@@ -59,16 +37,9 @@ function mesh(hosts = ["h1", "h2", "h3"]) {
   const ports = new FakePorts();
   const destinations = new FakeDestinations(hosts);
   const commands = new FakeCommands();
-  const counted: Database = {
-    ...db,
-    kind: db.kind,
-    query: (sql, params, options) => {
-      if (sql.includes("UPDATE server_builds sb SET")) stepWrites++;
-      return db.query(sql, params, options);
-    },
-    transaction: (fn, options) => db.transaction(fn, options),
-    close: () => Promise.resolve(),
-  };
+  const counted = watched(db, (sql) => {
+    if (sql.includes("UPDATE server_builds sb SET")) stepWrites++;
+  });
   const builder = new Builder({
     db: counted,
     peers: { ports, destinations, commands },
@@ -81,26 +52,11 @@ function mesh(hosts = ["h1", "h2", "h3"]) {
   });
   /** Accepts one server and runs its build until it waits on a compute agent (or fails). */
   const boot = async (networks: Partial<RequestedNetwork>[]) => {
-    const request = {
-      name: "vm",
-      flavor: tiny,
-      imageRef: "img",
-      minCount: 1,
-      maxCount: 1,
-      networkMode: networks.length ? ("list" as const) : ("none" as const),
+    const request = newServersRequest(`p-${randomUUID()}`, {
+      networkMode: networks.length ? "list" : "none",
       networks: networks.map((n) => ({ networkId: "", portId: "", fixedIp: "", tag: "", ...n })),
-      metadata: {},
-      userData: "",
-      clientToken: "",
-      projectId: `p-${randomUUID()}`,
-      userId: "u",
-      keyName: "",
-      availabilityZone: "",
-      description: "",
-      hostname: "",
       requestId: `req-${randomUUID()}`,
-      maxAttempts: 3,
-    };
+    });
     const lease = builder.newLease();
     const server = (await acceptance.create({ ...request, lease })).servers[0]!;
     builder.kickCreated(server, request, lease);

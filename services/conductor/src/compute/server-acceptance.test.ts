@@ -1,74 +1,33 @@
 // ServerAcceptance.create against the real schema (embedded PGlite): the single-statement insert writes
 // every row of a build request, the project usage kept by triggers equals a count of the live
 // servers through creates, deletes and a purge, and quota and client tokens still hold.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
+import type { Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTestDatabase, watched } from "../testing/database.js";
+import { newServersRequest, tiny } from "../testing/requests.js";
 import type { FlavorRecord } from "./flavors.js";
 import { Quotas } from "./quotas.js";
-import { type NewServersRequest, ServerAcceptance } from "./server-acceptance.js";
+import { ServerAcceptance } from "./server-acceptance.js";
 import { Servers } from "./servers.js";
 
-const tiny: FlavorRecord = {
-  id: "1",
-  name: "m1.tiny",
-  vcpus: 1,
-  ramMb: 512,
-  diskGb: 1,
-  ephemeralGb: 0,
-  swapMb: 0,
-  rxtxFactor: 1,
-  isPublic: true,
-  extraSpecs: {},
-};
 const medium: FlavorRecord = { ...tiny, id: "3", name: "m1.medium", vcpus: 2, ramMb: 4096 };
-
-const request = (projectId: string, over: Partial<NewServersRequest> = {}): NewServersRequest => ({
-  name: "vm",
-  flavor: tiny,
-  imageRef: "img",
-  minCount: 1,
-  maxCount: 1,
-  networkMode: "none",
-  networks: [],
-  metadata: { k: "v" },
-  userData: "",
-  clientToken: "",
-  projectId,
-  userId: "u",
-  keyName: "",
-  availabilityZone: "",
-  description: "",
-  hostname: "",
-  requestId: "req-test",
-  maxAttempts: 3,
-  ...over,
-});
+const request = newServersRequest;
 
 describe("ServerAcceptance.create and project usage (PGlite)", () => {
-  let dir: string;
   let db: Database;
+  let close: () => Promise<void>;
   let servers: Servers;
   let quotas: Quotas;
   let acceptance: ServerAcceptance;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "stratus-servers-test-"));
-    db = await openDatabase({
-      service: "conductor",
-      dataDir: dir,
-      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
-      logger: createLogger("servers-test", "silent"),
-    });
+    ({ db, close } = await openTestDatabase("servers-test"));
     servers = new Servers(db);
     quotas = new Quotas(db, { instances: 10, cores: 20, ram: 51200 });
     acceptance = new ServerAcceptance(db, quotas, servers);
   });
   afterAll(async () => {
-    await db?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   const counted = async (projectId: string) => {
@@ -181,20 +140,11 @@ describe("ServerAcceptance.create and project usage (PGlite)", () => {
 
   it("refreshes the planner statistics in the background as the servers table grows", async () => {
     const seen: string[] = [];
-    const watched: Database = {
-      ...db,
-      kind: db.kind,
-      query: (sql, params) => {
-        seen.push(sql);
-        return db.query(sql, params);
-      },
-      transaction: (fn, options) => db.transaction(fn, options),
-      close: () => Promise.resolve(),
-    };
-    const big = new Servers(watched);
+    const counted = watched(db, (sql) => seen.push(sql));
+    const big = new Servers(counted);
     const bigAcceptance = new ServerAcceptance(
-      watched,
-      new Quotas(watched, { instances: 10_000, cores: 10_000, ram: 10_000_000 }),
+      counted,
+      new Quotas(counted, { instances: 10_000, cores: 10_000, ram: 10_000_000 }),
       big,
     );
     await bigAcceptance.create(request("p5", { minCount: 50, maxCount: 50 }));
