@@ -1,9 +1,9 @@
 // Steps 3 and 4, binding and spawning: the ports bound to the chosen host (deferred ports take
 // their address from its segment now, design.md §2.4), then the durable BuildCommand (§2.5), then
 // one write: the phase, the command sent, the addresses, the bind event, and whatever the run left
-// unrecorded (UnrecordedOutcome). The lease is given up until the build timeout: the result takes
-// it from there. A run that dies between the send and the write binds again (same host: no
-// change) and sends the same attempt again, which the agent answers once.
+// unrecorded (UnrecordedOutcome, which says how a run that dies before this write is recovered).
+// The lease is given up until the build timeout: the result takes it from there. Binding again
+// to the same host changes nothing, so a later run may bind and send again.
 import type { ServerAddressRecord } from "../compute/servers.js";
 import { type BuildRow, type ServerColumns, type StepEvent, stepEvent } from "./build.js";
 import { announce, type BuildContext } from "./build-context.js";
