@@ -6,7 +6,7 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, expect, it } from "vitest";
-import { allocationsOf, as, clients, until, waitAll } from "./helpers.js";
+import { activatedAfter, allocationsOf, as, clients, until, waitAll } from "./helpers.js";
 
 let mesh: Mesh;
 afterAll(async () => {
@@ -59,11 +59,23 @@ it("conductor killed mid 50 routed builds and restarted: all ACTIVE or ERROR, no
   );
   const ids = res.servers.map((s) => s.id);
   expect(ids).toHaveLength(50);
-  await new Promise((r) => setTimeout(r, 1500));
+  // Killed once builds are under way: some have their host (and port bound) on record.
+  await until(
+    "5 builds on their hosts",
+    async () => {
+      const listed = await as("crash", () => conductor.listServers({ reservationId: res.reservationId }));
+      return listed.servers.filter((s) => s.host).length >= 5;
+    },
+    60_000,
+    20,
+  );
   await mesh.stop("conductor", "SIGKILL");
+  const killedAt = new Date();
   await mesh.restart("conductor");
 
   const servers = await waitAll(conductor, ids, 240_000);
+  // The kill landed mid-build: builds still in BUILD then were finished by the restarted one.
+  expect(activatedAfter(servers, killedAt).length).toBeGreaterThan(0);
   let active = 0;
   for (const s of servers) {
     expect(["ACTIVE", "ERROR"]).toContain(s.status);

@@ -15,6 +15,7 @@ import {
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  activatedAfter,
   allocationsOf,
   as,
   type ConductorClient,
@@ -87,20 +88,31 @@ describe("conductor crash", () => {
     );
     expect(res.servers).toHaveLength(50);
     const ids = res.servers.map((s) => s.id);
-    await new Promise((r) => setTimeout(r, 400));
+    // Killed once builds are under way: some have sent their command.
+    const sent = agent;
+    await until(
+      "10 builds commanded",
+      async () => new Set(sent.commands.map((c) => c.serverId)).size >= 10,
+      30_000,
+      5,
+    );
     await mesh.stop("conductor", "SIGKILL");
+    const killedAt = new Date();
     await mesh.restart("conductor");
     const servers = await audit(placement, conductor, hostUuids, ids);
     expect(servers.filter((s) => s.status === "ACTIVE").length).toBe(50);
+    // The kill landed mid-build: builds still in BUILD then were finished by the restarted one.
+    expect(activatedAfter(servers, killedAt).length).toBeGreaterThan(0);
   }, 300_000);
 });
 
 describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () => {
   /**
-   * Each replica accepts 25 builds (all fail their first spawn); after `killAfterMs` the first
-   * replica dies for good, and the second must finish its builds too, once their leases run out.
+   * Each replica accepts 25 builds (all fail their first spawn); the first replica dies for good,
+   * at once or once `commandedBeforeKill` of its builds have sent a command, and the second must
+   * finish its builds too, once their leases run out.
    */
-  async function replicas(killAfterMs: number): Promise<void> {
+  async function replicas(commandedBeforeKill: number): Promise<void> {
     const db = await createTempDatabase("stratus_conductor");
     let mesh: Mesh | undefined;
     let second: ServiceProcess | undefined;
@@ -133,10 +145,23 @@ describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () =>
         );
       const [a, b] = await Promise.all([boot(conductor, 25), boot(other, 25)]);
       const ids = [...a.servers, ...b.servers].map((s) => s.id);
-      if (killAfterMs) await new Promise((r) => setTimeout(r, killAfterMs));
+      const firsts = new Set(a.servers.map((s) => s.id));
+      const sent = agent;
+      await until(
+        `${commandedBeforeKill} of the first replica's builds commanded`,
+        async () =>
+          new Set(sent.commands.filter((c) => firsts.has(c.serverId)).map((c) => c.serverId)).size >=
+          commandedBeforeKill,
+        30_000,
+        5,
+      );
       await mesh.stop("conductor", "SIGKILL");
+      const killedAt = new Date();
       const servers = await audit(placement, other, hostUuids, ids);
       expect(servers.filter((s) => s.status === "ACTIVE").length).toBe(50);
+      // Some of the first replica's builds were still in BUILD when it died: the other built them.
+      const finishedByOther = activatedAfter(servers, killedAt).filter((s) => firsts.has(s.id));
+      expect(finishedByOther.length).toBeGreaterThan(0);
       // Each server runs where its last attempt was commanded (a resent attempt keeps its host).
       for (const s of servers) {
         const cmds = agent.commands.filter((c) => c.serverId === s.id);
@@ -270,15 +295,23 @@ describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () =>
       });
       scheduler.kill("SIGCONT");
       await Promise.all(deleting);
+      // DeleteServer may return before its DeleteCommand is sent (a run a result or the sweep
+      // started took the deleting build first and tears it down), and a sent command reaches the
+      // host through JetStream later still: wait for the deletes to arrive.
+      await until("every delete command at its host", async () =>
+        ids.every((id) => agent.deletes.some((d) => d.serverId === id)),
+      );
       for (const id of ids) {
-        expect(agent.deletes).toContainEqual({ serverId: id, host: first.get(id) });
-        expect(await allocationsOf(placement, id)).toEqual([]);
+        const hosts = new Set(agent.deletes.filter((d) => d.serverId === id).map((d) => d.host));
+        expect([...hosts]).toEqual([first.get(id)]);
       }
+      for (const s of await waitAll(conductor, ids)) expect(s.status).toBe("DELETED");
+      for (const id of ids) expect(await allocationsOf(placement, id)).toEqual([]);
     });
   }, 300_000);
 
   it("share the builds; one dying mid-flight is covered by the other (lease expiry)", async () => {
-    await replicas(300);
+    await replicas(5);
   }, 300_000);
 
   // A replica's new builds start leased to it (it runs them without a lease write of its own):

@@ -1,6 +1,7 @@
 // Helpers for the conductor's integration tests: register compute hosts in placement the way the
 // compute-agent does, wait for servers to settle, audit what a server holds.
 import { randomUUID } from "node:crypto";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConductorService, type Server } from "@stratus/contracts/compute/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { runWithContext, StratusError, serviceClient } from "@stratus/runtime";
@@ -63,14 +64,25 @@ export async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
   timeoutMs = 30_000,
+  pollMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * The servers whose build succeeded after `at`: they were still in BUILD then. A crash test takes
+ * `at` once the killed process has exited (every write it made has a database timestamp before
+ * that: a statement's now() is taken when it starts) and asserts some are, so that it fails when
+ * its kill lands after every build had finished.
+ */
+export function activatedAfter(servers: Server[], at: Date): Server[] {
+  return servers.filter((s) => s.status === "ACTIVE" && s.launchedAt && timestampDate(s.launchedAt) > at);
 }
 
 /** A compute node provider the way the compute-agent registers one: name = host, VCPU/MEMORY_MB/DISK_GB. */

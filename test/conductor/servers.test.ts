@@ -33,7 +33,9 @@ beforeAll(async () => {
         QUOTA_INSTANCES: "40",
         QUOTA_CORES: "80",
         QUOTA_RAM_MB: "200000",
-        // Builds yield to 4 callers at once, or to callers once 4 builds are queued (the burst test).
+        // 4 build runs at once, so that a burst queues builds; they yield to 4 callers at once, or
+        // to callers once 4 builds are queued (the burst test).
+        BUILD_CONCURRENCY: "4",
         BUILD_YIELD_CROWD: "4",
         BUILD_YIELD_BACKLOG: "4",
         BUILD_YIELD_CONCURRENCY: "1",
@@ -184,12 +186,14 @@ describe("build with networks: none", () => {
     expect((await as(project, () => conductor.getLimits({}))).instancesUsed).toBe(3);
   });
 
-  it("a burst of creates is accepted first, and every build it queued still ends ACTIVE", async () => {
+  // That builds yield to the callers while they crowd in is run-queue.test.ts's to show: from here
+  // it cannot be told from builds that merely run 4 at a time.
+  it("a burst of creates more than the builds run at once: each accepted, every queued build ends ACTIVE", async () => {
     const project = `p-${randomUUID()}`;
     const accepted = await Promise.all(Array.from({ length: 30 }, () => boot(project)));
     const ids = accepted.map((r) => r.servers[0]!.id);
     expect(new Set(ids).size).toBe(30);
-    // Builds that queued behind the crowd start when it passes, with no other call to wake them.
+    // Builds that queued behind the burst start when it passes, with no other call to wake them.
     const done = await waitAll(conductor, ids, 60_000);
     expect(done.map((s) => s.status)).toEqual(ids.map(() => "ACTIVE"));
     for (const id of ids) expect(Object.keys(await allocationsOf(placement, id))).toHaveLength(1);

@@ -16,9 +16,12 @@ import {
   storageSettings,
 } from "@stratus/runtime";
 import { z } from "zod";
-import { Builder } from "./build/builder.js";
+import { Builder } from "./builds/builder.js";
+import { peersOver } from "./builds/peer-adapters.js";
 import { ServerChanges } from "./compute/changes.js";
 import { Flavors } from "./compute/flavors.js";
+import { Quotas } from "./compute/quotas.js";
+import { ServerAcceptance } from "./compute/server-acceptance.js";
 import { Servers } from "./compute/servers.js";
 import { conductorService } from "./rpc/conductor-service.js";
 import { ServiceRegistry } from "./services/service-registry.js";
@@ -103,16 +106,21 @@ let network: Client<typeof NetworkService> | undefined;
 const changes = ServerChanges.over(bus);
 const builder = new Builder({
   db,
-  bus,
   changes,
   logger,
-  network: () => {
-    if (!config.NETWORK_URL) throw new StratusError("unavailable", "no NETWORK_URL configured");
-    network ??= serviceClient(NetworkService, config.NETWORK_URL);
-    return network;
-  },
-  scheduler: serviceClient(SchedulerService, config.SCHEDULER_URL),
-  placement: serviceClient(PlacementService, config.SCHEDULER_URL),
+  peers: peersOver({
+    network: () => {
+      if (!config.NETWORK_URL) throw new StratusError("unavailable", "no NETWORK_URL configured");
+      network ??= serviceClient(NetworkService, config.NETWORK_URL);
+      return network;
+    },
+    scheduler: serviceClient(SchedulerService, config.SCHEDULER_URL),
+    placement: serviceClient(PlacementService, config.SCHEDULER_URL),
+    bus,
+    logger,
+    scheduleBatch: config.SCHEDULE_BATCH,
+    scheduleCalls: config.SCHEDULE_CALLS,
+  }),
   owner: config.CONDUCTOR_ID ?? `${hostname()}:${config.PORT}`,
   leaseMs: config.BUILD_LEASE_MS,
   buildTimeoutMs: config.BUILD_TIMEOUT_MS,
@@ -125,10 +133,9 @@ const builder = new Builder({
     concurrency: config.BUILD_YIELD_CONCURRENCY,
     holdMs: config.BUILD_YIELD_HOLD_MS,
   },
-  scheduleBatch: config.SCHEDULE_BATCH,
-  scheduleCalls: config.SCHEDULE_CALLS,
 });
-const servers = new Servers(db, {
+const servers = new Servers(db);
+const quotas = new Quotas(db, {
   instances: config.QUOTA_INSTANCES,
   cores: config.QUOTA_CORES,
   ram: config.QUOTA_RAM_MB,
@@ -137,6 +144,8 @@ const servers = new Servers(db, {
 await booted.serve([
   conductorService({
     servers,
+    acceptance: new ServerAcceptance(db, quotas, servers),
+    quotas,
     flavors: new Flavors(db),
     builder,
     registry,

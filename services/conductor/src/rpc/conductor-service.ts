@@ -18,9 +18,11 @@ import {
   type ServiceBinding,
   StratusError,
 } from "@stratus/runtime";
-import type { Builder } from "../build/builder.js";
+import type { Builder } from "../builds/builder.js";
 import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord, Flavors } from "../compute/flavors.js";
+import type { Quotas } from "../compute/quotas.js";
+import type { ServerAcceptance } from "../compute/server-acceptance.js";
 import { type ActionRecord, isUuid, type ServerRecord, type Servers, statusOf } from "../compute/servers.js";
 import type { ServiceRegistry } from "../services/service-registry.js";
 
@@ -127,6 +129,8 @@ const MAX_COUNT = 1000;
 
 export function conductorService(deps: {
   servers: Servers;
+  acceptance: ServerAcceptance;
+  quotas: Quotas;
   flavors: Flavors;
   builder: Builder;
   registry: ServiceRegistry;
@@ -134,7 +138,7 @@ export function conductorService(deps: {
   changes?: ServerChanges;
   maxAttempts: number;
 }): ServiceBinding {
-  const { servers, flavors, builder, registry } = deps;
+  const { servers, acceptance, quotas, flavors, builder, registry } = deps;
   const createServers = async (req: CreateServersRequest) => {
     const c = caller();
     const projectId = req.projectId || c.projectId;
@@ -215,7 +219,7 @@ export function conductorService(deps: {
     };
     // New builds start leased to this replica, which runs them without a lease write first.
     const lease = builder.newLease();
-    const result = await servers.create({ ...request, lease });
+    const result = await acceptance.create({ ...request, lease });
     deps.changes?.changed(projectId);
     for (const s of result.servers) {
       if (s.vmState !== "building") continue;
@@ -316,7 +320,7 @@ export function conductorService(deps: {
       const c = caller();
       const projectId = c.isAdmin ? req.projectId || c.projectId : c.projectId;
       if (!projectId) throw invalidInput("project_id is required");
-      const [limits, used] = await Promise.all([servers.limitsOf(projectId), servers.usageOf(projectId)]);
+      const [limits, used] = await Promise.all([quotas.limitsOf(projectId), quotas.usageOf(projectId)]);
       return {
         maxInstances: limits.instances,
         maxCores: limits.cores,

@@ -45,9 +45,9 @@ export class ServiceRegistry {
     private readonly downAfterMs: number,
     private readonly now: () => Date = () => new Date(),
     /**
-     * Heartbeats are written together at most this often: a thousand hosts beating every 10 s
-     * were a hundred upserts and commits a second, a fifth of the database's writes during a
-     * boot burst. Far below service_down_time; list() writes what is pending first.
+     * Heartbeats are written together at most this often, so that their statements do not grow
+     * with the number of hosts (docs/performance.md). Far below service_down_time; list() writes
+     * what is pending first.
      */
     private readonly flushMs = 1000,
     private readonly onError: (err: unknown) => void = () => {},

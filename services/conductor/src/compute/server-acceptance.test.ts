@@ -1,68 +1,33 @@
-// Servers.create against the real schema (embedded PGlite): the single-statement insert writes
+// ServerAcceptance.create against the real schema (embedded PGlite): the single-statement insert writes
 // every row of a build request, the project usage kept by triggers equals a count of the live
 // servers through creates, deletes and a purge, and quota and client tokens still hold.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger, type Database, migrationsFrom, openDatabase } from "@stratus/runtime";
+import type { Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTestDatabase } from "../testing/database.js";
+import { newServersRequest, tiny } from "../testing/requests.js";
 import type { FlavorRecord } from "./flavors.js";
-import { type NewServersRequest, Servers } from "./servers.js";
+import { Quotas } from "./quotas.js";
+import { ServerAcceptance } from "./server-acceptance.js";
+import { Servers } from "./servers.js";
 
-const tiny: FlavorRecord = {
-  id: "1",
-  name: "m1.tiny",
-  vcpus: 1,
-  ramMb: 512,
-  diskGb: 1,
-  ephemeralGb: 0,
-  swapMb: 0,
-  rxtxFactor: 1,
-  isPublic: true,
-  extraSpecs: {},
-};
 const medium: FlavorRecord = { ...tiny, id: "3", name: "m1.medium", vcpus: 2, ramMb: 4096 };
+const request = newServersRequest;
 
-const request = (projectId: string, over: Partial<NewServersRequest> = {}): NewServersRequest => ({
-  name: "vm",
-  flavor: tiny,
-  imageRef: "img",
-  minCount: 1,
-  maxCount: 1,
-  networkMode: "none",
-  networks: [],
-  metadata: { k: "v" },
-  userData: "",
-  clientToken: "",
-  projectId,
-  userId: "u",
-  keyName: "",
-  availabilityZone: "",
-  description: "",
-  hostname: "",
-  requestId: "req-test",
-  maxAttempts: 3,
-  ...over,
-});
-
-describe("Servers.create and project usage (PGlite)", () => {
-  let dir: string;
+describe("ServerAcceptance.create and project usage (PGlite)", () => {
   let db: Database;
+  let close: () => Promise<void>;
   let servers: Servers;
+  let quotas: Quotas;
+  let acceptance: ServerAcceptance;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "stratus-servers-test-"));
-    db = await openDatabase({
-      service: "conductor",
-      dataDir: dir,
-      migrations: migrationsFrom(new URL("../../migrations", import.meta.url).pathname),
-      logger: createLogger("servers-test", "silent"),
-    });
-    servers = new Servers(db, { instances: 10, cores: 20, ram: 51200 });
+    ({ db, close } = await openTestDatabase("servers-test"));
+    servers = new Servers(db);
+    quotas = new Quotas(db, { instances: 10, cores: 20, ram: 51200 });
+    acceptance = new ServerAcceptance(db, quotas, servers);
   });
   afterAll(async () => {
-    await db?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   const counted = async (projectId: string) => {
@@ -76,7 +41,7 @@ describe("Servers.create and project usage (PGlite)", () => {
   };
 
   it("writes the build request, servers, build state and create actions in one go", async () => {
-    const made = await servers.create(request("p1", { name: "web", minCount: 3, maxCount: 3 }));
+    const made = await acceptance.create(request("p1", { name: "web", minCount: 3, maxCount: 3 }));
     expect(made.created).toBe(true);
     expect(made.servers.map((s) => [s.name, s.launchIndex, s.vmState, s.taskState])).toEqual([
       ["web-1", 0, "building", "scheduling"],
@@ -109,10 +74,10 @@ describe("Servers.create and project usage (PGlite)", () => {
 
   it("usage follows creates, deletes and flavor changes; quota counts it", async () => {
     const p = "p2";
-    const a = await servers.create(request(p, { minCount: 4, maxCount: 4 }));
-    await servers.create(request(p, { flavor: medium }));
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect(await servers.usageOf(p)).toEqual({ instances: 5, cores: 6, ram: 4 * 512 + 4096 });
+    const a = await acceptance.create(request(p, { minCount: 4, maxCount: 4 }));
+    await acceptance.create(request(p, { flavor: medium }));
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect(await quotas.usageOf(p)).toEqual({ instances: 5, cores: 6, ram: 4 * 512 + 4096 });
 
     await db.query("UPDATE servers SET deleted = true, vm_state = 'deleted' WHERE id = $1", [
       a.servers[0]!.id,
@@ -122,34 +87,34 @@ describe("Servers.create and project usage (PGlite)", () => {
       a.servers[2]!.id,
       JSON.stringify(medium),
     ]);
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect(await servers.usageOf(p)).toEqual({ instances: 4, cores: 6, ram: 2 * 512 + 2 * 4096 });
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect(await quotas.usageOf(p)).toEqual({ instances: 4, cores: 6, ram: 2 * 512 + 2 * 4096 });
 
     // 4 of 10 instances used: 6 more fit, 7 do not; max_count is lowered to what fits.
-    expect((await servers.create(request(p, { minCount: 1, maxCount: 9 }))).servers).toHaveLength(6);
-    await expect(servers.create(request(p))).rejects.toMatchObject({ kind: "quota_exceeded" });
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
+    expect((await acceptance.create(request(p, { minCount: 1, maxCount: 9 }))).servers).toHaveLength(6);
+    await expect(acceptance.create(request(p))).rejects.toMatchObject({ kind: "quota_exceeded" });
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
 
     // A deleted server gives its place back.
     await db.query("UPDATE servers SET deleted = true WHERE id = $1", [a.servers[3]!.id]);
-    expect((await servers.create(request(p))).servers).toHaveLength(1);
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect(await servers.usageOf("nobody")).toEqual({ instances: 0, cores: 0, ram: 0 });
+    expect((await acceptance.create(request(p))).servers).toHaveLength(1);
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect(await quotas.usageOf("nobody")).toEqual({ instances: 0, cores: 0, ram: 0 });
   });
 
   it("the same client token answers the first call's servers and creates nothing more", async () => {
-    const first = await servers.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
-    const again = await servers.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
+    const first = await acceptance.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
+    const again = await acceptance.create(request("p3", { clientToken: "t-1", minCount: 2, maxCount: 2 }));
     expect(again.created).toBe(false);
     expect(again.reservationId).toBe(first.reservationId);
     expect(again.servers.map((s) => s.id)).toEqual(first.servers.map((s) => s.id));
-    expect((await servers.usageOf("p3")).instances).toBe(2);
+    expect((await quotas.usageOf("p3")).instances).toBe(2);
   });
 
   it("concurrent creates of one project (accepted together): quota exact, tokens once", async () => {
     const p = "p4";
     const calls = Array.from({ length: 15 }, (_, i) =>
-      servers.create(request(p, { name: `c-${i}`, clientToken: i < 2 ? "same" : "" })).then(
+      acceptance.create(request(p, { name: `c-${i}`, clientToken: i < 2 ? "same" : "" })).then(
         (r) => ({ ok: true as const, r }),
         (err: unknown) => ({ ok: false as const, err }),
       ),
@@ -164,8 +129,8 @@ describe("Servers.create and project usage (PGlite)", () => {
     const refused = results.filter((x) => !x.ok);
     expect(refused).toHaveLength(4); // 14 distinct requests (two share a token), 10 fit
     for (const x of refused) if (!x.ok) expect(x.err).toMatchObject({ kind: "quota_exceeded" });
-    expect(await servers.usageOf(p)).toEqual(await counted(p));
-    expect((await servers.usageOf(p)).instances).toBe(10);
+    expect(await quotas.usageOf(p)).toEqual(await counted(p));
+    expect((await quotas.usageOf(p)).instances).toBe(10);
     const [br] = await db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM build_requests WHERE project_id = $1",
       [p],

@@ -1,0 +1,37 @@
+// What a build step works with: the build store, the peers, and the build flow's time limits.
+import type { Logger } from "@stratus/runtime";
+import type { BuildRow } from "./build.js";
+import type { BuildStore } from "./build-store.js";
+import type { Commands, Destinations, Ports } from "./peers.js";
+
+export interface BuildContext {
+  store: BuildStore;
+  ports: Ports;
+  destinations: Destinations;
+  commands: Commands;
+  logger: Logger;
+  /** A sent build with no result after this long counts as a failed attempt. */
+  buildTimeoutMs: number;
+  /** A build still not spawning after this long fails (a peer that never comes back). */
+  buildDeadlineMs: number;
+}
+
+/** stratus.server.state for the build's server. */
+export function announce(
+  ctx: BuildContext,
+  b: Pick<BuildRow, "server_id" | "project_id" | "host">,
+  vmState: string,
+  taskState: string,
+  message = "",
+  deleted = false,
+): void {
+  ctx.commands.announce({
+    serverId: b.server_id,
+    projectId: b.project_id,
+    host: b.host,
+    vmState,
+    taskState,
+    message,
+    deleted,
+  });
+}

@@ -1,0 +1,213 @@
+// The build steps against in-process peers (testing/fake-peers.ts) and the real compute schema on
+// PGlite: allocation and scheduling ride on the write after the send; a run that takes over after
+// an unrecorded send finds the port by its slot name and the host by its claim; a delete that
+// overtakes such a build sends its DeleteCommand to that host and releases everything; a failed
+// attempt moves to the next alternate that still fits, or to the scheduler again.
+import { randomUUID } from "node:crypto";
+import { createLogger, type Database } from "@stratus/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Quotas } from "../compute/quotas.js";
+import { type RequestedNetwork, ServerAcceptance } from "../compute/server-acceptance.js";
+import { Servers } from "../compute/servers.js";
+import { openTestDatabase, watched } from "../testing/database.js";
+import { FakeCommands, FakeDestinations, FakePorts } from "../testing/fake-peers.js";
+import { newServersRequest } from "../testing/requests.js";
+import { Builder } from "./builder.js";
+
+let db: Database;
+let close: () => Promise<void>;
+let acceptance: ServerAcceptance;
+/** Statements that write a build step, as the builder sent them. */
+let stepWrites = 0;
+
+beforeAll(async () => {
+  ({ db, close } = await openTestDatabase("build-steps-test"));
+  acceptance = new ServerAcceptance(
+    db,
+    new Quotas(db, { instances: 1000, cores: 1000, ram: 1_000_000 }),
+    new Servers(db),
+  );
+});
+afterAll(async () => {
+  await close?.();
+});
+
+/** A builder over fake peers; `hosts` are the scheduler's, in its order of preference. */
+function mesh(hosts = ["h1", "h2", "h3"]) {
+  const ports = new FakePorts();
+  const destinations = new FakeDestinations(hosts);
+  const commands = new FakeCommands();
+  const counted = watched(db, (sql) => {
+    if (sql.includes("UPDATE server_builds sb SET")) stepWrites++;
+  });
+  const builder = new Builder({
+    db: counted,
+    peers: { ports, destinations, commands },
+    logger: createLogger("build-steps-test", "silent"),
+    owner: "test-conductor",
+    leaseMs: 30_000,
+    buildTimeoutMs: 60_000,
+    buildDeadlineMs: 600_000,
+    concurrency: 8,
+  });
+  /** Accepts one server and runs its build until it waits on a compute agent (or fails). */
+  const boot = async (networks: Partial<RequestedNetwork>[]) => {
+    const request = newServersRequest(`p-${randomUUID()}`, {
+      networkMode: networks.length ? "list" : "none",
+      networks: networks.map((n) => ({ networkId: "", portId: "", fixedIp: "", tag: "", ...n })),
+      requestId: `req-${randomUUID()}`,
+    });
+    const lease = builder.newLease();
+    const server = (await acceptance.create({ ...request, lease })).servers[0]!;
+    builder.kickCreated(server, request, lease);
+    await builder.settle(server.id);
+    return server.id;
+  };
+  return { ports, destinations, commands, builder, boot };
+}
+
+async function buildOf(id: string) {
+  const [b] = await db.query<{
+    phase: string;
+    attempt: number;
+    command_sent: boolean;
+    ports: { portId: string; created: boolean }[];
+    failed_hosts: string[];
+  }>("SELECT phase, attempt, command_sent, ports, failed_hosts FROM server_builds WHERE server_id = $1", [
+    id,
+  ]);
+  return b!;
+}
+
+async function serverOf(id: string) {
+  const [s] = await db.query<{ host: string; vm_state: string; deleted: boolean; addresses: unknown[] }>(
+    "SELECT host, vm_state, deleted, addresses FROM servers WHERE id = $1",
+    [id],
+  );
+  return s!;
+}
+
+/** The create action's events, in order, as `event:result@host`. */
+async function eventsOf(id: string): Promise<string[]> {
+  const rows = await db.query<{ event: string; result: string; host: string }>(
+    `SELECT e.event, e.result, e.host FROM instance_action_events e
+     JOIN instance_actions a ON a.id = e.action_id WHERE a.server_id = $1 AND a.action = 'create' ORDER BY e.id`,
+    [id],
+  );
+  return rows.map((r) => `${r.event}:${r.result}@${r.host}`);
+}
+
+const dies = async () => {
+  throw new Error("the conductor died right after the send");
+};
+
+describe("build steps", () => {
+  it("allocation and the schedule are written with the send: one write for the three steps", async () => {
+    const m = mesh();
+    let atSend: unknown;
+    m.commands.afterBuild = async (c) => {
+      atSend = { build: await buildOf(c.serverId), events: await eventsOf(c.serverId) };
+    };
+    const before = stepWrites;
+    const id = await m.boot([{ networkId: "net-1" }]);
+    // Nothing was written between the accept and the send.
+    expect(atSend).toEqual({
+      build: { phase: "allocating", attempt: 0, command_sent: false, ports: [], failed_hosts: [] },
+      events: [],
+    });
+    expect(stepWrites - before).toBe(1);
+    const b = await buildOf(id);
+    expect(b).toMatchObject({ phase: "spawning", attempt: 1, command_sent: true });
+    expect(b.ports).toEqual([expect.objectContaining({ portId: m.ports.created[0], created: true })]);
+    expect(await serverOf(id)).toMatchObject({
+      host: "h1",
+      addresses: [expect.objectContaining({ ipAddress: "10.0.0.10" })],
+    });
+    expect(await eventsOf(id)).toEqual([
+      "conductor_allocate_networks:Success@",
+      "conductor_schedule_instances:Success@h1",
+      "conductor_bind_ports:Success@h1",
+    ]);
+    expect(m.commands.builds).toEqual([
+      expect.objectContaining({ serverId: id, host: "h1", attempt: 1, portIds: m.ports.created }),
+    ]);
+  });
+
+  it("a run after an unrecorded send adopts the port by its slot name and stays on its claim's host", async () => {
+    const m = mesh();
+    m.commands.afterBuild = dies;
+    const id = await m.boot([{ networkId: "net-1" }]);
+    expect(await buildOf(id)).toMatchObject({ phase: "allocating", command_sent: false, ports: [] });
+    m.commands.afterBuild = undefined;
+    m.builder.kick(id);
+    await m.builder.settle(id);
+    // No second port, no second SelectDestinations; the same attempt to the same host.
+    expect(m.ports.created).toHaveLength(1);
+    expect(m.destinations.asked).toHaveLength(1);
+    expect(m.commands.builds.map((c) => [c.host, c.attempt, c.portIds])).toEqual([
+      ["h1", 1, m.ports.created],
+      ["h1", 1, m.ports.created],
+    ]);
+    const b = await buildOf(id);
+    expect(b).toMatchObject({ phase: "spawning", attempt: 1, command_sent: true });
+    expect(b.ports.map((p) => p.portId)).toEqual(m.ports.created);
+    expect(await serverOf(id)).toMatchObject({ host: "h1" });
+  });
+
+  it("a delete overtaking an unrecorded send: DeleteCommand to the claim's host, claim released, ports freed", async () => {
+    const m = mesh();
+    m.commands.afterBuild = dies;
+    const userPort = m.ports.userPort("net-2");
+    const id = await m.boot([{ networkId: "net-1" }, { portId: userPort }]);
+    expect(await serverOf(id)).toMatchObject({ host: "" });
+    await m.builder.delete(id, { requestId: `req-${randomUUID()}`, userId: "u", projectId: "p" });
+    expect(m.commands.deletes).toEqual([{ serverId: id, host: "h1" }]);
+    expect(m.destinations.claims.has(id)).toBe(false);
+    expect(m.ports.deleted).toEqual(m.ports.created);
+    expect(m.ports.unbound).toEqual([userPort]);
+    expect(m.ports.ports.get(userPort)).toMatchObject({ deviceId: "" });
+    expect(await serverOf(id)).toMatchObject({ vm_state: "deleted", deleted: true });
+    expect(await buildOf(id)).toMatchObject({ phase: "done" });
+  });
+
+  it("a failed attempt goes to the next alternate that still fits; a success makes it ACTIVE", async () => {
+    const m = mesh();
+    const id = await m.boot([]);
+    m.destinations.full.add("h2");
+    const result = { serverId: id, error: "", retryable: true, powerState: 1 };
+    const failed = { ...result, host: "h1", attempt: 1, success: false, error: "spawn failed on h1" };
+    expect(await m.builder.onResult(failed)).toBe(true);
+    await m.builder.settle(id);
+    expect(m.commands.builds.map((c) => [c.host, c.attempt])).toEqual([
+      ["h1", 1],
+      ["h3", 2],
+    ]);
+    expect(m.destinations.claims.get(id)?.host).toBe("h3");
+    expect(await m.builder.onResult({ ...result, host: "h3", attempt: 2, success: true })).toBe(true);
+    expect(await buildOf(id)).toMatchObject({ phase: "done", attempt: 2, failed_hosts: ["h1"] });
+    expect(await serverOf(id)).toMatchObject({ host: "h3", vm_state: "active" });
+    expect(await eventsOf(id)).toEqual([
+      "conductor_schedule_instances:Success@h1",
+      "compute_build_and_run_instance:Error@h1",
+      "conductor_reschedule:Success@h3",
+      "compute_build_and_run_instance:Success@h3",
+    ]);
+    expect(m.commands.states.at(-1)).toMatchObject({ serverId: id, vmState: "active", host: "h3" });
+  });
+
+  it("no alternate fits any more: the scheduler is asked again without the failed host", async () => {
+    const m = mesh();
+    const id = await m.boot([]);
+    m.destinations.full.add("h2").add("h3");
+    const failed = { serverId: id, host: "h1", attempt: 1, success: false, error: "no", retryable: true };
+    expect(await m.builder.onResult({ ...failed, powerState: 0 })).toBe(true);
+    await m.builder.settle(id);
+    // The claim still on the failed host is not taken for a schedule an earlier run left unrecorded.
+    expect(m.destinations.asked.map((r) => r.ignoreHosts)).toEqual([[], ["h1"]]);
+    expect(m.commands.builds.map((c) => [c.host, c.attempt])).toEqual([
+      ["h1", 1],
+      ["h2", 2],
+    ]);
+    expect(await buildOf(id)).toMatchObject({ phase: "spawning", attempt: 2, failed_hosts: ["h1"] });
+  });
+});
