@@ -3,7 +3,8 @@ import type { z } from "zod";
 import { type ConfigShape, commonConfig, loadConfig, port, type storageConfig } from "./config.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
-import { connectNats, EventBus, ensureStreams } from "./nats.js";
+import { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
+import { type ServiceRole, streamsOwnedBy } from "./nats-permissions.js";
 import { type RpcServer, type ServiceBinding, startRpcServer } from "./server.js";
 import { type Database, migrationsFrom, openDatabase } from "./storage.js";
 
@@ -18,7 +19,8 @@ export interface Booted<S extends ConfigShape> {
 }
 
 export async function bootService<S extends ConfigShape>(options: {
-  name: string;
+  /** Also the service's role on NATS (nats-permissions.ts). */
+  name: ServiceRole;
   defaultPort: number;
   config: S;
 }): Promise<Booted<S>> {
@@ -29,10 +31,18 @@ export async function bootService<S extends ConfigShape>(options: {
   const lifecycle = new Lifecycle(logger);
   lifecycle.installSignalHandlers();
 
-  const nc = await connectNats({ url: config.NATS_URL, name: options.name, logger });
+  const seedFile = config.NATS_NKEY_SEED_FILE;
+  const seed = seedFile ? readNkeySeedFile(seedFile) : undefined;
+  const nc = await connectNats({
+    url: config.NATS_URL,
+    name: options.name,
+    role: options.name,
+    seed,
+    logger,
+  });
   const bus = new EventBus(nc, logger);
   lifecycle.onShutdown("nats", () => bus.close());
-  await ensureStreams(nc);
+  await ensureStreams(nc, streamsOwnedBy(options.name));
 
   return {
     config,

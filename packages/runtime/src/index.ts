@@ -7,6 +7,15 @@ export * from "./health.js";
 export * from "./lifecycle.js";
 export * from "./log.js";
 export * from "./nats.js";
+export {
+  NATS_ROLES,
+  type NatsPermissions,
+  type NatsRole,
+  natsPermissions,
+  SERVICE_ROLES,
+  type ServiceRole,
+  streamsOwnedBy,
+} from "./nats-permissions.js";
 export * from "./server.js";
 export * from "./storage.js";
 export * from "./turn-batcher.js";
