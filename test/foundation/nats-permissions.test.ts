@@ -31,6 +31,7 @@ import {
   nkeyAuthenticator,
 } from "nats";
 import { createUser, encode, fromSeed } from "nkeys.js";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const logger = createLogger("test", "silent");
@@ -253,5 +254,41 @@ describe("NATS permissions per role", () => {
     expect(received(Subjects.serverState, ServerStateChangedSchema).map((e) => e.serverId)).not.toContain(
       "forged-by-adapter",
     );
+  });
+});
+
+describe("NATS streams and their owner", () => {
+  it("a compute agent's consumer waits until the conductor has made the command stream", async () => {
+    const fresh = await startNats();
+    const agentLog: string[] = [];
+    const agentLogger = pino({ level: "info" }, { write: (line: string) => void agentLog.push(line) });
+    const agent = new EventBus(await fresh.connect("compute-agent"), agentLogger);
+    const conductor = new EventBus(await fresh.connect("conductor"), logger);
+    try {
+      const builds: string[] = [];
+      const consuming = agent.consumeDurable({
+        stream: Streams.computeCommands.name,
+        durable: "waiting-agent",
+        filterSubject: ">",
+        schema: BuildCommandSchema,
+        handler: async (cmd) => {
+          builds.push(cmd.serverId);
+        },
+      });
+      // The agent may not make the stream: it waits for its owner, and says so.
+      await until("the agent to wait for the stream", () =>
+        agentLog.some((line) => line.includes("waiting for the stream's owner")),
+      );
+      await ensureStreams(conductor.nc, streamsOwnedBy("conductor"));
+      await consuming;
+      await conductor.publishDurable(Subjects.computeBuild("rack1-1"), BuildCommandSchema, {
+        serverId: "after-wait",
+      });
+      await until("the command to reach the agent", () => builds.includes("after-wait"));
+    } finally {
+      await agent.close();
+      await conductor.close();
+      await fresh.stop();
+    }
   });
 });
