@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // npm start: brings the whole Stratus mesh up on this machine.
-// Installs what is missing, starts a private nats-server (JetStream, data under .stratus/) unless
-// NATS_URL is set, starts the five services as child processes with prefixed readable logs, waits
-// until each reports SERVING, seeds the demo cloud, prints the endpoints; Ctrl-C stops everything.
+// Installs what is missing, makes each service's NATS credential (an nkey, kept under
+// .stratus/nats/credentials) and the nats-server configuration that allows each role only its own
+// subjects, starts a private nats-server with it (JetStream, data under .stratus/) unless NATS_URL
+// is set, starts the five services as child processes with prefixed readable logs, each with its
+// own credential, waits until each reports SERVING, seeds the demo cloud, prints the endpoints;
+// Ctrl-C stops everything.
 import { execSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const stateDir = join(root, ".stratus");
@@ -123,25 +126,61 @@ async function freePort() {
   });
 }
 
+/** The runtime's NATS configuration generator (TypeScript, loaded through tsx once installed). */
+async function natsConfiguration() {
+  const { tsImport } = await import("tsx/esm/api");
+  const load = (file) =>
+    tsImport(pathToFileURL(join(root, "packages/runtime/src", file)).href, import.meta.url);
+  return { ...(await load("nats-server-config.ts")), ...(await load("nats-permissions.ts")) };
+}
+
+/**
+ * Each service role's nkey: from NATS_CREDENTIALS_DIR (an operator's, `<role>.nk` each) or made on
+ * first start under .stratus/nats/credentials and kept. Delete a file to rotate that credential.
+ */
+function serviceKeys(config, natsDir) {
+  const given = process.env.NATS_CREDENTIALS_DIR;
+  const dir = given ?? join(natsDir, "credentials");
+  return config.roleKeys(dir, config.SERVICE_ROLES, { create: !given });
+}
+
+/** Starts the private nats-server (or describes what an external one needs); returns its URL and the keys. */
 async function startNats() {
+  const config = await natsConfiguration();
+  const dir = join(stateDir, "nats");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const keys = serviceKeys(config, dir);
   if (process.env.NATS_URL) {
-    say("nats", `using NATS_URL=${process.env.NATS_URL}`);
-    return process.env.NATS_URL;
+    const authorization = join(dir, "authorization.conf");
+    config.writePrivateFile(authorization, config.natsAuthorizationConfig(keys));
+    say(
+      "nats",
+      `using NATS_URL=${process.env.NATS_URL}; each service connects with its nkey (${dirname(keys[0].seedFile)})`,
+    );
+    say(
+      "nats",
+      `its servers must know those keys and their permissions: copy ${authorization} beside each server's configuration file, add the line "include authorization.conf" to it (JetStream enabled) and reload (nats-server --signal reload)`,
+    );
+    return { url: process.env.NATS_URL, keys };
   }
   const bin = findNatsServer() ?? installNatsServer();
   const preferred = Number(process.env.STRATUS_NATS_PORT ?? 4223);
   const port = (await portOpen(preferred)) ? await freePort() : preferred;
-  const dir = join(stateDir, "nats");
-  mkdirSync(dir, { recursive: true });
-  const child = spawn(bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
+  const conf = join(dir, "nats-server.conf");
+  config.writePrivateFile(conf, config.natsServerConfig({ host: "127.0.0.1", port, storeDir: dir, keys }));
+  const child = spawn(bin, ["-c", conf], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push({ name: "nats", child });
   pipe("nats", child.stdout);
   pipe("nats", child.stderr);
   for (let i = 0; i < 100 && !(await portOpen(port)); i++) await new Promise((r) => setTimeout(r, 100));
-  say("nats", `private nats-server with JetStream on nats://127.0.0.1:${port} (data in .stratus/nats)`);
-  return `nats://127.0.0.1:${port}`;
+  say(
+    "nats",
+    `private nats-server with JetStream on nats://127.0.0.1:${port} (data, configuration and credentials in .stratus/nats)`,
+  );
+  return { url: `nats://127.0.0.1:${port}`, keys };
 }
 
 const SERVICES = [
@@ -235,7 +274,7 @@ async function main() {
   mkdirSync(stateDir, { recursive: true });
   process.on("SIGINT", () => stopAll(0));
   process.on("SIGTERM", () => stopAll(0));
-  const natsUrl = await startNats();
+  const { url: natsUrl, keys: natsKeys } = await startNats();
   const env = {
     ...process.env,
     NATS_URL: natsUrl,
@@ -262,7 +301,11 @@ async function main() {
       ["--import", "tsx", join(root, "services", s.name, "src", "main.ts")],
       {
         cwd: root,
-        env: { ...env, PORT: String(s.port) },
+        env: {
+          ...env,
+          PORT: String(s.port),
+          NATS_NKEY_SEED_FILE: natsKeys.find((k) => k.role === s.name).seedFile,
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );

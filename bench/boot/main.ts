@@ -17,7 +17,6 @@ import {
   TEST_POSTGRES_URL,
   type TempDatabase,
 } from "@stratus/runtime/testing";
-import { connect } from "nats";
 import pg from "pg";
 import { as, clients, until } from "../../test/conductor/helpers.js";
 
@@ -148,7 +147,7 @@ const pct = (xs: number[], p: number) => {
 try {
   const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
   const net = serviceClient(NetworkService, mesh.url("network-adapter"));
-  const nc = await connect({ servers: mesh.nats.url });
+  const nc = await mesh.nats.connect("tools");
   const active = new Map<string, () => void>();
   const settled = new Map<string, string>();
   let portsCreated = 0;

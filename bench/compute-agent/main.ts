@@ -36,7 +36,7 @@ try {
   const registerMs = performance.now() - agentUp;
   console.log(`registration: ${hosts} hosts in placement ${registerMs.toFixed(0)} ms after the agent served`);
 
-  rec = await Recorder.start(mesh.nats.url);
+  rec = await Recorder.start(mesh.nats);
   const latencies: number[] = [];
   const started = performance.now();
   let next = 0;

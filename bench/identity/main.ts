@@ -3,7 +3,7 @@
 // LocalTokenValidator (keys and revocations from that identity over RPC and NATS).
 //   npm run bench -- identity [--seconds 5] [--concurrency 8] [--tokens 1000]
 import { parseArgs } from "node:util";
-import { connectNats, createLogger, EventBus } from "@stratus/runtime";
+import { createLogger, EventBus } from "@stratus/runtime";
 import { identityServiceSource, LocalTokenValidator } from "@stratus/runtime/auth";
 import { startIdentity } from "@stratus/runtime/testing";
 
@@ -72,7 +72,7 @@ async function load(fn: () => Promise<unknown>) {
 }
 
 const logger = createLogger("bench", "warn");
-const bus = new EventBus(await connectNats({ url: id.nats.url, name: "bench-identity", logger }), logger);
+const bus = new EventBus(await id.nats.connect("tools"), logger);
 try {
   console.log(`identity bench: ${seconds} s per figure, ${concurrency} callers, 2 shared cores`);
   console.log(`password hash: argon2id m=${HASH_MEMORY_KIB} KiB, t=${HASH_TIME_COST}, p=1`);

@@ -32,7 +32,7 @@ describe("compute agent", () => {
     });
     agent = agentClient(mesh.url("compute-agent"));
     placement = serviceClient(PlacementService, mesh.url("scheduler"));
-    rec = await Recorder.start(mesh.nats.url);
+    rec = await Recorder.start(mesh.nats);
   });
   afterAll(async () => {
     await rec?.close();

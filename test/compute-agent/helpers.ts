@@ -13,8 +13,16 @@ import {
   type VifPlugged,
   VifPluggedSchema,
 } from "@stratus/contracts/events/v1";
-import { createLogger, EventBus, Subjects, serviceClient } from "@stratus/runtime";
-import { connect, type NatsConnection } from "nats";
+import {
+  createLogger,
+  EventBus,
+  ensureStreams,
+  Subjects,
+  serviceClient,
+  streamsOwnedBy,
+} from "@stratus/runtime";
+import type { TestNats } from "@stratus/runtime/testing";
+import type { NatsConnection } from "nats";
 
 export type AgentClient = ReturnType<typeof serviceClient<typeof ComputeAgentService>>;
 export const agentClient = (url: string): AgentClient => serviceClient(ComputeAgentService, url);
@@ -33,7 +41,11 @@ export async function waitUntil<T>(
   }
 }
 
-/** Listens to the agent's results on core NATS (JetStream publishes reach core subscribers too). */
+/**
+ * Listens to the agent's results on core NATS (JetStream publishes reach core subscribers too) as
+ * the `tools` role, and sends commands as the conductor, with the conductor's credential: it makes
+ * the command and result streams as the conductor does at its start.
+ */
 export class Recorder {
   readonly results: BuildResult[] = [];
   readonly deleted: DeleteResult[] = [];
@@ -43,9 +55,11 @@ export class Recorder {
     readonly bus: EventBus,
   ) {}
 
-  static async start(natsUrl: string): Promise<Recorder> {
-    const nc = await connect({ servers: natsUrl });
-    const bus = new EventBus(nc, createLogger("test", "silent"));
+  static async start(nats: TestNats): Promise<Recorder> {
+    const nc = await nats.connect("tools");
+    const conductor = await nats.connect("conductor");
+    await ensureStreams(conductor, streamsOwnedBy("conductor"));
+    const bus = new EventBus(conductor, createLogger("test", "silent"));
     const r = new Recorder(nc, bus);
     r.listen(Subjects.computeResult, BuildResultSchema, r.results);
     r.listen(Subjects.computeDeleted, DeleteResultSchema, r.deleted);
@@ -123,6 +137,7 @@ export class Recorder {
   }
 
   async close(): Promise<void> {
+    await this.bus.close();
     await this.nc.drain().catch(() => this.nc.close());
   }
 }

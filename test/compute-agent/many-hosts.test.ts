@@ -25,7 +25,7 @@ describe("200 simulated hosts in one agent", () => {
       },
     });
     agent = agentClient(mesh.url("compute-agent"));
-    rec = await Recorder.start(mesh.nats.url);
+    rec = await Recorder.start(mesh.nats);
   });
   afterAll(async () => {
     await rec?.close();

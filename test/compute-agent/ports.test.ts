@@ -34,7 +34,7 @@ describe("compute agent and the network-adapter", () => {
     agent = agentClient(mesh.url("compute-agent"));
     net = serviceClient(NetworkService, mesh.url("network-adapter"));
     placement = serviceClient(PlacementService, mesh.url("scheduler"));
-    rec = await Recorder.start(mesh.nats.url);
+    rec = await Recorder.start(mesh.nats);
     const { network } = await net.createNetwork({
       name: "routed",
       projectId: "p1",

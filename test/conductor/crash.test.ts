@@ -74,7 +74,7 @@ describe("conductor crash", () => {
     const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
     const hostUuids: string[] = [];
     for (let i = 0; i < 10; i++) hostUuids.push(await registerHost(placement, `crash-${i}`));
-    agent = await startStandInAgent(mesh.nats.url);
+    agent = await startStandInAgent(mesh.nats);
     const res = await as("crash", () =>
       conductor.createServers({
         name: "c",
@@ -131,7 +131,7 @@ describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () =>
       const other = clients(second.url, mesh.url("scheduler")).conductor;
       const hostUuids: string[] = [];
       for (let i = 0; i < 10; i++) hostUuids.push(await registerHost(placement, `rep-${i}`));
-      agent = await startStandInAgent(mesh.nats.url);
+      agent = await startStandInAgent(mesh.nats);
       const boot = (c: ConductorClient, n: number) =>
         as("replicas", () =>
           c.createServers({
@@ -204,7 +204,7 @@ describe.skipIf(!havePostgres)("two conductor replicas on one PostgreSQL", () =>
       const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
       const hostUuids: string[] = [];
       for (let i = 0; i < 10; i++) hostUuids.push(await registerHost(placement, `sent-${i}`));
-      agent = await startStandInAgent(mesh.nats.url);
+      agent = await startStandInAgent(mesh.nats);
       await sql.connect();
       // The scheduler is held still while the builds are accepted, so that their rows can be
       // locked before anything else is written to them: the write after the send then waits.

@@ -8,7 +8,7 @@ import { PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService, type Port } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
+import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAutoPrerequisites } from "../support/network-fixtures.js";
 import {
@@ -51,7 +51,7 @@ beforeAll(async () => {
   });
   ({ conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler")));
   net = serviceClient(NetworkService, mesh.url("network-adapter"));
-  nc = await connect({ servers: mesh.nats.url });
+  nc = await mesh.nats.connect("tools");
   const sub = nc.subscribe("stratus.port.>");
   void (async () => {
     for await (const m of sub) {

@@ -45,7 +45,7 @@ beforeAll(async () => {
   });
   ({ conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler")));
   for (const h of hosts) await registerHost(placement, h);
-  agent = await startStandInAgent(mesh.nats.url);
+  agent = await startStandInAgent(mesh.nats);
 });
 afterAll(async () => {
   await agent?.close();

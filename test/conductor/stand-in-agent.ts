@@ -2,7 +2,8 @@
 // and honours the fake driver's metadata faults. Used for conductor tests that must control every
 // answer (and before the compute-agent is available); the real agent is used where it runs.
 import { BuildCommandSchema, BuildResultSchema, DeleteCommandSchema } from "@stratus/contracts/events/v1";
-import { connectNats, createLogger, EventBus, Streams, Subjects } from "@stratus/runtime";
+import { connectNats, createLogger, EventBus, readNkeySeedFile, Streams, Subjects } from "@stratus/runtime";
+import type { TestNats } from "@stratus/runtime/testing";
 
 export interface StandInAgent {
   /** Build commands received, in order. */
@@ -12,9 +13,12 @@ export interface StandInAgent {
   close(): Promise<void>;
 }
 
-export async function startStandInAgent(natsUrl: string, durable = "stand-in-agent"): Promise<StandInAgent> {
+/** Connects with the compute agents' credential: it may do what an agent does, nothing more. */
+export async function startStandInAgent(nats: TestNats, durable = "stand-in-agent"): Promise<StandInAgent> {
   const logger = createLogger("stand-in-agent", "warn");
-  const bus = new EventBus(await connectNats({ url: natsUrl, name: durable, logger }), logger);
+  const seed = readNkeySeedFile(nats.seedFile("compute-agent"));
+  const nc = await connectNats({ url: nats.url, name: durable, role: "compute-agent", seed, logger });
+  const bus = new EventBus(nc, logger);
   const commands: StandInAgent["commands"] = [];
   const deletes: StandInAgent["deletes"] = [];
   await bus.consumeDurable({

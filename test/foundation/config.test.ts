@@ -15,6 +15,19 @@ describe("service configuration", () => {
     expect(p.output.join("\n")).toMatch(/DATABASE_URL="mysql:\/\/x": must be a postgres:\/\/ URL/);
   });
 
+  it("names a NATS credential file that is missing or holds no seed", async () => {
+    const missing = spawnService("scheduler", { NATS_NKEY_SEED_FILE: "/nonexistent/scheduler.nk" });
+    const notASeed = spawnService("scheduler", { NATS_NKEY_SEED_FILE: "package.json" });
+    expect(await missing.exited).toBe(2);
+    expect(missing.output.join("\n")).toMatch(
+      /NATS_NKEY_SEED_FILE="\/nonexistent\/scheduler.nk": cannot read .*ENOENT/,
+    );
+    expect(await notASeed.exited).toBe(2);
+    expect(notASeed.output.join("\n")).toMatch(
+      /NATS_NKEY_SEED_FILE="package.json": .* holds no nkey user seed/,
+    );
+  });
+
   it("prints every variable with --help", async () => {
     const p = spawnService("compute-agent", {}, ["--help"]);
     expect(await p.exited).toBe(0);

@@ -1,7 +1,7 @@
 // Revocation reaching another process: a LocalTokenValidator here (keys and revocations over the
 // IdentityService RPC, later revocations over NATS) refuses a token within a second of the change
 // that revoked it at the identity service, for each kind of change; tokens it does not match go on.
-import { connectNats, createLogger, EventBus, isStratusError } from "@stratus/runtime";
+import { createLogger, EventBus, isStratusError } from "@stratus/runtime";
 import { identityServiceSource, LocalTokenValidator } from "@stratus/runtime/auth";
 import { type IdentityUnderTest, startIdentity } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,7 +20,7 @@ beforeAll(async () => {
   url = id.restUrl;
   admin = await issue(url, "admin", id.adminPassword, { system: { all: true } });
   memberRole = (await call(url, "GET", "/v3/roles?name=member", { token: admin })).body.roles[0].id;
-  bus = new EventBus(await connectNats({ url: id.nats.url, name: "revocation-test", logger }), logger);
+  bus = new EventBus(await id.nats.connect("tools"), logger);
   validator = new LocalTokenValidator(identityServiceSource(id.rpcUrl, bus), { logger });
   await validator.start();
 });

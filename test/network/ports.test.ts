@@ -12,7 +12,7 @@ import {
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
 import { newRequestId, REQUEST_ID_HEADER, runWithContext, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type MsgHdrs, type NatsConnection } from "nats";
+import type { MsgHdrs, NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
 
@@ -29,7 +29,7 @@ describe("networks, subnets and ports", () => {
   beforeAll(async () => {
     mesh = await startMesh({ services: ["network-adapter"] });
     net = serviceClient(NetworkService, mesh.url("network-adapter"));
-    nc = await connect({ servers: mesh.nats.url });
+    nc = await mesh.nats.connect("tools");
     const sub = nc.subscribe("stratus.>");
     void (async () => {
       for await (const m of sub) events.push({ subject: m.subject, data: m.data, headers: m.headers });

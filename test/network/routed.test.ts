@@ -8,7 +8,7 @@ import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
+import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, type NetworkClient, refusal } from "./helpers.js";
 
@@ -71,7 +71,7 @@ describe("routed networks, binding and placement", () => {
     mesh = await startMesh({ services: ["scheduler", "network-adapter"] });
     net = serviceClient(NetworkService, mesh.url("network-adapter"));
     placement = serviceClient(PlacementService, mesh.url("scheduler"));
-    nc = await connect({ servers: mesh.nats.url });
+    nc = await mesh.nats.connect("tools");
     const sub = nc.subscribe("stratus.>");
     void (async () => {
       for await (const m of sub) events.push({ subject: m.subject, data: m.data });

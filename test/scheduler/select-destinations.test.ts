@@ -9,7 +9,7 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { type RequestSpecSchema, SchedulerService, Weigher } from "@stratus/contracts/scheduler/v1/scheduler";
 import { Subjects, serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
+import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { big, type PlacementClient, refusal, registerHost, registerSegment } from "./helpers.js";
 
@@ -22,7 +22,7 @@ beforeAll(async () => {
   mesh = await startMesh({ services: ["scheduler"] });
   placement = serviceClient(PlacementService, mesh.url("scheduler"));
   scheduler = serviceClient(SchedulerService, mesh.url("scheduler"));
-  nc = await connect({ servers: mesh.nats.url });
+  nc = await mesh.nats.connect("tools");
 });
 afterAll(async () => {
   await nc?.close();

@@ -3,7 +3,9 @@ import type { z } from "zod";
 import { type ConfigShape, commonConfig, loadConfig, port, type storageConfig } from "./config.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
-import { connectNats, EventBus, ensureStreams } from "./nats.js";
+import { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
+import { streamsOwnedBy } from "./nats-permissions.js";
+import type { ServiceRole } from "./nats-subjects.js";
 import type { ServiceBinding } from "./rpc/binding.js";
 import { type RpcServer, startRpcServer } from "./rpc/server.js";
 import type { Database } from "./storage/database.js";
@@ -21,7 +23,8 @@ export interface Booted<S extends ConfigShape> {
 }
 
 export async function bootService<S extends ConfigShape>(options: {
-  name: string;
+  /** Also the service's role on NATS (nats-permissions.ts). */
+  name: ServiceRole;
   defaultPort: number;
   config: S;
 }): Promise<Booted<S>> {
@@ -32,10 +35,18 @@ export async function bootService<S extends ConfigShape>(options: {
   const lifecycle = new Lifecycle(logger);
   lifecycle.installSignalHandlers(config.STRATUS_EXIT_WITH_PARENT);
 
-  const nc = await connectNats({ url: config.NATS_URL, name: options.name, logger });
+  const seedFile = config.NATS_NKEY_SEED_FILE;
+  const seed = seedFile ? readNkeySeedFile(seedFile) : undefined;
+  const nc = await connectNats({
+    url: config.NATS_URL,
+    name: options.name,
+    role: options.name,
+    seed,
+    logger,
+  });
   const bus = new EventBus(nc, logger);
   lifecycle.onShutdown("nats", () => bus.close());
-  await ensureStreams(nc);
+  await ensureStreams(nc, streamsOwnedBy(options.name));
 
   return {
     config,

@@ -1,6 +1,7 @@
 // Configuration from environment variables, declared once with zod: name, type, default and a
 // one-line help (the schema's description). `--help` prints the list.
 import { z } from "zod";
+import { readNkeySeedFile } from "./nats.js";
 
 export type ConfigShape = Record<string, z.ZodType>;
 
@@ -33,6 +34,20 @@ export const rpcConfig = {
 /** Variables every service shares. */
 export const commonConfig = {
   NATS_URL: z.string().default("nats://127.0.0.1:4222").describe("NATS server URL(s), comma-separated"),
+  NATS_NKEY_SEED_FILE: z
+    .string()
+    .optional()
+    .superRefine((path, ctx) => {
+      if (path === undefined) return;
+      try {
+        readNkeySeedFile(path);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    })
+    .describe(
+      "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
+    ),
   LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info")

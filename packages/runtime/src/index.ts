@@ -14,7 +14,16 @@ export {
 } from "./context.js";
 export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
-export { connectNats, EventBus, Streams, Subjects } from "./nats.js";
+export { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
+export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
+export {
+  NATS_ROLES,
+  type NatsRole,
+  SERVICE_ROLES,
+  type ServiceRole,
+  Streams,
+  Subjects,
+} from "./nats-subjects.js";
 export { bindService, type ServiceBinding } from "./rpc/binding.js";
 export { serviceClient } from "./rpc/client.js";
 export type { Database, Queryable, QueryOptions, Row } from "./storage/database.js";

@@ -1,6 +1,8 @@
-// NATS: a connection that keeps reconnecting, typed publish/subscribe of protobuf events with the
-// request context in headers, and JetStream streams (created idempotently) for what must not be
-// lost: build/delete commands and their results.
+// NATS: a connection that keeps reconnecting, authenticated with the role's nkey, typed
+// publish/subscribe of protobuf events with the request context in headers, and JetStream streams
+// (created idempotently by their owner) for what must not be lost: build/delete commands and their
+// results. Who may publish and subscribe what: nats-permissions.ts.
+import { readFileSync } from "node:fs";
 import {
   create,
   type DescMessage,
@@ -11,6 +13,7 @@ import {
 } from "@bufbuild/protobuf";
 import {
   AckPolicy,
+  type ConnectionOptions,
   connect,
   DeliverPolicy,
   type JetStreamClient,
@@ -18,7 +21,9 @@ import {
   type Msg,
   type MsgHdrs,
   type NatsConnection,
+  NatsError,
   headers as natsHeaders,
+  nkeyAuthenticator,
   RetentionPolicy,
   StorageType,
   type Subscription,
@@ -31,54 +36,42 @@ import {
   writeContextHeaders,
 } from "./context.js";
 import type { Logger } from "./log.js";
+import { inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
 
-/** Subjects: stratus.<domain>.<event>. */
-export const Subjects = {
-  serverState: "stratus.server.state",
-  serversChanged: "stratus.server.changed",
-  computeBuild: (host: string) => `stratus.compute.build.${host}`,
-  computeDelete: (host: string) => `stratus.compute.delete.${host}`,
-  computeResult: "stratus.compute.result",
-  computeDeleted: "stratus.compute.deleted",
-  vifPlugged: "stratus.compute.vif_plugged",
-  heartbeat: "stratus.service.heartbeat",
-  portCreated: "stratus.port.created",
-  portBound: "stratus.port.bound",
-  portUnbound: "stratus.port.unbound",
-  portDeleted: "stratus.port.deleted",
-  portUpdated: "stratus.port.updated",
-  ipAllocated: "stratus.ip.allocated",
-  ipReleased: "stratus.ip.released",
-  networkCreated: "stratus.network.created",
-  networkDeleted: "stratus.network.deleted",
-  allocationClaimed: "stratus.allocation.claimed",
-  allocationReleased: "stratus.allocation.released",
-  placementChanged: "stratus.placement.changed",
-  identityRevoked: "stratus.identity.revoked",
-} as const;
+/**
+ * How a role connects: its reply inboxes under its own prefix and, given its nkey seed, the
+ * challenge signed with it (the seed never leaves the process). Without a seed the connection is
+ * anonymous, which only an open NATS accepts.
+ */
+export function natsConnectionOptions(role: NatsRole, seed?: Uint8Array): Partial<ConnectionOptions> {
+  return { inboxPrefix: inboxPrefix(role), ...(seed ? { authenticator: nkeyAuthenticator(seed) } : {}) };
+}
 
-/** The JetStream streams of the mesh; every service ensures them at start (idempotent). */
-export const Streams = {
-  /** Commands to compute hosts: one consumer per host, removed once acknowledged. */
-  computeCommands: {
-    name: "STRATUS_COMPUTE_COMMANDS",
-    subjects: ["stratus.compute.build.>", "stratus.compute.delete.>"],
-  },
-  /** What compute hosts report back to the conductor. */
-  computeResults: {
-    name: "STRATUS_COMPUTE_RESULTS",
-    subjects: ["stratus.compute.result", "stratus.compute.deleted"],
-  },
-} as const;
+/** Reads an nkey user seed file (`SU…`, as `nk -gen user` writes it); throws saying what is wrong. */
+export function readNkeySeedFile(path: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const seed = text.split("\n").find((line) => line.trim().startsWith("SU"));
+  if (!seed) throw new Error(`${path} holds no nkey user seed (a line starting with SU)`);
+  return new TextEncoder().encode(seed.trim());
+}
 
 export async function connectNats(options: {
   url: string;
   name: string;
+  role: NatsRole;
+  /** The role's nkey seed; unset: anonymous (refused by a NATS configured by Stratus). */
+  seed?: Uint8Array;
   logger: Logger;
 }): Promise<NatsConnection> {
   const nc = await connect({
     servers: options.url.split(","),
     name: options.name,
+    ...natsConnectionOptions(options.role, options.seed),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
@@ -88,18 +81,37 @@ export async function connectNats(options: {
     // Our errors are logged with the request id instead.
     noAsyncTraces: true,
   });
+  if (!nc.info?.auth_required) {
+    options.logger.warn(
+      { nats: options.url },
+      "NATS requires no authentication: any client that reaches it can forge commands and events",
+    );
+  }
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === "pingTimer") continue;
+      if (s.type === "error" && s.permissionContext) {
+        // The table in nats-permissions.ts does not allow what this service just tried.
+        options.logger.error(
+          { nats: s.type, data: String(s.data), denied: s.permissionContext },
+          "nats refused an operation of this service's role",
+        );
+        continue;
+      }
       options.logger.info({ nats: s.type, data: String(s.data) }, "nats status");
     }
   })();
   return nc;
 }
 
-export async function ensureStreams(nc: NatsConnection): Promise<void> {
+/** Creates the given streams, or brings their configuration up to date (their owner, at start). */
+export async function ensureStreams(
+  nc: NatsConnection,
+  streams: readonly (typeof Streams)[keyof typeof Streams][],
+): Promise<void> {
+  if (streams.length === 0) return;
   const jsm = await nc.jetstreamManager();
-  for (const s of Object.values(Streams)) {
+  for (const s of streams) {
     const config = {
       name: s.name,
       subjects: [...s.subjects],
@@ -152,6 +164,14 @@ function contextOf(h: MsgHdrs | undefined) {
   return readContextHeaders({ get: (name) => (h?.has(name) ? h.get(name) : undefined) });
 }
 
+/** How often a consumer whose stream does not exist yet asks again. */
+const STREAM_WAIT_MS = 250;
+
+/** JetStream's "stream not found" (JSStreamNotFoundErr). */
+function isStreamNotFound(err: unknown): boolean {
+  return err instanceof NatsError && err.api_error?.err_code === 10059;
+}
+
 export interface EventHandlerOptions {
   /** Queue group: one member of the group receives each message. */
   queue?: string;
@@ -162,6 +182,7 @@ export class EventBus {
   private js?: JetStreamClient;
   private readonly subs: Subscription[] = [];
   private readonly consumers: { stop: () => void }[] = [];
+  private closed = false;
 
   constructor(
     readonly nc: NatsConnection,
@@ -236,12 +257,23 @@ export class EventBus {
       max_deliver: options.maxDeliver ?? 20,
       ack_wait: (options.ackWaitMs ?? 60_000) * 1e6,
     };
-    try {
-      await jsm.consumers.add(options.stream, config);
-    } catch (err) {
-      await jsm.consumers.info(options.stream, options.durable).catch(() => {
-        throw err;
-      });
+    for (let waited = false; ; waited = true) {
+      try {
+        await jsm.consumers.add(options.stream, config);
+        break;
+      } catch (err) {
+        // The stream is made by its owner (nats-permissions.ts), which may start after us.
+        if (isStreamNotFound(err) && !this.closed) {
+          if (!waited)
+            this.logger.info({ stream: options.stream }, "waiting for the stream's owner to make it");
+          await new Promise((resolve) => setTimeout(resolve, STREAM_WAIT_MS));
+          continue;
+        }
+        await jsm.consumers.info(options.stream, options.durable).catch(() => {
+          throw err;
+        });
+        break;
+      }
     }
     const consumer = await this.jetstream().consumers.get(options.stream, options.durable);
     const messages = await consumer.consume({ max_messages: 256 });
@@ -271,6 +303,7 @@ export class EventBus {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const c of this.consumers) c.stop();
     for (const s of this.subs) s.unsubscribe();
     await this.nc.drain().catch(() => this.nc.close());

@@ -3,6 +3,10 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import { natsConnectionOptions, readNkeySeedFile } from "../nats.js";
+import { natsServerConfig, roleKeys, seedFileOf, writePrivateFile } from "../nats-server-config.js";
+import { NATS_ROLES, type NatsRole } from "../nats-subjects.js";
 
 /** Binds port on 127.0.0.1 for a moment: resolves true when it was free. */
 function probe(port: number): Promise<boolean> {
@@ -84,20 +88,43 @@ export interface TestNats {
   readonly port: number;
   /** The server process's pid (undefined once it has exited). */
   readonly pid: number | undefined;
+  /** The file holding a role's nkey seed (what a service gets as NATS_NKEY_SEED_FILE). */
+  seedFile(role: NatsRole): string;
+  /** A connection with a role's credential: `tools` to watch events, a service's role to act as it. */
+  connect(role: NatsRole): Promise<NatsConnection>;
   stop(): Promise<void>;
-  /** Kills the server (SIGKILL) and starts it again on the same port and store. */
+  /** Kills the server (SIGKILL) and starts it again on the same port, store and configuration. */
   restart(): Promise<void>;
 }
 
-/** A private nats-server with JetStream, on a free port, with its store in a temp dir. */
+/** The servers startNats runs in this process, by URL: startService hands their credentials out. */
+const running = new Map<string, TestNats>();
+
+/**
+ * The seed file of the service's role when natsUrl is a server of this harness, so that a service
+ * started on it connects as its role with no more said; undefined for any other URL or name.
+ */
+export function harnessSeedFile(natsUrl: string | undefined, service: string): string | undefined {
+  const nats = natsUrl === undefined ? undefined : running.get(natsUrl);
+  const role = NATS_ROLES.find((r) => r === service);
+  return nats && role ? nats.seedFile(role) : undefined;
+}
+
+/**
+ * A private nats-server with JetStream, on a free port, with its store in a temp dir, configured
+ * as `npm start` configures its own: from the NATS permission table, one nkey per role (every
+ * service's and `tools`), anonymous clients refused.
+ */
 export async function startNats(): Promise<TestNats> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "stratus-nats-"));
+  const credentials = join(dir, "credentials");
+  const keys = roleKeys(credentials, NATS_ROLES, { create: true });
+  const config = join(dir, "nats-server.conf");
+  writePrivateFile(config, natsServerConfig({ host: "127.0.0.1", port, storeDir: dir, keys }));
   let proc: ChildProcess | undefined;
   const launch = async () => {
-    proc = spawn(natsServerBinary(), ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
-      stdio: "ignore",
-    });
+    proc = spawn(natsServerBinary(), ["-c", config], { stdio: "ignore" });
     await waitForPort(port);
   };
   const kill = async (signal: NodeJS.Signals) => {
@@ -109,13 +136,21 @@ export async function startNats(): Promise<TestNats> {
     });
   };
   await launch();
-  return {
-    url: `nats://127.0.0.1:${port}`,
+  const url = `nats://127.0.0.1:${port}`;
+  const nats: TestNats = {
+    url,
     port,
     get pid() {
       return proc?.exitCode === null ? proc.pid : undefined;
     },
+    seedFile: (role) => seedFileOf(credentials, role),
+    connect: (role) =>
+      connect({
+        servers: url,
+        ...natsConnectionOptions(role, readNkeySeedFile(seedFileOf(credentials, role))),
+      }),
     async stop() {
+      running.delete(url);
       await kill("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },
@@ -124,4 +159,6 @@ export async function startNats(): Promise<TestNats> {
       await launch();
     },
   };
+  running.set(url, nats);
+  return nats;
 }

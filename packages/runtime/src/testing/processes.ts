@@ -6,7 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratus/contracts/grpc/health/v1";
 import { PID_HEADER } from "../rpc/health.js";
-import { freePort } from "./nats-server.js";
+import { freePort, harnessSeedFile } from "./nats-server.js";
 
 /** The repository root (where package.json with workspaces lives). */
 export const repoRoot = (() => {
@@ -36,6 +36,7 @@ export interface ServiceProcess {
 /**
  * Spawns services/<name>/src/main.ts under tsx with the given environment. STRATUS_SERVICE_NODE_ARGS
  * (space-separated) adds Node flags NODE_OPTIONS refuses, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+ * On a NATS of this harness (startNats) the service gets its role's credential unless env names one.
  */
 export function spawnService(
   name: string,
@@ -48,7 +49,12 @@ export function spawnService(
     .filter(Boolean);
   const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", entry, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, LOG_LEVEL: "info", ...env, STRATUS_EXIT_WITH_PARENT: String(process.pid) },
+    env: {
+      ...process.env,
+      LOG_LEVEL: "info",
+      ...withHarnessCredential(name, env),
+      STRATUS_EXIT_WITH_PARENT: String(process.pid),
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];
@@ -68,6 +74,11 @@ export function spawnService(
       return exited;
     },
   };
+}
+
+function withHarnessCredential(name: string, env: Record<string, string>): Record<string, string> {
+  const seedFile = env.NATS_NKEY_SEED_FILE ?? harnessSeedFile(env.NATS_URL, name);
+  return seedFile ? { ...env, NATS_NKEY_SEED_FILE: seedFile } : env;
 }
 
 /**

@@ -1,0 +1,115 @@
+// The rules of who may do what on NATS (design.md §6, issue 21), checked on the permissions the
+// table yields: widening a role beyond its rule fails here before any server runs.
+import { describe, expect, it } from "vitest";
+import { natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
+import { NATS_ROLES, type NatsRole, Streams, Subjects } from "./nats-subjects.js";
+
+/** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
+function matches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+function mayPublish(role: NatsRole, subject: string): boolean {
+  const { publish } = natsPermissions(role);
+  return "allow" in publish && publish.allow.some((pattern) => matches(pattern, subject));
+}
+
+function maySubscribe(role: NatsRole, subject: string): boolean {
+  return natsPermissions(role).subscribe.allow.some((pattern) => matches(pattern, subject));
+}
+
+function publishers(subject: string): NatsRole[] {
+  return NATS_ROLES.filter((role) => mayPublish(role, subject));
+}
+
+describe("NATS permissions", () => {
+  it("matches subjects as nats-server does", () => {
+    expect(matches("stratus.compute.build.>", "stratus.compute.build.rack1-1")).toBe(true);
+    expect(matches("stratus.compute.build.>", "stratus.compute.build")).toBe(false);
+    expect(matches("stratus.*.state", "stratus.server.state")).toBe(true);
+    expect(matches("stratus.*.state", "stratus.server.state.x")).toBe(false);
+    expect(matches(">", "anything.at.all")).toBe(true);
+  });
+
+  it("lets only the conductor send build and delete commands", () => {
+    expect(publishers(Subjects.computeBuild("rack1-1"))).toEqual(["conductor"]);
+    expect(publishers(Subjects.computeDelete("host.example.org"))).toEqual(["conductor"]);
+  });
+
+  it("lets only compute agents report results, deletes, plugged vifs and heartbeats", () => {
+    for (const subject of [
+      Subjects.computeResult,
+      Subjects.computeDeleted,
+      Subjects.vifPlugged,
+      Subjects.heartbeat,
+    ]) {
+      expect(publishers(subject), subject).toEqual(["compute-agent"]);
+    }
+  });
+
+  it("lets only the owner of a resource publish its events", () => {
+    const owners: [string, NatsRole][] = [
+      ["stratus.server.state", "conductor"],
+      ["stratus.server.changed", "conductor"],
+      ["stratus.port.bound", "network-adapter"],
+      ["stratus.port.created", "network-adapter"],
+      ["stratus.ip.allocated", "network-adapter"],
+      ["stratus.network.created", "network-adapter"],
+      ["stratus.allocation.claimed", "scheduler"],
+      ["stratus.placement.changed", "scheduler"],
+      ["stratus.identity.revoked", "identity"],
+    ];
+    for (const [subject, owner] of owners) expect(publishers(subject), subject).toEqual([owner]);
+    // A subject nobody declared is nobody's to publish.
+    expect(publishers("stratus.server.forged")).toEqual([]);
+    expect(publishers("stratus.port.forged")).toEqual([]);
+  });
+
+  it("lets every role read only what it consumes, and tools read every event", () => {
+    expect(maySubscribe("api", Subjects.serversChanged)).toBe(true);
+    expect(maySubscribe("api", Subjects.computeResult)).toBe(false);
+    expect(maySubscribe("conductor", Subjects.heartbeat)).toBe(true);
+    expect(maySubscribe("conductor", Subjects.portBound)).toBe(false);
+    expect(maySubscribe("compute-agent", Subjects.computeBuild("rack1-1"))).toBe(false);
+    expect(maySubscribe("network-adapter", Subjects.serverState)).toBe(false);
+    expect(maySubscribe("tools", Subjects.computeBuild("rack1-1"))).toBe(true);
+    expect(publishers("stratus.anything").includes("tools")).toBe(false);
+    expect(natsPermissions("tools").publish).toEqual({ deny: [">"] });
+  });
+
+  it("gives each role its own reply inbox only", () => {
+    expect(maySubscribe("conductor", "_INBOX.conductor.abc.1")).toBe(true);
+    expect(maySubscribe("compute-agent", "_INBOX.conductor.abc.1")).toBe(false);
+    expect(NATS_ROLES.filter((role) => maySubscribe(role, "_INBOX.x"))).toEqual([]);
+  });
+
+  it("lets only the conductor make or change the streams, and nobody delete or purge them", () => {
+    expect(streamsOwnedBy("conductor").map((s) => s.name)).toEqual([
+      Streams.computeCommands.name,
+      Streams.computeResults.name,
+    ]);
+    for (const { name } of Object.values(Streams)) {
+      expect(publishers(`$JS.API.STREAM.CREATE.${name}`)).toEqual(["conductor"]);
+      expect(publishers(`$JS.API.STREAM.UPDATE.${name}`)).toEqual(["conductor"]);
+      expect(publishers(`$JS.API.STREAM.DELETE.${name}`)).toEqual([]);
+      expect(publishers(`$JS.API.STREAM.PURGE.${name}`)).toEqual([]);
+    }
+    expect(publishers("$JS.API.STREAM.CREATE.ANOTHER")).toEqual([]);
+  });
+
+  it("lets a role consume only the streams it reads", () => {
+    const commands = Streams.computeCommands.name;
+    const results = Streams.computeResults.name;
+    expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${commands}.compute-agent`)).toEqual(["compute-agent"]);
+    expect(publishers(`$JS.ACK.${commands}.compute-agent.1.2.3.4.5`)).toEqual(["compute-agent"]);
+    expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${results}.conductor-results`)).toEqual(["conductor"]);
+    expect(publishers(`$JS.ACK.${results}.conductor-results.1.2.3.4.5`)).toEqual(["conductor"]);
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${commands}.compute-agent`)).toEqual([]);
+  });
+});
