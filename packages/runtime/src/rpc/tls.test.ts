@@ -29,10 +29,13 @@ const UNVERIFIED = /unable to (verify the first|get local issuer) certificate/;
  * which client sent it (connect-es names itself in user-agent; the mesh's short client does not).
  */
 const seen: string[] = [];
+/** The scheme of each call's url as the pipeline sees it. */
+const schemes: string[] = [];
 const watcher: Interceptor = (next) => (req) => {
   const server = (req as UnaryRequest) instanceof FastCall ? "fast path" : "adapter";
   const client = req.header.get("user-agent")?.startsWith("connect-es/") ? "connect-es" : "short client";
   seen.push(`${server} <- ${client}`);
+  schemes.push(new URL(req.url).protocol);
   return next(req);
 };
 const placement = bindService(PlacementService, {
@@ -109,6 +112,7 @@ describe("the RPC port over TLS", () => {
     const res = await createClient(PlacementService, make()).getResourceProvider({ uuid: UUID });
     expect(res.provider).toMatchObject({ uuid: UUID, generation: 7n });
     expect(seen.slice(before)).toEqual([path]);
+    expect(schemes.slice(before)).toEqual(["https:"]);
   });
 
   it("answers curl over HTTP/2 (ALPN) and HTTP/1.1", async () => {
