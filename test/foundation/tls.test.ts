@@ -13,6 +13,7 @@ import { bindService } from "@stratus/runtime";
 import {
   freePort,
   makeTestCertificates,
+  rawCall,
   repoRoot,
   type ServiceProcess,
   spawnService,
@@ -153,25 +154,13 @@ async function httpsPost(url: string, body: string) {
   return { status: res.status, body: JSON.parse(res.body) };
 }
 
-function h2Post(url: string, body: string): Promise<{ status: number; body: unknown }> {
+async function h2Post(url: string, body: string): Promise<{ status: number; body: unknown }> {
   const session = http2.connect(url, { ca: certs.ca });
-  return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    session.on("error", reject);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": new URL(url).pathname,
-      "content-type": "application/json",
-    });
-    let status = 0;
-    let text = "";
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-    });
-    stream.on("data", (c: Buffer) => {
-      text += c.toString();
-    });
-    stream.on("end", () => resolve({ status, body: JSON.parse(text) }));
-    stream.on("error", reject);
-    stream.end(body);
-  }).finally(() => session.close());
+  try {
+    const headers = { "content-type": "application/json" };
+    const answer = await rawCall(session, new URL(url).pathname, headers, Buffer.from(body)).answer;
+    return { status: answer.status, body: JSON.parse(answer.body) };
+  } finally {
+    session.close();
+  }
 }

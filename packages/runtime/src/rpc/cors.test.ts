@@ -3,25 +3,20 @@
 // calls from it carry the headers a browser wants; unconfigured, no CORS header is ever sent.
 import http from "node:http";
 import http2 from "node:http2";
-import { createClient, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, rpcConfig } from "../config.js";
-import { startTestRpcServer } from "../testing/rpc.js";
+import { fastPathRecorder, rawCall, startTestRpcServer } from "../testing/rpc.js";
 import { bindService } from "./binding.js";
 import { corsPolicy } from "./cors.js";
-import { FastCall } from "./fast-call.js";
 import type { RpcServer } from "./server.js";
 
 const METHOD = "/stratus.scheduler.v1.PlacementService/GetResourceProvider";
 const APP = "https://app.example";
 
-const seen: boolean[] = [];
-const watcher: Interceptor = (next) => (req) => {
-  seen.push((req as UnaryRequest) instanceof FastCall);
-  return next(req);
-};
+const { interceptor: watcher, taken: seen } = fastPathRecorder();
 const placement = bindService(PlacementService, {
   getResourceProvider: (req) => ({ provider: { uuid: req.uuid, name: "rack1-1", generation: 7n } }),
 });
@@ -178,20 +173,12 @@ function exchange1(port: number, req: Request): Promise<Answer> {
   });
 }
 
-function exchange2(port: number, req: Request): Promise<Answer> {
+async function exchange2(port: number, req: Request): Promise<Answer> {
   const session = http2.connect(`http://127.0.0.1:${port}`);
-  return new Promise<Answer>((resolve, reject) => {
-    session.on("error", reject);
-    const stream = session.request({ ":method": req.method, ":path": METHOD, ...req.headers });
-    let status = 0;
-    let headers: http.IncomingHttpHeaders = {};
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-      headers = h;
-    });
-    stream.resume();
-    stream.on("end", () => resolve({ status, headers }));
-    stream.on("error", reject);
-    stream.end(req.body);
-  }).finally(() => session.close());
+  try {
+    const headers = { ":method": req.method, ...req.headers };
+    return await rawCall(session, METHOD, headers, Buffer.from(req.body ?? "")).answer;
+  } finally {
+    session.close();
+  }
 }

@@ -1,12 +1,7 @@
-// One RPC port speaks HTTP/1.1 and h2c (listener.ts): every protocol connect-node answers works over
-// both, every call runs the pipeline, the mesh's own calls still take the fast path, and closing
-// the server does not wait for idle keep-alive connections or pooled HTTP/2 sessions.
-import { execFile } from "node:child_process";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { promisify } from "node:util";
-import { createClient, type Interceptor, type Transport, type UnaryRequest } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -15,21 +10,16 @@ import {
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, rpcConfig } from "../config.js";
-import { startTestRpcServer } from "../testing/rpc.js";
+import { curlCall, fastPathRecorder, rawCall, startTestRpcServer } from "../testing/rpc.js";
 import { bindService } from "./binding.js";
 import { peerTransport } from "./client.js";
-import { FastCall } from "./fast-call.js";
 import type { RpcServer } from "./server.js";
 
 const UUID = "7c0a5d1e-2b7f-4d0e-9a51-3f0c2e1b9d44";
 const METHOD = "/stratus.scheduler.v1.PlacementService/GetResourceProvider";
 
 /** Whether the fast path took each call, in order. */
-const seen: boolean[] = [];
-const watcher: Interceptor = (next) => (req) => {
-  seen.push((req as UnaryRequest) instanceof FastCall);
-  return next(req);
-};
+const { interceptor: watcher, taken: seen } = fastPathRecorder();
 
 /** Calls for uuid "hold" wait until the test releases them. */
 let held: { entered: () => void; release: Promise<void> } | undefined;
@@ -91,24 +81,13 @@ describe("one RPC port, HTTP/1.1 and h2c", () => {
   });
 
   it("answers curl with and without --http2-prior-knowledge", async () => {
-    const curl = async (...flags: string[]) => {
-      const { stdout } = await promisify(execFile)("curl", [
-        "-sS",
-        ...flags,
-        "-w",
-        "\n%{http_version}",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        JSON.stringify({ uuid: UUID }),
-        `${server.url}${METHOD}`,
-      ]);
-      const [body, version] = stdout.split("\n");
-      return { body: JSON.parse(body!) as unknown, version };
-    };
     const answer = { provider: { uuid: UUID, name: "rack1-1", generation: "7" } };
-    expect(await curl()).toEqual({ body: answer, version: "1.1" });
-    expect(await curl("--http2-prior-knowledge")).toEqual({ body: answer, version: "2" });
+    const url = `${server.url}${METHOD}`;
+    expect(await curlCall(url, { uuid: UUID })).toEqual({ body: answer, version: "1.1" });
+    expect(await curlCall(url, { uuid: UUID }, ["--http2-prior-knowledge"])).toEqual({
+      body: answer,
+      version: "2",
+    });
   });
 
   it("keeps an HTTP/1.1 connection alive from one call to the next", async () => {
@@ -155,7 +134,8 @@ describe("closing the server", () => {
     try {
       expect((await post(agent, own.port, { uuid: UUID })).status).toBe(200);
       await createClient(PlacementService, meshTransport(own.url)).getResourceProvider({ uuid: UUID });
-      expect((await h2Post(session, { uuid: UUID })).status).toBe(200);
+      const h2 = rawCall(session, METHOD, JSON_CALL, Buffer.from(JSON.stringify({ uuid: UUID })));
+      expect((await h2.answer).status).toBe(200);
       const goaway = new Promise((resolve) => session.once("goaway", resolve));
       const started = performance.now();
       await own.close();
@@ -193,6 +173,7 @@ describe("closing the server", () => {
   });
 });
 
+const JSON_CALL = { "content-type": "application/json" };
 const SETTINGS_FRAME = 0x4;
 /** An HTTP/2 SETTINGS frame with no settings: length 0, type 4, no flags, stream 0. */
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, SETTINGS_FRAME, 0, 0, 0, 0, 0]);
@@ -234,7 +215,7 @@ function post(agent: http.Agent, port: number, message: unknown): Promise<Answer
         port,
         method: "POST",
         path: METHOD,
-        headers: { "content-type": "application/json" },
+        headers: JSON_CALL,
       },
       (res) => {
         let body = "";
@@ -253,24 +234,5 @@ function post(agent: http.Agent, port: number, message: unknown): Promise<Answer
     );
     req.on("error", reject);
     req.end(JSON.stringify(message));
-  });
-}
-
-/** A Connect JSON call on an HTTP/2 session. */
-function h2Post(session: http2.ClientHttp2Session, message: unknown): Promise<{ status: number }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": METHOD,
-      "content-type": "application/json",
-    });
-    let status = 0;
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-    });
-    stream.on("data", () => {});
-    stream.on("end", () => resolve({ status }));
-    stream.on("error", reject);
-    stream.end(JSON.stringify(message));
   });
 }

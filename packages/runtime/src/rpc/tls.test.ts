@@ -1,8 +1,3 @@
-// The RPC port over TLS (listener.ts): ALPN h2 for gRPC and Connect, http/1.1 for Connect and
-// gRPC-Web, on one port; the mesh's own client (client.ts) verifies the server's certificate
-// against the configured CA, keeps the fast path, and refuses a server it cannot verify.
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { createClient, type Interceptor, type Transport, type UnaryRequest } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -13,7 +8,7 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, rpcConfig } from "../config.js";
 import { StratusError } from "../errors.js";
-import { startTestRpcServer } from "../testing/rpc.js";
+import { curlCall, startTestRpcServer } from "../testing/rpc.js";
 import { makeTestCertificates, type TestCertificates } from "../testing/tls.js";
 import { bindService } from "./binding.js";
 import { peerTransport, serviceClient } from "./client.js";
@@ -116,24 +111,10 @@ describe("the RPC port over TLS", () => {
   });
 
   it("answers curl over HTTP/2 (ALPN) and HTTP/1.1", async () => {
-    const curl = async (...flags: string[]) => {
-      const { stdout } = await promisify(execFile)("curl", [
-        "-sS",
-        "--cacert",
-        certs.caFile,
-        ...flags,
-        "-w",
-        "\n%{http_version}",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        JSON.stringify({ uuid: UUID }),
-        `${server.url}/stratus.scheduler.v1.PlacementService/GetResourceProvider`,
-      ]);
-      return stdout.split("\n")[1];
-    };
-    expect(await curl()).toBe("2");
-    expect(await curl("--http1.1")).toBe("1.1");
+    const url = `${server.url}/stratus.scheduler.v1.PlacementService/GetResourceProvider`;
+    const trust = ["--cacert", certs.caFile];
+    expect((await curlCall(url, { uuid: UUID }, trust)).version).toBe("2");
+    expect((await curlCall(url, { uuid: UUID }, [...trust, "--http1.1"])).version).toBe("1.1");
   });
 
   it.each([
