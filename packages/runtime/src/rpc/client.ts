@@ -1,6 +1,7 @@
 // Clients to other services: Connect binary over HTTP/2 (the cheapest of the three protocols
-// between our own processes; h2c, or TLS for an https:// peer), uncompressed (encoding a large answer cost the sender more CPU than it
-// saved), carrying the request context, throwing StratusError on failure.
+// between our own processes; h2c, or TLS for an https:// peer), uncompressed (encoding a large
+// answer cost the sender more CPU than it saved), carrying the request context, throwing
+// StratusError on failure.
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type Client,
