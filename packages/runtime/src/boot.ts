@@ -1,16 +1,25 @@
 // The common start of every service's main.ts: config, logs, signals, NATS, storage, RPC server.
 import type { z } from "zod";
-import { type ConfigShape, commonConfig, loadConfig, port, type storageConfig } from "./config.js";
+import {
+  type ConfigShape,
+  commonConfig,
+  loadConfig,
+  port,
+  stopOnConfigError,
+  type storageConfig,
+} from "./config.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
 import { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 import { streamsOwnedBy } from "./nats-permissions.js";
 import type { ServiceRole } from "./nats-subjects.js";
 import type { ServiceBinding } from "./rpc/binding.js";
+import { corsPolicy } from "./rpc/cors.js";
 import { type RpcServer, startRpcServer } from "./rpc/server.js";
 import type { Database } from "./storage/database.js";
 import { migrationsFrom } from "./storage/migrate.js";
 import { openDatabase } from "./storage/open.js";
+import { type ListenerTls, listenerTls, peerCa } from "./tls.js";
 
 type BaseConfig = z.infer<z.ZodObject<typeof commonConfig>> & { PORT: number };
 
@@ -19,6 +28,8 @@ export interface Booted<S extends ConfigShape> {
   logger: Logger;
   lifecycle: Lifecycle;
   bus: EventBus;
+  /** The certificate the service's listeners present (TLS_CERT_FILE, TLS_KEY_FILE); unset: cleartext. */
+  tls: ListenerTls | undefined;
   serve(services: ServiceBinding[]): Promise<RpcServer>;
 }
 
@@ -30,6 +41,11 @@ export async function bootService<S extends ConfigShape>(options: {
 }): Promise<Booted<S>> {
   const shape = { ...commonConfig, PORT: port(options.defaultPort).describe("RPC port"), ...options.config };
   const config = loadConfig(options.name, shape) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
+  // TLS files that cannot be used stop the service here, naming the variable, not at a first call.
+  const tls = stopOnConfigError(options.name, () => {
+    peerCa(config);
+    return listenerTls(config);
+  });
   const logger = createLogger(options.name, config.LOG_LEVEL);
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const lifecycle = new Lifecycle(logger);
@@ -53,6 +69,7 @@ export async function bootService<S extends ConfigShape>(options: {
     logger,
     lifecycle,
     bus,
+    tls,
     async serve(services) {
       const server = await startRpcServer({
         name: options.name,
@@ -62,6 +79,8 @@ export async function bootService<S extends ConfigShape>(options: {
         logger,
         fast: config.STRATUS_RPC_FAST === "1",
         readMaxBytes: config.RPC_READ_MAX_BYTES,
+        tls,
+        cors: corsPolicy(config),
       });
       lifecycle.onShutdown("rpc server", () => server.close());
       return server;

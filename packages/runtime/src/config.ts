@@ -11,6 +11,30 @@ export class ConfigError extends Error {
 
 const count = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 
+/** A comma-separated list whose every entry passes `valid` (unset: empty). */
+const list = (what: string, valid: (entry: string) => boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .refine((entries) => entries.every(valid), `each entry must be ${what}`);
+
+const isOrigin = (entry: string) => {
+  if (entry === "*") return true;
+  try {
+    return new URL(entry).origin === entry;
+  } catch {
+    return false;
+  }
+};
+
+const isHeaderName = (entry: string) => /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(entry);
+
 /** How a service answers RPCs and calls its peers (rpc/); every service has these. */
 export const rpcConfig = {
   STRATUS_RPC_FAST: z
@@ -29,6 +53,33 @@ export const rpcConfig = {
   RPC_IDLE_TIMEOUT_MS: count(900_000, 1).describe(
     "An outgoing HTTP/2 connection without calls for this long is closed",
   ),
+  RPC_CORS_ORIGINS: list("an origin (scheme://host[:port]) or *", isOrigin).describe(
+    "Origins whose browser scripts may call the RPC port (Connect, gRPC-Web), comma-separated, * for any; unset: no CORS headers, preflights not answered",
+  ),
+  RPC_CORS_HEADERS: list("a header name", isHeaderName).describe(
+    "Request headers a browser may send besides Connect's, gRPC-Web's, x-openstack-request-id, x-auth-token and authorization (comma-separated)",
+  ),
+  RPC_CORS_EXPOSE_HEADERS: list("a header name", isHeaderName).describe(
+    "Response headers a browser script may read besides Connect's and gRPC-Web's, x-openstack-request-id and x-stratus-error-kind (comma-separated)",
+  ),
+  RPC_CORS_MAX_AGE_S: count(7200).describe("How long a browser may keep a CORS preflight's answer, seconds"),
+};
+
+/** TLS for a service's listeners (RPC and REST) and for its RPC clients (tls.ts reads the files). */
+export const tlsConfig = {
+  TLS_CERT_FILE: z
+    .string()
+    .optional()
+    .describe(
+      "PEM certificate (chain) of this service; with TLS_KEY_FILE its listeners serve TLS only: RPC over HTTP/2 (ALPN h2) or HTTP/1.1, REST over HTTPS. Unset: cleartext",
+    ),
+  TLS_KEY_FILE: z.string().optional().describe("PEM private key of TLS_CERT_FILE"),
+  TLS_CA_FILE: z
+    .string()
+    .optional()
+    .describe(
+      "PEM CA certificate(s) the certificate of an https:// peer must chain to; unset: Node's bundled CAs",
+    ),
 };
 
 /** Variables every service shares. */
@@ -54,6 +105,7 @@ export const commonConfig = {
     .describe("Log level"),
   HOST: z.string().default("127.0.0.1").describe("Address to listen on"),
   ...rpcConfig,
+  ...tlsConfig,
   STRATUS_EXIT_WITH_PARENT: z.coerce
     .number()
     .int()
@@ -135,9 +187,18 @@ export function parseConfig<S extends ConfigShape>(
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
     const name = String(issue.path[0] ?? "?");
-    return `  ${name}=${JSON.stringify(input[name] ?? "")}: ${issue.message}`;
+    return problem(name, input[name], issue.message);
   });
   throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+}
+
+/** A variable whose value parsed but cannot be used (a file that cannot be read, say). */
+export function invalidSetting(name: string, value: string | undefined, message: string): ConfigError {
+  return new ConfigError(`invalid configuration:\n${problem(name, value, message)}`);
+}
+
+function problem(name: string, value: string | undefined, message: string): string {
+  return `  ${name}=${JSON.stringify(value ?? "")}: ${message}`;
 }
 
 /**
@@ -148,8 +209,13 @@ export function loadConfig<S extends ConfigShape>(service: string, shape: S): z.
     process.stdout.write(`${describeConfig(service, shape)}\n`);
     process.exit(0);
   }
+  return stopOnConfigError(service, () => parseConfig(shape));
+}
+
+/** Runs `read`; a ConfigError it throws is printed and the process exits 2. */
+export function stopOnConfigError<T>(service: string, read: () => T): T {
   try {
-    return parseConfig(shape);
+    return read();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${service}: ${err.message}\n`);

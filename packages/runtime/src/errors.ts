@@ -38,7 +38,8 @@ const KINDS: Record<ErrorKind, KindInfo> = {
   internal: { code: Code.Internal, status: 500 },
 };
 
-const KIND_HEADER = "x-stratus-error-kind";
+/** The response metadata that carries a StratusError's kind to its caller. */
+export const KIND_HEADER = "x-stratus-error-kind";
 
 export class StratusError extends Error {
   override readonly name = "StratusError";

@@ -29,4 +29,5 @@ export { serviceClient } from "./rpc/client.js";
 export type { Database, Queryable, QueryOptions, Row } from "./storage/database.js";
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";
+export type { ListenerTls } from "./tls.js";
 export { TurnBatcher } from "./turn-batcher.js";

@@ -86,6 +86,7 @@ const rest = createRestServer({
   logger,
   bodyLimit: config.API_BODY_LIMIT,
   publicUrl: config.API_PUBLIC_URL,
+  tls: booted.tls,
 });
 await new Promise<void>((resolve) => rest.listen(config.API_PORT, config.HOST, resolve));
 lifecycle.onShutdown(

@@ -30,7 +30,7 @@ const booted = await bootService({
       .url()
       .optional()
       .describe(
-        "Public base URL (catalog endpoint <url>/v3, links, WWW-Authenticate); default http://HOST:IDENTITY_PORT",
+        "Public base URL (catalog endpoint <url>/v3, links, WWW-Authenticate); default http(s)://HOST:IDENTITY_PORT (https with TLS_CERT_FILE)",
       ),
     IDENTITY_INTERNAL_URL: z.url().optional().describe("Internal identity URL for the catalog (bootstrap)"),
     IDENTITY_ADMIN_URL: z.url().optional().describe("Admin identity URL for the catalog (bootstrap)"),
@@ -91,10 +91,10 @@ const booted = await bootService({
   },
 });
 const { config, logger, lifecycle, bus } = booted;
-const publicUrl = (config.IDENTITY_PUBLIC_URL ?? `http://${config.HOST}:${config.IDENTITY_PORT}`).replace(
-  /\/+$/,
-  "",
-);
+const scheme = booted.tls ? "https" : "http";
+const publicUrl = (
+  config.IDENTITY_PUBLIC_URL ?? `${scheme}://${config.HOST}:${config.IDENTITY_PORT}`
+).replace(/\/+$/, "");
 
 const db = await openServiceDatabase(booted, "identity", new URL("../migrations", import.meta.url).pathname);
 const core = await IdentityCore.open(db, {
@@ -153,6 +153,7 @@ const rest = createKeystoneServer({
   bodyLimit: config.IDENTITY_BODY_LIMIT,
   publicUrl: config.IDENTITY_PUBLIC_URL,
   validate: (token) => tokens.validate(token),
+  tls: booted.tls,
 });
 await listenHttp(rest, config.IDENTITY_PORT, config.HOST);
 lifecycle.onShutdown("rest server", () => closeHttp(rest));

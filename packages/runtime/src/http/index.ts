@@ -2,4 +2,11 @@
 export { BodyTooLarge, HttpFault, parseJsonBody, readBody } from "./body.js";
 export { decodeSegments, header, hostBaseUrl, requestUrl } from "./request.js";
 export { type MatchResult, PathRouter } from "./router.js";
-export { closeHttp, createHttpServer, listenHttp, type RestResponse, sendResponse } from "./server.js";
+export {
+  closeHttp,
+  createHttpServer,
+  listenHttp,
+  type RestResponse,
+  type RestServer,
+  sendResponse,
+} from "./server.js";

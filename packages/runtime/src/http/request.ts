@@ -1,6 +1,7 @@
 // Parts of an incoming REST request every edge reads the same way: the URL and its decoded path
 // segments, single header values and the Host header as a safe base for links.
 import type { IncomingMessage } from "node:http";
+import type { TLSSocket } from "node:tls";
 import { StratusError } from "../errors.js";
 
 /** The request's URL; 400 when it cannot be parsed. */
@@ -32,8 +33,12 @@ export function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** http://<Host header>, or 127.0.0.1 when the header is absent or not a plain host[:port]. */
+/**
+ * http(s)://<Host header> (https when the request came over TLS), or 127.0.0.1 when the header is
+ * absent or not a plain host[:port].
+ */
 export function hostBaseUrl(req: IncomingMessage): string {
   const host = req.headers.host;
-  return `http://${host && /^[A-Za-z0-9.:[\]-]{1,300}$/.test(host) ? host : "127.0.0.1"}`;
+  const scheme = (req.socket as TLSSocket).encrypted ? "https" : "http";
+  return `${scheme}://${host && /^[A-Za-z0-9.:[\]-]{1,300}$/.test(host) ? host : "127.0.0.1"}`;
 }

@@ -1,7 +1,12 @@
-// The HTTP/1.1 server under a REST edge: keep-alive, a handler that never leaves a request
-// unanswered, malformed requests closed with a 400, and answers written as JSON.
+// The HTTP/1.1 server under a REST edge (HTTPS when the service has a certificate): keep-alive, a
+// handler that never leaves a request unanswered, malformed requests closed with a 400, and
+// answers written as JSON.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
 import type { Logger } from "../log.js";
+import type { ListenerTls } from "../tls.js";
+
+export type RestServer = http.Server | https.Server;
 
 export interface RestResponse {
   status: number;
@@ -11,11 +16,13 @@ export interface RestResponse {
   headers?: Record<string, string>;
 }
 
+/** The server of a REST edge; with `tls` (the service's certificate, tls.ts) it serves HTTPS only. */
 export function createHttpServer(
   logger: Logger,
+  tls: ListenerTls | undefined,
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
-): http.Server {
-  const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+): RestServer {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err) => {
       logger.error({ err }, "rest handler crashed");
       if (!res.headersSent) {
@@ -23,7 +30,11 @@ export function createHttpServer(
         res.end();
       }
     });
-  });
+  };
+  const options = { keepAliveTimeout: 30_000 };
+  const server = tls
+    ? https.createServer({ ...options, ...tls }, listener)
+    : http.createServer(options, listener);
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
   });
@@ -51,7 +62,7 @@ export function sendResponse(res: ServerResponse, result: RestResponse): void {
 }
 
 /** Listens, and closes on shutdown without waiting for idle keep-alive connections. */
-export async function listenHttp(server: http.Server, port: number, host: string): Promise<void> {
+export async function listenHttp(server: RestServer, port: number, host: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -61,7 +72,7 @@ export async function listenHttp(server: http.Server, port: number, host: string
   });
 }
 
-export function closeHttp(server: http.Server): Promise<void> {
+export function closeHttp(server: RestServer): Promise<void> {
   return new Promise<void>((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();

@@ -1,6 +1,7 @@
-// Clients to other services: Connect binary over h2c (the cheapest of the three protocols between
-// our own processes), uncompressed (encoding a large answer cost the sender more CPU than it
-// saved), carrying the request context, throwing StratusError on failure.
+// Clients to other services: Connect binary over HTTP/2 (the cheapest of the three protocols
+// between our own processes; h2c, or TLS for an https:// peer), uncompressed (encoding a large
+// answer cost the sender more CPU than it saved), carrying the request context, throwing
+// StratusError on failure.
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type Client,
@@ -10,9 +11,11 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { parseConfig, rpcConfig } from "../config.js";
+import type { z } from "zod";
+import { parseConfig, rpcConfig, tlsConfig } from "../config.js";
 import { writeContextHeaders } from "../context.js";
 import { fromConnectError, StratusError } from "../errors.js";
+import { peerCa } from "../tls.js";
 import { fastUnaryTransport } from "./fast-client.js";
 
 const contextAndErrors: Interceptor = (next) => async (req) => {
@@ -24,39 +27,54 @@ const contextAndErrors: Interceptor = (next) => async (req) => {
   }
 };
 
+/** How a service calls its peers: the RPC settings, and the CA https:// peers are verified with. */
+export type PeerSettings = z.infer<z.ZodObject<typeof rpcConfig>> & {
+  /** PEM CA certificates (TLS_CA_FILE); undefined: Node's bundled CAs. */
+  ca?: Buffer;
+};
+
 const transports = new Map<string, Transport>();
 
 /**
  * One transport (one HTTP/2 connection, kept by one session manager) per base URL and process,
- * made with the RPC settings of the environment (config.ts, rpcConfig) when first asked for.
+ * made with the settings of the environment (config.ts: rpcConfig, tlsConfig) when first asked for.
  */
 export function transportFor(baseUrl: string): Transport {
   let t = transports.get(baseUrl);
   if (!t) {
-    const settings = parseConfig(rpcConfig);
-    const sessionManager = new Http2SessionManager(baseUrl, {
-      pingIntervalMs: settings.RPC_PING_INTERVAL_MS,
-      idleConnectionTimeoutMs: settings.RPC_IDLE_TIMEOUT_MS,
-    });
-    const defaultTimeoutMs = settings.RPC_TIMEOUT_MS;
-    const connect = createConnectTransport({
-      baseUrl,
-      httpVersion: "2",
-      sessionManager,
-      useBinaryFormat: true,
-      // No accept-encoding: the server answers uncompressed, and nothing is sent compressed.
-      acceptCompression: [],
-      interceptors: [contextAndErrors],
-      ...(defaultTimeoutMs > 0 ? { defaultTimeoutMs } : {}),
-    });
-    // Unary calls (all the mesh makes) take the short path of fast-client.ts.
-    t =
-      settings.STRATUS_RPC_FAST === "1"
-        ? fastUnaryTransport({ baseUrl, defaultTimeoutMs, streams: connect, sessionManager })
-        : connect;
+    const settings = parseConfig({ ...rpcConfig, ...tlsConfig });
+    t = peerTransport(baseUrl, { ...settings, ca: peerCa(settings) });
     transports.set(baseUrl, t);
   }
   return t;
+}
+
+/**
+ * A transport to the peer at `baseUrl`: h2c for http://, TLS (ALPN h2) for https://, verifying the
+ * peer's certificate against `settings.ca` and its name or address against the URL's host.
+ */
+export function peerTransport(baseUrl: string, settings: PeerSettings): Transport {
+  const tls = new URL(baseUrl).protocol === "https:" && settings.ca ? { ca: settings.ca } : undefined;
+  const sessionManager = new Http2SessionManager(
+    baseUrl,
+    { pingIntervalMs: settings.RPC_PING_INTERVAL_MS, idleConnectionTimeoutMs: settings.RPC_IDLE_TIMEOUT_MS },
+    tls,
+  );
+  const defaultTimeoutMs = settings.RPC_TIMEOUT_MS;
+  const connect = createConnectTransport({
+    baseUrl,
+    httpVersion: "2",
+    sessionManager,
+    useBinaryFormat: true,
+    // No accept-encoding: the server answers uncompressed, and nothing is sent compressed.
+    acceptCompression: [],
+    interceptors: [contextAndErrors],
+    ...(defaultTimeoutMs > 0 ? { defaultTimeoutMs } : {}),
+  });
+  // Unary calls (all the mesh makes) take the short path of fast-client.ts.
+  return settings.STRATUS_RPC_FAST === "1"
+    ? fastUnaryTransport({ baseUrl, defaultTimeoutMs, streams: connect, sessionManager })
+    : connect;
 }
 
 /**

@@ -77,10 +77,12 @@ export class FastCall implements UnaryRequest, HandlerContext {
     return this.parsed;
   }
 
-  /** As connect-node gives it: http://<authority>/<service>/<method>. */
+  /** As connect-node gives it: http(s)://<authority>/<service>/<method>, https over TLS. */
   get url(): string {
-    const h = this.http.req.headers;
-    return `http://${h[":authority"] ?? h.host ?? ""}${this.http.req.url}`;
+    const { req } = this.http;
+    const h = req.headers;
+    const scheme = (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";
+    return `${scheme}://${h[":authority"] ?? h.host ?? ""}${req.url}`;
   }
 
   get header(): Headers {

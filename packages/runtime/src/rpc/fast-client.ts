@@ -31,10 +31,11 @@ export function fastUnaryTransport(options: {
   /** The deadline of a call whose caller gives none (0: none). */
   defaultTimeoutMs: number;
   streams: Transport;
+  /** The connection to the peer, TLS options included for https:// (client.ts makes it). */
   sessionManager?: Http2SessionManager;
 }): Transport {
   const base = new URL(options.baseUrl);
-  if (base.protocol !== "http:") return options.streams;
+  if (base.protocol !== "http:" && base.protocol !== "https:") return options.streams;
   const sessions = options.sessionManager ?? new Http2SessionManager(base.origin);
   const origin = base.origin;
   const prefix = base.pathname.replace(/\/$/, "");

@@ -1,16 +1,20 @@
-// One HTTP/2 cleartext server per service answering Connect, gRPC and gRPC-Web, plus
-// grpc.health.v1 and server reflection. Every call runs the one pipeline (pipeline.ts): in the
-// caller's request context, logged, its StratusErrors leaving as ConnectErrors with the right code.
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+// One port per service answering Connect, gRPC and gRPC-Web, plus grpc.health.v1 and server
+// reflection, over HTTP/2 and HTTP/1.1 alike (listener.ts): h2c and HTTP/1.1 in cleartext, or
+// TLS with ALPN h2 and http/1.1. Every call runs the one pipeline (pipeline.ts): in the caller's
+// request context, logged, its StratusErrors leaving as ConnectErrors with the right code. The
+// mesh's own unary binary Connect calls arrive over HTTP/2 and take the short path
+// (fast-server.ts); connect-node's adapter answers everything else, on either HTTP version.
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@stratus/contracts/grpc/health/v1";
 import { parseConfig, rpcConfig } from "../config.js";
 import type { Logger } from "../log.js";
+import type { ListenerTls } from "../tls.js";
 import type { ServiceBinding } from "./binding.js";
+import { type CorsPolicy, withCors } from "./cors.js";
 import { fastUnaryHandler } from "./fast-server.js";
 import { HealthState, ServingStatus } from "./health.js";
+import { listenHttpVersions } from "./listener.js";
 import { rpcPipeline } from "./pipeline.js";
 import { reflectionServices } from "./reflection.js";
 
@@ -33,6 +37,10 @@ export interface RpcServerOptions {
   readMaxBytes?: number;
   /** Added to the pipeline after its own stages (pipeline.ts). */
   interceptors?: Interceptor[];
+  /** Serve TLS only, with this certificate (tls.ts); absent: cleartext. */
+  tls?: ListenerTls;
+  /** Browser clients allowed (cors.ts); absent: no CORS header is sent. */
+  cors?: CorsPolicy;
 }
 
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
@@ -55,42 +63,39 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     },
   });
   // The mesh's own unary calls take the short path; the adapter answers everything else.
-  const server = http2.createServer(
+  const http2Handler =
     options.fast === false
       ? handler
-      : fastUnaryHandler({ services: options.services, pipeline, readMaxBytes, logger, fallback: handler }),
-  );
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+      : fastUnaryHandler({ services: options.services, pipeline, readMaxBytes, logger, fallback: handler });
+  const { cors } = options;
+  const listener = await listenHttpVersions({
+    host: options.host,
+    port: options.port,
+    tls: options.tls,
+    logger,
+    http1: cors ? withCors(cors, handler) : handler,
+    http2: cors ? withCors(cors, http2Handler) : http2Handler,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port } = listener;
   health.set("", ServingStatus.SERVING);
   for (const b of options.services) health.set(b.service.typeName, ServingStatus.SERVING);
-  logger.info({ port, services: options.services.map((b) => b.service.typeName) }, "rpc server listening");
+  logger.info(
+    {
+      port,
+      tls: options.tls !== undefined,
+      cors_origins: cors?.origins,
+      services: options.services.map((b) => b.service.typeName),
+    },
+    "rpc server listening",
+  );
 
   return {
     port,
-    url: `http://${options.host}:${port}`,
+    url: `${options.tls ? "https" : "http"}://${options.host}:${port}`,
     health,
     async close() {
       health.setAll(ServingStatus.NOT_SERVING);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const s of sessions) s.close();
-      // Pooled clients may hold sessions open; do not wait for them forever.
-      const timer = setTimeout(() => {
-        for (const s of sessions) s.destroy();
-      }, 2000);
-      await closed;
-      clearTimeout(timer);
+      await listener.close();
     },
   };
 }

@@ -23,3 +23,5 @@ export {
   startService,
   waitForServing,
 } from "./processes.js";
+export { rawCall, startTestRpcServer } from "./rpc.js";
+export { makeTestCertificates, type TestCertificates } from "./tls.js";

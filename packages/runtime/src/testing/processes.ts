@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -91,8 +91,13 @@ export async function waitForServing(
   timeoutMs = 30_000,
   exited?: Promise<unknown>,
   pid?: number,
+  /** For an https:// url: the CA its certificate chains to. */
+  ca?: Buffer,
 ): Promise<void> {
-  const client = createClient(Health, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
+  const client = createClient(
+    Health,
+    createConnectTransport({ baseUrl: url, httpVersion: "2", ...(ca ? { nodeOptions: { ca } } : {}) }),
+  );
   const deadline = Date.now() + timeoutMs;
   let dead = false;
   void exited?.then(() => {
@@ -117,13 +122,17 @@ export async function waitForServing(
   throw new Error(`${url} not serving${dead ? " (process exited)" : ""}: ${String(last)}`);
 }
 
-/** Starts a service on a free port and waits until it reports SERVING. */
+/**
+ * Starts a service on a free port and waits until it reports SERVING. With TLS_CERT_FILE in `env`
+ * its url is https:// (checked with the CA of TLS_CA_FILE).
+ */
 export async function startService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const p = spawnService(name, { ...env, PORT: String(port) });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${env.TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${port}`;
+  const ca = env.TLS_CA_FILE ? readFileSync(env.TLS_CA_FILE) : undefined;
   try {
-    await waitForServing(url, 60_000, p.exited, p.proc.pid);
+    await waitForServing(url, 60_000, p.exited, p.proc.pid, ca);
   } catch (err) {
     await p.stop("SIGKILL");
     throw new Error(`${name} did not start: ${String(err)}\n${p.output.slice(-30).join("\n")}`);

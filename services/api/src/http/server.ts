@@ -4,6 +4,7 @@ import type { IncomingMessage } from "node:http";
 import {
   acceptRequestId,
   isStratusError,
+  type ListenerTls,
   type Logger,
   novaFault,
   REQUEST_ID_HEADER,
@@ -19,6 +20,7 @@ import {
   hostBaseUrl,
   parseJsonBody,
   type RestResponse,
+  type RestServer,
   readBody,
   requestUrl,
   sendResponse,
@@ -41,6 +43,8 @@ export interface RestServerOptions {
   bodyLimit: number;
   /** Base for links when set (e.g. behind a proxy); otherwise taken from the Host header. */
   publicUrl?: string | undefined;
+  /** Serve HTTPS with the service's certificate (booted.tls); absent: HTTP. */
+  tls?: ListenerTls | undefined;
 }
 
 const TOKEN_PART = /^[A-Za-z0-9_.@-]{1,255}$/;
@@ -72,7 +76,7 @@ function faultOf(err: unknown, logger: Logger, requestId: string): { status: num
   };
 }
 
-export function createRestServer(options: RestServerOptions): http.Server {
+export function createRestServer(options: RestServerOptions): RestServer {
   const { router, logger, bodyLimit } = options;
   const collections = router.collections();
 
@@ -178,7 +182,7 @@ export function createRestServer(options: RestServerOptions): http.Server {
     return runWithContext(caller, () => match.handler(request));
   };
 
-  return createHttpServer(logger, handle);
+  return createHttpServer(logger, options.tls, handle);
 }
 
 function negotiate(req: IncomingMessage): ApiVersion {

@@ -1,9 +1,14 @@
 // The Keystone v3 REST edge: request id, body limit, routing under /v3, the caller's
 // X-Auth-Token validated before any route that needs it, HEAD served by the GET route without its
 // body, and Keystone's error bodies (401 with WWW-Authenticate: Keystone uri="…").
-import type http from "node:http";
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { acceptRequestId, type Logger, REQUEST_ID_HEADER, StratusError } from "@stratus/runtime";
+import {
+  acceptRequestId,
+  type ListenerTls,
+  type Logger,
+  REQUEST_ID_HEADER,
+  StratusError,
+} from "@stratus/runtime";
 import type { AuthenticatedIdentity } from "@stratus/runtime/auth";
 import {
   BodyTooLarge,
@@ -15,6 +20,7 @@ import {
   PathRouter,
   parseJsonBody,
   type RestResponse,
+  type RestServer,
   readBody,
   requestUrl,
   sendResponse,
@@ -67,11 +73,13 @@ export interface KeystoneServerOptions {
   publicUrl?: string | undefined;
   /** The identity a token carries; throws "unauthorized" (or "unavailable"). */
   validate(token: string): Promise<AuthenticatedIdentity>;
+  /** Serve HTTPS with the service's certificate (booted.tls); absent: HTTP. */
+  tls?: ListenerTls | undefined;
 }
 
 const TOKEN_HEADER = "x-auth-token";
 
-export function createKeystoneServer(options: KeystoneServerOptions): http.Server {
+export function createKeystoneServer(options: KeystoneServerOptions): RestServer {
   const { router, logger } = options;
 
   const route = async (req: IncomingMessage, requestId: string, baseUrl: string): Promise<RestResponse> => {
@@ -112,7 +120,7 @@ export function createKeystoneServer(options: KeystoneServerOptions): http.Serve
     return target.handler(request, caller);
   };
 
-  return createHttpServer(logger, async (req, res) => {
+  return createHttpServer(logger, options.tls, async (req, res) => {
     const started = performance.now();
     const requestId = acceptRequestId(header(req, REQUEST_ID_HEADER));
     res.setHeader(REQUEST_ID_HEADER, requestId);
