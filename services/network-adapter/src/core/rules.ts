@@ -91,15 +91,20 @@ export function reachableSegmentsSql(
 // ---- new ports ------------------------------------------------------------------------------
 
 /**
- * The ip_allocation a new port gets: the one asked for; unspecified is deferred on a routed
- * network when no fixed IPs are given (the address comes with the host), immediate otherwise.
+ * The ip_allocation a new port gets (Neutron's): the one asked for; unspecified is none when
+ * fixed_ips was given as an empty list, deferred on a routed network when neither fixed IPs nor
+ * a host are given (the address comes with the host), immediate otherwise (with a host, from its
+ * segment at once).
  */
 export function allocationMode(
-  req: Pick<CreatePortRequest, "ipAllocation" | "fixedIps">,
+  req: Pick<CreatePortRequest, "ipAllocation" | "fixedIps" | "noFixedIps" | "bindingHostId">,
   routed: boolean,
 ): IpAllocation {
   if (req.ipAllocation !== IpAllocation.UNSPECIFIED) return req.ipAllocation;
-  return routed && !req.fixedIps.length ? IpAllocation.DEFERRED : IpAllocation.IMMEDIATE;
+  if (req.noFixedIps) return IpAllocation.NONE;
+  return routed && !req.fixedIps.length && !req.bindingHostId
+    ? IpAllocation.DEFERRED
+    : IpAllocation.IMMEDIATE;
 }
 
 /** A MAC address as a caller may ask for one. */
@@ -116,6 +121,31 @@ export const RANDOM_MAC_SQL = `('fa:16:3e:' || regexp_replace(lpad(to_hex(floor(
 /** Draws of a MAC for one port before giving up: a drawn MAC already on the network is drawn again. */
 export const MAC_DRAWS = 8;
 
+/**
+ * Ports the network itself owns (Neutron's AUTO_DELETE_PORT_OWNERS: DHCP, distributed and agent
+ * gateway ports): deleted with their network or subnet instead of keeping it in use.
+ */
+export const AUTO_DELETED_PORT_OWNERS = [
+  "network:dhcp",
+  "network:distributed",
+  "network:floatingip_agent_gateway",
+];
+
+/** SQL: port `p` (an alias) keeps its network or subnet in use (it is not one of those). */
+export function keepsInUseSql(p: string): string {
+  return `${p}.device_owner <> ALL('{${AUTO_DELETED_PORT_OWNERS.join(",")}}'::text[])`;
+}
+
+/** A port attached to a server (Nova's device_owner compute:<zone>). */
+export function attachedToServer(deviceOwner: string): boolean {
+  return deviceOwner.startsWith("compute:");
+}
+
+/** Router ports: made and removed only through the router (Neutron's router_interface, router_gateway). */
+export function isRouterPort(deviceOwner: string): boolean {
+  return deviceOwner === "network:router_interface" || deviceOwner === "network:router_gateway";
+}
+
 // ---- placement ------------------------------------------------------------------------------
 
 /**
@@ -129,6 +159,13 @@ export function reservesAddresses(deviceOwner: string): boolean {
 /** SQL: reservesAddresses for the owner column of port `p` (an alias). */
 export function reservesAddressesSql(p: string): string {
   return `${p}.device_owner LIKE 'network:%'`;
+}
+
+// ---- changes --------------------------------------------------------------------------------
+
+/** SQL: the SET items every change of a row of `table` makes (Neutron's revision_number, and updated_at). */
+export function revisedSql(table: string): string {
+  return `revision_number = ${table}.revision_number + 1, updated_at = now()`;
 }
 
 // ---- binding --------------------------------------------------------------------------------
@@ -146,5 +183,5 @@ export const VIF_SET_SQL = `binding_vif_type = '${VIF_TYPE}', binding_vif_detail
  */
 export function boundPortSetSql(host: string, profile: string, segment: string): string {
   return `binding_host_id = ${host}, ${VIF_SET_SQL}, binding_profile = ${profile}::jsonb,
-    binding_segment_id = ${segment}, status = 'DOWN', updated_at = now()`;
+    binding_segment_id = ${segment}, status = 'DOWN', ${revisedSql("ports")}`;
 }
