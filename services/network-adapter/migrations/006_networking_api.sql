@@ -33,6 +33,10 @@ ALTER TABLE ports
   ADD COLUMN revision_number bigint NOT NULL DEFAULT 1;
 
 -- ---- segments ------------------------------------------------------------------------------
+-- A network's segments are listed (and preferred by binding) in the order they were made, also
+-- when one transaction makes several (a multi-provider network): the time of the insert, not of
+-- the transaction.
+ALTER TABLE segments ALTER COLUMN created_at SET DEFAULT clock_timestamp();
 -- A tunnel id (vxlan, geneve) is unique per type, as a VLAN is per physical network (001).
 CREATE UNIQUE INDEX segments_tunnel_unique ON segments (network_type, segmentation_id)
   WHERE network_type IN ('vxlan', 'geneve');
