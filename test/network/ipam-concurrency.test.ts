@@ -1,7 +1,9 @@
 // Two network-adapter processes on one PostgreSQL database take 600 concurrent port creations
 // for one /24: exactly 253 succeed, with 253 distinct addresses from the pool (checked over RPC
 // and with SQL), and every other call is refused with ip_exhausted (Connect ResourceExhausted).
-// Likewise for deferred ports on a routed network bound at once through both processes.
+// Likewise for deferred ports on a routed network bound at once through both processes, and for
+// a /12, whose free list is a window refilled while both processes take from it: its lowest
+// addresses, each once.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -37,6 +39,8 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
       DATABASE_URL: db.url,
       LOG_LEVEL: "warn",
       SCHEDULER_URL: "http://127.0.0.1:1",
+      // More ports in one project than Neutron's default quota (500).
+      QUOTA_PORT: "-1",
     };
     adapters.push(
       ...(await Promise.all([startService("network-adapter", env), startService("network-adapter", env)])),
@@ -200,6 +204,37 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
         [refused],
       );
       expect(held.rows[0].n).toBe(0);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it("1,500 concurrent allocations from a /12 through both processes: its 1,500 lowest addresses, each once", async () => {
+    const clients = adapters.map((a) => serviceClient(NetworkService, a.url));
+    const { network } = await clients[0]!.createNetwork({ name: "large", projectId: "p1" });
+    const { subnet } = await clients[1]!.createSubnet({ networkId: network!.id, cidr: "10.16.0.0/12" });
+    const made = await Promise.all(
+      Array.from({ length: 1500 }, async (_, i) => {
+        const { port } = await clients[i % 2]!.createPort({ networkId: network!.id, projectId: "p1" });
+        return port!.fixedIps[0]!.ipAddress;
+      }),
+    );
+    const toInt = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+    const sorted = made.map(toInt).sort((a, b) => a - b);
+    const first = toInt("10.16.0.2");
+    expect(sorted).toEqual(Array.from({ length: 1500 }, (_, i) => first + i));
+
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query(
+        `SELECT (SELECT count(*)::int FROM ip_free f JOIN ip_allocations a USING (subnet_id, ip) WHERE f.subnet_id = $1) AS both,
+           (SELECT count(*)::int FROM generate_series($2::bigint, (SELECT next_ip FROM ip_free_frontier WHERE subnet_id = $1) - 1) g
+              WHERE NOT EXISTS (SELECT 1 FROM ip_free f WHERE f.subnet_id = $1 AND f.ip = g)
+                AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.subnet_id = $1 AND a.ip = g)) AS lost`,
+        [subnet!.id, first],
+      );
+      expect(rows[0]).toEqual({ both: 0, lost: 0 });
     } finally {
       await sql.end();
     }

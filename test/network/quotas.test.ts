@@ -1,8 +1,9 @@
 // Quotas at the owner: Neutron's defaults, a project's own limits (set, listed, reset), details
 // (used, limit, reserved), and enforcement on every path that makes a network, subnet, port,
 // router or subnet pool (the per-turn port statements, the transactions, get-me-a-network) with
-// Neutron's OverQuota (a conflict). On PostgreSQL, two adapters racing for the last units: exactly
-// as many creations win as the limit leaves, and the count stays exact.
+// Neutron's OverQuota (a conflict), and get-me-a-network's refusal without a default pool in
+// Neutron's words. On PostgreSQL, two adapters racing for the last units: exactly as many
+// creations win as the limit leaves, and the count stays exact.
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
 import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
 import {
@@ -159,6 +160,16 @@ describe("quotas", () => {
   });
 
   it("get-me-a-network is held to the project's quotas and leaves nothing behind when refused", async () => {
+    const { network: ext } = await net.createNetwork({
+      name: "public-q",
+      routerExternal: true,
+      isDefault: true,
+    });
+    await net.createSubnet({ networkId: ext!.id, cidr: "198.51.100.0/24" });
+    // As Neutron says it when there is no default pool to draw the project's subnet from.
+    expect((await refusal(net.getAutoAllocatedTopology({ projectId: "p-auto-q" }))).message).toBe(
+      "Deployment error: Unable to provide project private network.",
+    );
     await net.createSubnetPool({
       pool: {
         name: "default-q",
@@ -168,12 +179,6 @@ describe("quotas", () => {
         shared: true,
       },
     });
-    const { network: ext } = await net.createNetwork({
-      name: "public-q",
-      routerExternal: true,
-      isDefault: true,
-    });
-    await net.createSubnet({ networkId: ext!.id, cidr: "198.51.100.0/24" });
     await net.updateQuota({ projectId: "p-auto-q", router: 0 });
     const refused = await refusal(net.getAutoAllocatedTopology({ projectId: "p-auto-q" }));
     expect(refused.kind).toBe("conflict");

@@ -36,6 +36,7 @@ import {
   isRouterPort,
   MAC_PATTERN,
   portVisibleSql,
+  revisedSql,
 } from "./rules.js";
 
 /** SQL: port `p` is visible to the transaction's caller, with its parameters from $first on. */
@@ -236,7 +237,7 @@ export async function claimPort(
   if (port.deviceId && port.deviceId !== req.deviceId) {
     throw new StratusError("port_in_use", `Port ${port.id} is still in use by device ${port.deviceId}.`);
   }
-  await tx.q.query("UPDATE ports SET device_id = $2, device_owner = $3, updated_at = now() WHERE id = $1", [
+  await tx.q.query(`UPDATE ports SET device_id = $2, device_owner = $3, ${revisedSql("ports")} WHERE id = $1`, [
     port.id,
     req.deviceId,
     req.deviceOwner || port.deviceOwner || "compute:nova",
