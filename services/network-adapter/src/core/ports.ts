@@ -237,11 +237,10 @@ export async function claimPort(
   if (port.deviceId && port.deviceId !== req.deviceId) {
     throw new StratusError("port_in_use", `Port ${port.id} is still in use by device ${port.deviceId}.`);
   }
-  await tx.q.query(`UPDATE ports SET device_id = $2, device_owner = $3, ${revisedSql("ports")} WHERE id = $1`, [
-    port.id,
-    req.deviceId,
-    req.deviceOwner || port.deviceOwner || "compute:nova",
-  ]);
+  await tx.q.query(
+    `UPDATE ports SET device_id = $2, device_owner = $3, ${revisedSql("ports")} WHERE id = $1`,
+    [port.id, req.deviceId, req.deviceOwner || port.deviceOwner || "compute:nova"],
+  );
   const claimed = await getPort(tx, port.id);
   portEvent(tx, PortChange.UPDATED, claimed);
   return claimed;
