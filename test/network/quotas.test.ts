@@ -250,10 +250,31 @@ describe.runIf(havePostgres)("quotas raced by two adapters on one PostgreSQL dat
       const { rows } = await sql.query(
         `SELECT (SELECT count(*)::int FROM ports WHERE project_id = 'p-race') AS ports,
            (SELECT count(*)::int FROM networks WHERE project_id = 'p-race') AS networks,
-           (SELECT in_use FROM quota_usages WHERE project_id = 'p-race' AND resource = 'port') AS ports_counted,
-           (SELECT in_use FROM quota_usages WHERE project_id = 'p-race' AND resource = 'network') AS networks_counted`,
+           (SELECT sum(in_use)::int FROM quota_usages WHERE project_id = 'p-race' AND resource = 'port') AS ports_counted,
+           (SELECT sum(in_use)::int FROM quota_usages WHERE project_id = 'p-race' AND resource = 'network') AS networks_counted`,
       );
       expect(rows[0]).toEqual({ ports: 10, networks: 4, ports_counted: 10, networks_counted: 4 });
+
+      // Unlimited, creations and deletions on both adapters count in their connections' slots;
+      // the sum stays the count, and a limit set afterwards holds at it.
+      await clients[0]!.updateQuota({ projectId: "p-race", port: -1 });
+      const more = await Promise.all(
+        Array.from(
+          { length: 40 },
+          async (_, i) => (await clients[i % 2]!.createPort({ networkId, projectId: "p-race" })).port!,
+        ),
+      );
+      await Promise.all(more.slice(0, 15).map((p, i) => clients[i % 2]!.deletePort({ id: p.id })));
+      const counted = await sql.query(
+        `SELECT (SELECT count(*)::int FROM ports WHERE project_id = 'p-race') AS ports,
+           (SELECT sum(in_use)::int FROM quota_usages WHERE project_id = 'p-race' AND resource = 'port') AS counted`,
+      );
+      expect(counted.rows[0]).toEqual({ ports: 35, counted: 35 });
+      expect((await clients[1]!.getQuotaDetails({ projectId: "p-race" })).port!.used).toBe(35);
+      await clients[1]!.updateQuota({ projectId: "p-race", port: 35 });
+      expect((await refusal(clients[0]!.createPort({ networkId, projectId: "p-race" }))).message).toBe(
+        overQuota("port"),
+      );
     } finally {
       await sql.end();
     }

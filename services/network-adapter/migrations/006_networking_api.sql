@@ -72,14 +72,18 @@ CREATE TABLE quotas (
 
 -- What each project holds, kept by the triggers below on every insert and delete, whoever makes
 -- it (every path of this adapter, and an earlier adapter during an upgrade): the count cannot
--- drift from the rows. An insert that takes a project past its limit fails (SQLSTATE 23514,
--- constraint quota_exceeded), so the limit is judged where the rows are written: two creations
--- racing for the last unit meet on the usage row, and the second sees the first's count.
+-- drift from the rows. A project's use of a resource is the sum of its slots. Where the project
+-- has a limit, every insert counts in slot 0, whose row lock makes them one at a time, and sums
+-- the slots after taking it: an insert that takes the project past its limit fails (SQLSTATE
+-- 23514, constraint quota_exceeded), and two creations racing for the last unit meet there, the
+-- second seeing the first's count. Where it has none, an insert counts in its connection's slot
+-- and checks nothing, so creations on several connections do not wait for each other's commits.
 CREATE TABLE quota_usages (
   project_id text NOT NULL,
   resource text NOT NULL,
+  slot smallint NOT NULL DEFAULT 0,
   in_use integer NOT NULL DEFAULT 0,
-  PRIMARY KEY (project_id, resource)
+  PRIMARY KEY (project_id, resource, slot)
 );
 INSERT INTO quota_usages (project_id, resource, in_use)
   SELECT project_id, 'network', count(*) FROM networks WHERE project_id <> '' GROUP BY project_id
@@ -88,42 +92,44 @@ INSERT INTO quota_usages (project_id, resource, in_use)
   UNION ALL SELECT project_id, 'router', count(*) FROM routers WHERE project_id <> '' GROUP BY project_id
   UNION ALL SELECT project_id, 'subnetpool', count(*) FROM subnet_pools WHERE project_id <> '' GROUP BY project_id;
 
--- Statement-level: one upsert per project of a statement, however many rows it inserted (the
--- per-turn statements insert up to 16 ports at once).
+-- The limit of a project for a resource (-1: none).
+CREATE FUNCTION quota_limit(p_project text, p_resource text) RETURNS integer LANGUAGE sql STABLE AS $$
+  SELECT coalesce((SELECT q.hard_limit FROM quotas q WHERE q.project_id = p_project AND q.resource = p_resource),
+                  (SELECT d.hard_limit FROM quota_defaults d WHERE d.resource = p_resource), -1)
+$$;
+
+-- Statement-level: per project of a statement, however many rows it inserted (the per-turn
+-- statements insert up to 16 ports at once).
 CREATE FUNCTION quota_count_created() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   v_resource constant text := TG_ARGV[0];
-  v_over text;
+  r record;
+  v_limit integer;
+  v_total bigint;
 BEGIN
-  WITH made AS (
-    SELECT project_id, count(*)::int AS n FROM new_rows WHERE project_id <> '' GROUP BY project_id
-  ),
-  counted AS (
-    INSERT INTO quota_usages AS u (project_id, resource, in_use)
-    SELECT project_id, v_resource, n FROM made
-    ON CONFLICT (project_id, resource) DO UPDATE SET in_use = u.in_use + EXCLUDED.in_use
-    RETURNING u.project_id, u.in_use
-  )
-  SELECT c.project_id INTO v_over FROM counted c
-  CROSS JOIN LATERAL (
-    SELECT coalesce((SELECT q.hard_limit FROM quotas q WHERE q.project_id = c.project_id AND q.resource = v_resource),
-                    (SELECT d.hard_limit FROM quota_defaults d WHERE d.resource = v_resource), -1) AS hard_limit
-  ) l
-  WHERE l.hard_limit >= 0 AND c.in_use > l.hard_limit
-  LIMIT 1;
-  IF v_over IS NOT NULL THEN
-    RAISE EXCEPTION 'Quota exceeded for resources: [''%''].', v_resource
-      USING ERRCODE = 'check_violation', CONSTRAINT = 'quota_exceeded', DETAIL = v_over;
-  END IF;
+  FOR r IN SELECT project_id, count(*)::int AS n FROM new_rows WHERE project_id <> '' GROUP BY project_id LOOP
+    v_limit := quota_limit(r.project_id, v_resource);
+    INSERT INTO quota_usages AS u (project_id, resource, slot, in_use)
+    VALUES (r.project_id, v_resource, CASE WHEN v_limit < 0 THEN pg_backend_pid() % 16 ELSE 0 END, r.n)
+    ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = u.in_use + EXCLUDED.in_use;
+    IF v_limit >= 0 THEN
+      -- A statement of its own: it sees what every insert before ours committed.
+      SELECT sum(in_use) INTO v_total FROM quota_usages WHERE project_id = r.project_id AND resource = v_resource;
+      IF v_total > v_limit THEN
+        RAISE EXCEPTION 'Quota exceeded for resources: [''%''].', v_resource
+          USING ERRCODE = 'check_violation', CONSTRAINT = 'quota_exceeded', DETAIL = r.project_id;
+      END IF;
+    END IF;
+  END LOOP;
   RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION quota_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE quota_usages u SET in_use = u.in_use - gone.n
-  FROM (SELECT project_id, count(*)::int AS n FROM old_rows WHERE project_id <> '' GROUP BY project_id) gone
-  WHERE u.project_id = gone.project_id AND u.resource = TG_ARGV[0];
+  INSERT INTO quota_usages AS u (project_id, resource, slot, in_use)
+  SELECT project_id, TG_ARGV[0], pg_backend_pid() % 16, -count(*)::int FROM old_rows WHERE project_id <> '' GROUP BY project_id
+  ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = u.in_use + EXCLUDED.in_use;
   RETURN NULL;
 END
 $$;

@@ -3,7 +3,8 @@
 // and the limit itself are the database's (migration 006: triggers on every insert and delete),
 // so every path that makes a resource (the per-turn statements, the transactions, routers'
 // ports, get-me-a-network) is held to it, and two creations racing for the last unit meet on the
-// usage row: exactly one wins. Here: reading and setting the limits, and the refusal's words.
+// project's usage row: exactly one wins. Here: reading and setting the limits, and the refusal's
+// words.
 import type { UpdateQuotaRequest } from "@stratus/contracts/network/v1";
 import { invalidInput, notFound, type Queryable, StratusError } from "@stratus/runtime";
 import { owningProject, type Tx } from "./context.js";
@@ -72,7 +73,7 @@ async function limitsOf(tx: Tx, project: string): Promise<QuotaSet> {
 
 async function usageOf(tx: Tx, project: string): Promise<QuotaSet> {
   const rows = await tx.q.query<{ resource: QuotaResource; in_use: number }>(
-    "SELECT resource, in_use FROM quota_usages WHERE project_id = $1",
+    "SELECT resource, sum(in_use)::int AS in_use FROM quota_usages WHERE project_id = $1 GROUP BY resource",
     [project],
   );
   const used = Object.fromEntries(QUOTA_RESOURCES.map((r) => [r, 0])) as QuotaSet;
@@ -99,6 +100,12 @@ export async function updateQuota(tx: Tx, req: UpdateQuotaRequest): Promise<Quot
   const project = owningProject(req.projectId, tx.caller);
   if (!project) throw invalidInput("a project_id is required");
   const asked = QUOTA_RESOURCES.flatMap((r) => (req[r] === undefined ? [] : [[r, req[r]!] as const]));
+  // Creations counting without a limit (each in its connection's slot) finish first: the use read
+  // next is all there is, and those that follow see the new limit.
+  await tx.q.query(
+    "SELECT 1 FROM quota_usages WHERE project_id = $1 AND resource = ANY($2::text[]) ORDER BY resource, slot FOR UPDATE",
+    [project, asked.map(([r]) => r)],
+  );
   const used = await usageOf(tx, project);
   for (const [resource, limit] of asked) {
     if (limit < -1 || limit > MAX_LIMIT) {
