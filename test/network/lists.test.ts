@@ -4,13 +4,10 @@
 // a limit with a marker forwards and backwards with has_more, and refusals for unknown fields,
 // values of the wrong type and markers the caller cannot see.
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
+import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NetworkClient, refusal } from "./helpers.js";
-
-const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+import { asProject, type NetworkClient, refusal } from "./helpers.js";
 
 describe("filters, sorting and pagination of every list", () => {
   let mesh: Mesh;

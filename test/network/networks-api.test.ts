@@ -1,42 +1,31 @@
-// Networks and segments as the Networking API makes and changes them, over RPC on the embedded
-// default: standard attributes and revisions, multi-provider segments with Neutron's ranges and
-// uniqueness, the one default external network, sharing and external status that cannot be
-// taken from those using them, deletion with the network's own ports, segment updates and
-// deletion rules, and the events each change publishes.
-import { fromBinary } from "@bufbuild/protobuf";
 import {
   NetworkChangedSchema,
   SegmentChangedSchema,
   SubnetChangedSchema,
 } from "@stratus/contracts/events/v1";
-import { NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
-
-const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+import {
+  type AdapterUnderTest,
+  asProject,
+  eventually,
+  type NetworkClient,
+  published,
+  refusal,
+  startAdapter,
+  tenantNetwork,
+} from "./helpers.js";
 
 describe("networks and segments through the Networking API's operations", () => {
-  let mesh: Mesh;
+  let adapter: AdapterUnderTest;
   let net: NetworkClient;
-  let nc: NatsConnection;
-  const events: { subject: string; data: Uint8Array }[] = [];
+  const events = () => adapter.events;
 
   beforeAll(async () => {
-    mesh = await startMesh({ services: ["network-adapter"] });
-    net = serviceClient(NetworkService, mesh.url("network-adapter"));
-    nc = await connect({ servers: mesh.nats.url });
-    const sub = nc.subscribe("stratus.>");
-    void (async () => {
-      for await (const m of sub) events.push({ subject: m.subject, data: m.data });
-    })();
+    adapter = await startAdapter({ events: "stratus.>" });
+    net = adapter.net;
   });
   afterAll(async () => {
-    await nc?.close();
-    await mesh?.close();
+    await adapter?.close();
   });
 
   it("keeps standard attributes: description, timestamps, a revision bumped by every change", async () => {
@@ -69,9 +58,9 @@ describe("networks and segments through the Networking API's operations", () => 
     expect(up).toMatchObject({ adminStateUp: true, mtu: 9000, revisionNumber: 3n });
     expect((await refusal(net.updateNetwork({ id: network!.id, mtu: 9001 }))).kind).toBe("invalid_input");
     await eventually(async () => {
-      const updated = events
-        .filter((e) => e.subject === "stratus.network.updated")
-        .map((e) => fromBinary(NetworkChangedSchema, e.data).networkId);
+      const updated = published(adapter, "stratus.network.updated", NetworkChangedSchema).map(
+        (m) => m.networkId,
+      );
       expect(updated.filter((id) => id === network!.id)).toHaveLength(2);
     });
   });
@@ -207,15 +196,13 @@ describe("networks and segments through the Networking API's operations", () => 
     await net.deleteNetwork({ id: networkId });
     expect((await refusal(net.getPort({ id: dhcp.id }))).kind).toBe("not_found");
     await eventually(async () => {
-      const seen = events.map((e) => e.subject);
+      const seen = events().map((e) => e.subject);
       expect(seen).toContain("stratus.network.deleted");
-      const subnets = events
-        .filter((e) => e.subject === "stratus.subnet.deleted")
-        .map((e) => fromBinary(SubnetChangedSchema, e.data));
+      const subnets = published(adapter, "stratus.subnet.deleted", SubnetChangedSchema);
       expect(subnets).toContainEqual(expect.objectContaining({ subnetId, networkId, deleted: true }));
-      const segments = events
-        .filter((e) => e.subject === "stratus.segment.deleted")
-        .map((e) => fromBinary(SegmentChangedSchema, e.data).segmentId);
+      const segments = published(adapter, "stratus.segment.deleted", SegmentChangedSchema).map(
+        (m) => m.segmentId,
+      );
       expect(segments).toContain(segmentId);
     });
   });
@@ -261,9 +248,9 @@ describe("networks and segments through the Networking API's operations", () => 
     await net.deleteSegment({ id: s1!.id });
     expect((await net.getNetwork({ id: network!.id })).network!.segments).toEqual([]);
     await eventually(async () => {
-      const updated = events
-        .filter((e) => e.subject === "stratus.segment.updated")
-        .map((e) => fromBinary(SegmentChangedSchema, e.data).segmentId);
+      const updated = published(adapter, "stratus.segment.updated", SegmentChangedSchema).map(
+        (m) => m.segmentId,
+      );
       expect(updated).toContain(s1!.id);
     });
   });

@@ -4,13 +4,10 @@
 // (an admin's binding:host_id binds as BindPort does, with Neutron's conflicts), of the MAC
 // (admin, unbound only), and deletion of a port a server uses (refused through the API).
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
+import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
-
-const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+import { asProject, type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
 
 describe("ports through the Networking API's operations", () => {
   let mesh: Mesh;

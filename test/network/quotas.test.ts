@@ -5,24 +5,18 @@
 // Neutron's words. On PostgreSQL, two adapters racing for the last units: exactly as many
 // creations win as the limit leaves, and the count stays exact.
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
-import {
-  createTempDatabase,
-  type Mesh,
-  postgresAvailable,
-  type ServiceProcess,
-  startMesh,
-  startNats,
-  startService,
-  type TempDatabase,
-  type TestNats,
-} from "@stratus/runtime/testing";
+import { serviceClient } from "@stratus/runtime";
+import { type Mesh, postgresAvailable, startMesh } from "@stratus/runtime/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
-
-const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+import {
+  adaptersOnPostgres,
+  asProject,
+  type NetworkClient,
+  refusal,
+  type SharedDatabaseAdapters,
+  tenantNetwork,
+} from "./helpers.js";
 
 const overQuota = (resource: string) => `Quota exceeded for resources: ['${resource}'].`;
 
@@ -193,31 +187,17 @@ describe("quotas", () => {
 const havePostgres = await postgresAvailable();
 
 describe.runIf(havePostgres)("quotas raced by two adapters on one PostgreSQL database", () => {
-  let nats: TestNats;
-  let db: TempDatabase;
-  const adapters: ServiceProcess[] = [];
+  let shared: SharedDatabaseAdapters;
 
   beforeAll(async () => {
-    nats = await startNats();
-    db = await createTempDatabase("stratus_quota");
-    const env = {
-      NATS_URL: nats.url,
-      DATABASE_URL: db.url,
-      LOG_LEVEL: "warn",
-      SCHEDULER_URL: "http://127.0.0.1:1",
-    };
-    adapters.push(
-      ...(await Promise.all([startService("network-adapter", env), startService("network-adapter", env)])),
-    );
+    shared = await adaptersOnPostgres("stratus_quota");
   });
   afterAll(async () => {
-    await Promise.all(adapters.map((a) => a.stop()));
-    await nats?.stop();
-    await db?.drop();
+    await shared?.close();
   });
 
   it("sixty creations for the last ten ports and twelve for the last three networks: exactly ten and three win", async () => {
-    const clients = adapters.map((a) => serviceClient(NetworkService, a.url));
+    const { clients } = shared;
     const { networkId, subnetId } = await tenantNetwork(clients[0]!, "10.94.0.0/24", "p-race");
     await clients[1]!.updateQuota({ projectId: "p-race", port: 10, network: 4 });
     const ports = await Promise.allSettled(
@@ -244,7 +224,7 @@ describe.runIf(havePostgres)("quotas raced by two adapters on one PostgreSQL dat
         expect(r.reason).toMatchObject({ kind: "conflict", message: overQuota(resource) });
       }
     }
-    const sql = new pg.Client({ connectionString: db.url });
+    const sql = new pg.Client({ connectionString: shared.databaseUrl });
     await sql.connect();
     try {
       const { rows } = await sql.query(

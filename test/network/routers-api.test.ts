@@ -4,31 +4,26 @@
 // removed by subnet or port (NotFound when there is none); the events of every change.
 import { fromBinary } from "@bufbuild/protobuf";
 import { RouterChangedSchema } from "@stratus/contracts/events/v1";
-import { NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
-
-const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+import {
+  type AdapterUnderTest,
+  asProject,
+  eventually,
+  type NetworkClient,
+  refusal,
+  startAdapter,
+  tenantNetwork,
+} from "./helpers.js";
 
 describe("routers through the Networking API's operations", () => {
-  let mesh: Mesh;
+  let adapter: AdapterUnderTest;
   let net: NetworkClient;
-  let nc: NatsConnection;
-  const events: { subject: string; data: Uint8Array }[] = [];
+  const events = () => adapter.events;
   const ext: Record<string, { networkId: string; subnetId: string }> = {};
 
   beforeAll(async () => {
-    mesh = await startMesh({ services: ["network-adapter"] });
-    net = serviceClient(NetworkService, mesh.url("network-adapter"));
-    nc = await connect({ servers: mesh.nats.url });
-    const sub = nc.subscribe("stratus.router.>");
-    void (async () => {
-      for await (const m of sub) events.push({ subject: m.subject, data: m.data });
-    })();
+    adapter = await startAdapter({ events: "stratus.router.>" });
+    net = adapter.net;
     for (const [name, cidr] of [
       ["public", "203.0.113.0/24"],
       ["other-public", "198.51.100.0/24"],
@@ -39,8 +34,7 @@ describe("routers through the Networking API's operations", () => {
     }
   });
   afterAll(async () => {
-    await nc?.close();
-    await mesh?.close();
+    await adapter?.close();
   });
 
   const gatewayIps = async (routerId: string) =>
@@ -117,7 +111,7 @@ describe("routers through the Networking API's operations", () => {
     expect(theirs.kind).toBe("forbidden");
     await net.deleteRouter({ id: router!.id });
     await eventually(async () => {
-      const mine = events.map((e) => ({ subject: e.subject, ev: fromBinary(RouterChangedSchema, e.data) }));
+      const mine = events().map((e) => ({ subject: e.subject, ev: fromBinary(RouterChangedSchema, e.data) }));
       const subjects = mine.filter((e) => e.ev.routerId === router!.id).map((e) => e.subject);
       expect(subjects[0]).toBe("stratus.router.created");
       expect(subjects).toContain("stratus.router.updated");

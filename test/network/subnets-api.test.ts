@@ -4,25 +4,25 @@
 // the routed-network rules (all or none, the one migration allowed), updates that keep placement
 // in step (a network becoming routed, new pools, a /12), deletion while in use, and pool updates.
 import { randomUUID } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
 import { SubnetChangedSchema } from "@stratus/contracts/events/v1";
-import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
-import { connect, type NatsConnection } from "nats";
+import { serviceClient } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually, type NetworkClient, refusal, tenantNetwork } from "./helpers.js";
-
-const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+import {
+  type AdapterUnderTest,
+  asProject,
+  eventually,
+  type NetworkClient,
+  published,
+  refusal,
+  startAdapter,
+  tenantNetwork,
+} from "./helpers.js";
 
 describe("subnets and subnet pools through the Networking API's operations", () => {
-  let mesh: Mesh;
+  let adapter: AdapterUnderTest;
   let net: NetworkClient;
   let placement: ReturnType<typeof serviceClient<typeof PlacementService>>;
-  let nc: NatsConnection;
-  const events: { subject: string; data: Uint8Array }[] = [];
   /** What placement holds as the segment's allocatable addresses (0: no provider or inventory). */
   const addresses = async (segmentId: string) => {
     try {
@@ -35,18 +35,12 @@ describe("subnets and subnet pools through the Networking API's operations", () 
   };
 
   beforeAll(async () => {
-    mesh = await startMesh({ services: ["scheduler", "network-adapter"] });
-    net = serviceClient(NetworkService, mesh.url("network-adapter"));
-    placement = serviceClient(PlacementService, mesh.url("scheduler"));
-    nc = await connect({ servers: mesh.nats.url });
-    const sub = nc.subscribe("stratus.subnet.>");
-    void (async () => {
-      for await (const m of sub) events.push({ subject: m.subject, data: m.data });
-    })();
+    adapter = await startAdapter({ events: "stratus.subnet.>", scheduler: true });
+    net = adapter.net;
+    placement = serviceClient(PlacementService, adapter.mesh.url("scheduler"));
   });
   afterAll(async () => {
-    await nc?.close();
-    await mesh?.close();
+    await adapter?.close();
   });
 
   it("keeps DNS servers, host routes and a description, and refuses IPv6", async () => {
@@ -104,9 +98,9 @@ describe("subnets and subnet pools through the Networking API's operations", () 
       revisionNumber: 2n,
     });
     await eventually(async () => {
-      const updatedIds = events
-        .filter((e) => e.subject === "stratus.subnet.updated")
-        .map((e) => fromBinary(SubnetChangedSchema, e.data).subnetId);
+      const updatedIds = published(adapter, "stratus.subnet.updated", SubnetChangedSchema).map(
+        (m) => m.subnetId,
+      );
       expect(updatedIds).toContain(subnet!.id);
     });
   });

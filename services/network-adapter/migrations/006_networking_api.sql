@@ -33,10 +33,13 @@ ALTER TABLE ports
   ADD COLUMN revision_number bigint NOT NULL DEFAULT 1;
 
 -- ---- segments ------------------------------------------------------------------------------
--- A network's segments are listed (and preferred by binding) in the order they were made, also
--- when one transaction makes several (a multi-provider network): the time of the insert, not of
--- the transaction.
-ALTER TABLE segments ALTER COLUMN created_at SET DEFAULT clock_timestamp();
+-- A network's segments in the order they were made (Neutron's segment_index), also when one
+-- transaction makes several (a multi-provider network), which created_at cannot tell apart: how
+-- they are listed and the order binding prefers them in.
+ALTER TABLE segments ADD COLUMN segment_index integer NOT NULL DEFAULT 0;
+UPDATE segments s SET segment_index = o.i
+FROM (SELECT id, row_number() OVER (PARTITION BY network_id ORDER BY created_at, id) - 1 AS i FROM segments) o
+WHERE o.id = s.id;
 -- A tunnel id (vxlan, geneve) is unique per type, as a VLAN is per physical network (001).
 CREATE UNIQUE INDEX segments_tunnel_unique ON segments (network_type, segmentation_id)
   WHERE network_type IN ('vxlan', 'geneve');
@@ -134,23 +137,19 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER networks_quota_created AFTER INSERT ON networks REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_created('network');
-CREATE TRIGGER networks_quota_deleted AFTER DELETE ON networks REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_deleted('network');
-CREATE TRIGGER subnets_quota_created AFTER INSERT ON subnets REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_created('subnet');
-CREATE TRIGGER subnets_quota_deleted AFTER DELETE ON subnets REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_deleted('subnet');
-CREATE TRIGGER ports_quota_created AFTER INSERT ON ports REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_created('port');
-CREATE TRIGGER ports_quota_deleted AFTER DELETE ON ports REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_deleted('port');
-CREATE TRIGGER routers_quota_created AFTER INSERT ON routers REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_created('router');
-CREATE TRIGGER routers_quota_deleted AFTER DELETE ON routers REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_deleted('router');
-CREATE TRIGGER subnet_pools_quota_created AFTER INSERT ON subnet_pools REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_created('subnetpool');
-CREATE TRIGGER subnet_pools_quota_deleted AFTER DELETE ON subnet_pools REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION quota_count_deleted('subnetpool');
+-- The triggers of each counted table: <table>_quota_created and <table>_quota_deleted.
+DO $$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT * FROM (VALUES ('networks', 'network'), ('subnets', 'subnet'), ('ports', 'port'),
+                                 ('routers', 'router'), ('subnet_pools', 'subnetpool')) AS v(tbl, resource) LOOP
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION quota_count_created(%L)',
+                   t.tbl || '_quota_created', t.tbl, t.resource);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION quota_count_deleted(%L)',
+                   t.tbl || '_quota_deleted', t.tbl, t.resource);
+  END LOOP;
+END
+$$;

@@ -105,6 +105,22 @@ export function takeAndHoldSql(picked: string, portId = "pk.port_id"): string {
     RETURNING subnet_id, ip, port_id)`;
 }
 
+/** The event of an address taken (allocated) or given back, for the port that held it. */
+function addressEvent(
+  out: Outbox,
+  allocated: boolean,
+  held: { portId: string; subnetId: string; segmentId: string | null; ip: number },
+): void {
+  if (allocated) out.allocatedFrom.add(held.subnetId);
+  out.add(allocated ? Subjects.ipAllocated : Subjects.ipReleased, IpAddressChangedSchema, {
+    allocated,
+    portId: held.portId,
+    subnetId: held.subnetId,
+    segmentId: held.segmentId ?? "",
+    ipAddress: formatIp(held.ip),
+  });
+}
+
 export function allocatedEvent(
   out: Outbox,
   portId: string,
@@ -112,30 +128,7 @@ export function allocatedEvent(
   segmentId: string | null,
   ip: number,
 ): void {
-  out.allocatedFrom.add(subnetId);
-  out.add(Subjects.ipAllocated, IpAddressChangedSchema, {
-    allocated: true,
-    portId,
-    subnetId,
-    segmentId: segmentId ?? "",
-    ipAddress: formatIp(ip),
-  });
-}
-
-function releasedEvent(
-  out: Outbox,
-  portId: string,
-  subnetId: string,
-  segmentId: string | null,
-  ip: number,
-): void {
-  out.add(Subjects.ipReleased, IpAddressChangedSchema, {
-    allocated: false,
-    portId,
-    subnetId,
-    segmentId: segmentId ?? "",
-    ipAddress: formatIp(ip),
-  });
+  addressEvent(out, true, { portId, subnetId, segmentId, ip });
 }
 
 function allocated(tx: Tx, portId: string, sub: SubnetRow, ip: number): void {
@@ -242,7 +235,9 @@ export async function releasePortIps(
      ON CONFLICT DO NOTHING`,
     [gone.map((g) => g.subnet_id), gone.map((g) => Number(g.ip))],
   );
-  for (const g of gone) releasedEvent(tx.out, portId, g.subnet_id, g.segment_id, Number(g.ip));
+  for (const g of gone) {
+    addressEvent(tx.out, false, { portId, subnetId: g.subnet_id, segmentId: g.segment_id, ip: Number(g.ip) });
+  }
   return gone.map((g) => ({ subnetId: g.subnet_id, ip: Number(g.ip) }));
 }
 
@@ -253,7 +248,9 @@ export async function releaseSubnetAllocations(tx: Tx, subnetId: string): Promis
      SELECT g.port_id, g.ip, s.segment_id FROM gone g JOIN subnets s ON s.id = $1`,
     [subnetId],
   );
-  for (const g of gone) releasedEvent(tx.out, g.port_id, subnetId, g.segment_id, Number(g.ip));
+  for (const g of gone) {
+    addressEvent(tx.out, false, { portId: g.port_id, subnetId, segmentId: g.segment_id, ip: Number(g.ip) });
+  }
 }
 
 // ---- the window -----------------------------------------------------------------------------

@@ -96,7 +96,10 @@ export const SEGMENT_LIST: ListedResource = {
     network_type: column("network_type", "text"),
     physical_network: column("physical_network", "text"),
     segmentation_id: column("segmentation_id", "int"),
+    segment_index: column("segment_index", "int"),
   },
+  // A network's segments in the order they were made (one transaction may make several).
+  defaultOrder: ["created_at", "segment_index"],
 };
 
 export const SUBNET_LIST: ListedResource = {

@@ -57,6 +57,8 @@ export interface ListedResource {
   alias: string;
   what: string;
   fields: FieldMap;
+  /** The fields a list asking for no order is sorted on, before the id (default: created_at). */
+  defaultOrder?: string[];
 }
 
 /** A filter value as its field's type, or invalid_input. */
@@ -126,7 +128,7 @@ interface SortKey {
 /**
  * The plan of a list of `resource`: `where` are the list's own conditions (visibility, its
  * request's fields) whose parameters are in `params`; the query adds filters, an order (the
- * query's sort keys then the id; by default created_at, id) and a page (limit, marker,
+ * query's sort keys then the id; by default the resource's defaultOrder, then the id) and a page (limit, marker,
  * page_reverse). A marker is looked up with the list's conditions: one the caller cannot see is
  * not_found, as in Neutron.
  */
@@ -147,8 +149,10 @@ export async function planList(
     }
     keys.push({ name: s.field, field, descending: s.descending });
   }
-  if (!keys.length && resource.fields.created_at) {
-    keys.push({ name: "created_at", field: resource.fields.created_at, descending: false });
+  if (!keys.length) {
+    for (const name of resource.defaultOrder ?? ["created_at"]) {
+      keys.push({ name, field: resource.fields[name]!, descending: false });
+    }
   }
   keys.push({ name: "id", field: resource.fields.id!, descending: keys.at(-1)?.descending ?? false });
   const reversed = Boolean(query?.pageReverse);

@@ -13,7 +13,7 @@ import {
 } from "@stratus/contracts/network/v1";
 import type { Queryable } from "@stratus/runtime";
 import { formatIp } from "../ipam/ipv4.js";
-import { routedNetworkSql } from "./rules.js";
+import { routedNetworkSql, segmentOrderSql } from "./rules.js";
 
 export type NetworkRec = MessageInitShape<typeof NetworkSchema> & {
   id: string;
@@ -92,7 +92,7 @@ export async function loadSegments(
   q: Queryable,
   where: string,
   params: unknown[],
-  order = DEFAULT_ORDER("s"),
+  order = `ORDER BY ${segmentOrderSql("s")}`,
 ): Promise<SegmentRec[]> {
   return (await q.query(`SELECT s.* FROM segments s WHERE ${where} ${order}`, params)).map(segmentOut);
 }
@@ -112,7 +112,7 @@ export async function loadNetworks(
   if (!rows.length) return [];
   const ids = rows.map((r) => String(r.id));
   const segs = await q.query(
-    "SELECT * FROM segments WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
+    `SELECT * FROM segments s WHERE s.network_id = ANY($1::uuid[]) ORDER BY ${segmentOrderSql("s")}`,
     [ids],
   );
   const subs = await q.query<{ id: string; network_id: string }>(

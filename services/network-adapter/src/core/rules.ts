@@ -68,6 +68,9 @@ export function hostPhysnetsSql(host: string): string {
   return `coalesce((SELECT h.physical_networks FROM hosts h WHERE h.host = ${host}), '{}')`;
 }
 
+/** SQL: the order of a network's segments (alias `s`): the order they were made in. */
+export const segmentOrderSql = (s: string) => `${s}.segment_index, ${s}.created_at, ${s}.id`;
+
 /**
  * SQL query: the ids of the segments of network `networkId` that a host with the physical
  * networks `physnets` (SQL text[]) reaches, in the order binding prefers them (oldest first). A
@@ -85,7 +88,7 @@ export function reachableSegmentsSql(
   return `SELECT s.id FROM segments s
         WHERE s.network_id = ${networkId}
           AND (s.physical_network = '' OR s.physical_network = ANY(${physnets}))${withSubnet}
-        ORDER BY s.created_at, s.id`;
+        ORDER BY ${segmentOrderSql("s")}`;
 }
 
 // ---- new ports ------------------------------------------------------------------------------

@@ -88,8 +88,12 @@ function segmentInUse(s: SegmentSpec, segmentationId: number): StratusError {
 /** Draws of a tunnel id before giving up (an id taken explicitly is passed over). */
 const TUNNEL_ID_DRAWS = 100;
 
-const INSERT_SEGMENT_SQL = `INSERT INTO segments (id, network_id, name, description, network_type, physical_network, segmentation_id)
-  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING *`;
+/** The network's row is locked (being made, or FOR UPDATE): the next index is this insert's. */
+const INSERT_SEGMENT_SQL = `INSERT INTO segments (id, network_id, name, description, network_type, physical_network,
+    segmentation_id, segment_index)
+  VALUES ($1, $2, $3, $4, $5, $6, $7,
+    (SELECT coalesce(max(segment_index) + 1, 0) FROM segments WHERE network_id = $2))
+  ON CONFLICT DO NOTHING RETURNING *`;
 
 /** A segment of the network, validated; a tunnel without a segmentation id gets the next free one. */
 export async function insertSegment(tx: Tx, networkId: string, s: SegmentSpec): Promise<SegmentRec> {
