@@ -3,7 +3,7 @@
 // once each, across refills; an address taken explicitly beyond the frontier is passed over; a
 // release keeps the window whole; new pools make the window anew; and, on PostgreSQL, refills
 // racing explicit allocations and releases leave every free address below the frontier with its
-// row and no held address with one.
+// row and no held address with one (an explicit allocation waits for a refill in flight).
 import { create } from "@bufbuild/protobuf";
 import {
   CreateNetworkRequestSchema,
@@ -192,17 +192,17 @@ describe.each(await testBackends())("the free list's window on %s", (backend, av
       const { networkId, subnetId } = await subnetOn("10.80.0.0/20");
       const first = parseIp("10.80.0.2");
       // Explicit addresses on both sides of the frontiers the refills will move through.
-      const explicit = Array.from({ length: 40 }, (_, i) => formatIp(first + WINDOW - 20 + i * 7));
+      const explicit = Array.from({ length: 160 }, (_, i) => formatIp(first + WINDOW - 20 + i * 3));
       const take = (ipAddress: string) =>
         ports.create(
           create(CreatePortRequestSchema, { networkId, projectId: "p1", fixedIps: [{ ipAddress }] }),
           admin,
         );
-      const before = await Promise.all(explicit.slice(0, 20).map(take));
+      const before = await Promise.all(explicit.filter((_, i) => i % 2 === 0).map(take));
       await Promise.all([
         ...before.map((p) => tx((t) => deletePort(t, p.id))),
-        ...Array.from({ length: 6 }, () => db.transaction((q) => refillWindow(q, subnetId, 100))),
-        ...explicit.slice(20).map(take),
+        ...Array.from({ length: 24 }, () => db.transaction((q) => refillWindow(q, subnetId, 20))),
+        ...explicit.filter((_, i) => i % 2 === 1).map(take),
       ]);
       const next = await frontier(subnetId);
       expect(
@@ -218,6 +218,59 @@ describe.each(await testBackends())("the free list's window on %s", (backend, av
         [subnetId, first, next],
       );
       expect(missing).toBe(0);
+    },
+  );
+
+  it.skipIf(!available || backend !== "PostgreSQL")(
+    "an explicit allocation beyond the frontier waits for a refill in flight instead of racing it",
+    async () => {
+      const { networkId, subnetId } = await subnetOn("10.88.0.0/20");
+      const wanted = formatIp((await frontier(subnetId)) + 1);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let refilled!: () => void;
+      const inFlight = new Promise<void>((r) => {
+        refilled = r;
+      });
+      // A refill that has listed the next addresses (the wanted one among them) and not committed.
+      const refill = db.transaction(async (q) => {
+        await refillWindow(q, subnetId, 10);
+        refilled();
+        await gate;
+      });
+      await inFlight;
+      let settled = false;
+      const explicit = ports
+        .create(
+          create(CreatePortRequestSchema, { networkId, projectId: "p1", fixedIps: [{ ipAddress: wanted }] }),
+          admin,
+        )
+        .finally(() => {
+          settled = true;
+        });
+      // The refill stays open until the allocation has either finished or waits for a lock.
+      const waiting = () =>
+        count(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+          [],
+        );
+      while (!settled && (await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
+      release();
+      await Promise.all([refill, explicit]);
+      expect(
+        await count("SELECT count(*) AS n FROM ip_free WHERE subnet_id = $1 AND ip = $2", [
+          subnetId,
+          parseIp(wanted),
+        ]),
+      ).toBe(0);
+      expect(
+        await count("SELECT count(*) AS n FROM ip_allocations WHERE subnet_id = $1 AND ip = $2", [
+          subnetId,
+          parseIp(wanted),
+        ]),
+      ).toBe(1);
     },
   );
 });
