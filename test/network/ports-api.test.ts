@@ -2,7 +2,8 @@
 // as Neutron chooses it (fixed_ips [] is none, a host at creation allocates from its segment),
 // updates of plain attributes (revisions), of fixed_ips read as Neutron reads them, of the binding
 // (an admin's binding:host_id binds as BindPort does, with Neutron's conflicts), of the MAC
-// (admin, unbound only), and deletion of a port a server uses (refused through the API).
+// (admin, unbound only), and deletion of a port a server uses (refused through the API) or of a
+// router's port whose router is gone (allowed).
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
@@ -222,5 +223,10 @@ describe("ports through the Networking API's operations", () => {
     await net.deletePort({ id: free.id, refuseIfAttached: true });
     await net.deletePort({ id: attached.id });
     expect((await refusal(net.getPort({ id: attached.id }))).kind).toBe("not_found");
+    // A router's port whose router does not exist (any more) may go, as in Neutron.
+    const orphan = (
+      await net.createPort({ networkId, deviceId: "gone-router", deviceOwner: "network:router_interface" })
+    ).port!;
+    await net.deletePort({ id: orphan.id, refuseIfAttached: true });
   });
 });

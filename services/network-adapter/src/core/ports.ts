@@ -189,9 +189,14 @@ export async function createPort(
   return port;
 }
 
+/** Whether a router of that id exists (a router port outliving its router may be deleted, as in Neutron). */
+async function routerExists(tx: Tx, id: string): Promise<boolean> {
+  return (await tx.q.query("SELECT 1 FROM routers WHERE id::text = $1", [id])).length > 0;
+}
+
 /**
  * Deletes a port and releases its addresses. A router's port goes only with its router (or
- * interface); with `refuseIfAttached` (the public API) a port a server uses is refused rather
+ * interface), while that router exists; with `refuseIfAttached` (the public API) a port a server uses is refused rather
  * than taken from under it (Neutron would delete it and tell Nova; here the server keeps it).
  */
 export async function deletePort(
@@ -200,7 +205,7 @@ export async function deletePort(
   opts: { internal?: boolean; refuseIfAttached?: boolean } = {},
 ): Promise<PortRec> {
   const port = await getPort(tx, id, { forUpdate: true });
-  if (!opts.internal && isRouterPort(port.deviceOwner)) {
+  if (!opts.internal && isRouterPort(port.deviceOwner) && (await routerExists(tx, port.deviceId))) {
     throw conflict(
       `Port ${port.id} cannot be deleted directly via the port API: has device owner ${port.deviceOwner}.`,
     );
