@@ -119,7 +119,7 @@ describe.each(await testBackends())("the free list's window on %s", (backend, av
     async () => {
       const { networkId, subnetId } = await subnetOn("10.32.0.0/21");
       const beyond = formatIp(parseIp("10.32.0.2") + WINDOW + 5);
-      const held = await ports.create(
+      await ports.create(
         create(CreatePortRequestSchema, { networkId, projectId: "p1", fixedIps: [{ ipAddress: beyond }] }),
         admin,
       );
