@@ -16,7 +16,7 @@ import { loadNetworks, type NetworkRec } from "./model.js";
 import { getNetwork, getOwnNetwork, visibleNetworkSql } from "./network-access.js";
 import { deletePort } from "./ports.js";
 import { networkEvent, segmentEvent, subnetEvent } from "./resource-events.js";
-import { AUTO_DELETED_PORT_OWNERS, keepsInUseSql, revisedSql } from "./rules.js";
+import { AUTO_DELETED_PORT_OWNERS, keepsInUseSql, ROUTER_GATEWAY_OWNER, revisedSql } from "./rules.js";
 import { checkSegmentSpecs, insertSegment } from "./segments.js";
 
 /** The MTU a network may have (IPv4's minimum to a jumbo frame). */
@@ -115,8 +115,8 @@ export async function updateNetwork(tx: Tx, req: UpdateNetworkRequest): Promise<
   if (req.mtu !== undefined) checkMtu(req.mtu);
   if (net.routerExternal && !external) {
     const [gateway] = await tx.q.query(
-      "SELECT 1 FROM ports WHERE network_id = $1 AND device_owner = 'network:router_gateway' LIMIT 1",
-      [net.id],
+      "SELECT 1 FROM ports WHERE network_id = $1 AND device_owner = $2 LIMIT 1",
+      [net.id, ROUTER_GATEWAY_OWNER],
     );
     if (gateway) {
       throw conflict(

@@ -31,11 +31,8 @@ import { portEvent } from "./port-events.js";
 import { updatePort } from "./port-update.js";
 import { createPort, deletePort, getPort } from "./ports.js";
 import { routerEvent } from "./resource-events.js";
-import { revisedSql } from "./rules.js";
+import { ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER, revisedSql } from "./rules.js";
 import { getSubnet } from "./subnets.js";
-
-const GATEWAY_OWNER = "network:router_gateway";
-const INTERFACE_OWNER = "network:router_interface";
 
 function visibleRouterSql(tx: Tx, params: SqlParams): string {
   return tx.caller.isAdmin ? "true" : `r.project_id = ${params.add(tx.caller.projectId)}`;
@@ -84,7 +81,7 @@ async function addGateway(tx: Tx, routerId: string, networkId: string, fixedIps:
       networkId: ext.id,
       fixedIps,
       deviceId: routerId,
-      deviceOwner: GATEWAY_OWNER,
+      deviceOwner: ROUTER_GATEWAY_OWNER,
       ipAllocation: ext.routed && !fixedIps.length ? IpAllocation.DEFERRED : IpAllocation.IMMEDIATE,
     }),
   );
@@ -239,7 +236,7 @@ export async function addRouterInterface(
         projectId: router.projectId,
         fixedIps: [{ subnetId: subnet.id, ipAddress: subnet.gatewayIp }],
         deviceId: router.id,
-        deviceOwner: INTERFACE_OWNER,
+        deviceOwner: ROUTER_INTERFACE_OWNER,
         ipAllocation: IpAllocation.IMMEDIATE,
       }),
       { allowGateway: true },
@@ -259,7 +256,7 @@ export async function addRouterInterface(
     for (const s of subnetIds) await checkNewInterfaceSubnet(tx, router, s);
     await tx.q.query(
       `UPDATE ports SET device_id = $2, device_owner = $3, ${revisedSql("ports")} WHERE id = $1`,
-      [given.id, router.id, INTERFACE_OWNER],
+      [given.id, router.id, ROUTER_INTERFACE_OWNER],
     );
     port = given;
     portEvent(tx, PortChange.UPDATED, await getPort(asAdmin(tx), given.id));

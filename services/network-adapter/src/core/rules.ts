@@ -144,9 +144,13 @@ export function attachedToServer(deviceOwner: string): boolean {
   return deviceOwner.startsWith("compute:");
 }
 
-/** Router ports: made and removed only through the router (Neutron's router_interface, router_gateway). */
+/** The owners of a router's ports: its external gateway and its interfaces. */
+export const ROUTER_GATEWAY_OWNER = "network:router_gateway";
+export const ROUTER_INTERFACE_OWNER = "network:router_interface";
+
+/** Router ports: made and removed only through the router. */
 export function isRouterPort(deviceOwner: string): boolean {
-  return deviceOwner === "network:router_interface" || deviceOwner === "network:router_gateway";
+  return deviceOwner === ROUTER_INTERFACE_OWNER || deviceOwner === ROUTER_GATEWAY_OWNER;
 }
 
 // ---- placement ------------------------------------------------------------------------------
