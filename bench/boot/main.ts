@@ -41,7 +41,7 @@ const mesh = await startMesh({
   env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
   serviceEnv: {
     scheduler: await db("scheduler"),
-    "network-adapter": await db("network-adapter"),
+    "network-adapter": { ...(await db("network-adapter")), QUOTA_PORT: "-1" },
     conductor: {
       ...(await db("conductor")),
       QUOTA_INSTANCES: "100000",

@@ -14,8 +14,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
+  CreateNetworkRequestSchema,
   type CreatePortRequest,
   CreatePortRequestSchema,
+  CreateSubnetRequestSchema,
   NetworkService,
 } from "@stratus/contracts/network/v1";
 import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
@@ -187,6 +189,8 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
   const env: Record<string, string> = {
     NATS_URL: nats.url,
     LOG_LEVEL: "warn",
+    // Thousands of ports in one project: past Neutron's default port quota (500).
+    QUOTA_PORT: "-1",
     STRATUS_DATA_DIR: dataDir,
     SCHEDULER_URL: "http://127.0.0.1:1",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
@@ -254,48 +258,26 @@ async function inProcess(label: string, databaseUrl?: string): Promise<void> {
   });
   const caller = { projectId: "", isAdmin: true };
   const tx = <T>(fn: (t: Tx) => Promise<T>) => db.transaction((q) => fn({ q, out: new Outbox(), caller }));
+  await db.query("UPDATE quota_defaults SET hard_limit = -1 WHERE resource = 'port'");
   try {
     const net = await tx((t) =>
-      createNetwork(t, {
-        $typeName: "stratus.network.v1.CreateNetworkRequest",
-        name: "bench",
-        projectId: "bench",
-        shared: false,
-        routerExternal: false,
-        isDefault: false,
-        mtu: 0,
-        segments: [],
-      }),
+      createNetwork(t, create(CreateNetworkRequestSchema, { name: "bench", projectId: "bench" })),
     );
     await tx((t) =>
-      createSubnet(t, {
-        $typeName: "stratus.network.v1.CreateSubnetRequest",
-        networkId: net.id,
-        segmentId: "",
-        projectId: "bench",
-        name: "",
-        cidr: "10.64.0.0/16",
-        subnetpoolId: "",
-        prefixlen: 0,
-        ipVersion: 4,
-        gatewayIp: "",
-        noGateway: false,
-        allocationPools: [],
-        enableDhcp: true,
-      }),
+      createSubnet(
+        t,
+        create(CreateSubnetRequestSchema, {
+          networkId: net.id,
+          projectId: "bench",
+          cidr: "10.64.0.0/16",
+          enableDhcp: true,
+        }),
+      ),
     );
-    const request: CreatePortRequest = {
-      $typeName: "stratus.network.v1.CreatePortRequest",
+    const request: CreatePortRequest = create(CreatePortRequestSchema, {
       networkId: net.id,
       projectId: "bench",
-      name: "",
-      fixedIps: [],
-      deviceId: "",
-      deviceOwner: "",
-      macAddress: "",
-      ipAllocation: 0,
-      bindingVnicType: "",
-    };
+    });
     // As the RPC does it: the one-statement common case (batched), else the transaction.
     const ports = new PortService(new Work(db, async () => {}));
     const allocate: Allocate = () => ports.create(request, caller);

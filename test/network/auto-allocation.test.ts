@@ -3,16 +3,9 @@
 // on PGlite (one adapter) and on PostgreSQL (two adapters sharing the database).
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
-import {
-  createTempDatabase,
-  postgresAvailable,
-  type ServiceProcess,
-  startMesh,
-  startNats,
-  startService,
-} from "@stratus/runtime/testing";
+import { postgresAvailable, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NetworkClient, refusal } from "./helpers.js";
+import { adaptersOnPostgres, type NetworkClient, refusal } from "./helpers.js";
 
 const havePostgres = await postgresAvailable();
 if (!havePostgres)
@@ -29,26 +22,7 @@ async function pgliteBackend(): Promise<Backend> {
 }
 
 async function postgresBackend(): Promise<Backend> {
-  const nats = await startNats();
-  const db = await createTempDatabase("stratus_auto");
-  const env = {
-    NATS_URL: nats.url,
-    DATABASE_URL: db.url,
-    LOG_LEVEL: "warn",
-    SCHEDULER_URL: "http://127.0.0.1:1",
-  };
-  const adapters: ServiceProcess[] = await Promise.all([
-    startService("network-adapter", env),
-    startService("network-adapter", env),
-  ]);
-  return {
-    clients: adapters.map((a) => serviceClient(NetworkService, a.url)),
-    async close() {
-      await Promise.all(adapters.map((a) => a.stop()));
-      await nats.stop();
-      await db.drop();
-    },
-  };
+  return adaptersOnPostgres("stratus_auto");
 }
 
 const backends: [string, () => Promise<Backend>, boolean][] = [

@@ -1,55 +1,37 @@
 // Two network-adapter processes on one PostgreSQL database take 600 concurrent port creations
 // for one /24: exactly 253 succeed, with 253 distinct addresses from the pool (checked over RPC
 // and with SQL), and every other call is refused with ip_exhausted (Connect ResourceExhausted).
-// Likewise for deferred ports on a routed network bound at once through both processes.
+// Likewise for deferred ports on a routed network bound at once through both processes, and for
+// a /12, whose free list is a window refilled while both processes take from it: its lowest
+// addresses, each once.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { NetworkService, type Port } from "@stratus/contracts/network/v1";
-import { StratusError, serviceClient } from "@stratus/runtime";
-import {
-  createTempDatabase,
-  postgresAvailable,
-  type ServiceProcess,
-  startNats,
-  startService,
-  type TempDatabase,
-  type TestNats,
-} from "@stratus/runtime/testing";
+import { StratusError } from "@stratus/runtime";
+import { postgresAvailable } from "@stratus/runtime/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adaptersOnPostgres, type SharedDatabaseAdapters } from "./helpers.js";
 
 const havePostgres = await postgresAvailable();
 if (!havePostgres)
   console.warn("ipam-concurrency.test: PostgreSQL on 127.0.0.1:5432 is not reachable; skipping");
 
 describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", () => {
-  let nats: TestNats;
-  let db: TempDatabase;
-  const adapters: ServiceProcess[] = [];
+  let shared: SharedDatabaseAdapters;
 
   beforeAll(async () => {
-    nats = await startNats();
-    db = await createTempDatabase("stratus_net");
-    // No scheduler: these networks need no placement, and nothing must depend on it.
-    const env = {
-      NATS_URL: nats.url,
-      DATABASE_URL: db.url,
-      LOG_LEVEL: "warn",
-      SCHEDULER_URL: "http://127.0.0.1:1",
-    };
-    adapters.push(
-      ...(await Promise.all([startService("network-adapter", env), startService("network-adapter", env)])),
-    );
+    // No scheduler: these networks need no placement, and nothing must depend on it. More ports
+    // in one project than Neutron's default quota (500).
+    shared = await adaptersOnPostgres("stratus_net", { QUOTA_PORT: "-1" });
   });
   afterAll(async () => {
-    await Promise.all(adapters.map((a) => a.stop()));
-    await nats?.stop();
-    await db?.drop();
+    await shared?.close();
   });
 
   it("600 concurrent allocations into a /24: exactly 253 distinct addresses, the rest ip_exhausted", async () => {
-    const clients = adapters.map((a) => serviceClient(NetworkService, a.url));
+    const { clients } = shared;
     const { network } = await clients[0]!.createNetwork({ name: "crowded", projectId: "p1" });
     const { subnet } = await clients[1]!.createSubnet({ networkId: network!.id, cidr: "10.20.0.0/24" });
     expect(subnet!.gatewayIp).toBe("10.20.0.1");
@@ -87,7 +69,7 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
     }
 
     // What the database holds agrees, independently of the RPC answers.
-    const sql = new pg.Client({ connectionString: db.url });
+    const sql = new pg.Client({ connectionString: shared.databaseUrl });
     await sql.connect();
     try {
       const [row] = (
@@ -105,7 +87,7 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
     // The refusal is Connect ResourceExhausted on the wire, for any client.
     const raw = createClient(
       NetworkService,
-      createConnectTransport({ baseUrl: adapters[0]!.url, httpVersion: "2", useBinaryFormat: true }),
+      createConnectTransport({ baseUrl: shared.urls[0]!, httpVersion: "2", useBinaryFormat: true }),
     );
     const wire = await raw.createPort({ networkId: network!.id }).then(
       () => undefined,
@@ -121,7 +103,7 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
   });
 
   it("deferred ports bound at once through both processes onto a /26 segment: exactly 61 distinct addresses, the rest ip_exhausted", async () => {
-    const clients = adapters.map((a) => serviceClient(NetworkService, a.url));
+    const { clients } = shared;
     const hosts = ["leaf1-a", "leaf1-b", "leaf2-a"];
     for (const [i, host] of hosts.entries()) {
       await clients[i % 2]!.reportHostPhysicalNetworks({
@@ -180,7 +162,7 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
     expect(onLeaf2.every((o) => o.ok && o.segment === leaf2 && o.ip.startsWith("10.31.0."))).toBe(true);
     expect(new Set(onLeaf2.map((o) => (o.ok ? o.ip : ""))).size).toBe(20);
 
-    const sql = new pg.Client({ connectionString: db.url });
+    const sql = new pg.Client({ connectionString: shared.databaseUrl });
     await sql.connect();
     try {
       const [row] = (
@@ -200,6 +182,37 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
         [refused],
       );
       expect(held.rows[0].n).toBe(0);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it("1,500 concurrent allocations from a /12 through both processes: its 1,500 lowest addresses, each once", async () => {
+    const { clients } = shared;
+    const { network } = await clients[0]!.createNetwork({ name: "large", projectId: "p1" });
+    const { subnet } = await clients[1]!.createSubnet({ networkId: network!.id, cidr: "10.16.0.0/12" });
+    const made = await Promise.all(
+      Array.from({ length: 1500 }, async (_, i) => {
+        const { port } = await clients[i % 2]!.createPort({ networkId: network!.id, projectId: "p1" });
+        return port!.fixedIps[0]!.ipAddress;
+      }),
+    );
+    const toInt = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+    const sorted = made.map(toInt).sort((a, b) => a - b);
+    const first = toInt("10.16.0.2");
+    expect(sorted).toEqual(Array.from({ length: 1500 }, (_, i) => first + i));
+
+    const sql = new pg.Client({ connectionString: shared.databaseUrl });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query(
+        `SELECT (SELECT count(*)::int FROM ip_free f JOIN ip_allocations a USING (subnet_id, ip) WHERE f.subnet_id = $1) AS both,
+           (SELECT count(*)::int FROM generate_series($2::bigint, (SELECT next_ip FROM ip_free_frontier WHERE subnet_id = $1) - 1) g
+              WHERE NOT EXISTS (SELECT 1 FROM ip_free f WHERE f.subnet_id = $1 AND f.ip = g)
+                AND NOT EXISTS (SELECT 1 FROM ip_allocations a WHERE a.subnet_id = $1 AND a.ip = g)) AS lost`,
+        [subnet!.id, first],
+      );
+      expect(rows[0]).toEqual({ both: 0, lost: 0 });
     } finally {
       await sql.end();
     }

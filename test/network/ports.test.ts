@@ -293,7 +293,7 @@ describe("networks, subnets and ports", () => {
     expect((await refusal(net.getNetwork({ id: "not-a-uuid" }))).kind).toBe("not_found");
   });
 
-  it("routers: the gateway must be external; interfaces hold the subnet's gateway address", async () => {
+  it("routers: the gateway must be external; interfaces hold the subnet's gateway address; in use while they exist", async () => {
     const { networkId, subnetId } = await tenantNetwork(net, "10.8.0.0/24");
     const notExternal = await refusal(net.createRouter({ name: "r", externalNetworkId: networkId }));
     expect(notExternal.message).toBe(`Bad router request: Network ${networkId} is not an external network.`);
@@ -305,6 +305,11 @@ describe("networks, subnets and ports", () => {
       "Router already has a port on subnet",
     );
     expect((await refusal(net.deletePort({ id: portId }))).message).toContain("cannot be deleted directly");
+    // Neutron's RouterInUse: a router with interfaces stays; removing the interface deletes its port.
+    const inUse = await refusal(net.deleteRouter({ id: router!.id }));
+    expect(inUse.kind).toBe("conflict");
+    expect(inUse.message).toBe(`Router ${router!.id} still has ports`);
+    await net.removeRouterInterface({ routerId: router!.id, subnetId });
     await net.deleteRouter({ id: router!.id });
     expect((await refusal(net.getPort({ id: portId }))).kind).toBe("not_found");
   });

@@ -2,8 +2,19 @@
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { bootService, openServiceDatabase, serviceClient, storageConfig } from "@stratus/runtime";
 import { z } from "zod";
+import { FreeListKeeper } from "./core/free-list-keeper.js";
+import { setDefaultQuotas } from "./core/quotas.js";
 import { PlacementSync } from "./placement-sync.js";
 import { networkService } from "./rpc.js";
+
+/** A quota limit: -1 (unlimited) or more. */
+const limit = (fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(-1)
+    .max(2 ** 31 - 1)
+    .default(fallback);
 
 const booted = await bootService({
   name: "network-adapter",
@@ -11,6 +22,13 @@ const booted = await bootService({
   config: {
     ...storageConfig,
     SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
+    QUOTA_NETWORK: limit(100).describe(
+      "Default networks per project (-1: unlimited); alike on every replica",
+    ),
+    QUOTA_SUBNET: limit(100).describe("Default subnets per project (-1: unlimited)"),
+    QUOTA_PORT: limit(500).describe("Default ports per project (-1: unlimited)"),
+    QUOTA_ROUTER: limit(10).describe("Default routers per project (-1: unlimited)"),
+    QUOTA_SUBNETPOOL: limit(-1).describe("Default subnet pools per project (-1: unlimited)"),
   },
 });
 const db = await openServiceDatabase(
@@ -18,12 +36,22 @@ const db = await openServiceDatabase(
   "network-adapter",
   new URL("../migrations", import.meta.url).pathname,
 );
+const { QUOTA_NETWORK, QUOTA_SUBNET, QUOTA_PORT, QUOTA_ROUTER, QUOTA_SUBNETPOOL } = booted.config;
+await setDefaultQuotas(db, {
+  network: QUOTA_NETWORK,
+  subnet: QUOTA_SUBNET,
+  port: QUOTA_PORT,
+  router: QUOTA_ROUTER,
+  subnetpool: QUOTA_SUBNETPOOL,
+});
 const sync = new PlacementSync(
   db,
   serviceClient(PlacementService, booted.config.SCHEDULER_URL),
   booted.logger,
 );
 booted.lifecycle.onShutdown("placement sync", () => sync.close());
-await booted.serve([networkService(db, booted.bus, sync, booted.logger)]);
+const freeLists = new FreeListKeeper(db, booted.logger);
+booted.lifecycle.onShutdown("free lists", () => freeLists.close());
+await booted.serve([networkService(db, booted.bus, sync, freeLists, booted.logger)]);
 // Repair drift between the network and placement (in the background: placement may be down).
 void sync.reconcileAll().catch((err: unknown) => booted.logger.warn({ err }, "placement reconcile failed"));

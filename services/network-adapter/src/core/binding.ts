@@ -5,7 +5,7 @@
 // made is usually one statement with the other first binds of its turn (port-statements.ts).
 import { PortChange } from "@stratus/contracts/events/v1";
 import { IpAllocation } from "@stratus/contracts/network/v1";
-import { invalidInput, notFound } from "@stratus/runtime";
+import { invalidInput, notFound, StratusError } from "@stratus/runtime";
 import type { Tx } from "./context.js";
 import { checkId } from "./ids.js";
 import { allocateFromAny, networkSubnetsJsonSql, releasePortIps, type SubnetRow } from "./ipam.js";
@@ -19,6 +19,7 @@ import {
   networkVisibleSql,
   portVisibleSql,
   reachableSegmentsSql,
+  revisedSql,
   routedNetworkSql,
 } from "./rules.js";
 
@@ -65,11 +66,20 @@ async function bindContext(tx: Tx, portId: string, host: string) {
   };
 }
 
+/**
+ * How a bind refuses a host that reaches no segment of the port's network, or none where its
+ * addresses work: BindPort (the conductor's call) says invalid_input; the Networking API's port
+ * update says conflict, as Neutron's HostNotConnectedToAnySegment and HostNotCompatibleWithFixedIps.
+ */
+export type BindRefusal = "invalid_input" | "conflict";
+
 export async function bindPort(
   tx: Tx,
   req: { portId: string; host: string; bindingProfile: Record<string, string> },
+  opts: { refusal?: BindRefusal } = {},
 ): Promise<{ port: PortRec; segmentId: string }> {
   if (!req.host) throw invalidInput("host is required to bind a port");
+  const refuse = (message: string) => new StratusError(opts.refusal ?? "invalid_input", message);
   const { port, routed, reachable, targets, subnets, physnets, ...ctx } = await bindContext(
     tx,
     req.portId,
@@ -79,8 +89,8 @@ export async function bindPort(
   let segmentId: string;
   if (routed) {
     if (!targets.length) {
-      throw invalidInput(
-        `Host ${req.host} is not connected to any segments on routed provider network '${port.networkId}'. It should be connected to one.`,
+      throw refuse(
+        `Host ${req.host} is not connected to any segments on routed provider network '${port.networkId}'.  It should be connected to one.`,
       );
     }
     const held = port.fixedIps.map((f) => subnets.find((s) => s.id === f.subnetId)!);
@@ -88,7 +98,7 @@ export async function bindPort(
     if (held.length && heldSegment && targets.includes(heldSegment)) {
       segmentId = heldSegment;
     } else if (held.length && port.ipAllocation !== IpAllocation.DEFERRED) {
-      throw invalidInput(
+      throw refuse(
         `Host ${req.host} is not connected to a segment where the existing fixed_ips on port ${port.id} will function given the routed network topology.`,
       );
     } else {
@@ -110,7 +120,7 @@ export async function bindPort(
     }
   } else {
     if (!reachable.length) {
-      throw invalidInput(
+      throw refuse(
         `Host ${req.host} cannot reach network ${port.networkId}: none of its physical networks (${physnets.join(", ") || "none"}) carries a segment of it`,
       );
     }
@@ -136,7 +146,7 @@ export async function unbindPort(tx: Tx, req: { portId: string; clearDevice: boo
     `UPDATE ports SET binding_host_id = '', binding_vif_type = 'unbound', binding_vif_details = '{}',
        binding_profile = '{}', binding_segment_id = NULL, status = 'DOWN',
        device_id = CASE WHEN $2 THEN '' ELSE device_id END,
-       device_owner = CASE WHEN $2 THEN '' ELSE device_owner END, updated_at = now() WHERE id = $1`,
+       device_owner = CASE WHEN $2 THEN '' ELSE device_owner END, ${revisedSql("ports")} WHERE id = $1`,
     [port.id, req.clearDevice],
   );
   const unbound = await getPort(tx, port.id);

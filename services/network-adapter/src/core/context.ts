@@ -46,6 +46,8 @@ export class Outbox {
   readonly removedSegments = new Set<string>();
   /** Hosts whose compute-node aggregates may need an update. */
   readonly hosts = new Set<string>();
+  /** Subnets an address was taken from (their windows of free addresses may need a refill). */
+  readonly allocatedFrom = new Set<string>();
 
   add<D extends DescMessage>(subject: string, schema: D, value: MessageInitShape<D>): void {
     this.events.push({ subject, schema, value: value as MessageInitShape<DescMessage> });
@@ -57,6 +59,9 @@ export interface Tx {
   out: Outbox;
   caller: Caller;
 }
+
+/** The same transaction acting as an admin: for the parts an operation makes on its own behalf. */
+export const asAdmin = (tx: Tx): Tx => ({ ...tx, caller: { projectId: "", isAdmin: true } });
 
 export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   const e = err as { code?: string; constraint?: string };

@@ -13,7 +13,7 @@ import {
 } from "@stratus/contracts/network/v1";
 import type { Queryable } from "@stratus/runtime";
 import { formatIp } from "../ipam/ipv4.js";
-import { routedNetworkSql } from "./rules.js";
+import { routedNetworkSql, segmentOrderSql } from "./rules.js";
 
 export type NetworkRec = MessageInitShape<typeof NetworkSchema> & {
   id: string;
@@ -51,6 +51,19 @@ type R = Record<string, unknown>;
 const ts = (v: unknown) => timestampFromDate(v instanceof Date ? v : new Date(String(v)));
 const str = (v: unknown) => (v === null || v === undefined ? "" : String(v));
 
+/** Neutron's standard attributes of a row: description, timestamps and revision number. */
+function standard(r: R) {
+  return {
+    description: str(r.description),
+    createdAt: ts(r.created_at),
+    updatedAt: ts(r.updated_at),
+    revisionNumber: BigInt(String(r.revision_number ?? 1)),
+  };
+}
+
+/** The order of a list that asks for none: oldest first. */
+const DEFAULT_ORDER = (a: string) => `ORDER BY ${a}.created_at, ${a}.id`;
+
 export const IP_ALLOCATION_NAMES: Record<IpAllocation, string> = {
   [IpAllocation.UNSPECIFIED]: "immediate",
   [IpAllocation.IMMEDIATE]: "immediate",
@@ -71,18 +84,35 @@ export function segmentOut(r: R): SegmentRec {
     networkType: str(r.network_type),
     physicalNetwork: str(r.physical_network),
     segmentationId: Number(r.segmentation_id),
+    ...standard(r),
   };
 }
 
-export async function loadNetworks(q: Queryable, where: string, params: unknown[]): Promise<NetworkRec[]> {
+export async function loadSegments(
+  q: Queryable,
+  where: string,
+  params: unknown[],
+  order = `ORDER BY ${segmentOrderSql("s")}`,
+): Promise<SegmentRec[]> {
+  return (await q.query(`SELECT s.* FROM segments s WHERE ${where} ${order}`, params)).map(segmentOut);
+}
+
+export async function loadNetworks(
+  q: Queryable,
+  where: string,
+  params: unknown[],
+  order = DEFAULT_ORDER("n"),
+): Promise<NetworkRec[]> {
   const rows = await q.query(
-    `SELECT n.*, ${routedNetworkSql("n.id")} AS routed FROM networks n WHERE ${where} ORDER BY created_at, id`,
+    `SELECT n.*, ${routedNetworkSql("n.id")} AS routed,
+       NOT EXISTS (SELECT 1 FROM subnets asn WHERE asn.network_id = n.id AND asn.segment_id IS NOT NULL) AS l2_adjacency
+     FROM networks n WHERE ${where} ${order}`,
     params,
   );
   if (!rows.length) return [];
   const ids = rows.map((r) => String(r.id));
   const segs = await q.query(
-    "SELECT * FROM segments WHERE network_id = ANY($1::uuid[]) ORDER BY created_at, id",
+    `SELECT * FROM segments s WHERE s.network_id = ANY($1::uuid[]) ORDER BY ${segmentOrderSql("s")}`,
     [ids],
   );
   const subs = await q.query<{ id: string; network_id: string }>(
@@ -104,15 +134,20 @@ export async function loadNetworks(q: Queryable, where: string, params: unknown[
       adminStateUp: Boolean(r.admin_state_up),
       segments: mySegs,
       subnetIds: mySubs.map((s) => s.id),
-      createdAt: ts(r.created_at),
-      updatedAt: ts(r.updated_at),
       routed: Boolean(r.routed),
+      l2Adjacency: Boolean(r.l2_adjacency),
+      ...standard(r),
     };
   });
 }
 
-export async function loadSubnets(q: Queryable, where: string, params: unknown[]): Promise<SubnetRec[]> {
-  const rows = await q.query(`SELECT * FROM subnets s WHERE ${where} ORDER BY created_at, id`, params);
+export async function loadSubnets(
+  q: Queryable,
+  where: string,
+  params: unknown[],
+  order = DEFAULT_ORDER("s"),
+): Promise<SubnetRec[]> {
+  const rows = await q.query(`SELECT s.* FROM subnets s WHERE ${where} ${order}`, params);
   if (!rows.length) return [];
   const pools = await q.query(
     "SELECT subnet_id, first_ip, last_ip FROM allocation_pools WHERE subnet_id = ANY($1::uuid[]) ORDER BY first_ip",
@@ -132,6 +167,9 @@ export async function loadSubnets(q: Queryable, where: string, params: unknown[]
       .map((p) => ({ start: formatIp(Number(p.first_ip)), end: formatIp(Number(p.last_ip)) })),
     subnetpoolId: str(r.subnetpool_id),
     enableDhcp: Boolean(r.enable_dhcp),
+    dnsNameservers: (r.dns_nameservers as string[] | null) ?? [],
+    hostRoutes: jsonColumn<{ destination: string; nexthop: string }[]>(r.host_routes ?? "[]"),
+    ...standard(r),
   }));
 }
 
@@ -147,7 +185,17 @@ export function poolOut(r: R): PoolRec {
     isDefault: Boolean(r.is_default),
     shared: Boolean(r.shared),
     ipVersion: Number(r.ip_version),
+    ...standard(r),
   };
+}
+
+export async function loadSubnetPools(
+  q: Queryable,
+  where: string,
+  params: unknown[],
+  order = DEFAULT_ORDER("sp"),
+): Promise<PoolRec[]> {
+  return (await q.query(`SELECT sp.* FROM subnet_pools sp WHERE ${where} ${order}`, params)).map(poolOut);
 }
 
 /** A json/jsonb column or json_agg result: parsed by the driver (pg) or still text (PGlite). */
@@ -158,8 +206,13 @@ const jsonMap = (v: unknown): Record<string, string> => {
   return Object.fromEntries(Object.entries(o ?? {}).map(([k, x]) => [k, String(x)]));
 };
 
-export async function loadPorts(q: Queryable, where: string, params: unknown[]): Promise<PortRec[]> {
-  const rows = await q.query(`SELECT * FROM ports p WHERE ${where} ORDER BY created_at, id`, params);
+export async function loadPorts(
+  q: Queryable,
+  where: string,
+  params: unknown[],
+  order = DEFAULT_ORDER("p"),
+): Promise<PortRec[]> {
+  const rows = await q.query(`SELECT p.* FROM ports p WHERE ${where} ${order}`, params);
   if (!rows.length) return [];
   const ips = await q.query(
     "SELECT port_id, subnet_id, ip FROM ip_allocations WHERE port_id = ANY($1::uuid[]) ORDER BY ip",
@@ -196,14 +249,18 @@ export function portFromRow(r: R, ips: { subnetId: string; ip: number }[]): Port
     bindingProfile: jsonMap(r.binding_profile),
     bindingVnicType: str(r.binding_vnic_type),
     adminStateUp: Boolean(r.admin_state_up),
-    createdAt: ts(r.created_at),
-    updatedAt: ts(r.updated_at),
     bindingSegmentId: str(r.binding_segment_id),
+    ...standard(r),
   };
 }
 
-export async function loadRouters(q: Queryable, where: string, params: unknown[]): Promise<RouterRec[]> {
-  const rows = await q.query(`SELECT * FROM routers r WHERE ${where} ORDER BY created_at, id`, params);
+export async function loadRouters(
+  q: Queryable,
+  where: string,
+  params: unknown[],
+  order = DEFAULT_ORDER("r"),
+): Promise<RouterRec[]> {
+  const rows = await q.query(`SELECT r.* FROM routers r WHERE ${where} ${order}`, params);
   if (!rows.length) return [];
   const ids = rows.map((r) => r.id);
   const ifaces = await q.query("SELECT * FROM router_interfaces WHERE router_id = ANY($1::uuid[])", [ids]);
@@ -224,5 +281,8 @@ export async function loadRouters(q: Queryable, where: string, params: unknown[]
       .filter((i) => i.router_id === r.id)
       .map((i) => ({ subnetId: str(i.subnet_id), portId: str(i.port_id) })),
     status: str(r.status),
+    adminStateUp: Boolean(r.admin_state_up),
+    enableSnat: Boolean(r.enable_snat),
+    ...standard(r),
   }));
 }

@@ -15,13 +15,17 @@ export interface NewPort {
 }
 
 /**
- * SQL: the requests of newPortColumns (parameters $1 to $10) as relation rows: network_id, id,
+ * SQL: the requests of newPortColumns (parameters $1 to $12) as relation rows: network_id, id,
  * project_id, name, mac (null: draw one), device_id, device_owner, vnic, is_admin and
- * caller_project (the caller), and k, the request's position from 1.
+ * caller_project (the caller), description, admin_state_up, and k, the request's position from 1.
  */
 export const NEW_PORT_REQUESTS_SQL = `SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-      $7::text[], $8::text[], $9::boolean[], $10::text[]) WITH ORDINALITY
-      AS r(network_id, id, project_id, name, mac, device_id, device_owner, vnic, is_admin, caller_project, k)`;
+      $7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[], $12::boolean[]) WITH ORDINALITY
+      AS r(network_id, id, project_id, name, mac, device_id, device_owner, vnic, is_admin, caller_project,
+           description, admin_state_up, k)`;
+
+/** The parameters NEW_PORT_REQUESTS_SQL takes. */
+export const NEW_PORT_COLUMNS = 12;
 
 /** The parameters of NEW_PORT_REQUESTS_SQL for these requests, whose ports get these ids. */
 export function newPortColumns(items: NewPort[], ids: string[]): unknown[][] {
@@ -37,8 +41,10 @@ export function newPortColumns(items: NewPort[], ids: string[]): unknown[][] {
       req.bindingVnicType || "normal",
       caller.isAdmin,
       caller.projectId,
+      req.description,
+      req.adminStateUp ?? true,
     ]),
-    10,
+    NEW_PORT_COLUMNS,
   );
 }
 
@@ -52,8 +58,9 @@ export const portMacSql = (r: string) => `coalesce(${r}.mac, ${RANDOM_MAC_SQL})`
  */
 export function insertPortsSql(source: string, mode: string): string {
   return `INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation,
-      binding_vnic_type)
-    SELECT id, network_id, project_id, name, port_mac, device_id, device_owner, ${mode}, vnic FROM ${source}
+      binding_vnic_type, description, admin_state_up)
+    SELECT id, network_id, project_id, name, port_mac, device_id, device_owner, ${mode}, vnic, description,
+      admin_state_up FROM ${source}
     ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`;
 }
 

@@ -10,7 +10,7 @@ import type { Outbox } from "./context.js";
 import { checkId } from "./ids.js";
 import { IP_ALLOCATION_NAMES, jsonColumn, portFromRow } from "./model.js";
 import { portEvent } from "./port-events.js";
-import { VIF_DETAILS, VIF_SET_SQL, VIF_TYPE } from "./rules.js";
+import { revisedSql, VIF_DETAILS, VIF_SET_SQL, VIF_TYPE } from "./rules.js";
 import { columns } from "./unnest.js";
 
 type Row = Record<string, unknown>;
@@ -41,7 +41,7 @@ judged AS MATERIALIZED (
 ok AS MATERIALIZED (SELECT req.k FROM req LEFT JOIN judged j ON j.k = req.k
   GROUP BY req.k, req.n
   HAVING count(j.id) = req.n AND coalesce(bool_and(j.on_server AND j.on_host AND j.addressed), false)),
-u AS (UPDATE ports SET status = 'ACTIVE', ${VIF_SET_SQL}, updated_at = now()
+u AS (UPDATE ports SET status = 'ACTIVE', ${VIF_SET_SQL}, ${revisedSql("ports")}
   FROM locked JOIN ok ON ok.k = locked.k WHERE ports.id = locked.id RETURNING ports.id)
 SELECT locked.*, j.on_server, j.on_host, j.addressed, EXISTS (SELECT 1 FROM ok WHERE ok.k = locked.k) AS fits
 FROM locked JOIN judged j ON j.k = locked.k AND j.id = locked.id`;

@@ -93,8 +93,17 @@ export class PortService {
       });
       if (port) return port;
     }
-    const port = await this.work.transaction(caller, (tx) => createPort(tx, req));
-    this.noteUnbound(port);
+    const port = await this.work.transaction(caller, async (tx) => {
+      const made = await createPort(tx, req);
+      if (!req.bindingHostId) return made;
+      const bound = await bindPort(
+        tx,
+        { portId: made.id, host: req.bindingHostId, bindingProfile: req.bindingProfile },
+        { refusal: "conflict" },
+      );
+      return bound.port;
+    });
+    if (!req.bindingHostId) this.noteUnbound(port);
     if (port.ipAllocation === IpAllocation.DEFERRED) this.noteRouted(req.networkId);
     return port;
   }

@@ -49,6 +49,9 @@ type Row = Record<string, unknown>;
 function statementMode(req: CreatePortRequest, caller: Caller, routed: boolean): IpAllocation | undefined {
   const plain =
     !req.fixedIps.length &&
+    !req.noFixedIps &&
+    !req.bindingHostId &&
+    !Object.keys(req.bindingProfile).length &&
     (!req.macAddress || MAC_PATTERN.test(req.macAddress)) &&
     isUuid(req.networkId) &&
     mayActFor(req.projectId, caller);

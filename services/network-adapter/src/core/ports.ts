@@ -1,4 +1,4 @@
-// Ports: their lifecycle (create, read, list, update, delete, claim). CreatePort here is the
+// Ports: their lifecycle (create, read, list, delete, claim; updates: port-update.ts). CreatePort is the
 // transactional path, which serves every request: fixed IPs, no or deferred allocation, router
 // ports, and whatever the statements gathered per turn (port-statements.ts) leave to it; it waits
 // for addresses locked by allocations in flight, and explains a refusal. Binding: binding.ts.
@@ -9,25 +9,35 @@ import {
   type FixedIp,
   IpAllocation,
   type ListPortsRequest,
-  type UpdatePortRequest,
 } from "@stratus/contracts/network/v1";
 import { conflict, currentContext, invalidInput, notFound, StratusError } from "@stratus/runtime";
 import { contains, parseCidr, parseIp } from "../ipam/ipv4.js";
 import { owningProject, type Tx } from "./context.js";
 import { checkId } from "./ids.js";
 import { allocateFromAny, allocateSpecific, releasePortIps, type SubnetRow, subnetRows } from "./ipam.js";
+import { PORT_LIST } from "./list-fields.js";
+import { planList, SqlParams } from "./list-query.js";
 import { IP_ALLOCATION_NAMES, loadPorts, type PortRec, portFromRow } from "./model.js";
-import { getNetwork, getNetworkBrief } from "./network-access.js";
+import { getNetworkBrief } from "./network-access.js";
 import {
   insertDrawingMacs,
   insertPortsSql,
   MAC_TAKEN,
+  NEW_PORT_COLUMNS,
   NEW_PORT_REQUESTS_SQL,
   newPortColumns,
   portMacSql,
 } from "./new-ports.js";
 import { noteReservedChange, portEvent } from "./port-events.js";
-import { allocationMode, callerParams, MAC_PATTERN, portVisibleSql } from "./rules.js";
+import {
+  allocationMode,
+  attachedToServer,
+  callerParams,
+  isRouterPort,
+  MAC_PATTERN,
+  portVisibleSql,
+  revisedSql,
+} from "./rules.js";
 
 /** SQL: port `p` is visible to the transaction's caller, with its parameters from $first on. */
 function visiblePortSql(tx: Tx, first: number): { sql: string; params: unknown[] } {
@@ -44,37 +54,44 @@ export async function getPort(tx: Tx, id: string, opts: { forUpdate?: boolean } 
   return port;
 }
 
-export async function listPorts(tx: Tx, req: ListPortsRequest): Promise<PortRec[]> {
-  const vis = visiblePortSql(tx, 1);
-  const params: unknown[] = [...vis.params];
+export async function listPorts(
+  tx: Tx,
+  req: ListPortsRequest,
+): Promise<{ items: PortRec[]; hasMore: boolean }> {
+  const params = new SqlParams();
+  const vis = visiblePortSql(tx, params.next);
+  params.addAll(vis.params);
   const where = [vis.sql];
-  const add = (sql: (n: number) => string, v: unknown) => {
-    params.push(v);
-    where.push(sql(params.length));
-  };
-  if (req.ids.length)
-    add(
-      (n) => `p.id::text = ANY($${n}::text[])`,
-      req.ids.map((i) => i.toLowerCase()),
+  if (req.ids.length) {
+    where.push(
+      `p.id::text = ANY(${params.add(
+        req.ids.map((i) => i.toLowerCase()),
+        "::text[]",
+      )})`,
     );
-  if (req.networkId) add((n) => `p.network_id::text = $${n}`, req.networkId.toLowerCase());
-  if (req.deviceId) add((n) => `p.device_id = $${n}`, req.deviceId);
-  if (req.projectId) add((n) => `p.project_id = $${n}`, req.projectId);
-  if (req.bindingHostId) add((n) => `p.binding_host_id = $${n}`, req.bindingHostId);
-  if (req.deviceOwner) add((n) => `p.device_owner = $${n}`, req.deviceOwner);
-  return loadPorts(tx.q, where.join(" AND "), params);
+  }
+  if (req.networkId) where.push(`p.network_id::text = ${params.add(req.networkId.toLowerCase())}`);
+  if (req.deviceId) where.push(`p.device_id = ${params.add(req.deviceId)}`);
+  if (req.projectId) where.push(`p.project_id = ${params.add(req.projectId)}`);
+  if (req.bindingHostId) where.push(`p.binding_host_id = ${params.add(req.bindingHostId)}`);
+  if (req.deviceOwner) where.push(`p.device_owner = ${params.add(req.deviceOwner)}`);
+  const plan = await planList(tx.q, PORT_LIST, req.query, where, params);
+  return plan.page(await loadPorts(tx.q, plan.where, params.values, plan.order));
 }
 
-/** Allocates explicitly requested fixed IPs; all must be on one segment of a routed network. */
-async function allocateFixedIps(
+/**
+ * Allocates explicitly requested fixed IPs; together with those the port already holds
+ * (`held`), all must be on one segment of a routed network.
+ */
+export async function allocateFixedIps(
   tx: Tx,
   net: { id: string },
   portId: string,
   fixedIps: FixedIp[],
-  opts: { allowGateway?: boolean } = {},
+  opts: { allowGateway?: boolean; held?: { subnetId: string }[] } = {},
 ): Promise<{ subnetId: string; ip: number }[]> {
   const subnets = await subnetRows(tx, "network_id = $1", [net.id]);
-  const used: SubnetRow[] = [];
+  const used: SubnetRow[] = (opts.held ?? []).flatMap((h) => subnets.filter((s) => s.id === h.subnetId));
   const got: { subnetId: string; ip: number }[] = [];
   for (const f of fixedIps) {
     let sub: SubnetRow | undefined;
@@ -107,10 +124,10 @@ export interface CreatePortOptions {
   allowGateway?: boolean;
 }
 
-/** One new port (NEW_PORT_REQUESTS_SQL with one request), its ip_allocation as parameter $11. */
+/** One new port (NEW_PORT_REQUESTS_SQL with one request), its ip_allocation as the parameter after them. */
 const INSERT_PORT_SQL = `WITH r AS (${NEW_PORT_REQUESTS_SQL}),
   ok AS (SELECT r.*, ${portMacSql("r")} AS port_mac FROM r)
-  ${insertPortsSql("ok", "$11::text")}`;
+  ${insertPortsSql("ok", `$${NEW_PORT_COLUMNS + 1}::text`)}`;
 
 export async function createPort(
   tx: Tx,
@@ -126,13 +143,16 @@ export async function createPort(
   if (mode !== IpAllocation.IMMEDIATE && req.fixedIps.length) {
     throw invalidInput(`fixed_ips cannot be given with ip_allocation ${IP_ALLOCATION_NAMES[mode]}`);
   }
-  if (mode === IpAllocation.IMMEDIATE && net.routed && !req.fixedIps.length) {
+  if (mode === IpAllocation.IMMEDIATE && net.routed && !req.fixedIps.length && !req.bindingHostId) {
     throw invalidInput(
       `Network ${net.id} is a routed network: a port on it gets its address when bound to a host (deferred) unless fixed_ips name one`,
     );
   }
   if (req.macAddress && !MAC_PATTERN.test(req.macAddress))
     throw invalidInput(`'${req.macAddress}' is not a valid MAC address`);
+  if (!tx.caller.isAdmin && (req.bindingHostId || Object.keys(req.bindingProfile).length)) {
+    throw new StratusError("forbidden", "only an admin may set binding:host_id or binding:profile");
+  }
   const id = randomUUID();
   const [inserted] = await insertDrawingMacs([{ req, caller: tx.caller }], async (items) => {
     const rows = await tx.q.query(INSERT_PORT_SQL, [
@@ -152,7 +172,8 @@ export async function createPort(
   let ips: { subnetId: string; ip: number }[] = [];
   if (req.fixedIps.length) {
     ips = await allocateFixedIps(tx, net, id, req.fixedIps, opts);
-  } else if (mode === IpAllocation.IMMEDIATE) {
+  } else if (mode === IpAllocation.IMMEDIATE && !(net.routed && req.bindingHostId)) {
+    // A port of a routed network with a host gets its address when bound, from the host's segment.
     if (net.subnets.length) {
       const got = await allocateFromAny(tx, net.subnets, id, net.id);
       ips = [{ subnetId: got.subnet.id, ip: got.ip }];
@@ -168,50 +189,30 @@ export async function createPort(
   return port;
 }
 
-export async function updatePort(tx: Tx, req: UpdatePortRequest): Promise<PortRec> {
-  const port = await getPort(tx, req.id, { forUpdate: true });
-  await tx.q.query(
-    `UPDATE ports SET name = COALESCE($2, name), device_id = COALESCE($3, device_id),
-       device_owner = COALESCE($4, device_owner), updated_at = now() WHERE id = $1`,
-    [port.id, req.name ?? null, req.deviceId ?? null, req.deviceOwner ?? null],
-  );
-  if (req.updateFixedIps) {
-    if (port.bindingHostId) {
-      throw conflict(
-        `Port ${port.id} is bound to host ${port.bindingHostId}: unbind it before changing its addresses`,
-      );
-    }
-    if (port.ipAllocation === IpAllocation.NONE && req.fixedIps.length) {
-      throw invalidInput(`Port ${port.id} was created without IP allocation`);
-    }
-    const released = await releasePortIps(tx, port.id);
-    if (req.fixedIps.length) {
-      const net = await getNetwork(tx, port.networkId);
-      await allocateFixedIps(tx, net, port.id, req.fixedIps);
-    }
-    const after = await getPort(tx, port.id);
-    await noteReservedChange(tx, after.deviceOwner, [
-      ...released.map((r) => r.subnetId),
-      ...after.fixedIps.map((f) => f.subnetId),
-    ]);
-  }
-  const updated = await getPort(tx, port.id);
-  if (updated.deviceOwner !== port.deviceOwner) {
-    await noteReservedChange(
-      tx,
-      "network:",
-      updated.fixedIps.map((f) => f.subnetId),
-    );
-  }
-  portEvent(tx, PortChange.UPDATED, updated);
-  return updated;
+/** Whether a router of that id exists (a router port outliving its router may be deleted, as in Neutron). */
+async function routerExists(tx: Tx, id: string): Promise<boolean> {
+  return (await tx.q.query("SELECT 1 FROM routers WHERE id::text = $1", [id])).length > 0;
 }
 
-export async function deletePort(tx: Tx, id: string, opts: { internal?: boolean } = {}): Promise<PortRec> {
+/**
+ * Deletes a port and releases its addresses. A router's port goes only with its router (or
+ * interface), while that router exists; with `refuseIfAttached` (the public API) a port a server uses is refused rather
+ * than taken from under it (Neutron would delete it and tell Nova; here the server keeps it).
+ */
+export async function deletePort(
+  tx: Tx,
+  id: string,
+  opts: { internal?: boolean; refuseIfAttached?: boolean } = {},
+): Promise<PortRec> {
   const port = await getPort(tx, id, { forUpdate: true });
-  if (!opts.internal && port.deviceOwner.startsWith("network:router_")) {
+  if (!opts.internal && isRouterPort(port.deviceOwner) && (await routerExists(tx, port.deviceId))) {
     throw conflict(
       `Port ${port.id} cannot be deleted directly via the port API: has device owner ${port.deviceOwner}.`,
+    );
+  }
+  if (opts.refuseIfAttached && port.deviceId && attachedToServer(port.deviceOwner)) {
+    throw conflict(
+      `Port ${port.id} cannot be deleted: it is attached to server ${port.deviceId}; detach it from the server first.`,
     );
   }
   const released = await releasePortIps(tx, port.id);
@@ -241,11 +242,10 @@ export async function claimPort(
   if (port.deviceId && port.deviceId !== req.deviceId) {
     throw new StratusError("port_in_use", `Port ${port.id} is still in use by device ${port.deviceId}.`);
   }
-  await tx.q.query("UPDATE ports SET device_id = $2, device_owner = $3, updated_at = now() WHERE id = $1", [
-    port.id,
-    req.deviceId,
-    req.deviceOwner || port.deviceOwner || "compute:nova",
-  ]);
+  await tx.q.query(
+    `UPDATE ports SET device_id = $2, device_owner = $3, ${revisedSql("ports")} WHERE id = $1`,
+    [port.id, req.deviceId, req.deviceOwner || port.deviceOwner || "compute:nova"],
+  );
   const claimed = await getPort(tx, port.id);
   portEvent(tx, PortChange.UPDATED, claimed);
   return claimed;

@@ -68,6 +68,9 @@ export function hostPhysnetsSql(host: string): string {
   return `coalesce((SELECT h.physical_networks FROM hosts h WHERE h.host = ${host}), '{}')`;
 }
 
+/** SQL: the order of a network's segments (alias `s`): the order they were made in. */
+export const segmentOrderSql = (s: string) => `${s}.segment_index, ${s}.created_at, ${s}.id`;
+
 /**
  * SQL query: the ids of the segments of network `networkId` that a host with the physical
  * networks `physnets` (SQL text[]) reaches, in the order binding prefers them (oldest first). A
@@ -85,21 +88,26 @@ export function reachableSegmentsSql(
   return `SELECT s.id FROM segments s
         WHERE s.network_id = ${networkId}
           AND (s.physical_network = '' OR s.physical_network = ANY(${physnets}))${withSubnet}
-        ORDER BY s.created_at, s.id`;
+        ORDER BY ${segmentOrderSql("s")}`;
 }
 
 // ---- new ports ------------------------------------------------------------------------------
 
 /**
- * The ip_allocation a new port gets: the one asked for; unspecified is deferred on a routed
- * network when no fixed IPs are given (the address comes with the host), immediate otherwise.
+ * The ip_allocation a new port gets (Neutron's): the one asked for; unspecified is none when
+ * fixed_ips was given as an empty list, deferred on a routed network when neither fixed IPs nor
+ * a host are given (the address comes with the host), immediate otherwise (with a host, from its
+ * segment at once).
  */
 export function allocationMode(
-  req: Pick<CreatePortRequest, "ipAllocation" | "fixedIps">,
+  req: Pick<CreatePortRequest, "ipAllocation" | "fixedIps" | "noFixedIps" | "bindingHostId">,
   routed: boolean,
 ): IpAllocation {
   if (req.ipAllocation !== IpAllocation.UNSPECIFIED) return req.ipAllocation;
-  return routed && !req.fixedIps.length ? IpAllocation.DEFERRED : IpAllocation.IMMEDIATE;
+  if (req.noFixedIps) return IpAllocation.NONE;
+  return routed && !req.fixedIps.length && !req.bindingHostId
+    ? IpAllocation.DEFERRED
+    : IpAllocation.IMMEDIATE;
 }
 
 /** A MAC address as a caller may ask for one. */
@@ -116,6 +124,35 @@ export const RANDOM_MAC_SQL = `('fa:16:3e:' || regexp_replace(lpad(to_hex(floor(
 /** Draws of a MAC for one port before giving up: a drawn MAC already on the network is drawn again. */
 export const MAC_DRAWS = 8;
 
+/**
+ * Ports the network itself owns (Neutron's AUTO_DELETE_PORT_OWNERS: DHCP, distributed and agent
+ * gateway ports): deleted with their network or subnet instead of keeping it in use.
+ */
+export const AUTO_DELETED_PORT_OWNERS = [
+  "network:dhcp",
+  "network:distributed",
+  "network:floatingip_agent_gateway",
+];
+
+/** SQL: port `p` (an alias) keeps its network or subnet in use (it is not one of those). */
+export function keepsInUseSql(p: string): string {
+  return `${p}.device_owner <> ALL('{${AUTO_DELETED_PORT_OWNERS.join(",")}}'::text[])`;
+}
+
+/** A port attached to a server (Nova's device_owner compute:<zone>). */
+export function attachedToServer(deviceOwner: string): boolean {
+  return deviceOwner.startsWith("compute:");
+}
+
+/** The owners of a router's ports: its external gateway and its interfaces. */
+export const ROUTER_GATEWAY_OWNER = "network:router_gateway";
+export const ROUTER_INTERFACE_OWNER = "network:router_interface";
+
+/** Router ports: made and removed only through the router. */
+export function isRouterPort(deviceOwner: string): boolean {
+  return deviceOwner === ROUTER_INTERFACE_OWNER || deviceOwner === ROUTER_GATEWAY_OWNER;
+}
+
 // ---- placement ------------------------------------------------------------------------------
 
 /**
@@ -129,6 +166,13 @@ export function reservesAddresses(deviceOwner: string): boolean {
 /** SQL: reservesAddresses for the owner column of port `p` (an alias). */
 export function reservesAddressesSql(p: string): string {
   return `${p}.device_owner LIKE 'network:%'`;
+}
+
+// ---- changes --------------------------------------------------------------------------------
+
+/** SQL: the SET items every change of a row of `table` makes (Neutron's revision_number, and updated_at). */
+export function revisedSql(table: string): string {
+  return `revision_number = ${table}.revision_number + 1, updated_at = now()`;
 }
 
 // ---- binding --------------------------------------------------------------------------------
@@ -146,5 +190,5 @@ export const VIF_SET_SQL = `binding_vif_type = '${VIF_TYPE}', binding_vif_detail
  */
 export function boundPortSetSql(host: string, profile: string, segment: string): string {
   return `binding_host_id = ${host}, ${VIF_SET_SQL}, binding_profile = ${profile}::jsonb,
-    binding_segment_id = ${segment}, status = 'DOWN', updated_at = now()`;
+    binding_segment_id = ${segment}, status = 'DOWN', ${revisedSql("ports")}`;
 }

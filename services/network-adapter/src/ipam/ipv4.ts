@@ -1,6 +1,6 @@
 // IPv4 arithmetic for IPAM: addresses as unsigned integers, CIDRs, allocation pools (Neutron's
 // rules: pools exclude the network, broadcast and gateway addresses; /31 and /32 use every address).
-import { invalidInput } from "@stratus/runtime";
+import { conflict, invalidInput } from "@stratus/runtime";
 
 export interface Cidr {
   /** The network address as an integer. */
@@ -112,30 +112,43 @@ export function poolSize(pools: Range[]): number {
   return pools.reduce((n, r) => n + (r.last - r.first + 1), 0);
 }
 
+/** A pool as Neutron writes it in messages: first-last. */
+export function formatRange(r: Range): string {
+  return `${formatIp(r.first)}-${formatIp(r.last)}`;
+}
+
 /**
- * Checks explicit pools against the subnet: inside the host range, start ≤ end, no overlap, and
- * not containing the gateway. Returns them sorted.
+ * Checks explicit pools against the subnet, with Neutron's kinds of refusal: start after end or
+ * outside the host range is invalid_input, two pools overlapping or one holding the gateway a
+ * conflict.
+ * Returns them sorted.
  */
 export function validatePools(c: Cidr, gateway: number | null, pools: Range[]): Range[] {
   const host = hostRange(c);
   const sorted = [...pools].sort((a, b) => a.first - b.first);
   for (const [i, p] of sorted.entries()) {
-    const label = `${formatIp(p.first)}-${formatIp(p.last)}`;
+    const label = formatRange(p);
     if (p.first > p.last) throw invalidInput(`allocation pool ${label}: start is after end`);
     if (p.first < host.first || p.last > host.last) {
       throw invalidInput(`allocation pool ${label} is outside the usable addresses of ${formatCidr(c)}`);
     }
     const prev = sorted[i - 1];
     if (prev && overlaps(prev, p)) {
-      throw invalidInput(
-        `allocation pools ${formatIp(prev.first)}-${formatIp(prev.last)} and ${label} overlap`,
+      throw conflict(
+        `Found overlapping allocation pools: ${formatRange(prev)} ${label} for subnet ${formatCidr(c)}.`,
       );
     }
-    if (gateway !== null && gateway >= p.first && gateway <= p.last) {
-      throw invalidInput(`gateway ip ${formatIp(gateway)} conflicts with allocation pool ${label}`);
-    }
   }
+  checkGatewayOutsidePools(gateway, sorted);
   return sorted;
+}
+
+/** The gateway may not be an address the pools hand out (Neutron's GatewayConflictWithAllocationPools). */
+export function checkGatewayOutsidePools(gateway: number | null, pools: Range[]): void {
+  if (gateway === null) return;
+  const pool = pools.find((p) => gateway >= p.first && gateway <= p.last);
+  if (pool)
+    throw conflict(`gateway ip ${formatIp(gateway)} conflicts with allocation pool ${formatRange(pool)}.`);
 }
 
 /**

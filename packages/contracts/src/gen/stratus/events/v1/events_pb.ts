@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratus/events/v1/events.proto.
  */
 export const file_stratus_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zdHJhdHVzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXN0cmF0dXMuZXZlbnRzLnYxIrgBChJTZXJ2ZXJTdGF0ZUNoYW5nZWQSEQoJc2VydmVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIdm1fc3RhdGUYAyABKAkSEgoKdGFza19zdGF0ZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDAoEaG9zdBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgIIAEoCSIlCg5TZXJ2ZXJzQ2hhbmdlZBITCgtwcm9qZWN0X2lkcxgBIAMoCSIcCglCdWlsZFBvcnQSDwoHcG9ydF9pZBgBIAEoCSKYAgoMQnVpbGRDb21tYW5kEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEAoIcG9ydF9pZHMYBCADKAkSDQoFdmNwdXMYBSABKAMSEQoJbWVtb3J5X21iGAYgASgDEg8KB2Rpc2tfZ2IYByABKAMSEQoJaW1hZ2VfcmVmGAggASgJEj8KCG1ldGFkYXRhGAkgAygLMi0uc3RyYXR1cy5ldmVudHMudjEuQnVpbGRDb21tYW5kLk1ldGFkYXRhRW50cnkSDAoEbmFtZRgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoNRGVsZXRlQ29tbWFuZBIRCglzZXJ2ZXJfaWQYASABKAkSDAoEaG9zdBgCIAEoCSKvAQoLQnVpbGRSZXN1bHQSEQoJc2VydmVyX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIPCgdzdWNjZXNzGAQgASgIEg0KBWVycm9yGAUgASgJEhMKC3Bvd2VyX3N0YXRlGAYgASgFEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXRyeWFibGUYCCABKAgiTwoMRGVsZXRlUmVzdWx0EhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB3N1Y2Nlc3MYAyABKAgSDQoFZXJyb3IYBCABKAkiPgoKVmlmUGx1Z2dlZBIRCglzZXJ2ZXJfaWQYASABKAkSDwoHcG9ydF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIngKEFNlcnZpY2VIZWFydGJlYXQSDgoGYmluYXJ5GAEgASgJEgwKBGhvc3QYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAQgASgIEgwKBHpvbmUYBSABKAkivAEKC1BvcnRDaGFuZ2VkEi0KBmNoYW5nZRgBIAEoDjIdLnN0cmF0dXMuZXZlbnRzLnYxLlBvcnRDaGFuZ2USDwoHcG9ydF9pZBgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJEgwKBGhvc3QYBiABKAkSFAoMaXBfYWRkcmVzc2VzGAcgAygJEg4KBnN0YXR1cxgIIAEoCSJxChBJcEFkZHJlc3NDaGFuZ2VkEhEKCWFsbG9jYXRlZBgBIAEoCBIPCgdwb3J0X2lkGAIgASgJEhEKCXN1Ym5ldF9pZBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiSQoOTmV0d29ya0NoYW5nZWQSEgoKbmV0d29ya19pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiIgoQUGxhY2VtZW50Q2hhbmdlZBIOCgZvcmlnaW4YASABKAkiYQoRQWxsb2NhdGlvbkNoYW5nZWQSFQoNY29uc3VtZXJfdXVpZBgBIAEoCRIWCg5wcm92aWRlcl91dWlkcxgCIAMoCRIPCgdjbGFpbWVkGAMgASgIEgwKBGhvc3QYBCABKAki+gEKDFRva2VuUmV2b2tlZBIKCgJpZBgBIAEoCRIQCghhdWRpdF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZG9tYWluX2lkGAUgASgJEg4KBnN5c3RlbRgGIAEoCBIhChlhcHBsaWNhdGlvbl9jcmVkZW50aWFsX2lkGAcgASgJEjEKDWlzc3VlZF9iZWZvcmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKqQBCgpQb3J0Q2hhbmdlEhsKF1BPUlRfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFwoTUE9SVF9DSEFOR0VfQ1JFQVRFRBABEhUKEVBPUlRfQ0hBTkdFX0JPVU5EEAISFwoTUE9SVF9DSEFOR0VfVU5CT1VORBADEhcKE1BPUlRfQ0hBTkdFX0RFTEVURUQQBBIXChNQT1JUX0NIQU5HRV9VUERBVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5zdHJhdHVzL2V2ZW50cy92MS9ldmVudHMucHJvdG8SEXN0cmF0dXMuZXZlbnRzLnYxIrgBChJTZXJ2ZXJTdGF0ZUNoYW5nZWQSEQoJc2VydmVyX2lkGAEgASgJEhIKCnByb2plY3RfaWQYAiABKAkSEAoIdm1fc3RhdGUYAyABKAkSEgoKdGFza19zdGF0ZRgEIAEoCRIOCgZzdGF0dXMYBSABKAkSDAoEaG9zdBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHbWVzc2FnZRgIIAEoCSIlCg5TZXJ2ZXJzQ2hhbmdlZBITCgtwcm9qZWN0X2lkcxgBIAMoCSIcCglCdWlsZFBvcnQSDwoHcG9ydF9pZBgBIAEoCSKYAgoMQnVpbGRDb21tYW5kEhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB2F0dGVtcHQYAyABKAUSEAoIcG9ydF9pZHMYBCADKAkSDQoFdmNwdXMYBSABKAMSEQoJbWVtb3J5X21iGAYgASgDEg8KB2Rpc2tfZ2IYByABKAMSEQoJaW1hZ2VfcmVmGAggASgJEj8KCG1ldGFkYXRhGAkgAygLMi0uc3RyYXR1cy5ldmVudHMudjEuQnVpbGRDb21tYW5kLk1ldGFkYXRhRW50cnkSDAoEbmFtZRgKIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMAoNRGVsZXRlQ29tbWFuZBIRCglzZXJ2ZXJfaWQYASABKAkSDAoEaG9zdBgCIAEoCSKvAQoLQnVpbGRSZXN1bHQSEQoJc2VydmVyX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIPCgdzdWNjZXNzGAQgASgIEg0KBWVycm9yGAUgASgJEhMKC3Bvd2VyX3N0YXRlGAYgASgFEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXRyeWFibGUYCCABKAgiTwoMRGVsZXRlUmVzdWx0EhEKCXNlcnZlcl9pZBgBIAEoCRIMCgRob3N0GAIgASgJEg8KB3N1Y2Nlc3MYAyABKAgSDQoFZXJyb3IYBCABKAkiPgoKVmlmUGx1Z2dlZBIRCglzZXJ2ZXJfaWQYASABKAkSDwoHcG9ydF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIngKEFNlcnZpY2VIZWFydGJlYXQSDgoGYmluYXJ5GAEgASgJEgwKBGhvc3QYAiABKAkSJgoCYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAQgASgIEgwKBHpvbmUYBSABKAkivAEKC1BvcnRDaGFuZ2VkEi0KBmNoYW5nZRgBIAEoDjIdLnN0cmF0dXMuZXZlbnRzLnYxLlBvcnRDaGFuZ2USDwoHcG9ydF9pZBgCIAEoCRISCgpuZXR3b3JrX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZGV2aWNlX2lkGAUgASgJEgwKBGhvc3QYBiABKAkSFAoMaXBfYWRkcmVzc2VzGAcgAygJEg4KBnN0YXR1cxgIIAEoCSJxChBJcEFkZHJlc3NDaGFuZ2VkEhEKCWFsbG9jYXRlZBgBIAEoCBIPCgdwb3J0X2lkGAIgASgJEhEKCXN1Ym5ldF9pZBgDIAEoCRISCgpzZWdtZW50X2lkGAQgASgJEhIKCmlwX2FkZHJlc3MYBSABKAkiSQoOTmV0d29ya0NoYW5nZWQSEgoKbmV0d29ya19pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiSQoOU2VnbWVudENoYW5nZWQSEgoKc2VnbWVudF9pZBgBIAEoCRISCgpuZXR3b3JrX2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgibwoNU3VibmV0Q2hhbmdlZBIRCglzdWJuZXRfaWQYASABKAkSEgoKbmV0d29ya19pZBgCIAEoCRISCgpzZWdtZW50X2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSDwoHZGVsZXRlZBgFIAEoCCJHCg1Sb3V0ZXJDaGFuZ2VkEhEKCXJvdXRlcl9pZBgBIAEoCRISCgpwcm9qZWN0X2lkGAIgASgJEg8KB2RlbGV0ZWQYAyABKAgiIgoQUGxhY2VtZW50Q2hhbmdlZBIOCgZvcmlnaW4YASABKAkiYQoRQWxsb2NhdGlvbkNoYW5nZWQSFQoNY29uc3VtZXJfdXVpZBgBIAEoCRIWCg5wcm92aWRlcl91dWlkcxgCIAMoCRIPCgdjbGFpbWVkGAMgASgIEgwKBGhvc3QYBCABKAki+gEKDFRva2VuUmV2b2tlZBIKCgJpZBgBIAEoCRIQCghhdWRpdF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhIKCnByb2plY3RfaWQYBCABKAkSEQoJZG9tYWluX2lkGAUgASgJEg4KBnN5c3RlbRgGIAEoCBIhChlhcHBsaWNhdGlvbl9jcmVkZW50aWFsX2lkGAcgASgJEjEKDWlzc3VlZF9iZWZvcmUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKqQBCgpQb3J0Q2hhbmdlEhsKF1BPUlRfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFwoTUE9SVF9DSEFOR0VfQ1JFQVRFRBABEhUKEVBPUlRfQ0hBTkdFX0JPVU5EEAISFwoTUE9SVF9DSEFOR0VfVU5CT1VORBADEhcKE1BPUlRfQ0hBTkdFX0RFTEVURUQQBBIXChNQT1JUX0NIQU5HRV9VUERBVEVEEAViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * stratus.server.state
@@ -449,7 +449,7 @@ export const IpAddressChangedSchema: GenMessage<IpAddressChanged> = /*@__PURE__*
   messageDesc(file_stratus_events_v1_events, 10);
 
 /**
- * stratus.network.created / .deleted
+ * stratus.network.created / .updated / .deleted
  *
  * @generated from message stratus.events.v1.NetworkChanged
  */
@@ -478,6 +478,105 @@ export const NetworkChangedSchema: GenMessage<NetworkChanged> = /*@__PURE__*/
   messageDesc(file_stratus_events_v1_events, 11);
 
 /**
+ * stratus.segment.created / .updated / .deleted
+ *
+ * @generated from message stratus.events.v1.SegmentChanged
+ */
+export type SegmentChanged = Message<"stratus.events.v1.SegmentChanged"> & {
+  /**
+   * @generated from field: string segment_id = 1;
+   */
+  segmentId: string;
+
+  /**
+   * @generated from field: string network_id = 2;
+   */
+  networkId: string;
+
+  /**
+   * @generated from field: bool deleted = 3;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message stratus.events.v1.SegmentChanged.
+ * Use `create(SegmentChangedSchema)` to create a new message.
+ */
+export const SegmentChangedSchema: GenMessage<SegmentChanged> = /*@__PURE__*/
+  messageDesc(file_stratus_events_v1_events, 12);
+
+/**
+ * stratus.subnet.created / .updated / .deleted
+ *
+ * @generated from message stratus.events.v1.SubnetChanged
+ */
+export type SubnetChanged = Message<"stratus.events.v1.SubnetChanged"> & {
+  /**
+   * @generated from field: string subnet_id = 1;
+   */
+  subnetId: string;
+
+  /**
+   * @generated from field: string network_id = 2;
+   */
+  networkId: string;
+
+  /**
+   * Empty when the subnet is bound to no segment.
+   *
+   * @generated from field: string segment_id = 3;
+   */
+  segmentId: string;
+
+  /**
+   * @generated from field: string project_id = 4;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: bool deleted = 5;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message stratus.events.v1.SubnetChanged.
+ * Use `create(SubnetChangedSchema)` to create a new message.
+ */
+export const SubnetChangedSchema: GenMessage<SubnetChanged> = /*@__PURE__*/
+  messageDesc(file_stratus_events_v1_events, 13);
+
+/**
+ * stratus.router.created / .updated / .deleted (gateway and interfaces included)
+ *
+ * @generated from message stratus.events.v1.RouterChanged
+ */
+export type RouterChanged = Message<"stratus.events.v1.RouterChanged"> & {
+  /**
+   * @generated from field: string router_id = 1;
+   */
+  routerId: string;
+
+  /**
+   * @generated from field: string project_id = 2;
+   */
+  projectId: string;
+
+  /**
+   * @generated from field: bool deleted = 3;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message stratus.events.v1.RouterChanged.
+ * Use `create(RouterChangedSchema)` to create a new message.
+ */
+export const RouterChangedSchema: GenMessage<RouterChanged> = /*@__PURE__*/
+  messageDesc(file_stratus_events_v1_events, 14);
+
+/**
  * stratus.placement.changed: a scheduler wrote placement (providers, inventories, aggregates,
  * traits, allocations other than its own SelectDestinations claims); the other schedulers drop
  * what they keep of the providers (their SelectDestinations pools).
@@ -498,7 +597,7 @@ export type PlacementChanged = Message<"stratus.events.v1.PlacementChanged"> & {
  * Use `create(PlacementChangedSchema)` to create a new message.
  */
 export const PlacementChangedSchema: GenMessage<PlacementChanged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 12);
+  messageDesc(file_stratus_events_v1_events, 15);
 
 /**
  * stratus.allocation.claimed / stratus.allocation.released
@@ -532,7 +631,7 @@ export type AllocationChanged = Message<"stratus.events.v1.AllocationChanged"> &
  * Use `create(AllocationChangedSchema)` to create a new message.
  */
 export const AllocationChangedSchema: GenMessage<AllocationChanged> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 13);
+  messageDesc(file_stratus_events_v1_events, 16);
 
 /**
  * stratus.identity.revoked: Keystone's revocation event. Every token that matches each field set
@@ -606,7 +705,7 @@ export type TokenRevoked = Message<"stratus.events.v1.TokenRevoked"> & {
  * Use `create(TokenRevokedSchema)` to create a new message.
  */
 export const TokenRevokedSchema: GenMessage<TokenRevoked> = /*@__PURE__*/
-  messageDesc(file_stratus_events_v1_events, 14);
+  messageDesc(file_stratus_events_v1_events, 17);
 
 /**
  * @generated from enum stratus.events.v1.PortChange
