@@ -1,9 +1,9 @@
 // The RPC pipeline's input stage: every request message, whatever its service, walked by its
 // protobuf descriptor before the handler sees it. Text no store can keep (storable-text.ts: NUL,
-// unpaired surrogates; connect's JSON protocol can carry both), strings longer than a bound, and
-// repeated fields or maps with more entries than a bound are refused with invalid_input naming the
-// field. Generic, so that no service can forget it; what a value means (an id that must be a
-// uuid, a range) stays each service's own check.
+// which every protocol carries; unpaired surrogates, which protobuf's decoding already refuses
+// or replaces), strings longer than a bound, and repeated fields or maps with more entries than a
+// bound are refused with invalid_input naming the field. Generic, so that no service can forget
+// it; what a value means (an id that must be a uuid, a range) stays each service's own check.
 import type { DescField, DescMessage } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { parseConfig, rpcInputConfig } from "../config.js";
