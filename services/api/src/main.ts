@@ -11,7 +11,6 @@ import { DEFAULT_CREATE_RETRY_MS } from "./handlers/create-server.js";
 import { createRestServer } from "./http/server.js";
 import { ImageCatalogue, parseImages } from "./images.js";
 import { ListCache } from "./list-cache.js";
-import { peerClient } from "./peers.js";
 
 const booted = await bootService({
   name: "api",
@@ -83,10 +82,11 @@ void (async () => {
 })();
 
 const router = buildRouter({
-  conductor: peerClient("compute", serviceClient(ConductorService, config.CONDUCTOR_URL)),
-  network: peerClient("network", serviceClient(NetworkService, config.NETWORK_URL)),
-  placement: peerClient("placement", serviceClient(PlacementService, config.SCHEDULER_URL)),
-  computeAgent: peerClient("compute", serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL)),
+  // A peer that cannot be reached is named by its kind in the client's 503.
+  conductor: serviceClient(ConductorService, config.CONDUCTOR_URL, { peer: "compute" }),
+  network: serviceClient(NetworkService, config.NETWORK_URL, { peer: "network" }),
+  placement: serviceClient(PlacementService, config.SCHEDULER_URL, { peer: "placement" }),
+  computeAgent: serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL, { peer: "compute" }),
   images,
   logger,
   listCache,

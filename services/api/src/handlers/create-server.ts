@@ -15,7 +15,6 @@ import type {
 import { isStratusError, StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { Caller, Handler, RestRequest } from "../http/router.js";
-import { mayHaveBeenApplied } from "../peers.js";
 import { type RequestedNetworks, serverCreateSchema } from "../schemas/servers.js";
 import { invalid, links, validate } from "./common.js";
 import { checkEntries, checkPortQuota, resolveNetworks } from "./resolve-networks.js";
@@ -66,6 +65,20 @@ function clientToken(req: RestRequest): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Whether a failed call may have reached the conductor and been applied: false only when the
+ * connection was refused, so the request was never sent.
+ */
+function mayHaveBeenApplied(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (code === "ECONNREFUSED" || (typeof message === "string" && message.includes("ECONNREFUSED"))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 /**
  * CreateServers under the request's client token, asked again while its outcome is unknown: until
