@@ -35,8 +35,19 @@ const isOrigin = (entry: string) => {
 
 const isHeaderName = (entry: string) => /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(entry);
 
+/** The bounds of the RPC pipeline's input stage (rpc/input-validation.ts). */
+export const rpcInputConfig = {
+  RPC_MAX_STRING_LENGTH: count(65_536, 1).describe(
+    "Longest string (UTF-16 code units) an RPC request may carry in any field; a longer one is refused with InvalidArgument",
+  ),
+  RPC_MAX_ENTRIES: count(10_000, 1).describe(
+    "Most entries a repeated field or map of an RPC request may carry; more are refused with InvalidArgument",
+  ),
+};
+
 /** How a service answers RPCs and calls its peers (rpc/); every service has these. */
 export const rpcConfig = {
+  ...rpcInputConfig,
   STRATUS_RPC_FAST: z
     .enum(["0", "1"])
     .default("1")

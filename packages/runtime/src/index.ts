@@ -26,6 +26,7 @@ export {
 } from "./nats-subjects.js";
 export { bindService, type ServiceBinding } from "./rpc/binding.js";
 export { serviceClient } from "./rpc/client.js";
+export { isStorableText, unstorableText } from "./storable-text.js";
 export type { Database, Queryable, QueryOptions, Row } from "./storage/database.js";
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";

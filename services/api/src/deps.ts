@@ -17,4 +17,6 @@ export interface ApiDeps {
   /** Server list answers kept until their project's servers change (absent: not cached). */
   listCache?: ListCache;
   logger: Logger;
+  /** How long a create whose answer was lost is asked again (default DEFAULT_CREATE_RETRY_MS). */
+  createRetryMs?: number;
 }

@@ -7,6 +7,7 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { bootService, Subjects, serviceClient } from "@stratus/runtime";
 import { z } from "zod";
 import { buildRouter } from "./app.js";
+import { DEFAULT_CREATE_RETRY_MS } from "./handlers/create-server.js";
 import { createRestServer } from "./http/server.js";
 import { ImageCatalogue, parseImages } from "./images.js";
 import { ListCache } from "./list-cache.js";
@@ -26,6 +27,14 @@ const booted = await bootService({
       .min(1024)
       .default(114688)
       .describe("Largest request body in bytes (Nova's max_request_body_size)"),
+    API_CREATE_RETRY_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(DEFAULT_CREATE_RETRY_MS)
+      .describe(
+        "How long a server create whose answer from the conductor was lost (connection reset, unavailable, deadline) is asked again under its client token before the client gets a 503",
+      ),
     API_PUBLIC_URL: z.url().optional().describe("Base URL for links (default: from the Host header)"),
     API_LIST_CACHE_MS: z.coerce
       .number()
@@ -73,13 +82,15 @@ void (async () => {
 })();
 
 const router = buildRouter({
-  conductor: serviceClient(ConductorService, config.CONDUCTOR_URL),
-  network: serviceClient(NetworkService, config.NETWORK_URL),
-  placement: serviceClient(PlacementService, config.SCHEDULER_URL),
-  computeAgent: serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL),
+  // A peer that cannot be reached is named by its kind in the client's 503.
+  conductor: serviceClient(ConductorService, config.CONDUCTOR_URL, { peer: "compute" }),
+  network: serviceClient(NetworkService, config.NETWORK_URL, { peer: "network" }),
+  placement: serviceClient(PlacementService, config.SCHEDULER_URL, { peer: "placement" }),
+  computeAgent: serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL, { peer: "compute" }),
   images,
   logger,
   listCache,
+  createRetryMs: config.API_CREATE_RETRY_MS,
 });
 const rest = createRestServer({
   router,

@@ -14,7 +14,8 @@ import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect
 import type { z } from "zod";
 import { parseConfig, rpcConfig, tlsConfig } from "../config.js";
 import { writeContextHeaders } from "../context.js";
-import { fromConnectError, StratusError } from "../errors.js";
+import { fromConnectError, isStratusError, StratusError } from "../errors.js";
+import { ServiceUnavailable } from "../http/faults.js";
 import { peerCa } from "../tls.js";
 import { fastUnaryTransport } from "./fast-client.js";
 
@@ -87,8 +88,24 @@ function unwrapStratusError(err: unknown): unknown {
   return fromConnectError(err);
 }
 
-export function serviceClient<S extends DescService>(service: S, baseUrl: string): Client<S> {
+/**
+ * A client of the service at `baseUrl`. With `peer` (the kind of service as a client of ours knows
+ * it: "compute", "network"), a call that finds it unavailable fails as a ServiceUnavailable naming
+ * that kind, whose message a REST edge may show (the transport's error stays its cause).
+ */
+export function serviceClient<S extends DescService>(
+  service: S,
+  baseUrl: string,
+  options: { peer?: string } = {},
+): Client<S> {
   const client = createClient(service, transportFor(baseUrl));
+  const { peer } = options;
+  const failure = (err: unknown) => {
+    const e = unwrapStratusError(err);
+    return peer && isStratusError(e, "unavailable") && !(e instanceof ServiceUnavailable)
+      ? new ServiceUnavailable(peer, { cause: e })
+      : e;
+  };
   return new Proxy(client, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
@@ -97,7 +114,7 @@ export function serviceClient<S extends DescService>(service: S, baseUrl: string
         const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
         return result instanceof Promise
           ? result.catch((err: unknown) => {
-              throw unwrapStratusError(err);
+              throw failure(err);
             })
           : result;
       };

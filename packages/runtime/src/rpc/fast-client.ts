@@ -138,6 +138,11 @@ function read<I extends DescMessage, O extends DescMessage>(
   stream.on("error", (err) => finish(new ConnectError(String(err.message ?? err), Code.Unavailable)));
   stream.on("close", () => finish(new ConnectError("the stream closed before the answer", Code.Unavailable)));
   stream.on("end", () => {
+    // Ended with no answer at all: the peer went away (killed, connection reset), as on "close".
+    if (status === 0) {
+      finish(new ConnectError("the stream ended before the answer", Code.Unavailable));
+      return;
+    }
     const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     const meta = webHeaders(responseHeaders);
     if (status === 200 && responseHeaders["content-type"] === PROTO) {

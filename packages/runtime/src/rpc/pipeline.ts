@@ -10,7 +10,10 @@
 //                      caller gets (a StratusError's kind to its code, with the kind in a trailer).
 //   3. authentication  where the caller's credential will be checked (design.md §6); today every
 //                      call passes.
-//   4. the service's own interceptors, if any, then the handler.
+//   4. input           the request message walked by its descriptor (input-validation.ts): text
+//                      no store can keep, over-long strings and over-long lists and maps are
+//                      refused (invalid_input) before any handler sees them.
+//   5. the service's own interceptors, if any, then the handler.
 //
 // A stage passes the request it was given to the next one, not a copy: on the fast path its
 // header, signal and contextValues are computed when first read. What a stage wants to hand on
@@ -25,6 +28,7 @@ import {
 import { readContextHeaders, runWithContext } from "../context.js";
 import { toConnectError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { type InputBounds, inputBoundsFromEnvironment, inputValidation } from "./input-validation.js";
 
 /** Stage 1: the request context of the caller (context.ts), around everything after it. */
 export function requestContext(): Interceptor {
@@ -74,7 +78,20 @@ export function aroundHandler<F extends (req: UnaryRequest) => Promise<UnaryResp
   return next as unknown as F;
 }
 
-/** The pipeline a server runs: the stages above, then `interceptors` (innermost last). */
-export function rpcPipeline(options: { logger: Logger; interceptors?: Interceptor[] }): Interceptor[] {
-  return [requestContext(), outcome(options.logger), authentication(), ...(options.interceptors ?? [])];
+/**
+ * The pipeline a server runs: the stages above, then `interceptors` (innermost last). The input
+ * stage's bounds are the environment's (RPC_MAX_STRING_LENGTH, RPC_MAX_ENTRIES) unless given.
+ */
+export function rpcPipeline(options: {
+  logger: Logger;
+  interceptors?: Interceptor[];
+  inputBounds?: InputBounds;
+}): Interceptor[] {
+  return [
+    requestContext(),
+    outcome(options.logger),
+    authentication(),
+    inputValidation(options.inputBounds ?? inputBoundsFromEnvironment()),
+    ...(options.interceptors ?? []),
+  ];
 }

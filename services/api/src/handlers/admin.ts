@@ -7,7 +7,7 @@ import { StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { RestRequest, Router } from "../http/router.js";
 import { at } from "../microversion.js";
-import { invalid, isoTime, nextLink, paging, requireAdmin } from "./common.js";
+import { invalid, isoTime, nextLink, paging, queryParam, requireAdmin } from "./common.js";
 
 type ComputeService = MessageShape<typeof ComputeServiceSchema>;
 type Host = MessageShape<typeof HostSchema>;
@@ -130,8 +130,8 @@ export function adminRoutes(router: Router, deps: ApiDeps): void {
   router.add("GET", "/os-services", async (req) => {
     requireAdmin(req.caller, "os_compute_api:os-services:list");
     const { services } = await deps.conductor.listComputeServices({
-      binary: req.query.get("binary") ?? "",
-      host: req.query.get("host") ?? "",
+      binary: queryParam(req, "binary") ?? "",
+      host: queryParam(req, "host") ?? "",
     });
     return { status: 200, body: { services: services.map((s) => serviceView(req, s)) } };
   });

@@ -1,6 +1,6 @@
 // Helpers shared by the handlers: links, timestamps, paging, validation with Nova's messages.
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { StratusError } from "@stratus/runtime";
+import { StratusError, unstorableText } from "@stratus/runtime";
 import type { z } from "zod";
 import type { Caller, RestRequest } from "../http/router.js";
 
@@ -36,6 +36,29 @@ export function requireAdmin(caller: Caller, policy: string): void {
   }
 }
 
+/**
+ * A query parameter's value (undefined when absent); 400 with Nova's query-schema message when
+ * it is text no store can keep or longer than `max` characters, before any peer sees it.
+ */
+export function queryParam(req: RestRequest, name: string, max = 255): string | undefined {
+  const v = req.query.get(name);
+  if (v === null) return undefined;
+  checkQueryValue(name, v, max);
+  return v;
+}
+
+/** Every value of a repeated query parameter, each checked as queryParam checks one. */
+export function queryParams(req: RestRequest, name: string, max = 255): string[] {
+  const all = req.query.getAll(name);
+  for (const v of all) checkQueryValue(name, v, max);
+  return all;
+}
+
+function checkQueryValue(name: string, v: string, max: number): void {
+  const why = v.length > max ? `is longer than ${max} characters` : unstorableText(v);
+  if (why) throw invalid(`Invalid input for query parameters ${name}. Value: ${show(v)}. ${why}`);
+}
+
 /** ?limit= (non-negative integer, capped at max_limit) and ?marker=. */
 export function paging(req: RestRequest): { limit: number; marker: string | undefined } {
   const rawLimit = req.query.get("limit");
@@ -44,7 +67,8 @@ export function paging(req: RestRequest): { limit: number; marker: string | unde
     if (!/^\d{1,9}$/.test(rawLimit)) throw invalid("limit param must be an integer");
     limit = Math.min(Number(rawLimit), MAX_LIMIT);
   }
-  const marker = req.query.get("marker") ?? undefined;
+  // Any length: a list says itself when a marker is too long to name anything.
+  const marker = queryParam(req, "marker", Number.POSITIVE_INFINITY);
   return { limit, marker };
 }
 

@@ -4,10 +4,11 @@ import { StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { Router } from "../http/router.js";
 import { at } from "../microversion.js";
+import { queryParam } from "./common.js";
 
 export function limitRoutes(router: Router, deps: ApiDeps): void {
   router.add("GET", "/limits", async (req) => {
-    const asked = req.query.get("tenant_id");
+    const asked = queryParam(req, "tenant_id");
     const projectId = asked ?? req.caller.projectId;
     if (projectId !== req.caller.projectId && !req.caller.isAdmin) {
       throw new StratusError(

@@ -8,7 +8,7 @@ import type { NetworkSchema, PortSchema } from "@stratus/contracts/network/v1";
 import { isStratusError, StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { RestRequest, Router } from "../http/router.js";
-import { isoTime } from "./common.js";
+import { isoTime, queryParam, queryParams } from "./common.js";
 
 type Network = MessageShape<typeof NetworkSchema>;
 type Port = MessageShape<typeof PortSchema>;
@@ -74,8 +74,8 @@ function scope(req: RestRequest): string {
 
 export function networkingLookupRoutes(router: Router, deps: ApiDeps): void {
   router.add("GET", "/v2.0/networks", async (req) => {
-    const ids = req.query.getAll("id");
-    const name = req.query.get("name") ?? "";
+    const ids = queryParams(req, "id");
+    const name = queryParam(req, "name") ?? "";
     const { networks } = await deps.network.listNetworks({ ids, name, projectId: scope(req) });
     // Shared networks are visible to every project, as in Neutron.
     const shared = scope(req) ? (await deps.network.listNetworks({ ids, name, shared: true })).networks : [];
@@ -89,13 +89,13 @@ export function networkingLookupRoutes(router: Router, deps: ApiDeps): void {
     return { status: 200, body: { network: networkView(n) } };
   });
   router.add("GET", "/v2.0/ports", async (req) => {
-    const ids = req.query.getAll("id");
-    const name = req.query.get("name");
+    const ids = queryParams(req, "id");
+    const name = queryParam(req, "name") ?? null;
     const { ports } = await deps.network.listPorts({
       ids,
       projectId: scope(req),
-      networkId: req.query.get("network_id") ?? "",
-      deviceId: req.query.get("device_id") ?? "",
+      networkId: queryParam(req, "network_id") ?? "",
+      deviceId: queryParam(req, "device_id") ?? "",
     });
     const filtered = name === null ? ports : ports.filter((p) => p.name === name);
     return { status: 200, body: { ports: filtered.map(portView) } };

@@ -1,40 +1,18 @@
-// Servers: create (validate per version, resolve networks, hand to the conductor), list, detail,
-// show, delete, ips, os-instance-actions.
-import { randomBytes } from "node:crypto";
+// Servers: create (create-server.ts), list, detail, show, delete, ips, os-instance-actions.
 import type { MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
-import type {
-  ComputeServiceSchema,
-  FlavorSchema,
-  InstanceActionSchema,
-  ServerSchema,
-} from "@stratus/contracts/compute/v1";
+import type { ComputeServiceSchema, InstanceActionSchema, ServerSchema } from "@stratus/contracts/compute/v1";
 import { isStratusError, StratusError } from "@stratus/runtime";
 import type { ApiDeps } from "../deps.js";
 import type { RestRequest, RestResponse, Router } from "../http/router.js";
 import { ALL_PROJECTS } from "../list-cache.js";
 import { at, formatVersion } from "../microversion.js";
-import { type RequestedNetworks, serverCreateSchema } from "../schemas/servers.js";
-import { invalid, isoTime, links, nextLink, paging, validate } from "./common.js";
-import { checkEntries, checkPortQuota, resolveNetworks } from "./resolve-networks.js";
+import { invalid, isoTime, links, nextLink, paging, queryParam } from "./common.js";
+import { createServerRoute } from "./create-server.js";
 import { addressesOf, serverDetail, viewContext } from "./server-view.js";
-
-// adminPass: 9 random bytes per create, cut from 4 KiB drawn at once (a draw from the system
-// generator per create cost more than the rest of answering it; docs/performance.md, "api").
-let randomPool = Buffer.alloc(0);
-let randomAt = 0;
-function newAdminPass(): string {
-  if (randomAt + 9 > randomPool.length) {
-    randomPool = randomBytes(4096);
-    randomAt = 0;
-  }
-  randomAt += 9;
-  return randomPool.subarray(randomAt - 9, randomAt).toString("base64url");
-}
 
 type Server = MessageShape<typeof ServerSchema>;
 type ComputeService = MessageShape<typeof ComputeServiceSchema>;
-type Flavor = MessageShape<typeof FlavorSchema>;
 type InstanceAction = MessageShape<typeof InstanceActionSchema>;
 
 /** Every status Nova knows (filters naming another are invalid). */
@@ -101,28 +79,34 @@ async function listServers(req: RestRequest, deps: ApiDeps) {
     const d = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(cs)
       ? new Date(cs)
       : new Date(Number.NaN);
-    if (Number.isNaN(d.getTime())) throw invalid("Invalid filter field: changes-since.");
+    // Years 1 to 9999 only: what every layer below can carry.
+    const year = d.getUTCFullYear();
+    if (Number.isNaN(d.getTime()) || year < 1 || year > 9999) {
+      throw invalid("Invalid filter field: changes-since.");
+    }
     changesSince = d;
   }
   const projectFilter =
-    caller.isAdmin && allProjects ? (q.get("project_id") ?? q.get("tenant_id") ?? "") : "";
+    caller.isAdmin && allProjects
+      ? (queryParam(req, "project_id") ?? queryParam(req, "tenant_id") ?? "")
+      : "";
   if (marker !== undefined && marker.length > 255)
     throw invalid(`marker [${marker.slice(0, 50)}…] not found`);
-  const flavor = q.get("flavor")?.split("/").pop() ?? "";
-  const image = q.get("image")?.split("/").pop() ?? "";
+  const flavor = queryParam(req, "flavor")?.split("/").pop() ?? "";
+  const image = queryParam(req, "image")?.split("/").pop() ?? "";
   const { servers } = await deps.conductor.listServers({
     projectId: caller.isAdmin ? projectFilter : caller.projectId,
     allProjects,
-    name: q.get("name") ?? "",
+    name: queryParam(req, "name") ?? "",
     status,
-    host: caller.isAdmin ? (q.get("host") ?? "") : "",
+    host: caller.isAdmin ? (queryParam(req, "host") ?? "") : "",
     flavorId: flavor,
     imageRef: image,
     ...(changesSince ? { changesSince: timestampFromDate(changesSince) } : {}),
     limit: limit === 0 ? 1 : limit,
     marker: marker ?? "",
     includeDeleted: caller.isAdmin && q.has("deleted") ? boolParam(q.get("deleted")!, "deleted") : false,
-    reservationId: q.get("reservation_id") ?? "",
+    reservationId: queryParam(req, "reservation_id") ?? "",
   });
   return { servers: limit === 0 ? [] : servers, limit };
 }
@@ -205,102 +189,8 @@ function actionView(req: RestRequest, a: InstanceAction, withEvents: boolean) {
   return view;
 }
 
-function userDataOk(s: string): boolean {
-  return /^[A-Za-z0-9+/\r\n]*={0,2}$/.test(s) && s.replace(/[\r\n]/g, "").length % 4 === 0;
-}
-
 export function serverRoutes(router: Router, deps: ApiDeps): void {
-  // Flavors the conductor found by their id. A flavor is never updated nor deleted (the conductor
-  // only creates them), so what an id names never changes; names are always looked up.
-  const flavorsById = new Map<string, Flavor>();
-  const flavorFor = async (ref: string): Promise<Flavor | undefined> => {
-    const cached = flavorsById.get(ref);
-    if (cached) return cached;
-    const { flavor } = await deps.conductor.getFlavor({ id: ref });
-    if (flavor && flavor.id === ref && flavorsById.size < 10_000) flavorsById.set(ref, flavor);
-    return flavor;
-  };
-
-  router.add("POST", "/servers", async (req) => {
-    if (req.body === undefined) throw invalid("The request body is missing.");
-    const body = validate(serverCreateSchema(req.version), req.body);
-    const s = body.server;
-    const requested = s.networks as RequestedNetworks;
-    const caller = req.caller;
-    const minCount = s.min_count ?? 1;
-    let maxCount = s.max_count ?? minCount;
-    if (minCount > maxCount) throw invalid("min_count must be <= max_count");
-    if (Array.isArray(requested)) checkEntries(requested, maxCount);
-    if (s.user_data !== undefined && !userDataOk(s.user_data))
-      throw invalid("User data needs to be valid base 64.");
-    if (s.key_name !== undefined) throw invalid("Invalid key_name provided.");
-    if (s.metadata && Object.keys(s.metadata).length > 128) {
-      throw new StratusError("quota_exceeded", "Quota exceeded for metadata_items: Requested more than 128");
-    }
-
-    // Flavor and image before any network lookup (Nova's order).
-    const image = s.imageRef ? deps.images.resolveRef(s.imageRef) : undefined;
-    if (!image) throw invalid("Can not find requested image");
-    const flavorRef = s.flavorRef.split("/").pop() ?? "";
-    let flavorId: string;
-    try {
-      const flavor = await flavorFor(flavorRef);
-      if (!flavor || (!flavor.isPublic && !caller.isAdmin)) throw new StratusError("not_found", "");
-      flavorId = flavor.id;
-    } catch (err) {
-      if (isStratusError(err, "not_found") || isStratusError(err, "invalid_input")) {
-        throw invalid(`Flavor ${flavorRef} could not be found.`);
-      }
-      throw err;
-    }
-
-    const resolved = await resolveNetworks(deps, caller, requested);
-    maxCount = await checkPortQuota(deps, caller, resolved.newPortsPerServer, minCount, maxCount);
-
-    const rawHints = body["os:scheduler_hints"] ?? body["OS-SCH-HNT:scheduler_hints"] ?? {};
-    const schedulerHints = Object.fromEntries(
-      Object.entries(rawHints).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : v]),
-    );
-    const created = await deps.conductor.createServers({
-      name: s.name,
-      flavorId,
-      imageRef: image.id,
-      minCount,
-      maxCount,
-      networkMode: resolved.mode,
-      networks: resolved.networks,
-      metadata: s.metadata ?? {},
-      userData: s.user_data ?? "",
-      projectId: caller.projectId,
-      userId: caller.userId,
-      availabilityZone: s.availability_zone ?? "",
-      schedulerHints,
-      description: (s as { description?: string | null }).description ?? "",
-    });
-    deps.listCache?.changed([caller.projectId]);
-    const returnReservation =
-      s.return_reservation_id !== undefined &&
-      (s.return_reservation_id === true ||
-        (typeof s.return_reservation_id === "string" &&
-          boolParam(s.return_reservation_id, "return_reservation_id")));
-    if (returnReservation) return { status: 202, body: { reservation_id: created.reservationId } };
-    const first = created.servers[0];
-    if (!first) throw new StratusError("internal", "the conductor accepted no server");
-    const serverLinks = links(req, "servers", first.id);
-    return {
-      status: 202,
-      headers: { location: serverLinks[0]!.href },
-      body: {
-        server: {
-          id: first.id,
-          links: serverLinks,
-          "OS-DCF:diskConfig": s["OS-DCF:diskConfig"] ?? "MANUAL",
-          security_groups: s.security_groups ?? [{ name: "default" }],
-          adminPass: s.adminPass ?? newAdminPass(),
-        },
-      },
-    };
-  });
+  router.add("POST", "/servers", createServerRoute(deps));
 
   router.add("GET", "/servers", (req) =>
     cachedList(req, deps, "servers", async () => {

@@ -3,7 +3,6 @@ import type http from "node:http";
 import type { IncomingMessage } from "node:http";
 import {
   acceptRequestId,
-  isStratusError,
   type ListenerTls,
   type Logger,
   novaFault,
@@ -12,7 +11,6 @@ import {
   StratusError,
 } from "@stratus/runtime";
 import {
-  BodyTooLarge,
   createHttpServer,
   decodeSegments,
   HttpFault,
@@ -23,6 +21,7 @@ import {
   type RestServer,
   readBody,
   requestUrl,
+  restFault,
   sendResponse,
 } from "@stratus/runtime/http";
 import { choicesDocument, versionDocument, versionsDocument } from "../handlers/versions.js";
@@ -62,18 +61,15 @@ export function authenticate(token: string | string[] | undefined, requestId: st
   return { requestId, userId, projectId, isAdmin: userId === "admin" };
 }
 
-function faultOf(err: unknown, logger: Logger, requestId: string): { status: number; body: unknown } {
-  if (err instanceof HttpFault) return { status: err.status, body: novaFault(err.status, err.message) };
-  if (isStratusError(err)) {
-    const status = err.httpStatus;
-    if (status >= 500) logger.warn({ err, request_id: requestId }, "request failed");
-    return { status, body: novaFault(status, err.message) };
-  }
-  logger.error({ err, request_id: requestId }, "unexpected error");
-  return {
-    status: 500,
-    body: novaFault(500, "Unexpected API Error. Please report this with the request id."),
-  };
+/** Nova's fault body for a failed request (5xx bodies say nothing of what failed inside). */
+function faultOf(err: unknown, logger: Logger, requestId: string): RestResponse {
+  const fault = restFault(err, {
+    logger,
+    requestId,
+    service: "compute",
+    unexpected: "Unexpected API Error. Please report this with the request id.",
+  });
+  return { status: fault.status, body: novaFault(fault.status, fault.message), headers: fault.headers };
 }
 
 export function createRestServer(options: RestServerOptions): RestServer {
@@ -96,7 +92,6 @@ export function createRestServer(options: RestServerOptions): RestServer {
       });
     } catch (err) {
       result = faultOf(err, logger, requestId);
-      if (err instanceof BodyTooLarge) result.headers = { connection: "close" };
     }
     if (version) res.setHeader("vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
     sendResponse(res, result);

@@ -10,13 +10,21 @@ const tag = z
   .max(60)
   .regex(/^[^,/]*$/, "must not contain ',' or '/'");
 const ip = z.union([z.ipv4(), z.ipv6()], { error: "is not a valid IP address" });
+/** The most any count may be: what every layer carries (an int32 on the wire). */
+const MAX_INT32 = 2 ** 31 - 1;
 const count = z.union([
-  z.number().int().min(1),
+  z.number().int().min(1).max(MAX_INT32, `is greater than the maximum of ${MAX_INT32}`),
   z
     .string()
     .regex(/^[1-9]\d{0,8}$/, "is not a positive integer")
     .transform(Number),
 ]);
+const TRUE_WORDS = ["True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes"] as const;
+const FALSE_WORDS = ["False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"] as const;
+/** Nova's parameter_types.boolean: a JSON boolean or one of its words. */
+const novaBoolean = z
+  .union([z.boolean(), z.enum([...TRUE_WORDS, ...FALSE_WORDS])], { error: "is not a boolean" })
+  .transform((v) => v === true || (TRUE_WORDS as readonly unknown[]).includes(v));
 const name = z
   .string()
   .min(1)
@@ -61,7 +69,7 @@ export function serverCreateSchemaFor(v: ApiVersion) {
     accessIPv4: z.union([z.ipv4(), z.literal("")]).optional(),
     accessIPv6: z.union([z.ipv6(), z.literal("")]).optional(),
     "OS-DCF:diskConfig": z.enum(["AUTO", "MANUAL"]).optional(),
-    return_reservation_id: z.union([z.boolean(), z.string().max(10)]).optional(),
+    return_reservation_id: novaBoolean.optional(),
     ...(at(v, "serverDescription")
       ? { description: z.union([z.string().max(255), z.null()]).optional() }
       : {}),

@@ -127,6 +127,10 @@ function readScope(): string | undefined {
 
 const MAX_COUNT = 1000;
 
+/** The times a changes_since may name: within what both JavaScript dates and PostgreSQL carry. */
+const EARLIEST = new Date("0001-01-01T00:00:00Z");
+const LATEST = new Date("9999-12-31T23:59:59.999Z");
+
 export function conductorService(deps: {
   servers: Servers;
   acceptance: ServerAcceptance;
@@ -244,6 +248,9 @@ export function conductorService(deps: {
         projectId = req.allProjects ? req.projectId || undefined : req.projectId || c.projectId || undefined;
       else projectId = c.projectId;
       if (req.limit < 0) throw invalidInput("limit must be >= 0");
+      const changesSince = req.changesSince ? timestampDate(req.changesSince) : undefined;
+      if (changesSince && !(changesSince >= EARLIEST && changesSince <= LATEST))
+        throw invalidInput("changes_since must be within the years 1 to 9999");
       const list = await servers.list({
         projectId,
         name: req.name,
@@ -251,7 +258,7 @@ export function conductorService(deps: {
         host: req.host,
         flavorId: req.flavorId,
         imageRef: req.imageRef,
-        changesSince: req.changesSince ? timestampDate(req.changesSince) : undefined,
+        changesSince,
         limit: req.limit,
         marker: req.marker,
         includeDeleted: req.includeDeleted,

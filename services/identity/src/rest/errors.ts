@@ -3,7 +3,7 @@
 // an unknown user, a wrong password and a locked account look alike), and a 500 says nothing of
 // what failed; the reasons go to the log with the request id.
 import { isStratusError, type Logger } from "@stratus/runtime";
-import { HttpFault } from "@stratus/runtime/http";
+import { restFault } from "@stratus/runtime/http";
 import { isDataException, isUniqueViolation } from "../directory/sql-errors.js";
 
 const TITLES: Record<number, string> = {
@@ -30,28 +30,28 @@ export function keystoneError(status: number, message: string) {
 export interface Fault {
   status: number;
   body: ReturnType<typeof keystoneError>;
+  headers: Record<string, string>;
 }
 
 export function faultOf(err: unknown, logger: Logger, requestId: string): Fault {
-  if (err instanceof HttpFault) return { status: err.status, body: keystoneError(err.status, err.message) };
-  if (isStratusError(err)) {
-    const status = [400, 401, 403, 404, 409, 501, 503].includes(err.httpStatus) ? err.httpStatus : 500;
-    if (status === 401) {
-      logger.info({ request_id: requestId, reason: err.message }, "authentication refused");
-      return { status, body: keystoneError(401, UNAUTHORIZED_MESSAGE) };
-    }
-    if (status === 500) {
-      logger.error({ err, request_id: requestId }, "request failed");
-      return { status, body: keystoneError(500, UNEXPECTED_MESSAGE) };
-    }
-    return { status, body: keystoneError(status, err.message) };
+  if (isStratusError(err, "unauthorized")) {
+    logger.info({ request_id: requestId, reason: err.message }, "authentication refused");
+    return { status: 401, body: keystoneError(401, UNAUTHORIZED_MESSAGE), headers: {} };
   }
-  if (isDataException(err)) {
-    return { status: 400, body: keystoneError(400, "Invalid input: a value cannot be stored as given.") };
+  if (!isStratusError(err) && isDataException(err)) {
+    return {
+      status: 400,
+      body: keystoneError(400, "Invalid input: a value cannot be stored as given."),
+      headers: {},
+    };
   }
-  if (isUniqueViolation(err)) {
-    return { status: 409, body: keystoneError(409, "Conflict occurred attempting to store the resource.") };
+  if (!isStratusError(err) && isUniqueViolation(err)) {
+    return {
+      status: 409,
+      body: keystoneError(409, "Conflict occurred attempting to store the resource."),
+      headers: {},
+    };
   }
-  logger.error({ err, request_id: requestId }, "unexpected error");
-  return { status: 500, body: keystoneError(500, UNEXPECTED_MESSAGE) };
+  const fault = restFault(err, { logger, requestId, service: "identity", unexpected: UNEXPECTED_MESSAGE });
+  return { status: fault.status, body: keystoneError(fault.status, fault.message), headers: fault.headers };
 }

@@ -11,7 +11,6 @@ import {
 } from "@stratus/runtime";
 import type { AuthenticatedIdentity } from "@stratus/runtime/auth";
 import {
-  BodyTooLarge,
   createHttpServer,
   decodeSegments,
   HttpFault,
@@ -130,9 +129,8 @@ export function createKeystoneServer(options: KeystoneServerOptions): RestServer
       result = await route(req, requestId, baseUrl);
     } catch (err) {
       const fault = faultOf(err, logger, requestId);
-      result = { status: fault.status, body: fault.body };
+      result = { status: fault.status, body: fault.body, headers: fault.headers };
       if (fault.status === 401) result.headers = { "www-authenticate": `Keystone uri="${baseUrl}"` };
-      if (err instanceof BodyTooLarge) result.headers = { connection: "close" };
     }
     if (req.method === "HEAD" && result.body !== undefined) {
       const { body: _, ...rest } = result;

@@ -8,12 +8,24 @@ import type {
   ProviderAllocationSchema,
   ResourceProviderSchema,
 } from "@stratus/contracts/scheduler/v1/placement";
+import { invalidInput } from "@stratus/runtime";
 import type { ProviderAllocation } from "../placement/allocations.js";
 import type { InventoryRecord } from "../placement/inventory.js";
 import type { Provider } from "../placement/providers.js";
 
+/**
+ * An int64 of a request as the number the domain uses; invalid_input when it has no exact number
+ * (past 2^53), which PostgreSQL's bigint would otherwise refuse as out of range.
+ */
+export function int64In(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw invalidInput(`${what} ${v} is out of range`);
+  }
+  return Number(v);
+}
+
 export function resourcesIn(map: Record<string, bigint>): Record<string, number> {
-  return Object.fromEntries(Object.entries(map).map(([rc, n]) => [rc, Number(n)]));
+  return Object.fromEntries(Object.entries(map).map(([rc, n]) => [rc, int64In(n, `amount of ${rc}`)]));
 }
 
 export function resourcesOut(map: Record<string, number>): Record<string, bigint> {

@@ -7,6 +7,7 @@ import type { Placement } from "../placement/placement.js";
 import {
   allocationsIn,
   allocationsOut,
+  int64In,
   inventoryOut,
   memberOfIn,
   providerOut,
@@ -62,14 +63,14 @@ export function placementService(
     async setInventories(req) {
       const { generation, inventories } = await providers.setInventories(
         req.providerUuid,
-        Number(req.providerGeneration),
+        int64In(req.providerGeneration, "provider generation"),
         req.inventories.map((i) => ({
           resourceClass: i.resourceClass,
-          total: Number(i.total),
-          reserved: Number(i.reserved),
-          minUnit: Number(i.minUnit),
-          maxUnit: Number(i.maxUnit),
-          stepSize: Number(i.stepSize),
+          total: int64In(i.total, "total"),
+          reserved: int64In(i.reserved, "reserved"),
+          minUnit: int64In(i.minUnit, "min_unit"),
+          maxUnit: int64In(i.maxUnit, "max_unit"),
+          stepSize: int64In(i.stepSize, "step_size"),
           allocationRatio: i.allocationRatio,
         })),
       );
@@ -82,7 +83,7 @@ export function placementService(
     async setAggregates(req) {
       const { generation, aggregates } = await providers.setAggregates(
         req.providerUuid,
-        Number(req.providerGeneration),
+        int64In(req.providerGeneration, "provider generation"),
         req.aggregateUuids,
       );
       return { providerGeneration: BigInt(generation), aggregateUuids: aggregates };
@@ -94,7 +95,7 @@ export function placementService(
     async setTraits(req) {
       const { generation, traits } = await providers.setTraits(
         req.providerUuid,
-        Number(req.providerGeneration),
+        int64In(req.providerGeneration, "provider generation"),
         req.traits,
       );
       return { providerGeneration: BigInt(generation), traits };
@@ -122,7 +123,7 @@ export function placementService(
         allocations: allocationsIn(req.allocations),
         projectId: req.projectId,
         userId: req.userId,
-        expectedGeneration: Number(req.consumerGeneration),
+        expectedGeneration: int64In(req.consumerGeneration, "consumer generation"),
       });
       notify({
         consumerUuid: req.consumerUuid,
