@@ -1,5 +1,11 @@
-// The common start of every service's main.ts: config, logs, signals, NATS, storage, RPC server.
+// The common start of every service's main.ts: config, logs, signals, NATS, the service's
+// authentication in the mesh (its own credential, the validator of its callers), storage, RPC
+// server.
 import type { z } from "zod";
+import type { TokenValidator } from "./auth/identity.js";
+import { methodsWithoutPolicy, type ServicePolicy } from "./auth/method-policy.js";
+import { RpcAuthentication } from "./auth/rpc-authentication.js";
+import { serviceAuthConfig, serviceAuthMode, startServiceAuth } from "./auth/service-auth.js";
 import { type ConfigShape, commonConfig, loadConfig, port, type storageConfig } from "./config.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
@@ -14,22 +20,47 @@ import { openDatabase } from "./storage/open.js";
 
 type BaseConfig = z.infer<z.ZodObject<typeof commonConfig>> & { PORT: number };
 
+export interface ServeOptions {
+  /** The policy of every RPC of every bound service (auth/method-policy.ts). */
+  policies: ServicePolicy[];
+  /** The identity service only (`issuesTokens`): the validator of its own tokens. */
+  validator?: TokenValidator;
+}
+
 export interface Booted<S extends ConfigShape> {
   config: z.infer<z.ZodObject<S>> & BaseConfig;
   logger: Logger;
   lifecycle: Lifecycle;
   bus: EventBus;
-  serve(services: ServiceBinding[]): Promise<RpcServer>;
+  /**
+   * Answers `services` on the RPC port, every call authenticated with the service's validator
+   * and checked against `policies`. Refuses to start when a bound service has a method without
+   * a policy.
+   */
+  serve(services: ServiceBinding[], options: ServeOptions): Promise<RpcServer>;
 }
 
 export async function bootService<S extends ConfigShape>(options: {
-  /** Also the service's role on NATS (nats-permissions.ts). */
+  /** Also the service's role on NATS (nats-permissions.ts) and its service user (stratus-<name>). */
   name: ServiceRole;
   defaultPort: number;
   config: S;
+  /**
+   * The identity service: it validates tokens with its own keys (serve's validator) and calls no
+   * other service, so it logs in nowhere. Every other service logs in here (auth/service-auth.ts).
+   */
+  issuesTokens?: boolean;
 }): Promise<Booted<S>> {
-  const shape = { ...commonConfig, PORT: port(options.defaultPort).describe("RPC port"), ...options.config };
-  const config = loadConfig(options.name, shape) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
+  const authShape = options.issuesTokens ? {} : serviceAuthConfig;
+  const shape = {
+    ...commonConfig,
+    ...authShape,
+    PORT: port(options.defaultPort).describe("RPC port"),
+    ...options.config,
+  };
+  const config = loadConfig(options.name, shape, (c) =>
+    options.issuesTokens ? undefined : serviceAuthMode(c as never, options.name),
+  ) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
   const logger = createLogger(options.name, config.LOG_LEVEL);
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const lifecycle = new Lifecycle(logger);
@@ -48,17 +79,39 @@ export async function bootService<S extends ConfigShape>(options: {
   lifecycle.onShutdown("nats", () => bus.close());
   await ensureStreams(nc, streamsOwnedBy(options.name));
 
+  const auth = options.issuesTokens
+    ? undefined
+    : await startServiceAuth({
+        service: options.name,
+        mode: serviceAuthMode(config as never, options.name),
+        bus,
+        logger,
+      });
+  if (auth) lifecycle.onShutdown("authentication", () => auth.close());
+
   return {
     config,
     logger,
     lifecycle,
     bus,
-    async serve(services) {
+    async serve(services, serveOptions) {
+      const validator = serveOptions.validator ?? auth?.validator;
+      if (!validator) throw new Error(`${options.name}: serve() needs the validator of its own tokens`);
+      for (const b of services) {
+        const policy = serveOptions.policies.find((p) => p.service.typeName === b.service.typeName);
+        const missing = policy ? methodsWithoutPolicy(policy) : b.service.methods.map((m) => m.name);
+        if (missing.length) {
+          throw new Error(
+            `${b.service.typeName}: no policy for ${missing.join(", ")} (auth/method-policy.ts)`,
+          );
+        }
+      }
       const server = await startRpcServer({
         name: options.name,
         host: config.HOST,
         port: config.PORT,
         services,
+        auth: new RpcAuthentication(validator, serveOptions.policies),
         logger,
         fast: config.STRATUS_RPC_FAST === "1",
         readMaxBytes: config.RPC_READ_MAX_BYTES,

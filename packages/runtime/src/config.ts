@@ -141,15 +141,22 @@ export function parseConfig<S extends ConfigShape>(
 }
 
 /**
- * For main.ts: prints help and exits 0 on --help, prints the problems and exits 2 on bad values.
+ * For main.ts: prints help and exits 0 on --help, prints the problems and exits 2 on bad values
+ * (those of `check` too: rules between several variables, which throws ConfigError).
  */
-export function loadConfig<S extends ConfigShape>(service: string, shape: S): z.infer<z.ZodObject<S>> {
+export function loadConfig<S extends ConfigShape>(
+  service: string,
+  shape: S,
+  check?: (config: z.infer<z.ZodObject<S>>) => void,
+): z.infer<z.ZodObject<S>> {
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
     process.stdout.write(`${describeConfig(service, shape)}\n`);
     process.exit(0);
   }
   try {
-    return parseConfig(shape);
+    const config = parseConfig(shape);
+    check?.(config);
+    return config;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${service}: ${err.message}\n`);

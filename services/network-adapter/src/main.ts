@@ -2,6 +2,7 @@
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { bootService, openServiceDatabase, serviceClient, storageConfig } from "@stratus/runtime";
 import { z } from "zod";
+import { networkPolicy } from "./network-policy.js";
 import { PlacementSync } from "./placement-sync.js";
 import { networkService } from "./rpc.js";
 
@@ -24,6 +25,6 @@ const sync = new PlacementSync(
   booted.logger,
 );
 booted.lifecycle.onShutdown("placement sync", () => sync.close());
-await booted.serve([networkService(db, booted.bus, sync, booted.logger)]);
+await booted.serve([networkService(db, booted.bus, sync, booted.logger)], { policies: [networkPolicy] });
 // Repair drift between the network and placement (in the background: placement may be down).
 void sync.reconcileAll().catch((err: unknown) => booted.logger.warn({ err }, "placement reconcile failed"));

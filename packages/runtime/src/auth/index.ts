@@ -1,3 +1,10 @@
+export {
+  PROJECT_ID_HEADER,
+  ROLES_HEADER,
+  USER_ID_HEADER,
+  USER_NAME_HEADER,
+} from "./acting-for.js";
+export { type CallerCredential, useCallerCredential } from "./caller-credential.js";
 export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
 export {
   identityServiceSource,
@@ -23,7 +30,18 @@ export {
   type RevocationListener,
   type TokenKeySource,
 } from "./local-validator.js";
+export { methodsWithoutPolicy } from "./method-policy.js";
+export {
+  ACTS_FOR_USERS,
+  SERVICE_PROJECT,
+  SERVICE_ROLE,
+  type ServicePrincipalName,
+  serviceUserName,
+} from "./principal.js";
 export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
+export { AUTHORIZATION_HEADER } from "./rpc-authentication.js";
+export { loginAsUser } from "./service-auth.js";
+export { ensureServiceUsers, keptPassword, passwordFileOf, readPasswordFile } from "./service-users.js";
 export {
   claimsFor,
   identityFromClaims,

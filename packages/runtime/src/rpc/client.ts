@@ -1,6 +1,7 @@
 // Clients to other services: Connect binary over h2c (the cheapest of the three protocols between
 // our own processes), uncompressed (encoding a large answer cost the sender more CPU than it
-// saved), carrying the request context, throwing StratusError on failure.
+// saved), carrying the request id and this process's credential (auth/caller-credential.ts),
+// throwing StratusError on failure.
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type Client,
@@ -10,19 +11,30 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { callerCredentialFor, writeCallerHeaders } from "../auth/caller-credential.js";
 import { parseConfig, rpcConfig } from "../config.js";
-import { writeContextHeaders } from "../context.js";
-import { fromConnectError, StratusError } from "../errors.js";
+import { writeRequestId } from "../context.js";
+import { fromConnectError, isStratusError, StratusError } from "../errors.js";
 import { fastUnaryTransport } from "./fast-client.js";
 
-const contextAndErrors: Interceptor = (next) => async (req) => {
-  writeContextHeaders(req.header);
-  try {
-    return await next(req);
-  } catch (err) {
-    throw fromConnectError(err);
-  }
-};
+/** The request id and the caller's credential headers of a call to baseUrl. */
+function callerHeadersFor(baseUrl: string) {
+  return (headers: { set(name: string, value: string): void }) =>
+    writeCallerHeaders(headers, callerCredentialFor(baseUrl));
+}
+
+function contextAndErrors(baseUrl: string): Interceptor {
+  const callerHeaders = callerHeadersFor(baseUrl);
+  return (next) => async (req) => {
+    writeRequestId(req.header);
+    callerHeaders(req.header);
+    try {
+      return await next(req);
+    } catch (err) {
+      throw fromConnectError(err);
+    }
+  };
+}
 
 const transports = new Map<string, Transport>();
 
@@ -46,13 +58,19 @@ export function transportFor(baseUrl: string): Transport {
       useBinaryFormat: true,
       // No accept-encoding: the server answers uncompressed, and nothing is sent compressed.
       acceptCompression: [],
-      interceptors: [contextAndErrors],
+      interceptors: [contextAndErrors(baseUrl)],
       ...(defaultTimeoutMs > 0 ? { defaultTimeoutMs } : {}),
     });
     // Unary calls (all the mesh makes) take the short path of fast-client.ts.
     t =
       settings.STRATUS_RPC_FAST === "1"
-        ? fastUnaryTransport({ baseUrl, defaultTimeoutMs, streams: connect, sessionManager })
+        ? fastUnaryTransport({
+            baseUrl,
+            defaultTimeoutMs,
+            streams: connect,
+            sessionManager,
+            callerHeaders: callerHeadersFor(baseUrl),
+          })
         : connect;
     transports.set(baseUrl, t);
   }
@@ -69,19 +87,31 @@ function unwrapStratusError(err: unknown): unknown {
   return fromConnectError(err);
 }
 
+/**
+ * A client of the service at baseUrl. A call the callee refuses as unauthenticated (the process's
+ * token revoked or expired early) is made once more after the credential has logged in again: the
+ * refusal came before the callee did anything.
+ */
 export function serviceClient<S extends DescService>(service: S, baseUrl: string): Client<S> {
   const client = createClient(service, transportFor(baseUrl));
   return new Proxy(client, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
+      const call = (args: unknown[]): unknown => (value as (...a: unknown[]) => unknown).apply(target, args);
       return (...args: unknown[]) => {
-        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
-        return result instanceof Promise
-          ? result.catch((err: unknown) => {
-              throw unwrapStratusError(err);
-            })
-          : result;
+        const credential = callerCredentialFor(baseUrl);
+        const token = credential?.token();
+        const result = call(args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch(async (err: unknown) => {
+          const failure = unwrapStratusError(err);
+          if (!credential || !isStratusError(failure, "unauthorized")) throw failure;
+          await credential.renew(token);
+          return (call(args) as Promise<unknown>).catch((again: unknown) => {
+            throw unwrapStratusError(again);
+          });
+        });
       };
     },
   });

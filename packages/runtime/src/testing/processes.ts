@@ -19,7 +19,14 @@ export const repoRoot = (() => {
   return dir;
 })();
 
-export const SERVICE_NAMES = ["api", "conductor", "scheduler", "network-adapter", "compute-agent"] as const;
+export const SERVICE_NAMES = [
+  "api",
+  "conductor",
+  "scheduler",
+  "network-adapter",
+  "compute-agent",
+  "identity",
+] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface ServiceProcess {
@@ -117,8 +124,11 @@ export async function waitForServing(
   throw new Error(`${url} not serving${dead ? " (process exited)" : ""}: ${String(last)}`);
 }
 
-/** Starts a service on a free port and waits until it reports SERVING. */
-export async function startService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+/**
+ * Starts a service on a free port with exactly `env` and waits until it reports SERVING (the
+ * harness's startService, start-service.ts, adds the service's credentials first).
+ */
+export async function launchService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const p = spawnService(name, { ...env, PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;

@@ -4,12 +4,36 @@ import type http2 from "node:http2";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, type Http2SessionManager } from "@connectrpc/connect-node";
+import type { CallAuthentication } from "../auth/rpc-authentication.js";
+import type { Principal } from "../context.js";
 import { createLogger } from "../log.js";
 import type { ServiceBinding } from "../rpc/binding.js";
 import { fastUnaryTransport } from "../rpc/fast-client.js";
 import { type RpcServer, type RpcServerOptions, startRpcServer } from "../rpc/server.js";
 
-/** A server answering `services` on 127.0.0.1 (a free port unless given), logging nothing. */
+const TOOLS: Principal = Object.freeze({
+  kind: "service",
+  userId: "",
+  userName: "",
+  projectId: "",
+  roles: Object.freeze([]) as readonly string[],
+  service: "tools",
+});
+
+/**
+ * For the tests of the transports, which are not about who calls: every call counts as made by
+ * `tools` (the harness's principal) and is allowed. Authentication has tests of its own
+ * (rpc/authentication.test.ts, test/mesh-auth/).
+ */
+export const everyCallerIsTools: CallAuthentication = {
+  principalOf: async () => TOOLS,
+  authorize() {},
+};
+
+/**
+ * A server answering `services` on 127.0.0.1 (a free port unless given), logging nothing; its
+ * callers are not authenticated unless `auth` is given.
+ */
 export function startTestRpcServer(
   services: ServiceBinding[],
   options: Partial<RpcServerOptions> = {},
@@ -20,6 +44,7 @@ export function startTestRpcServer(
     port: 0,
     services,
     logger: createLogger("test", "silent"),
+    auth: everyCallerIsTools,
     ...options,
   });
 }

@@ -3,12 +3,15 @@ import type http from "node:http";
 import type { IncomingMessage } from "node:http";
 import {
   acceptRequestId,
+  defaultRoles,
   isStratusError,
   type Logger,
   novaFault,
   REQUEST_ID_HEADER,
+  type RequestContext,
   runWithContext,
   StratusError,
+  userContext,
 } from "@stratus/runtime";
 import {
   BodyTooLarge,
@@ -56,6 +59,19 @@ export function authenticate(token: string | string[] | undefined, requestId: st
     throw new StratusError("unauthorized", "The request you have made requires authentication.");
   }
   return { requestId, userId, projectId, isAdmin: userId === "admin" };
+}
+
+/**
+ * The context the handlers' mesh calls act in: the api's service token with the caller as the
+ * user it acts for (its admin flag as the roles it implies).
+ */
+function meshContext(caller: Caller): RequestContext {
+  return userContext({
+    requestId: caller.requestId,
+    userId: caller.userId,
+    projectId: caller.projectId,
+    roles: defaultRoles(caller.isAdmin),
+  });
 }
 
 function faultOf(err: unknown, logger: Logger, requestId: string): { status: number; body: unknown } {
@@ -175,7 +191,7 @@ export function createRestServer(options: RestServerOptions): http.Server {
       baseUrl,
       hostUrl,
     };
-    return runWithContext(caller, () => match.handler(request));
+    return runWithContext(meshContext(caller), () => match.handler(request));
   };
 
   return createHttpServer(logger, handle);
