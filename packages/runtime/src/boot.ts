@@ -3,7 +3,7 @@
 // server.
 import type { z } from "zod";
 import type { TokenValidator } from "./auth/identity.js";
-import { methodsWithoutPolicy, type ServicePolicy } from "./auth/method-policy.js";
+import { checkPolicies, type ServicePolicy } from "./auth/method-policy.js";
 import { RpcAuthentication } from "./auth/rpc-authentication.js";
 import { serviceAuthConfig, serviceAuthMode, startServiceAuth } from "./auth/service-auth.js";
 import { type ConfigShape, commonConfig, loadConfig, port, type storageConfig } from "./config.js";
@@ -97,15 +97,10 @@ export async function bootService<S extends ConfigShape>(options: {
     async serve(services, serveOptions) {
       const validator = serveOptions.validator ?? auth?.validator;
       if (!validator) throw new Error(`${options.name}: serve() needs the validator of its own tokens`);
-      for (const b of services) {
-        const policy = serveOptions.policies.find((p) => p.service.typeName === b.service.typeName);
-        const missing = policy ? methodsWithoutPolicy(policy) : b.service.methods.map((m) => m.name);
-        if (missing.length) {
-          throw new Error(
-            `${b.service.typeName}: no policy for ${missing.join(", ")} (auth/method-policy.ts)`,
-          );
-        }
-      }
+      checkPolicies(
+        services.map((b) => b.service),
+        serveOptions.policies,
+      );
       const server = await startRpcServer({
         name: options.name,
         host: config.HOST,

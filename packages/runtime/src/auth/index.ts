@@ -30,7 +30,7 @@ export {
   type RevocationListener,
   type TokenKeySource,
 } from "./local-validator.js";
-export { methodsWithoutPolicy } from "./method-policy.js";
+export { checkPolicies, methodsWithoutPolicy } from "./method-policy.js";
 export {
   ACTS_FOR_USERS,
   SERVICE_PROJECT,

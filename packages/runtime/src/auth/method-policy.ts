@@ -38,6 +38,17 @@ export function methodsWithoutPolicy(policy: ServicePolicy): string[] {
   return policy.service.methods.filter((m) => !Object.hasOwn(policy.methods, m.localName)).map((m) => m.name);
 }
 
+/** Throws unless every method of every service in `services` has a policy in `policies`. */
+export function checkPolicies(services: readonly DescService[], policies: readonly ServicePolicy[]): void {
+  for (const service of services) {
+    const policy = policies.find((p) => p.service.typeName === service.typeName);
+    const missing = policy ? methodsWithoutPolicy(policy) : service.methods.map((m) => m.name);
+    if (missing.length) {
+      throw new Error(`${service.typeName}: no policy for ${missing.join(", ")} (auth/method-policy.ts)`);
+    }
+  }
+}
+
 /**
  * Whether `principal` may make a call `policy` governs. `tools` (the operator's and the harness's
  * principal) may make every call. A user asserted by a service may make the calls the user's roles
