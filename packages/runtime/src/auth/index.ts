@@ -17,6 +17,7 @@ export {
   type KeystoneValidatorOptions,
   type KeystoneValidatorSeams,
 } from "./keystone.js";
+export { KeystoneAdmin } from "./keystone-admin.js";
 export {
   type KeystoneConfig,
   keystoneConfig,
@@ -39,7 +40,7 @@ export {
   serviceUserName,
 } from "./principal.js";
 export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
-export { AUTHORIZATION_HEADER } from "./rpc-authentication.js";
+export { AUTHORIZATION_HEADER, RpcAuthentication } from "./rpc-authentication.js";
 export { loginAsUser } from "./service-auth.js";
 export { ensureServiceUsers, keptPassword, passwordFileOf, readPasswordFile } from "./service-users.js";
 export {

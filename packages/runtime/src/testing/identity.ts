@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { dropCallerCredential, useCallerCredential } from "../auth/caller-credential.js";
 import { KeystoneAdmin } from "../auth/keystone-admin.js";
 import { LoginCredential } from "../auth/login-credential.js";
-import type { ServicePrincipalName } from "../auth/principal.js";
+import { SERVICE_PROJECT, type ServicePrincipalName, serviceUserName } from "../auth/principal.js";
 import { serviceUserLogin } from "../auth/service-auth.js";
-import { ensureServiceUsers, passwordFileOf } from "../auth/service-users.js";
+import { ensureServiceUsers, passwordFileOf, readPasswordFile } from "../auth/service-users.js";
 import { createLogger } from "../log.js";
 import { SERVICE_ROLES } from "../nats-subjects.js";
 import { freePort, harnessNats, startNats, type TestNats } from "./nats-server.js";
@@ -49,6 +49,8 @@ export interface IdentityUnderTest {
   serviceEnv(service: ServicePrincipalName): Record<string, string>;
   /** A token of `user` scoped to `project` (user, project and roles made as needed). */
   token(spec: UserTokenSpec): Promise<UserToken>;
+  /** A token of a service principal, as the service logs in (its service user, project `service`). */
+  serviceToken(service: ServicePrincipalName): Promise<string>;
   /** Stops the process and starts it again with the same ports, database and environment. */
   restart(extraEnv?: Record<string, string>): Promise<void>;
   close(): Promise<void>;
@@ -125,6 +127,11 @@ export async function startIdentity(
       const { userId, projectId } = await admin.ensureUser({ name: spec.user, password, ...spec });
       const issued = await admin.issueToken({ user: spec.user, password, project: spec.project });
       return { token: issued.token, userId, projectId, expiresAt: issued.expiresAt };
+    },
+    async serviceToken(service) {
+      const password = readPasswordFile(passwordFileOf(credentialsDir, service));
+      return (await admin.issueToken({ user: serviceUserName(service), password, project: SERVICE_PROJECT }))
+        .token;
     },
     async restart(extraEnv = {}) {
       await current.stop();

@@ -4,6 +4,7 @@
 export { credentialInterceptor } from "./credential-interceptor.js";
 export {
   type IdentityUnderTest,
+  meshIdentity,
   startIdentity,
   type UserToken,
   type UserTokenSpec,
