@@ -9,6 +9,7 @@ import { NetworkService, type Port } from "@stratus/contracts/network/v1";
 import { StratusError, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
+  credentialInterceptor,
   postgresAvailable,
   type ServiceProcess,
   startNats,
@@ -105,7 +106,12 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
     // The refusal is Connect ResourceExhausted on the wire, for any client.
     const raw = createClient(
       NetworkService,
-      createConnectTransport({ baseUrl: adapters[0]!.url, httpVersion: "2", useBinaryFormat: true }),
+      createConnectTransport({
+        baseUrl: adapters[0]!.url,
+        httpVersion: "2",
+        useBinaryFormat: true,
+        interceptors: [credentialInterceptor()],
+      }),
     );
     const wire = await raw.createPort({ networkId: network!.id }).then(
       () => undefined,
