@@ -16,13 +16,20 @@ async function gate() {
   let target = 0;
   let open = false;
   const waiting: net.Socket[] = [];
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  };
   const forward = (s: net.Socket) => {
     const upstream = net.connect(target, "127.0.0.1");
+    track(upstream);
     s.pipe(upstream).pipe(s);
     s.on("error", () => upstream.destroy());
     upstream.on("error", () => s.destroy());
   };
   const server = net.createServer((s) => {
+    track(s);
     if (open) forward(s);
     else {
       s.pause();
@@ -43,7 +50,12 @@ async function gate() {
         s.resume();
       }
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Stops listening and cuts every connection through it (a peer's pooled session included). */
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
   };
 }
 
