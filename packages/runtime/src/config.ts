@@ -31,23 +31,27 @@ export const rpcConfig = {
   ),
 };
 
-/** Variables every service shares. */
-export const commonConfig = {
-  NATS_URL: z.string().default("nats://127.0.0.1:4222").describe("NATS server URL(s), comma-separated"),
-  NATS_NKEY_SEED_FILE: z
+/** An optional file setting: a path `read` accepts (what `read` throws is the variable's problem). */
+export function fileSetting(read: (path: string) => unknown) {
+  return z
     .string()
     .optional()
     .superRefine((path, ctx) => {
       if (path === undefined) return;
       try {
-        readNkeySeedFile(path);
+        read(path);
       } catch (err) {
         ctx.addIssue({ code: "custom", message: (err as Error).message });
       }
-    })
-    .describe(
-      "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
-    ),
+    });
+}
+
+/** Variables every service shares. */
+export const commonConfig = {
+  NATS_URL: z.string().default("nats://127.0.0.1:4222").describe("NATS server URL(s), comma-separated"),
+  NATS_NKEY_SEED_FILE: fileSetting(readNkeySeedFile).describe(
+    "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
+  ),
   LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info")

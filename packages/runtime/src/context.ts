@@ -66,14 +66,19 @@ export function contextFor(requestId: string, principal: Principal): RequestCont
   };
 }
 
-const THIS_SERVICE: Principal = Object.freeze({
-  kind: "service",
-  userId: "",
-  userName: "",
-  projectId: "",
-  roles: Object.freeze([]) as readonly string[],
-  service: "",
-});
+/** A service acting as itself, known by name only ("": this process itself). */
+export function servicePrincipal(service: string): Principal {
+  return Object.freeze({
+    kind: "service",
+    userId: "",
+    userName: "",
+    projectId: "",
+    roles: Object.freeze([]) as readonly string[],
+    service,
+  });
+}
+
+const THIS_SERVICE = servicePrincipal("");
 
 /**
  * Work of this service with no caller (sweeps, repairs, events from NATS): the service acts as

@@ -8,7 +8,7 @@
 //     that Keystone as KEYSTONE_SERVICE_USER, which must be stratus-<service> with the `service`
 //     role, and validates tokens by asking it (keystone.ts), with that same login.
 import { z } from "zod";
-import { ConfigError } from "../config.js";
+import { ConfigError, fileSetting } from "../config.js";
 import type { Logger } from "../log.js";
 import type { EventBus } from "../nats.js";
 import type { ServiceRole } from "../nats-subjects.js";
@@ -41,20 +41,9 @@ export const serviceAuthConfig = {
     .url({ protocol: /^https?$/ })
     .default("http://127.0.0.1:9105")
     .describe("The identity service's RPC URL: the public keys and revocations tokens are checked with"),
-  SERVICE_PASSWORD_FILE: z
-    .string()
-    .optional()
-    .superRefine((path, ctx) => {
-      if (path === undefined) return;
-      try {
-        readPasswordFile(path);
-      } catch (err) {
-        ctx.addIssue({ code: "custom", message: (err as Error).message });
-      }
-    })
-    .describe(
-      "File with the password of this service's user stratus-<service> (npm start: .stratus/identity/credentials/<service>.password); read at every login",
-    ),
+  SERVICE_PASSWORD_FILE: fileSetting(readPasswordFile).describe(
+    "File with the password of this service's user stratus-<service> (npm start: .stratus/identity/credentials/<service>.password); read at every login",
+  ),
   ...keystoneConfig,
 };
 

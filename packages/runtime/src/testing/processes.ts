@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratus/contracts/grpc/health/v1";
+import { SERVICE_ROLES, type ServiceRole } from "../nats-subjects.js";
 import { PID_HEADER } from "../rpc/health.js";
 import { freePort, harnessSeedFile } from "./nats-server.js";
 
@@ -19,15 +20,9 @@ export const repoRoot = (() => {
   return dir;
 })();
 
-export const SERVICE_NAMES = [
-  "api",
-  "conductor",
-  "scheduler",
-  "network-adapter",
-  "compute-agent",
-  "identity",
-] as const;
-export type ServiceName = (typeof SERVICE_NAMES)[number];
+/** The services a test can start: those of the mesh. */
+export const SERVICE_NAMES = SERVICE_ROLES;
+export type ServiceName = ServiceRole;
 
 export interface ServiceProcess {
   readonly name: string;

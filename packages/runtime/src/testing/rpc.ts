@@ -5,20 +5,13 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import type { CallAuthentication } from "../auth/rpc-authentication.js";
-import type { Principal } from "../context.js";
+import { servicePrincipal } from "../context.js";
 import { createLogger } from "../log.js";
 import type { ServiceBinding } from "../rpc/binding.js";
 import { fastUnaryTransport } from "../rpc/fast-client.js";
 import { type RpcServer, type RpcServerOptions, startRpcServer } from "../rpc/server.js";
 
-const TOOLS: Principal = Object.freeze({
-  kind: "service",
-  userId: "",
-  userName: "",
-  projectId: "",
-  roles: Object.freeze([]) as readonly string[],
-  service: "tools",
-});
+const TOOLS = servicePrincipal("tools");
 
 /**
  * For the tests of the transports, which are not about who calls: every call counts as made by
