@@ -17,7 +17,7 @@ import { writeRequestId } from "../context.js";
 import { fromConnectError, isStratusError, StratusError } from "../errors.js";
 import { fastUnaryTransport } from "./fast-client.js";
 
-/** The request id and the caller's credential headers of a call to baseUrl. */
+/** Writes the caller's credential headers of a call to baseUrl (caller-credential.ts). */
 function callerHeadersFor(baseUrl: string) {
   return (headers: { set(name: string, value: string): void }) =>
     writeCallerHeaders(headers, callerCredentialFor(baseUrl));

@@ -12,7 +12,7 @@ import { LoginCredential } from "../auth/login-credential.js";
 import { SERVICE_PROJECT, type ServicePrincipalName, serviceUserName } from "../auth/principal.js";
 import { serviceUserLogin } from "../auth/service-auth.js";
 import { ensureServiceUsers, passwordFileOf, readPasswordFile } from "../auth/service-users.js";
-import { createLogger } from "../log.js";
+import { createLogger, type Logger } from "../log.js";
 import { SERVICE_ROLES } from "../nats-subjects.js";
 import { freePort, harnessNats, startNats, type TestNats } from "./nats-server.js";
 import { launchService, type ServiceProcess } from "./processes.js";
@@ -56,6 +56,13 @@ export interface IdentityUnderTest {
   close(): Promise<void>;
 }
 
+let logger: Logger | undefined;
+/** The harness's own log (its logins), one per test process. */
+function harnessLogger(): Logger {
+  logger ??= createLogger("test-harness", "warn");
+  return logger;
+}
+
 /** Every service principal but the identity itself (which logs in nowhere), and `tools`. */
 const PRINCIPALS: ServicePrincipalName[] = [...SERVICE_ROLES.filter((r) => r !== "identity"), "tools"];
 
@@ -87,9 +94,13 @@ export async function startIdentity(
   try {
     proc = await launchService("identity", env);
     await ensureServiceUsers(admin, PRINCIPALS, credentialsDir);
-    const logger = createLogger("test-harness", "warn");
-    const login = serviceUserLogin(restUrl, "tools", passwordFileOf(credentialsDir, "tools"), logger);
-    tools = new LoginCredential("tools", login, logger);
+    const login = serviceUserLogin(
+      restUrl,
+      "tools",
+      passwordFileOf(credentialsDir, "tools"),
+      harnessLogger(),
+    );
+    tools = new LoginCredential("tools", login, harnessLogger());
     await tools.start();
     useCallerCredential(tools, [proc.url]);
   } catch (err) {
