@@ -1,5 +1,6 @@
 // Seeds the small demo cloud that `npm start` ends with, through the network-adapter's public RPCs
-// (the same calls an operator would make). Idempotent: what already exists is left as it is.
+// (the same calls an operator would make), as the cloud's admin user (IDENTITY_URL, the password
+// in ADMIN_PASSWORD_FILE). Idempotent: what already exists is left as it is.
 //
 //   provider-routed  shared, routed: segment rack1 (vlan 101 on physnet-rack1, 10.1.0.0/24)
 //                                    segment rack2 (vlan 102 on physnet-rack2, 10.2.0.0/24)
@@ -9,9 +10,9 @@
 // The compute agent maps hosts rack1-* to physnet-rack1 and rack2-* to physnet-rack2
 // (COMPUTE_PHYSNETS), so each rack's hosts take their addresses from their own segment.
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
+import { createLogger, serviceClient } from "@stratus/runtime";
+import { loginAsUser, readPasswordFile } from "@stratus/runtime/auth";
 
-const ADMIN = { requestId: newRequestId(), userId: "admin", projectId: "admin", isAdmin: true };
 const net = serviceClient(NetworkService, process.env.NETWORK_URL ?? "http://127.0.0.1:9103");
 
 async function retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -54,7 +55,16 @@ async function ensureNetwork(
   return network;
 }
 
-await runWithContext(ADMIN, async () => {
+{
+  const passwordFile = process.env.ADMIN_PASSWORD_FILE;
+  if (!passwordFile) throw new Error("ADMIN_PASSWORD_FILE: the admin's password file is needed");
+  await loginAsUser({
+    identityUrl: process.env.IDENTITY_URL ?? "http://127.0.0.1:5000",
+    user: "admin",
+    password: readPasswordFile(passwordFile),
+    project: "admin",
+    logger: createLogger("seed", "warn"),
+  });
   await retry("seed", () => net.listNetworks({}));
 
   await ensureNetwork(
@@ -111,6 +121,6 @@ Demo cloud ready. Try (any user:project works as the token; user admin is an adm
   $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
   $OS --os-token demo:demo server list --long
   $OS --os-token admin:demo server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses`);
-});
+}
 // The client keeps its HTTP/2 session open; the seed is done.
 process.exit(0);

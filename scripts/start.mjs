@@ -3,9 +3,11 @@
 // Installs what is missing, makes each service's NATS credential (an nkey, kept under
 // .stratus/nats/credentials) and the nats-server configuration that allows each role only its own
 // subjects, starts a private nats-server with it (JetStream, data under .stratus/) unless NATS_URL
-// is set, starts the five services as child processes with prefixed readable logs, each with its
-// own credential, waits until each reports SERVING, seeds the demo cloud, prints the endpoints;
-// Ctrl-C stops everything.
+// is set, starts the identity service (its admin password kept in .stratus/identity), makes each
+// service's user there (stratus-<service>, its password kept in .stratus/identity/credentials),
+// starts the five other services as child processes with prefixed readable logs, each with its
+// NATS and identity credentials, waits until each reports SERVING, seeds the demo cloud, prints
+// the endpoints; Ctrl-C stops everything.
 import { execSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import http2 from "node:http2";
@@ -24,6 +26,7 @@ const color = {
   scheduler: 33,
   "network-adapter": 32,
   "compute-agent": 34,
+  identity: 31,
   nats: 90,
   seed: 37,
 };
@@ -126,12 +129,19 @@ async function freePort() {
   });
 }
 
-/** The runtime's NATS configuration generator (TypeScript, loaded through tsx once installed). */
-async function natsConfiguration() {
+/** A module of the runtime (TypeScript, loaded through tsx once installed). */
+async function runtimeModule(file) {
   const { tsImport } = await import("tsx/esm/api");
-  const load = (file) =>
-    tsImport(pathToFileURL(join(root, "packages/runtime/src", file)).href, import.meta.url);
-  return { ...(await load("nats-server-config.ts")), ...(await load("nats-permissions.ts")) };
+  return tsImport(pathToFileURL(join(root, "packages/runtime/src", file)).href, import.meta.url);
+}
+
+/** The runtime's NATS configuration generator, and the roles it is made for. */
+async function natsConfiguration() {
+  return {
+    ...(await runtimeModule("nats-server-config.ts")),
+    ...(await runtimeModule("nats-permissions.ts")),
+    ...(await runtimeModule("nats-subjects.ts")),
+  };
 }
 
 /**
@@ -183,6 +193,7 @@ async function startNats() {
   return { url: `nats://127.0.0.1:${port}`, keys };
 }
 
+const IDENTITY = { name: "identity", port: 9105, restPort: 5000 };
 const SERVICES = [
   { name: "scheduler", port: 9102 },
   { name: "network-adapter", port: 9103 },
@@ -287,15 +298,17 @@ async function main() {
     // The demo cloud: each rack is one segment of the routed provider network.
     COMPUTE_PHYSNETS: process.env.COMPUTE_PHYSNETS ?? "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
   };
-  for (const s of SERVICES) {
-    if (await portOpen(s.port)) {
-      console.error(`port ${s.port} (${s.name}) is already in use: is another Stratus running?`);
+  for (const [name, port] of [
+    [IDENTITY.name, IDENTITY.restPort],
+    ...[IDENTITY, ...SERVICES].map((s) => [s.name, s.port]),
+  ]) {
+    if (await portOpen(port)) {
+      console.error(`port ${port} (${name}) is already in use: is another Stratus running?`);
       stopAll(1);
       return;
     }
   }
-  // Start all at once; each waits for its peers by retrying, so the slowest (PGlite init) sets the pace.
-  for (const s of SERVICES) {
+  const launch = (s, extraEnv) => {
     const child = spawn(
       process.execPath,
       ["--import", "tsx", join(root, "services", s.name, "src", "main.ts")],
@@ -303,6 +316,7 @@ async function main() {
         cwd: root,
         env: {
           ...env,
+          ...extraEnv,
           PORT: String(s.port),
           NATS_NKEY_SEED_FILE: natsKeys.find((k) => k.role === s.name).seedFile,
         },
@@ -318,20 +332,49 @@ async function main() {
         stopAll(1);
       }
     });
-  }
+    return waitHealthy(s.name, `http://127.0.0.1:${s.port}`, child);
+  };
+  // The identity first: every other service logs in to it as its service user.
+  const identityDir = join(stateDir, "identity");
+  mkdirSync(identityDir, { recursive: true, mode: 0o700 });
+  chmodSync(identityDir, 0o700);
+  const auth = await runtimeModule("auth/index.ts");
+  const adminPasswordFile = join(identityDir, "admin.password");
+  const identityUrl = `http://127.0.0.1:${IDENTITY.restPort}`;
+  await launch(IDENTITY, {
+    IDENTITY_PORT: String(IDENTITY.restPort),
+    IDENTITY_BOOTSTRAP_ADMIN_PASSWORD: auth.keptPassword(adminPasswordFile),
+  });
+  const admin = new auth.KeystoneAdmin(`${identityUrl}/v3`, {
+    user: "admin",
+    password: auth.readPasswordFile(adminPasswordFile),
+    project: "admin",
+  });
+  const credentials = join(identityDir, "credentials");
+  const passwordFiles = await auth.ensureServiceUsers(
+    admin,
+    SERVICES.map((s) => s.name),
+    credentials,
+  );
+  say("identity", `service users stratus-<service> ready (passwords in ${credentials})`);
+  // The others at once; each waits for its peers by retrying, so the slowest (PGlite init) sets the pace.
   await Promise.all(
     SERVICES.map((s) =>
-      waitHealthy(s.name, `http://127.0.0.1:${s.port}`, children.find((c) => c.name === s.name).child),
+      launch(s, {
+        IDENTITY_URL: identityUrl,
+        IDENTITY_RPC_URL: `http://127.0.0.1:${IDENTITY.port}`,
+        SERVICE_PASSWORD_FILE: passwordFiles[s.name],
+      }),
     ),
   );
   const healthyAfter = ((Date.now() - started) / 1000).toFixed(1);
-  say("seed", `all five services SERVING after ${healthyAfter} s`);
+  say("seed", `all six services SERVING after ${healthyAfter} s`);
 
   const seed = join(root, "scripts", "seed-demo.ts");
   if (existsSync(seed)) {
     const r = spawn(process.execPath, ["--import", "tsx", seed], {
       cwd: root,
-      env,
+      env: { ...env, IDENTITY_URL: identityUrl, ADMIN_PASSWORD_FILE: adminPasswordFile },
       stdio: ["ignore", "pipe", "pipe"],
     });
     pipe("seed", r.stdout);
@@ -349,6 +392,8 @@ Stratus is up (${healthyAfter} s to all healthy).
   scheduler                      http://127.0.0.1:9102   stratus.scheduler.v1.{PlacementService,SchedulerService}
   network-adapter                http://127.0.0.1:9103   stratus.network.v1.NetworkService
   compute-agent                  http://127.0.0.1:9104   stratus.computeagent.v1.ComputeAgentService
+  identity (Keystone v3)         ${identityUrl}/v3   (admin's password in ${adminPasswordFile})
+  identity RPC                   http://127.0.0.1:${IDENTITY.port}   stratus.identity.v1.IdentityService
   NATS                           ${natsUrl}
 Press Ctrl-C to stop.
 `);

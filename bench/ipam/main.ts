@@ -23,6 +23,7 @@ import {
 import { createLogger, migrationsFrom, openDatabase, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
+  meshIdentity,
   postgresAvailable,
   type ServiceProcess,
   startNats,
@@ -107,10 +108,14 @@ async function duplicatesOverRpc(
   return { ports: ports.length, duplicates: ips.length - new Set(ips).size };
 }
 
-/** CreatePort over a bare HTTP/2 session: Connect unary, binary, the request encoded once. */
+/**
+ * CreatePort over a bare HTTP/2 session: Connect unary, binary, the request encoded once, with the
+ * token of the harness's `tools` credential (the one serviceClient carries).
+ */
 function lightCreatePort(
   baseUrl: string,
   body: Uint8Array,
+  token: () => string | undefined,
 ): { call: () => Promise<void>; close: () => void } {
   const session = http2.connect(baseUrl);
   const path = `/${NetworkService.typeName}/CreatePort`;
@@ -122,6 +127,7 @@ function lightCreatePort(
           ":path": path,
           "content-type": "application/proto",
           "connect-protocol-version": "1",
+          authorization: `Bearer ${token()}`,
         });
         let status = 0;
         req.on("response", (h) => {
@@ -203,6 +209,7 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
     await clients[0]!.createSubnet({ networkId: network!.id, cidr: "10.64.0.0/16" });
     const connectCall: Allocate = (c) =>
       clients[c % clients.length]!.createPort({ networkId: network!.id, projectId: "bench" });
+    const tools = (await meshIdentity(nats)).tools;
     const light = procs.map((p) =>
       lightCreatePort(
         p.url,
@@ -210,6 +217,7 @@ async function scenario(label: string, adapters: number, databaseUrl?: string): 
           CreatePortRequestSchema,
           create(CreatePortRequestSchema, { networkId: network!.id, projectId: "bench" }),
         ),
+        () => tools.token(),
       ),
     );
     const allocate: Allocate = CLIENT === "light" ? (c) => light[c % light.length]!.call() : connectCall;

@@ -2,13 +2,24 @@
 // (PlacementService.GetResourceProvider on a real scheduler process), with the mesh's short unary
 // path (packages/runtime/src/fast-unary.ts) on both ends and with connect-es/connect-node on both
 // ends (STRATUS_RPC_FAST=0), alternately, a fresh scheduler per round. Prints latency and the CPU
-// per call of the caller (this process) and of the scheduler (from /proc).
+// per call of the caller (this process) and of the scheduler (from /proc); every call carries
+// a token the scheduler checks. Then the authentication stage alone, in this process: the cost per
+// call of a token already validated once (the case of every call but a token's first), a service
+// acting as itself and a service acting for a user.
 //   npm run bench -- rpc [calls per round, default 3000] [rounds per mode, default 3]
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { serviceClient } from "@stratus/runtime";
-import { createTempDatabase, startNats, startService } from "@stratus/runtime/testing";
+import { createLogger, EventBus, serviceClient } from "@stratus/runtime";
+import { identityServiceSource, LocalTokenValidator, RpcAuthentication } from "@stratus/runtime/auth";
+import {
+  createTempDatabase,
+  meshIdentity,
+  startNats,
+  startService,
+  type TestNats,
+} from "@stratus/runtime/testing";
+import { placementPolicy } from "../../services/scheduler/src/rpc/placement-policy.js";
 
 const N = Number(process.argv[2] ?? 3000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -76,7 +87,56 @@ try {
       `  ${mode.padEnd(10)}  p50 ${median(r.p50).toFixed(3)} ms  p99 ${median(r.p99).toFixed(3)} ms  CPU per call: caller ${median(r.client).toFixed(3)} ms, scheduler ${median(r.server).toFixed(3)} ms`,
     );
   }
+  await authenticationStage(nats);
 } finally {
   await nats.stop();
   await db.drop();
+}
+
+/**
+ * The pipeline's authentication stage as the scheduler runs it (its validator, fed by the
+ * identity over RPC and NATS; its policies), on the headers of a conductor's call: the token
+ * validated and the principal made, the method's policy applied. The first call of a token
+ * verifies its signature; every later one is what this measures.
+ */
+async function authenticationStage(nats: TestNats): Promise<void> {
+  const identity = await meshIdentity(nats);
+  const logger = createLogger("bench", "warn");
+  const bus = new EventBus(await nats.connect("tools"), logger);
+  const validator = new LocalTokenValidator(identityServiceSource(identity.rpcUrl, bus), { logger });
+  await validator.start();
+  const auth = new RpcAuthentication(validator, [placementPolicy]);
+  const token = await identity.serviceToken("conductor");
+  const cases: [string, Headers][] = [
+    ["a service as itself", new Headers({ authorization: `Bearer ${token}` })],
+    [
+      "a service acting for a user",
+      new Headers({
+        authorization: `Bearer ${token}`,
+        "x-stratus-user-id": "u-1",
+        "x-stratus-project-id": "p-1",
+        "x-stratus-roles": "member,reader",
+      }),
+    ],
+  ];
+  const CALLS = 200_000;
+  console.log("\nauthentication stage, a token already validated once, in this process:");
+  for (const [label, headers] of cases) {
+    for (let i = 0; i < 20_000; i++) await stage(auth, headers);
+    const started = process.cpuUsage();
+    const t = performance.now();
+    for (let i = 0; i < CALLS; i++) await stage(auth, headers);
+    const wall = (performance.now() - t) / CALLS;
+    const cpu = process.cpuUsage(started);
+    console.log(
+      `  ${label.padEnd(28)} ${(wall * 1000).toFixed(2)} µs per call (CPU ${((cpu.user + cpu.system) / CALLS).toFixed(2)} µs)`,
+    );
+  }
+  await validator.close();
+  await bus.close();
+}
+
+async function stage(auth: RpcAuthentication, headers: Headers): Promise<void> {
+  const principal = await auth.principalOf(headers);
+  auth.authorize(principal, PlacementService.typeName, "GetResourceProvider");
 }

@@ -2,9 +2,8 @@
 // nova-network deprecations, auth and project scoping, errors in Nova's shape — and a property
 // test over every route that nothing a client can send gets a 5xx, and that a refused request
 // changes nothing the mesh holds.
-import { randomUUID } from "node:crypto";
 import { ConductorService } from "@stratus/contracts/compute/v1";
-import { runWithContext, serviceClient } from "@stratus/runtime";
+import { defaultRoles, runWithContext, serviceClient, userContext } from "@stratus/runtime";
 import type { Mesh } from "@stratus/runtime/testing";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -225,7 +224,7 @@ describe("server lists follow the servers' changes", () => {
     expect((await detail(token)).map((s) => s.id)).toEqual([two.body.server.id]);
     // A delete that does not pass through this api (another replica, or the conductor's RPC).
     await runWithContext(
-      { requestId: `req-${randomUUID()}`, userId: "carol", projectId: "p-lists", isAdmin: false },
+      userContext({ userId: "carol", projectId: "p-lists", roles: defaultRoles(false) }),
       () => serviceClient(ConductorService, mesh.url("conductor")).deleteServer({ id: two.body.server.id }),
     );
     await until("list empty", async () => (await detail(token)).length === 0);

@@ -1,10 +1,9 @@
 // Helpers for the api's tests: the whole mesh as processes, a REST caller, and the real openstack CLI.
 import { execFile } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { promisify } from "node:util";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { runWithContext, serviceClient } from "@stratus/runtime";
+import { defaultRoles, runWithContext, serviceClient, userContext } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 
 export { createAutoPrerequisites } from "../support/network-fixtures.js";
@@ -42,10 +41,7 @@ export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }
 }
 
 export function asAdmin<T>(fn: () => Promise<T>): Promise<T> {
-  return runWithContext(
-    { requestId: `req-${randomUUID()}`, userId: "admin", projectId: "admin", isAdmin: true },
-    fn,
-  );
+  return runWithContext(userContext({ userId: "admin", projectId: "admin", roles: defaultRoles(true) }), fn);
 }
 
 /** A routed network owned by `project`: segments on physnet-rack1 / physnet-rack2, a /24 each. */

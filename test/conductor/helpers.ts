@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConductorService, type Server } from "@stratus/contracts/compute/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { runWithContext, StratusError, serviceClient } from "@stratus/runtime";
+import { defaultRoles, runWithContext, StratusError, serviceClient, userContext } from "@stratus/runtime";
 
 export type ConductorClient = ReturnType<typeof serviceClient<typeof ConductorService>>;
 export type PlacementClient = ReturnType<typeof serviceClient<typeof PlacementService>>;
@@ -18,7 +18,7 @@ export function clients(conductorUrl: string, schedulerUrl: string) {
 
 /** Runs fn as a caller of the given project (what the api sends in headers). */
 export function as<T>(project: string, fn: () => Promise<T>, user = "alice", isAdmin = false): Promise<T> {
-  return runWithContext({ requestId: `req-${randomUUID()}`, userId: user, projectId: project, isAdmin }, fn);
+  return runWithContext(userContext({ userId: user, projectId: project, roles: defaultRoles(isAdmin) }), fn);
 }
 
 export async function refusal(p: Promise<unknown>): Promise<StratusError> {

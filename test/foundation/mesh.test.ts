@@ -1,10 +1,11 @@
-// The foundation: five real service processes on a real nats-server answer plain gRPC clients
-// built from the .proto files (as any language would), list their RPCs by reflection, and pass
+// The foundation: the six real service processes on a real nats-server answer plain gRPC clients
+// built from the .proto files (as any language would), list their RPCs by reflection (both open
+// to anyone), answer a plain client with a user's token (and refuse it without one), and pass
 // events to each other.
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -95,14 +96,21 @@ describe("the mesh", () => {
     expect(files).toEqual(["stratus/compute/v1/conductor.proto", "google/protobuf/timestamp.proto"]);
   });
 
-  it("delivers the compute agent's heartbeat event to the conductor", async () => {
+  it("delivers the compute agent's heartbeat event to the conductor (asked with an admin's token)", async () => {
     const conductor = createClient(
       ConductorService,
       createConnectTransport({ baseUrl: mesh.url("conductor"), httpVersion: "2" }),
     );
+    const refused = await conductor.listComputeServices({}).then(
+      () => undefined,
+      (err: unknown) => ConnectError.from(err),
+    );
+    expect(refused?.code).toBe(Code.Unauthenticated);
+    const { token } = await mesh.token({ user: "operator", project: "admin", roles: ["admin"] });
+    const headers = { authorization: `Bearer ${token}` };
     let hosts: string[] = [];
     for (let i = 0; i < 50 && hosts.length === 0; i++) {
-      const res = await conductor.listComputeServices({});
+      const res = await conductor.listComputeServices({}, { headers });
       hosts = res.services.filter((s) => s.state === "up").map((s) => s.host);
       if (!hosts.length) await new Promise((r) => setTimeout(r, 100));
     }

@@ -1,12 +1,20 @@
 // An existing Keystone instead of Stratus's own identity: a real one (Debian's python3-keystone under
 // gunicorn, SQLite, fernet tokens) issues the tokens, and KeystoneTokenValidator accepts and refuses
-// them as keystonemiddleware would.
+// them as keystonemiddleware would; a service started in that mode logs in to it as its service
+// user and answers its RPCs by the tokens it issued.
 
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { KeystoneTokenValidator, type KeystoneValidatorOptions } from "@stratus/runtime/auth";
 import {
   keystoneMissingPackages,
+  type ServiceProcess,
   startKeystone,
+  startNats,
+  startService,
   type TestKeystone,
+  type TestNats,
   validationOutcome,
 } from "@stratus/runtime/testing";
 import { pino } from "pino";
@@ -156,6 +164,56 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
     expect(await validationOutcome(v, fresh)).toBe("allowed");
     expect(sent.map((r) => r.method)).toEqual(["POST", "GET"]);
     expect([first, second]).not.toContain(sent[1]!.serviceToken);
+  });
+
+  describe("a service in Keystone mode", () => {
+    let nats: TestNats;
+    let scheduler: ServiceProcess;
+    beforeAll(async () => {
+      nats = await startNats();
+      // The operator's part: the service's user, with the service role on the service project.
+      await keystone.addUser({
+        name: "stratus-scheduler",
+        password: "scheduler-pw",
+        project: "service",
+        roles: ["service"],
+      });
+      scheduler = await startService("scheduler", {
+        NATS_URL: nats.url,
+        LOG_LEVEL: "warn",
+        KEYSTONE_URL: keystone.url,
+        KEYSTONE_SERVICE_USER: "stratus-scheduler",
+        KEYSTONE_SERVICE_PASSWORD: "scheduler-pw",
+        KEYSTONE_SERVICE_PROJECT: "service",
+      });
+    });
+    afterAll(async () => {
+      await scheduler?.stop();
+      await nats?.stop();
+    });
+
+    it("answers an admin's Keystone token, refuses a call without one and a member's for an admin's method", async () => {
+      const placement = createClient(
+        PlacementService,
+        createConnectTransport({ baseUrl: scheduler.url, httpVersion: "2" }),
+      );
+      const as = async (token: string | undefined) => {
+        const headers = token ? { authorization: `Bearer ${token}` } : {};
+        return placement.listResourceProviders({}, { headers }).then(
+          () => "ok",
+          (err: unknown) => Code[ConnectError.from(err).code],
+        );
+      };
+      const admin = await keystone.issueToken({
+        user: "admin",
+        password: keystone.adminPassword,
+        project: "admin",
+      });
+      expect(await as(admin.token)).toBe("ok");
+      expect(await as(undefined)).toBe("Unauthenticated");
+      expect(await as("not-a-token")).toBe("Unauthenticated");
+      expect(await as((await keystone.issueToken(ALICE)).token)).toBe("PermissionDenied");
+    });
   });
 
   it("fails closed when Keystone is down: an uncached token is unavailable, never allowed", async () => {

@@ -1,7 +1,14 @@
 // Helpers for the network-adapter's integration tests.
 import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, runWithContext, StratusError, serviceClient } from "@stratus/runtime";
+import {
+  defaultRoles,
+  newRequestId,
+  runWithContext,
+  StratusError,
+  serviceClient,
+  userContext,
+} from "@stratus/runtime";
 import {
   createTempDatabase,
   type Mesh,
@@ -51,7 +58,10 @@ export async function tenantNetwork(
 
 /** Runs a call as a non-admin user of a project (the headers the api would send). */
 export const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+  runWithContext(
+    userContext({ requestId: newRequestId(), userId: "u", projectId: project, roles: defaultRoles(false) }),
+    fn,
+  );
 
 /** Network-adapter processes sharing one temporary PostgreSQL database, with their own NATS. */
 export interface SharedDatabaseAdapters {

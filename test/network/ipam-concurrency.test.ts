@@ -9,7 +9,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { NetworkService, type Port } from "@stratus/contracts/network/v1";
 import { StratusError } from "@stratus/runtime";
-import { postgresAvailable } from "@stratus/runtime/testing";
+import { credentialInterceptor, postgresAvailable } from "@stratus/runtime/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adaptersOnPostgres, type SharedDatabaseAdapters } from "./helpers.js";
@@ -87,7 +87,12 @@ describe.runIf(havePostgres)("two network-adapters on one PostgreSQL database", 
     // The refusal is Connect ResourceExhausted on the wire, for any client.
     const raw = createClient(
       NetworkService,
-      createConnectTransport({ baseUrl: shared.urls[0]!, httpVersion: "2", useBinaryFormat: true }),
+      createConnectTransport({
+        baseUrl: shared.urls[0]!,
+        httpVersion: "2",
+        useBinaryFormat: true,
+        interceptors: [credentialInterceptor()],
+      }),
     );
     const wire = await raw.createPort({ networkId: network!.id }).then(
       () => undefined,

@@ -10,7 +10,15 @@ import {
   PortChangedSchema,
 } from "@stratus/contracts/events/v1";
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
-import { newRequestId, REQUEST_ID_HEADER, runWithContext, serviceClient } from "@stratus/runtime";
+import {
+  defaultRoles,
+  newRequestId,
+  REQUEST_ID_HEADER,
+  runWithContext,
+  serviceClient,
+  systemContext,
+  userContext,
+} from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import type { MsgHdrs, NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +26,7 @@ import { eventually, type NetworkClient, refusal, tenantNetwork } from "./helper
 
 /** Runs a call as a non-admin user of a project (the headers the api would send). */
 const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+  runWithContext(userContext({ userId: "u", projectId: project, roles: defaultRoles(false) }), fn);
 
 describe("networks, subnets and ports", () => {
   let mesh: Mesh;
@@ -187,9 +195,10 @@ describe("networks, subnets and ports", () => {
     const calls = Array.from({ length: 12 }, () => newRequestId());
     const ports = await Promise.all(
       calls.map((requestId) =>
-        runWithContext({ requestId, userId: "", projectId: "", isAdmin: true }, () =>
-          net.createPort({ networkId }),
-        ).then((r) => ({ requestId, port: r.port! })),
+        runWithContext(systemContext(requestId), () => net.createPort({ networkId })).then((r) => ({
+          requestId,
+          port: r.port!,
+        })),
       ),
     );
     await eventually(async () => {
@@ -273,7 +282,7 @@ describe("networks, subnets and ports", () => {
     expect(onShared.projectId).toBe("p-b");
     expect((await asProject("p-a", () => net.getPort({ id: port.id }))).port!.id).toBe(port.id);
     const admin = await runWithContext(
-      { requestId: newRequestId(), userId: "admin", projectId: "admin", isAdmin: true },
+      userContext({ userId: "admin", projectId: "admin", roles: defaultRoles(true) }),
       () => net.listNetworks({}),
     );
     expect(admin.networks.map((n) => n.id)).toEqual(expect.arrayContaining([mine.networkId, shared!.id]));

@@ -6,7 +6,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { IpAddressChangedSchema, PortChange, PortChangedSchema } from "@stratus/contracts/events/v1";
 import { IpAllocation, NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { newRequestId, runWithContext, serviceClient } from "@stratus/runtime";
+import { defaultRoles, runWithContext, serviceClient, userContext } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +14,7 @@ import { eventually, type NetworkClient, refusal } from "./helpers.js";
 
 /** Runs a call as a non-admin user of a project (the headers the api would send). */
 const asProject = <T>(project: string, fn: () => Promise<T>) =>
-  runWithContext({ requestId: newRequestId(), userId: "u", projectId: project, isAdmin: false }, fn);
+  runWithContext(userContext({ userId: "u", projectId: project, roles: defaultRoles(false) }), fn);
 
 type PlacementClient = ReturnType<typeof serviceClient<typeof PlacementService>>;
 

@@ -1,16 +1,10 @@
 // Network fixtures shared by the cross-service tests.
-import { randomUUID } from "node:crypto";
 import type { NetworkService } from "@stratus/contracts/network/v1";
-import { runWithContext, type serviceClient } from "@stratus/runtime";
+import { defaultRoles, runWithContext, type serviceClient, userContext } from "@stratus/runtime";
 
 type NetworkClient = ReturnType<typeof serviceClient<typeof NetworkService>>;
 
-const ADMIN = () => ({
-  requestId: `req-${randomUUID()}`,
-  userId: "admin",
-  projectId: "admin",
-  isAdmin: true,
-});
+const ADMIN = () => userContext({ userId: "admin", projectId: "admin", roles: defaultRoles(true) });
 
 /** What `--nic auto` needs: a default external network and a default subnet pool. */
 export async function createAutoPrerequisites(net: NetworkClient): Promise<void> {

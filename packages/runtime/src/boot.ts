@@ -1,5 +1,11 @@
-// The common start of every service's main.ts: config, logs, signals, NATS, storage, RPC server.
+// The common start of every service's main.ts: config, logs, signals, NATS, the service's
+// authentication in the mesh (its own credential, the validator of its callers), storage, RPC
+// server.
 import type { z } from "zod";
+import type { TokenValidator } from "./auth/identity.js";
+import { checkPolicies, type ServicePolicy } from "./auth/method-policy.js";
+import { RpcAuthentication } from "./auth/rpc-authentication.js";
+import { serviceAuthConfig, serviceAuthMode, startServiceAuth } from "./auth/service-auth.js";
 import {
   type ConfigShape,
   commonConfig,
@@ -23,6 +29,13 @@ import { type ListenerTls, listenerTls, peerCa } from "./tls.js";
 
 type BaseConfig = z.infer<z.ZodObject<typeof commonConfig>> & { PORT: number };
 
+export interface ServeOptions {
+  /** The policy of every RPC of every bound service (auth/method-policy.ts). */
+  policies: ServicePolicy[];
+  /** The identity service only (`issuesTokens`): the validator of its own tokens. */
+  validator?: TokenValidator;
+}
+
 export interface Booted<S extends ConfigShape> {
   config: z.infer<z.ZodObject<S>> & BaseConfig;
   logger: Logger;
@@ -30,17 +43,35 @@ export interface Booted<S extends ConfigShape> {
   bus: EventBus;
   /** The certificate the service's listeners present (TLS_CERT_FILE, TLS_KEY_FILE); unset: cleartext. */
   tls: ListenerTls | undefined;
-  serve(services: ServiceBinding[]): Promise<RpcServer>;
+  /**
+   * Answers `services` on the RPC port, every call authenticated with the service's validator
+   * and checked against `policies`. Refuses to start when a bound service has a method without
+   * a policy.
+   */
+  serve(services: ServiceBinding[], options: ServeOptions): Promise<RpcServer>;
 }
 
 export async function bootService<S extends ConfigShape>(options: {
-  /** Also the service's role on NATS (nats-permissions.ts). */
+  /** Also the service's role on NATS (nats-permissions.ts) and its service user (stratus-<name>). */
   name: ServiceRole;
   defaultPort: number;
   config: S;
+  /**
+   * The identity service: it validates tokens with its own keys (serve's validator) and calls no
+   * other service, so it logs in nowhere. Every other service logs in here (auth/service-auth.ts).
+   */
+  issuesTokens?: boolean;
 }): Promise<Booted<S>> {
-  const shape = { ...commonConfig, PORT: port(options.defaultPort).describe("RPC port"), ...options.config };
-  const config = loadConfig(options.name, shape) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
+  const authShape = options.issuesTokens ? {} : serviceAuthConfig;
+  const shape = {
+    ...commonConfig,
+    ...authShape,
+    PORT: port(options.defaultPort).describe("RPC port"),
+    ...options.config,
+  };
+  const config = loadConfig(options.name, shape, (c) =>
+    options.issuesTokens ? undefined : serviceAuthMode(c as never, options.name),
+  ) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
   // TLS files that cannot be used stop the service here, naming the variable, not at a first call.
   const tls = stopOnConfigError(options.name, () => {
     peerCa(config);
@@ -64,18 +95,35 @@ export async function bootService<S extends ConfigShape>(options: {
   lifecycle.onShutdown("nats", () => bus.close());
   await ensureStreams(nc, streamsOwnedBy(options.name));
 
+  const auth = options.issuesTokens
+    ? undefined
+    : await startServiceAuth({
+        service: options.name,
+        mode: serviceAuthMode(config as never, options.name),
+        bus,
+        logger,
+      });
+  if (auth) lifecycle.onShutdown("authentication", () => auth.close());
+
   return {
     config,
     logger,
     lifecycle,
     bus,
     tls,
-    async serve(services) {
+    async serve(services, serveOptions) {
+      const validator = serveOptions.validator ?? auth?.validator;
+      if (!validator) throw new Error(`${options.name}: serve() needs the validator of its own tokens`);
+      checkPolicies(
+        services.map((b) => b.service),
+        serveOptions.policies,
+      );
       const server = await startRpcServer({
         name: options.name,
         host: config.HOST,
         port: config.PORT,
         services,
+        auth: new RpcAuthentication(validator, serveOptions.policies),
         logger,
         fast: config.STRATUS_RPC_FAST === "1",
         readMaxBytes: config.RPC_READ_MAX_BYTES,

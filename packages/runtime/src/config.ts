@@ -93,23 +93,27 @@ export const tlsConfig = {
     ),
 };
 
-/** Variables every service shares. */
-export const commonConfig = {
-  NATS_URL: z.string().default("nats://127.0.0.1:4222").describe("NATS server URL(s), comma-separated"),
-  NATS_NKEY_SEED_FILE: z
+/** An optional file setting: a path `read` accepts (what `read` throws is the variable's problem). */
+export function fileSetting(read: (path: string) => unknown) {
+  return z
     .string()
     .optional()
     .superRefine((path, ctx) => {
       if (path === undefined) return;
       try {
-        readNkeySeedFile(path);
+        read(path);
       } catch (err) {
         ctx.addIssue({ code: "custom", message: (err as Error).message });
       }
-    })
-    .describe(
-      "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
-    ),
+    });
+}
+
+/** Variables every service shares. */
+export const commonConfig = {
+  NATS_URL: z.string().default("nats://127.0.0.1:4222").describe("NATS server URL(s), comma-separated"),
+  NATS_NKEY_SEED_FILE: fileSetting(readNkeySeedFile).describe(
+    "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
+  ),
   LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info")
@@ -213,14 +217,23 @@ function problem(name: string, value: string | undefined, message: string): stri
 }
 
 /**
- * For main.ts: prints help and exits 0 on --help, prints the problems and exits 2 on bad values.
+ * For main.ts: prints help and exits 0 on --help, prints the problems and exits 2 on bad values
+ * (those of `check` too: rules between several variables, which throws ConfigError).
  */
-export function loadConfig<S extends ConfigShape>(service: string, shape: S): z.infer<z.ZodObject<S>> {
+export function loadConfig<S extends ConfigShape>(
+  service: string,
+  shape: S,
+  check?: (config: z.infer<z.ZodObject<S>>) => void,
+): z.infer<z.ZodObject<S>> {
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
     process.stdout.write(`${describeConfig(service, shape)}\n`);
     process.exit(0);
   }
-  return stopOnConfigError(service, () => parseConfig(shape));
+  return stopOnConfigError(service, () => {
+    const config = parseConfig(shape);
+    check?.(config);
+    return config;
+  });
 }
 
 /** Runs `read`; a ConfigError it throws is printed and the process exits 2. */

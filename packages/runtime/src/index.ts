@@ -1,16 +1,20 @@
 // @stratus/runtime: what every Stratus service is made of. The names services, tests and
 // benchmarks use, and nothing else; the test harness is "@stratus/runtime/testing".
 
+export { allow, type MethodPolicy, type ServicePolicy, servicePolicy } from "./auth/method-policy.js";
 export { bootService, openServiceDatabase } from "./boot.js";
 export { storageConfig, storageSettings } from "./config.js";
 export {
   acceptRequestId,
   currentContext,
+  defaultRoles,
   newRequestId,
+  type Principal,
   REQUEST_ID_HEADER,
   type RequestContext,
   runWithContext,
   systemContext,
+  userContext,
 } from "./context.js";
 export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
 export { createLogger, type Logger } from "./log.js";

@@ -1,5 +1,5 @@
 // NATS: a connection that keeps reconnecting, authenticated with the role's nkey, typed
-// publish/subscribe of protobuf events with the request context in headers, and JetStream streams
+// publish/subscribe of protobuf events with the request id in headers, and JetStream streams
 // (created idempotently by their owner) for what must not be lost: build/delete commands and their
 // results. Who may publish and subscribe what: nats-permissions.ts.
 import { readFileSync } from "node:fs";
@@ -31,9 +31,10 @@ import {
 import {
   currentContext,
   type RequestContext,
-  readContextHeaders,
+  readRequestId,
   runWithContext,
-  writeContextHeaders,
+  systemContext,
+  writeRequestId,
 } from "./context.js";
 import type { Logger } from "./log.js";
 import { inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
@@ -137,7 +138,7 @@ export async function ensureStreams(
 
 function contextHeaders(): MsgHdrs {
   const h = natsHeaders();
-  writeContextHeaders(h);
+  writeRequestId(h);
   return h;
 }
 
@@ -154,14 +155,18 @@ function contextHeadersShared(): MsgHdrs {
   let h = sharedHeaders.get(ctx);
   if (!h) {
     h = natsHeaders();
-    writeContextHeaders(h, ctx);
+    writeRequestId(h, ctx);
     sharedHeaders.set(ctx, h);
   }
   return h;
 }
 
-function contextOf(h: MsgHdrs | undefined) {
-  return readContextHeaders({ get: (name) => (h?.has(name) ? h.get(name) : undefined) });
+/**
+ * A message is handled by this service acting as itself, under the request id it carries: NATS
+ * authenticates the publishing service, not a user, so no identity is taken from a message.
+ */
+function contextOf(h: MsgHdrs | undefined): RequestContext {
+  return systemContext(readRequestId({ get: (name) => (h?.has(name) ? h.get(name) : undefined) }));
 }
 
 /** How often a consumer whose stream does not exist yet asks again. */
@@ -177,7 +182,7 @@ export interface EventHandlerOptions {
   queue?: string;
 }
 
-/** Typed protobuf events over core NATS and JetStream, carrying the request context. */
+/** Typed protobuf events over core NATS and JetStream, carrying the request id. */
 export class EventBus {
   private js?: JetStreamClient;
   private readonly subs: Subscription[] = [];

@@ -110,4 +110,4 @@ lifecycle.onShutdown(
 );
 logger.info({ port: config.API_PORT }, "compute API listening");
 
-await booted.serve([]);
+await booted.serve([], { policies: [] });

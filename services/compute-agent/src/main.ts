@@ -26,6 +26,7 @@ import { FaultInjector } from "./driver/faults.js";
 import { expandHostPattern } from "./hosts/host-spec.js";
 import { parsePhysnets, physnetsFor } from "./hosts/physnets.js";
 import { HostRegistrar, simulatedHosts } from "./hosts/registration.js";
+import { computeAgentPolicy } from "./rpc/compute-agent-policy.js";
 import { computeAgentService } from "./rpc/compute-agent-service.js";
 
 const parses = (parse: (v: string) => unknown) => (v: string) => {
@@ -137,7 +138,9 @@ beat();
 const timer = setInterval(beat, config.HEARTBEAT_INTERVAL_MS);
 lifecycle.onShutdown("heartbeats", () => clearInterval(timer));
 
-await booted.serve([computeAgentService({ hosts, driver, faults, registrar })]);
+await booted.serve([computeAgentService({ hosts, driver, faults, registrar })], {
+  policies: [computeAgentPolicy],
+});
 
 try {
   void registrar.start().catch((err) => logger.error({ err }, "host registration stopped"));

@@ -23,6 +23,7 @@ import { Flavors } from "./compute/flavors.js";
 import { Quotas } from "./compute/quotas.js";
 import { ServerAcceptance } from "./compute/server-acceptance.js";
 import { Servers } from "./compute/servers.js";
+import { conductorPolicy } from "./rpc/conductor-policy.js";
 import { conductorService } from "./rpc/conductor-service.js";
 import { ServiceRegistry } from "./services/service-registry.js";
 
@@ -141,18 +142,21 @@ const quotas = new Quotas(db, {
   ram: config.QUOTA_RAM_MB,
 });
 
-await booted.serve([
-  conductorService({
-    servers,
-    acceptance: new ServerAcceptance(db, quotas, servers),
-    quotas,
-    flavors: new Flavors(db),
-    builder,
-    registry,
-    changes,
-    maxAttempts: config.MAX_ATTEMPTS,
-  }),
-]);
+await booted.serve(
+  [
+    conductorService({
+      servers,
+      acceptance: new ServerAcceptance(db, quotas, servers),
+      quotas,
+      flavors: new Flavors(db),
+      builder,
+      registry,
+      changes,
+      maxAttempts: config.MAX_ATTEMPTS,
+    }),
+  ],
+  { policies: [conductorPolicy] },
+);
 
 // Build results from compute agents: durable, shared by every conductor replica.
 await bus.consumeDurable({

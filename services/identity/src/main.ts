@@ -10,6 +10,7 @@ import { bootstrap } from "./bootstrap.js";
 import { IdentityCore } from "./identity-core.js";
 import { buildKeystoneRouter } from "./rest/app.js";
 import { createKeystoneServer } from "./rest/keystone-server.js";
+import { identityPolicy } from "./rpc/identity-policy.js";
 import { identityService } from "./rpc/identity-service.js";
 
 const seconds = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
@@ -17,6 +18,7 @@ const seconds = (fallback: number, min = 0) => z.coerce.number().int().min(min).
 const booted = await bootService({
   name: "identity",
   defaultPort: 9105,
+  issuesTokens: true,
   config: {
     ...storageConfig,
     IDENTITY_PORT: z.coerce
@@ -159,4 +161,8 @@ await listenHttp(rest, config.IDENTITY_PORT, config.HOST);
 lifecycle.onShutdown("rest server", () => closeHttp(rest));
 logger.info({ port: config.IDENTITY_PORT, public_url: publicUrl }, "identity API listening");
 
-await booted.serve([identityService({ keys, revocations, tokenTtlSeconds: config.IDENTITY_TOKEN_TTL_S })]);
+// Callers of IdentityService are checked with this service's own validator, as its REST callers.
+await booted.serve([identityService({ keys, revocations, tokenTtlSeconds: config.IDENTITY_TOKEN_TTL_S })], {
+  policies: [identityPolicy],
+  validator: core.validator,
+});

@@ -4,6 +4,7 @@ import { bootService, openServiceDatabase, serviceClient, storageConfig } from "
 import { z } from "zod";
 import { FreeListKeeper } from "./core/free-list-keeper.js";
 import { setDefaultQuotas } from "./core/quotas.js";
+import { networkPolicy } from "./network-policy.js";
 import { PlacementSync } from "./placement-sync.js";
 import { networkService } from "./rpc.js";
 
@@ -52,6 +53,8 @@ const sync = new PlacementSync(
 booted.lifecycle.onShutdown("placement sync", () => sync.close());
 const freeLists = new FreeListKeeper(db, booted.logger);
 booted.lifecycle.onShutdown("free lists", () => freeLists.close());
-await booted.serve([networkService(db, booted.bus, sync, freeLists, booted.logger)]);
+await booted.serve([networkService(db, booted.bus, sync, freeLists, booted.logger)], {
+  policies: [networkPolicy],
+});
 // Repair drift between the network and placement (in the background: placement may be down).
 void sync.reconcileAll().catch((err: unknown) => booted.logger.warn({ err }, "placement reconcile failed"));

@@ -6,7 +6,9 @@ import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
 import { AllocationCandidates } from "./placement/candidates/allocation-candidates.js";
 import { Placement } from "./placement/placement.js";
+import { placementPolicy } from "./rpc/placement-policy.js";
 import { placementService } from "./rpc/placement-service.js";
+import { schedulerPolicy } from "./rpc/scheduler-policy.js";
 import { schedulerService } from "./rpc/scheduler-service.js";
 import { Scheduler } from "./scheduling/scheduler.js";
 
@@ -89,4 +91,6 @@ const scheduler = new Scheduler(
   },
   notify,
 );
-await booted.serve([placementService(placement, candidates, notify), schedulerService(scheduler)]);
+await booted.serve([placementService(placement, candidates, notify), schedulerService(scheduler)], {
+  policies: [placementPolicy, schedulerPolicy],
+});

@@ -1,3 +1,10 @@
+export {
+  PROJECT_ID_HEADER,
+  ROLES_HEADER,
+  USER_ID_HEADER,
+  USER_NAME_HEADER,
+} from "./acting-for.js";
+export { type CallerCredential, useCallerCredential } from "./caller-credential.js";
 export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
 export {
   identityServiceSource,
@@ -10,6 +17,7 @@ export {
   type KeystoneValidatorOptions,
   type KeystoneValidatorSeams,
 } from "./keystone.js";
+export { KeystoneAdmin } from "./keystone-admin.js";
 export {
   type KeystoneConfig,
   keystoneConfig,
@@ -23,7 +31,18 @@ export {
   type RevocationListener,
   type TokenKeySource,
 } from "./local-validator.js";
+export { checkPolicies, methodsWithoutPolicy } from "./method-policy.js";
+export {
+  ACTS_FOR_USERS,
+  SERVICE_PROJECT,
+  SERVICE_ROLE,
+  type ServicePrincipalName,
+  serviceUserName,
+} from "./principal.js";
 export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
+export { AUTHORIZATION_HEADER, RpcAuthentication } from "./rpc-authentication.js";
+export { loginAsUser } from "./service-auth.js";
+export { ensureServiceUsers, keptPassword, passwordFileOf, readPasswordFile } from "./service-users.js";
 export {
   claimsFor,
   identityFromClaims,

@@ -109,7 +109,7 @@ export class KeystoneClient {
       await res.body?.cancel();
       this.logger.error(
         { status: res.status, user: credentials.user.name, project: credentials.project.name },
-        "Keystone did not issue the service token (check KEYSTONE_SERVICE_* and the user's role)",
+        "Keystone did not issue the service token (check the service user's name, password, project and role)",
       );
       throw unavailable(`Keystone did not issue the service token (HTTP ${res.status})`);
     }

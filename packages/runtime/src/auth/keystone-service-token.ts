@@ -6,14 +6,26 @@ import type { IssuedToken, KeystoneClient, ServiceCredentials } from "./keystone
 const RENEW_BEFORE_EXPIRY_MS = 120_000;
 
 export class KeystoneServiceToken {
-  private current: { token: string; renewAt: number } | undefined;
+  private current: { token: string; renewAt: number; expiresAt: number } | undefined;
   private issuing: Promise<string> | undefined;
 
   constructor(
     private readonly client: KeystoneClient,
-    private readonly credentials: ServiceCredentials,
+    /** Asked at every authentication (a password kept in a file may have been rotated). */
+    private readonly credentials: () => ServiceCredentials,
     private readonly now: () => number,
   ) {}
+
+  /** The current token while it has not expired (maybe due for renewal); undefined otherwise. */
+  peek(): string | undefined {
+    const current = this.current;
+    return current && this.now() < current.expiresAt ? current.token : undefined;
+  }
+
+  /** When the current token is due for renewal (epoch ms); undefined before the first. */
+  renewsAt(): number | undefined {
+    return this.current?.renewAt;
+  }
 
   /** A service token with life left in it; concurrent callers share one authentication. */
   async get(): Promise<string> {
@@ -31,8 +43,12 @@ export class KeystoneServiceToken {
   }
 
   private async issue(): Promise<string> {
-    const issued = await this.client.issueServiceToken(this.credentials);
-    this.current = { token: issued.token, renewAt: renewalTime(issued) };
+    const issued = await this.client.issueServiceToken(this.credentials());
+    this.current = {
+      token: issued.token,
+      renewAt: renewalTime(issued),
+      expiresAt: issued.expiresAt.getTime(),
+    };
     return issued.token;
   }
 }

@@ -26,6 +26,8 @@ export interface KeystoneValidatorSeams {
   fetch?: typeof fetch;
   /** The clock the cache and the service token's renewal read; Date.now by default. */
   now?: () => number;
+  /** The service's own token, shared with its outgoing calls (service-auth.ts); made here by default. */
+  serviceToken?: KeystoneServiceToken;
 }
 
 /**
@@ -52,11 +54,9 @@ export class KeystoneTokenValidator implements TokenValidator {
   ) {
     this.now = seams.now ?? Date.now;
     this.client = new KeystoneClient(options.url, options.timeoutMs, logger, seams.fetch);
-    this.serviceToken = new KeystoneServiceToken(
-      this.client,
-      { user: options.serviceUser, project: options.serviceProject },
-      this.now,
-    );
+    const credentials = { user: options.serviceUser, project: options.serviceProject };
+    this.serviceToken =
+      seams.serviceToken ?? new KeystoneServiceToken(this.client, () => credentials, this.now);
     this.cache = new KeystoneAnswerCache(options.cacheMaxEntries);
   }
 

@@ -103,8 +103,8 @@ export class LocalTokenValidator implements TokenValidator {
   }
 
   /**
-   * Follows revocations, then loads them and the keys. Resolves once the revocations are loaded
-   * (retrying until then); tokens are refused until that moment.
+   * Follows revocations, then loads them and the keys. Resolves once both are loaded (retrying
+   * until then); tokens are refused until that moment.
    */
   async start(): Promise<void> {
     this.unwatch = await this.source.watchRevocations({
@@ -117,7 +117,7 @@ export class LocalTokenValidator implements TokenValidator {
     });
     this.pruneTimer = setInterval(() => this.prune(), 60_000);
     this.pruneTimer.unref();
-    await Promise.all([this.refreshKeys(), this.loadRevocations()]);
+    await Promise.all([this.loadKeys(), this.loadRevocations()]);
   }
 
   /** Whether tokens can be validated now (the revocation state is known). */
@@ -196,10 +196,13 @@ export class LocalTokenValidator implements TokenValidator {
     return verified;
   }
 
-  /** Fetches the keys, at most once per keyRefreshIntervalMs; callers at once share one fetch. */
-  private refreshKeys(): Promise<void> {
+  /**
+   * Fetches the keys, at most once per keyRefreshIntervalMs unless `now`; callers at once share
+   * one fetch.
+   */
+  private refreshKeys(now = false): Promise<void> {
     if (this.keyFetch) return this.keyFetch;
-    if (this.now() - this.lastKeyFetch < this.keyRefreshIntervalMs) return Promise.resolve();
+    if (!now && this.now() - this.lastKeyFetch < this.keyRefreshIntervalMs) return Promise.resolve();
     this.lastKeyFetch = this.now();
     this.keyFetch = (async () => {
       try {
@@ -216,6 +219,18 @@ export class LocalTokenValidator implements TokenValidator {
       }
     })();
     return this.keyFetch;
+  }
+
+  private async loadKeys(): Promise<void> {
+    while (!this.closed) {
+      try {
+        await this.refreshKeys(true);
+        return;
+      } catch (err) {
+        this.options.logger?.warn({ err }, "could not load the signing keys; tokens are refused until then");
+        await new Promise((r) => setTimeout(r, this.retryMs).unref());
+      }
+    }
   }
 
   private async loadRevocations(): Promise<void> {

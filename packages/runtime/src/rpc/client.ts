@@ -1,7 +1,7 @@
 // Clients to other services: Connect binary over HTTP/2 (the cheapest of the three protocols
 // between our own processes; h2c, or TLS for an https:// peer), uncompressed (encoding a large
-// answer cost the sender more CPU than it saved), carrying the request context, throwing
-// StratusError on failure.
+// answer cost the sender more CPU than it saved), carrying the request id and this process's
+// credential (auth/caller-credential.ts), throwing StratusError on failure.
 import type { DescService } from "@bufbuild/protobuf";
 import {
   type Client,
@@ -12,21 +12,32 @@ import {
 } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { z } from "zod";
+import { callerCredentialFor, writeCallerHeaders } from "../auth/caller-credential.js";
 import { parseConfig, rpcConfig, tlsConfig } from "../config.js";
-import { writeContextHeaders } from "../context.js";
+import { writeRequestId } from "../context.js";
 import { fromConnectError, isStratusError, StratusError } from "../errors.js";
 import { ServiceUnavailable } from "../http/faults.js";
 import { peerCa } from "../tls.js";
 import { fastUnaryTransport } from "./fast-client.js";
 
-const contextAndErrors: Interceptor = (next) => async (req) => {
-  writeContextHeaders(req.header);
-  try {
-    return await next(req);
-  } catch (err) {
-    throw fromConnectError(err);
-  }
-};
+/** Writes the caller's credential headers of a call to baseUrl (caller-credential.ts). */
+function callerHeadersFor(baseUrl: string) {
+  return (headers: { set(name: string, value: string): void }) =>
+    writeCallerHeaders(headers, callerCredentialFor(baseUrl));
+}
+
+function contextAndErrors(baseUrl: string): Interceptor {
+  const callerHeaders = callerHeadersFor(baseUrl);
+  return (next) => async (req) => {
+    writeRequestId(req.header);
+    callerHeaders(req.header);
+    try {
+      return await next(req);
+    } catch (err) {
+      throw fromConnectError(err);
+    }
+  };
+}
 
 /** How a service calls its peers: the RPC settings, and the CA https:// peers are verified with. */
 export type PeerSettings = z.infer<z.ZodObject<typeof rpcConfig>> & {
@@ -69,12 +80,18 @@ export function peerTransport(baseUrl: string, settings: PeerSettings): Transpor
     useBinaryFormat: true,
     // No accept-encoding: the server answers uncompressed, and nothing is sent compressed.
     acceptCompression: [],
-    interceptors: [contextAndErrors],
+    interceptors: [contextAndErrors(baseUrl)],
     ...(defaultTimeoutMs > 0 ? { defaultTimeoutMs } : {}),
   });
   // Unary calls (all the mesh makes) take the short path of fast-client.ts.
   return settings.STRATUS_RPC_FAST === "1"
-    ? fastUnaryTransport({ baseUrl, defaultTimeoutMs, streams: connect, sessionManager })
+    ? fastUnaryTransport({
+        baseUrl,
+        defaultTimeoutMs,
+        streams: connect,
+        sessionManager,
+        callerHeaders: callerHeadersFor(baseUrl),
+      })
     : connect;
 }
 
@@ -91,7 +108,10 @@ function unwrapStratusError(err: unknown): unknown {
 /**
  * A client of the service at `baseUrl`. With `peer` (the kind of service as a client of ours knows
  * it: "compute", "network"), a call that finds it unavailable fails as a ServiceUnavailable naming
- * that kind, whose message a REST edge may show (the transport's error stays its cause).
+ * that kind, whose message a REST edge may show (the transport's error stays its cause). A call
+ * the callee refuses as unauthenticated (the process's token revoked or expired early) is made
+ * once more after the credential has logged in again: the refusal came before the callee did
+ * anything.
  */
 export function serviceClient<S extends DescService>(
   service: S,
@@ -110,13 +130,20 @@ export function serviceClient<S extends DescService>(
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
+      const call = (args: unknown[]): unknown => (value as (...a: unknown[]) => unknown).apply(target, args);
       return (...args: unknown[]) => {
-        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
-        return result instanceof Promise
-          ? result.catch((err: unknown) => {
-              throw failure(err);
-            })
-          : result;
+        const credential = callerCredentialFor(baseUrl);
+        const token = credential?.token();
+        const result = call(args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch(async (err: unknown) => {
+          const e = failure(err);
+          if (!credential || !isStratusError(e, "unauthorized")) throw e;
+          await credential.renew(token);
+          return (call(args) as Promise<unknown>).catch((again: unknown) => {
+            throw failure(again);
+          });
+        });
       };
     },
   });

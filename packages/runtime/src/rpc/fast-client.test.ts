@@ -7,7 +7,7 @@ import { Http2SessionManager } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../log.js";
-import { fastTestClient } from "../testing/rpc.js";
+import { everyCallerIsTools, fastTestClient } from "../testing/rpc.js";
 import { bindService } from "./binding.js";
 import { fastUnaryHandler } from "./fast-server.js";
 import { rpcPipeline } from "./pipeline.js";
@@ -33,7 +33,7 @@ async function countingServer(port = 0) {
   const server = http2.createServer(
     fastUnaryHandler({
       services: [placement],
-      pipeline: rpcPipeline({ logger }),
+      pipeline: rpcPipeline({ logger, auth: everyCallerIsTools }),
       readMaxBytes: 1 << 20,
       logger,
       fallback: (_, res) => res.writeHead(404).end(),

@@ -18,7 +18,7 @@ import {
 import { Code, ConnectError, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
-import { currentContext, writeContextHeaders } from "../context.js";
+import { writeRequestId } from "../context.js";
 import { PROTO, TIMEOUT_HEADER } from "./connect-unary.js";
 import { webHeaders } from "./node-headers.js";
 
@@ -33,6 +33,8 @@ export function fastUnaryTransport(options: {
   streams: Transport;
   /** The connection to the peer, TLS options included for https:// (client.ts makes it). */
   sessionManager?: Http2SessionManager;
+  /** Writes the caller's credential headers of each call (client.ts); none when absent. */
+  callerHeaders?: (headers: { set(name: string, value: string): void }) => void;
 }): Transport {
   const base = new URL(options.baseUrl);
   if (base.protocol !== "http:" && base.protocol !== "https:") return options.streams;
@@ -60,7 +62,8 @@ export function fastUnaryTransport(options: {
       if (header) {
         for (const [k, v] of new Headers(header)) set(k, v);
       }
-      writeContextHeaders({ set }, currentContext());
+      writeRequestId({ set });
+      options.callerHeaders?.({ set });
       const body = toBinary(
         method.input,
         isMessage(input, method.input) ? input : create(method.input, input),

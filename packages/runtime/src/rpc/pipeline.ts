@@ -4,12 +4,15 @@
 // tracing) sees every call of the mesh and nothing can go around it.
 //
 // Stages, outermost first:
-//   1. requestContext  the caller's request id and identity, read from the request headers; all
-//                      later stages and the handler run inside it (and every log line carries it).
+//   1. requestContext  the caller's request id, read from the request headers, in a context with
+//                      no rights yet; all later stages run inside it (every log line carries it).
 //   2. outcome         logs how the call ended and maps what it threw to the ConnectError its
 //                      caller gets (a StratusError's kind to its code, with the kind in a trailer).
-//   3. authentication  where the caller's credential will be checked (design.md §6); today every
-//                      call passes.
+//   3. authentication  the caller's bearer token validated, its principal made (a user, or a
+//                      service acting as itself), the method's policy applied; the handler runs in
+//                      the principal's context. No token or an invalid one: Unauthenticated; a
+//                      principal the policy does not allow: PermissionDenied. Health and
+//                      reflection are open.
 //   4. input           the request message walked by its descriptor (input-validation.ts): text
 //                      no store can keep, over-long strings and over-long lists and maps are
 //                      refused (invalid_input) before any handler sees them.
@@ -25,14 +28,15 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { readContextHeaders, runWithContext } from "../context.js";
+import type { CallAuthentication } from "../auth/rpc-authentication.js";
+import { anonymousContext, contextFor, currentContext, readRequestId, runWithContext } from "../context.js";
 import { toConnectError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { type InputBounds, inputBoundsFromEnvironment, inputValidation } from "./input-validation.js";
 
 /** Stage 1: the request context of the caller (context.ts), around everything after it. */
 export function requestContext(): Interceptor {
-  return (next) => (req) => runWithContext(readContextHeaders(req.header), () => next(req));
+  return (next) => (req) => runWithContext(anonymousContext(readRequestId(req.header)), () => next(req));
 }
 
 /** Stage 2: each call's outcome logged, and its failure as the ConnectError its caller gets. */
@@ -51,9 +55,23 @@ export function outcome(logger: Logger): Interceptor {
   };
 }
 
-/** Stage 3: authentication. Every call passes until callers carry credentials (design.md §6). */
-export function authentication(): Interceptor {
-  return (next) => next;
+/** What anyone may call without a credential: health checks and reflection (the schema). */
+export const OPEN_SERVICES: ReadonlySet<string> = new Set([
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+]);
+
+/** Stage 3: who the caller is and whether it may make this call (design.md §6). */
+export function authentication(auth: CallAuthentication): Interceptor {
+  return (next) => async (req) => {
+    const service = req.service.typeName;
+    if (OPEN_SERVICES.has(service)) return next(req);
+    const principal = await auth.principalOf(req.header);
+    auth.authorize(principal, service, req.method.name);
+    const requestId = currentContext()?.requestId ?? readRequestId(req.header);
+    return runWithContext(contextFor(requestId, principal), () => next(req));
+  };
 }
 
 /** An RPC's failure as the ConnectError its caller gets, logged (both paths log alike). */
@@ -84,13 +102,14 @@ export function aroundHandler<F extends (req: UnaryRequest) => Promise<UnaryResp
  */
 export function rpcPipeline(options: {
   logger: Logger;
+  auth: CallAuthentication;
   interceptors?: Interceptor[];
   inputBounds?: InputBounds;
 }): Interceptor[] {
   return [
     requestContext(),
     outcome(options.logger),
-    authentication(),
+    authentication(options.auth),
     inputValidation(options.inputBounds ?? inputBoundsFromEnvironment()),
     ...(options.interceptors ?? []),
   ];

@@ -1,12 +1,14 @@
 // One port per service answering Connect, gRPC and gRPC-Web, plus grpc.health.v1 and server
 // reflection, over HTTP/2 and HTTP/1.1 alike (listener.ts): h2c and HTTP/1.1 in cleartext, or
-// TLS with ALPN h2 and http/1.1. Every call runs the one pipeline (pipeline.ts): in the caller's
-// request context, logged, its StratusErrors leaving as ConnectErrors with the right code. The
-// mesh's own unary binary Connect calls arrive over HTTP/2 and take the short path
-// (fast-server.ts); connect-node's adapter answers everything else, on either HTTP version.
+// TLS with ALPN h2 and http/1.1. Every call runs the one pipeline (pipeline.ts): its caller
+// authenticated, in the caller's request context, logged, its StratusErrors leaving as
+// ConnectErrors with the right code. The mesh's own unary binary Connect calls arrive over
+// HTTP/2 and take the short path (fast-server.ts); connect-node's adapter answers everything
+// else, on either HTTP version.
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@stratus/contracts/grpc/health/v1";
+import type { CallAuthentication } from "../auth/rpc-authentication.js";
 import { parseConfig, rpcConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import type { ListenerTls } from "../tls.js";
@@ -31,6 +33,8 @@ export interface RpcServerOptions {
   port: number;
   services: ServiceBinding[];
   logger: Logger;
+  /** Who may call what (the pipeline's authentication stage): every call but health and reflection. */
+  auth: CallAuthentication;
   /** Unary binary Connect calls take the fast path (fast-server.ts); default true. */
   fast?: boolean;
   /** Largest request body read, on every path (default: RPC_READ_MAX_BYTES's). */
@@ -46,7 +50,7 @@ export interface RpcServerOptions {
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const { logger } = options;
   const readMaxBytes = options.readMaxBytes ?? parseConfig(rpcConfig, {}).RPC_READ_MAX_BYTES;
-  const pipeline = rpcPipeline({ logger, interceptors: options.interceptors ?? [] });
+  const pipeline = rpcPipeline({ logger, auth: options.auth, interceptors: options.interceptors ?? [] });
   const health = new HealthState();
   const handler = connectNodeAdapter({
     grpc: true,

@@ -1,7 +1,14 @@
 // Test harness: real nats-server on a free port, real service processes, temporary PostgreSQL
 // databases. Used by integration tests in test/ and by services' own tests.
 
-export { type IdentityUnderTest, startIdentity } from "./identity.js";
+export { credentialInterceptor } from "./credential-interceptor.js";
+export {
+  type IdentityUnderTest,
+  meshIdentity,
+  startIdentity,
+  type UserToken,
+  type UserTokenSpec,
+} from "./identity.js";
 export {
   type IssuedTestToken,
   type KeystoneOptions,
@@ -20,8 +27,8 @@ export {
   type ServiceName,
   type ServiceProcess,
   spawnService,
-  startService,
   waitForServing,
 } from "./processes.js";
 export { rawCall, startTestRpcServer } from "./rpc.js";
+export { startService } from "./start-service.js";
 export { makeTestCertificates, type TestCertificates } from "./tls.js";

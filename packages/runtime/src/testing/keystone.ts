@@ -8,6 +8,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { TokenValidator } from "../auth/identity.js";
+import { type IssuedToken, KeystoneAdmin, type PasswordAuth } from "../auth/keystone-admin.js";
 import { isStratusError } from "../errors.js";
 import { freePort } from "./nats-server.js";
 
@@ -27,20 +28,8 @@ export interface KeystoneOptions {
   tokenExpirationS?: number;
 }
 
-export interface PasswordAuth {
-  user: string;
-  password: string;
-  /** Scope the token to this project; unscoped when absent. */
-  project?: string;
-  /** Domain of the user and of the project. */
-  domain?: string;
-}
-
-export interface IssuedTestToken {
-  token: string;
-  issuedAt: Date;
-  expiresAt: Date;
-}
+export type { PasswordAuth };
+export type IssuedTestToken = IssuedToken;
 
 export interface TestKeystone {
   /** Keystone's v3 root: http://127.0.0.1:<port>/v3. */
@@ -53,7 +42,7 @@ export interface TestKeystone {
   revokeToken(token: string): Promise<void>;
   /** A REST call as admin (project-scoped admin token, renewed as needed); a non-2xx answer throws. */
   admin<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
-  /** A user in the Default domain with roles on a project, both made as needed (roles too). */
+  /** A user in the Default domain with roles on a project, each made as needed (its password set). */
   addUser(spec: { name: string; password: string; project: string; roles: string[] }): Promise<{
     userId: string;
     projectId: string;
@@ -179,90 +168,17 @@ export async function startKeystone(options: KeystoneOptions = {}): Promise<Test
     throw new Error(`Keystone did not start: ${String(err)}\n${stderr}${output.slice(-30).join("\n")}`);
   }
 
-  let adminToken: IssuedTestToken | undefined;
-  const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: {
-        accept: "application/json",
-        ...headers,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) {
-      const log = res.status >= 500 ? `\n${output.slice(-20).join("\n")}` : "";
-      throw new Error(`Keystone ${method} ${path}: HTTP ${res.status} ${text}${log}`);
-    }
-    return { res, json: text ? JSON.parse(text) : undefined };
-  };
-  const issueToken = async (auth: PasswordAuth): Promise<IssuedTestToken> => {
-    const domain = { name: auth.domain ?? "Default" };
-    const { res, json } = await call(
-      "POST",
-      "/auth/tokens?nocatalog",
-      {},
-      {
-        auth: {
-          identity: {
-            methods: ["password"],
-            password: { user: { name: auth.user, domain, password: auth.password } },
-          },
-          ...(auth.project ? { scope: { project: { name: auth.project, domain } } } : {}),
-        },
-      },
-    );
-    return {
-      token: res.headers.get("x-subject-token")!,
-      issuedAt: new Date(json.token.issued_at),
-      expiresAt: new Date(json.token.expires_at),
-    };
-  };
-  const lifetimeMs = (options.tokenExpirationS ?? 3600) * 1000;
-  /** The admin's token, renewed with a third of its life left: one expiring mid-call would fail it. */
-  const adminAuth = async (): Promise<Record<string, string>> => {
-    if (!adminToken || Date.now() > adminToken.expiresAt.getTime() - lifetimeMs / 3) {
-      adminToken = await issueToken({ user: "admin", password: adminPassword, project: "admin" });
-    }
-    return { "x-auth-token": adminToken.token };
-  };
-  const admin = async <T>(method: string, path: string, body?: unknown): Promise<T> =>
-    (await call(method, path, await adminAuth(), body)).json as T;
-  /** The id of the named project or role, made when there is none. */
-  const ensure = async (kind: "projects" | "roles", name: string): Promise<string> => {
-    const found = await admin<Record<string, { id: string }[]>>(
-      "GET",
-      `/${kind}?name=${encodeURIComponent(name)}`,
-    );
-    const existing = found[kind]?.[0];
-    if (existing) return existing.id;
-    const one = kind.slice(0, -1);
-    const made = await admin<Record<string, { id: string }>>("POST", `/${kind}`, {
-      [one]: kind === "projects" ? { name, domain_id: "default" } : { name },
-    });
-    return made[one]!.id;
-  };
-
+  const admin = new KeystoneAdmin(url, { user: "admin", password: adminPassword, project: "admin" }, () =>
+    output.slice(-20).join("\n"),
+  );
   return {
     url,
     port,
     adminPassword,
-    issueToken,
-    admin,
-    async revokeToken(token) {
-      await call("DELETE", "/auth/tokens", { ...(await adminAuth()), "x-subject-token": token });
-    },
-    async addUser({ name, password, project, roles }) {
-      const projectId = await ensure("projects", project);
-      const { user } = await admin<{ user: { id: string } }>("POST", "/users", {
-        user: { name, password, domain_id: "default", default_project_id: projectId },
-      });
-      for (const role of roles) {
-        await admin("PUT", `/projects/${projectId}/users/${user.id}/roles/${await ensure("roles", role)}`);
-      }
-      return { userId: user.id, projectId };
-    },
+    issueToken: (auth) => admin.issueToken(auth),
+    admin: (method, path, body) => admin.request(method, path, body),
+    revokeToken: (token) => admin.revokeToken(token),
+    addUser: (spec) => admin.ensureUser(spec),
     async stop() {
       await stopProcess(proc);
       rmSync(dir, { recursive: true, force: true });

@@ -92,6 +92,8 @@ export interface TestNats {
   seedFile(role: NatsRole): string;
   /** A connection with a role's credential: `tools` to watch events, a service's role to act as it. */
   connect(role: NatsRole): Promise<NatsConnection>;
+  /** Runs `fn` when the server is stopped, first (what the harness started on it: its identity). */
+  beforeStop(fn: () => Promise<void>): void;
   stop(): Promise<void>;
   /** Kills the server (SIGKILL) and starts it again on the same port, store and configuration. */
   restart(): Promise<void>;
@@ -100,12 +102,17 @@ export interface TestNats {
 /** The servers startNats runs in this process, by URL: startService hands their credentials out. */
 const running = new Map<string, TestNats>();
 
+/** The harness's server at natsUrl, if it is one. */
+export function harnessNats(natsUrl: string | undefined): TestNats | undefined {
+  return natsUrl === undefined ? undefined : running.get(natsUrl);
+}
+
 /**
  * The seed file of the service's role when natsUrl is a server of this harness, so that a service
  * started on it connects as its role with no more said; undefined for any other URL or name.
  */
 export function harnessSeedFile(natsUrl: string | undefined, service: string): string | undefined {
-  const nats = natsUrl === undefined ? undefined : running.get(natsUrl);
+  const nats = harnessNats(natsUrl);
   const role = NATS_ROLES.find((r) => r === service);
   return nats && role ? nats.seedFile(role) : undefined;
 }
@@ -137,6 +144,7 @@ export async function startNats(): Promise<TestNats> {
   };
   await launch();
   const url = `nats://127.0.0.1:${port}`;
+  const stopHooks: (() => Promise<void>)[] = [];
   const nats: TestNats = {
     url,
     port,
@@ -149,8 +157,11 @@ export async function startNats(): Promise<TestNats> {
         servers: url,
         ...natsConnectionOptions(role, readNkeySeedFile(seedFileOf(credentials, role))),
       }),
+    beforeStop: (fn) => stopHooks.push(fn),
     async stop() {
       running.delete(url);
+      // What runs on this server goes first; its failure to stop must not keep the server up.
+      for (const fn of stopHooks.splice(0).reverse()) await fn().catch(() => undefined);
       await kill("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },

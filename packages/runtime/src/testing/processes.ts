@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@stratus/contracts/grpc/health/v1";
+import { SERVICE_ROLES, type ServiceRole } from "../nats-subjects.js";
 import { PID_HEADER } from "../rpc/health.js";
 import { freePort, harnessSeedFile } from "./nats-server.js";
 
@@ -19,8 +20,9 @@ export const repoRoot = (() => {
   return dir;
 })();
 
-export const SERVICE_NAMES = ["api", "conductor", "scheduler", "network-adapter", "compute-agent"] as const;
-export type ServiceName = (typeof SERVICE_NAMES)[number];
+/** The services a test can start: those of the mesh. */
+export const SERVICE_NAMES = SERVICE_ROLES;
+export type ServiceName = ServiceRole;
 
 export interface ServiceProcess {
   readonly name: string;
@@ -123,10 +125,11 @@ export async function waitForServing(
 }
 
 /**
- * Starts a service on a free port and waits until it reports SERVING. With TLS_CERT_FILE in `env`
- * its url is https:// (checked with the CA of TLS_CA_FILE).
+ * Starts a service on a free port with exactly `env` and waits until it reports SERVING (the
+ * harness's startService, start-service.ts, adds the service's credentials first). With
+ * TLS_CERT_FILE in `env` its url is https:// (checked with the CA of TLS_CA_FILE).
  */
-export async function startService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+export async function launchService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const p = spawnService(name, { ...env, PORT: String(port) });
   const url = `${env.TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${port}`;

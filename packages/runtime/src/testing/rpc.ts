@@ -12,13 +12,30 @@ import {
   type UnaryRequest,
 } from "@connectrpc/connect";
 import { createConnectTransport, type Http2SessionManager } from "@connectrpc/connect-node";
+import type { CallAuthentication } from "../auth/rpc-authentication.js";
+import { servicePrincipal } from "../context.js";
 import { createLogger } from "../log.js";
 import type { ServiceBinding } from "../rpc/binding.js";
 import { FastCall } from "../rpc/fast-call.js";
 import { fastUnaryTransport } from "../rpc/fast-client.js";
 import { type RpcServer, type RpcServerOptions, startRpcServer } from "../rpc/server.js";
 
-/** A server answering `services` on 127.0.0.1 (a free port unless given), logging nothing. */
+const TOOLS = servicePrincipal("tools");
+
+/**
+ * For the tests of the transports, which are not about who calls: every call counts as made by
+ * `tools` (the harness's principal) and is allowed. Authentication has tests of its own
+ * (rpc/authentication.test.ts, test/mesh-auth/).
+ */
+export const everyCallerIsTools: CallAuthentication = {
+  principalOf: async () => TOOLS,
+  authorize() {},
+};
+
+/**
+ * A server answering `services` on 127.0.0.1 (a free port unless given), logging nothing; its
+ * callers are not authenticated unless `auth` is given.
+ */
 export function startTestRpcServer(
   services: ServiceBinding[],
   options: Partial<RpcServerOptions> = {},
@@ -29,6 +46,7 @@ export function startTestRpcServer(
     port: 0,
     services,
     logger: createLogger("test", "silent"),
+    auth: everyCallerIsTools,
     ...options,
   });
 }

@@ -3,12 +3,15 @@ import type http from "node:http";
 import type { IncomingMessage } from "node:http";
 import {
   acceptRequestId,
+  defaultRoles,
   type ListenerTls,
   type Logger,
   novaFault,
   REQUEST_ID_HEADER,
+  type RequestContext,
   runWithContext,
   StratusError,
+  userContext,
 } from "@stratus/runtime";
 import {
   createHttpServer,
@@ -59,6 +62,19 @@ export function authenticate(token: string | string[] | undefined, requestId: st
     throw new StratusError("unauthorized", "The request you have made requires authentication.");
   }
   return { requestId, userId, projectId, isAdmin: userId === "admin" };
+}
+
+/**
+ * The context the handlers' mesh calls act in: the api's service token with the caller as the
+ * user it acts for (its admin flag as the roles it implies).
+ */
+function meshContext(caller: Caller): RequestContext {
+  return userContext({
+    requestId: caller.requestId,
+    userId: caller.userId,
+    projectId: caller.projectId,
+    roles: defaultRoles(caller.isAdmin),
+  });
 }
 
 /** Nova's fault body for a failed request (5xx bodies say nothing of what failed inside). */
@@ -174,7 +190,7 @@ export function createRestServer(options: RestServerOptions): RestServer {
       baseUrl,
       hostUrl,
     };
-    return runWithContext(caller, () => match.handler(request));
+    return runWithContext(meshContext(caller), () => match.handler(request));
   };
 
   return createHttpServer(logger, options.tls, handle);

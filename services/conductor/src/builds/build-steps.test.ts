@@ -7,10 +7,11 @@ import { randomUUID } from "node:crypto";
 import { createLogger, type Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Quotas } from "../compute/quotas.js";
+import type { BuildCaller } from "../compute/server-acceptance.js";
 import { type RequestedNetwork, ServerAcceptance } from "../compute/server-acceptance.js";
 import { Servers } from "../compute/servers.js";
 import { openTestDatabase, watched } from "../testing/database.js";
-import { FakeCommands, FakeDestinations, FakePorts } from "../testing/fake-peers.js";
+import { callsAs, FakeCommands, FakeDestinations, FakePorts } from "../testing/fake-peers.js";
 import { newServersRequest } from "../testing/requests.js";
 import { Builder } from "./builder.js";
 
@@ -51,11 +52,12 @@ function mesh(hosts = ["h1", "h2", "h3"]) {
     concurrency: 8,
   });
   /** Accepts one server and runs its build until it waits on a compute agent (or fails). */
-  const boot = async (networks: Partial<RequestedNetwork>[]) => {
+  const boot = async (networks: Partial<RequestedNetwork>[], caller?: BuildCaller) => {
     const request = newServersRequest(`p-${randomUUID()}`, {
       networkMode: networks.length ? "list" : "none",
       networks: networks.map((n) => ({ networkId: "", portId: "", fixedIp: "", tag: "", ...n })),
       requestId: `req-${randomUUID()}`,
+      caller,
     });
     const lease = builder.newLease();
     const server = (await acceptance.create({ ...request, lease })).servers[0]!;
@@ -209,5 +211,26 @@ describe("build steps", () => {
       ["h2", 2],
     ]);
     expect(await buildOf(id)).toMatchObject({ phase: "spawning", attempt: 2, failed_hosts: ["h1"] });
+  });
+
+  it("every step calls its peers as the build's user: the first run, a later one, a failure's and a delete's", async () => {
+    const m = mesh();
+    const alice = { userId: "alice", projectId: "p-alice", roles: ["member", "reader"] };
+    callsAs.length = 0;
+    const id = await m.boot([{ networkId: "net-1" }], alice);
+    const failed = { serverId: id, host: "h1", attempt: 1, success: false, error: "no", retryable: true };
+    expect(await m.builder.onResult({ ...failed, powerState: 0 })).toBe(true);
+    await m.builder.settle(id);
+    await m.builder.delete(id, { requestId: `req-${randomUUID()}`, userId: "admin", projectId: "other" });
+    expect(callsAs.length).toBeGreaterThanOrEqual(6);
+    expect(new Set(callsAs)).toEqual(new Set(["user:alice@p-alice"]));
+  });
+
+  it("a build a service accepted as itself calls its peers as the conductor itself", async () => {
+    const m = mesh();
+    callsAs.length = 0;
+    await m.boot([{ networkId: "net-1" }]);
+    expect(callsAs.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(callsAs)).toEqual(new Set(["service"]));
   });
 });

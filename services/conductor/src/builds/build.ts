@@ -1,5 +1,6 @@
 // A build as its steps see it: the server_builds row (joined with its server), the columns a step
 // writes, and the records a write carries besides them (an instance-action event, a fault).
+import { type RequestContext, systemContext, userContext } from "@stratus/runtime";
 import type { FlavorRecord } from "../compute/flavors.js";
 import type { NewServersRequest, RequestedNetwork } from "../compute/server-acceptance.js";
 import type { ServerAddressRecord, ServerRecord } from "../compute/servers.js";
@@ -56,6 +57,10 @@ export interface BuildRow extends BuildColumns, Record<string, unknown> {
   max_attempts: number;
   request_id: string;
   generation: string;
+  /** The user its steps act for (the accepting call's); roles null: the conductor acts as itself. */
+  caller_user_id: string;
+  caller_project_id: string;
+  caller_roles: string[] | null;
   // joined from servers
   project_id: string;
   user_id: string;
@@ -100,7 +105,10 @@ export interface NewLease {
 }
 
 /** What CreateServers asked of a build it created (Builder.kickCreated). */
-export type NewBuild = Pick<NewServersRequest, "networkMode" | "networks" | "maxAttempts" | "requestId">;
+export type NewBuild = Pick<
+  NewServersRequest,
+  "networkMode" | "networks" | "maxAttempts" | "requestId" | "caller"
+>;
 
 /** The row CreateServers' statement wrote for a new build leased to this replica (generation 1). */
 export function createdRow(server: ServerRecord, build: NewBuild): BuildRow {
@@ -123,6 +131,9 @@ export function createdRow(server: ServerRecord, build: NewBuild): BuildRow {
     end_state: "",
     request_id: build.requestId,
     generation: "1",
+    caller_user_id: build.caller?.userId ?? "",
+    caller_project_id: build.caller?.projectId ?? "",
+    caller_roles: build.caller ? [...build.caller.roles] : null,
     project_id: server.projectId,
     user_id: server.userId,
     name: server.name,
@@ -132,6 +143,24 @@ export function createdRow(server: ServerRecord, build: NewBuild): BuildRow {
     host: server.host,
     created_at: server.createdAt,
   };
+}
+
+/**
+ * The context a build's steps run in, under the request id of the call that asked for it: the
+ * conductor acting for the build's user (its peers see that user's project and roles, and the
+ * network-adapter applies its visibility), or the conductor itself when a service asked.
+ */
+export function buildContext(
+  b: Pick<BuildRow, "request_id" | "caller_user_id" | "caller_project_id" | "caller_roles">,
+): RequestContext {
+  const requestId = b.request_id || undefined;
+  if (!b.caller_roles) return systemContext(requestId);
+  return userContext({
+    userId: b.caller_user_id,
+    projectId: b.caller_project_id,
+    roles: b.caller_roles,
+    ...(requestId ? { requestId } : {}),
+  });
 }
 
 /** A compute agent's BuildResult. */

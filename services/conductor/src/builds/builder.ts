@@ -4,7 +4,7 @@
 // replica, or this one restarted, resumes from the last write and never acts on a stale view.
 // Every step is idempotent when run again; outcomes a step leaves for the next write are found
 // again as unrecorded-outcome.ts states.
-import { type Database, type Logger, runWithContext, systemContext } from "@stratus/runtime";
+import { type Database, type Logger, runWithContext } from "@stratus/runtime";
 import type { ServerChanges } from "../compute/changes.js";
 import type { ServerRecord } from "../compute/servers.js";
 import { AcceptGate, type YieldOptions } from "./accept-gate.js";
@@ -12,6 +12,7 @@ import { runSteps } from "./advance.js";
 import {
   type BuildResult,
   type BuildRow,
+  buildContext,
   createdRow,
   type NewBuild,
   type NewLease,
@@ -138,7 +139,7 @@ export class Builder {
     const b = await this.ctx.store.acquire(serverId);
     if (!b) return;
     try {
-      await cleanup(this.ctx, new BuildRun(b));
+      await runWithContext(buildContext(b), () => cleanup(this.ctx, new BuildRun(b)));
     } catch (err) {
       if (err instanceof StaleLease) return;
       this.o.logger.warn({ err, serverId }, "delete step failed; will retry");
@@ -150,9 +151,9 @@ export class Builder {
     const b = created && Date.now() < created.until ? created.row : await this.ctx.store.acquire(serverId);
     if (!b) return;
     const run = new BuildRun(b);
-    // Every step of the build runs under the request id of the call that asked for it, so it
-    // crosses to the scheduler, the network-adapter and (in the build command) the compute agent.
-    if (b.request_id) return runWithContext(systemContext(b.request_id), () => runSteps(this.ctx, run));
-    return runSteps(this.ctx, run);
+    // Every step of the build runs as its user and under the request id of the call that asked
+    // for it, so both cross to the scheduler, the network-adapter and (the request id, in the
+    // build command) the compute agent.
+    return runWithContext(buildContext(b), () => runSteps(this.ctx, run));
   }
 }

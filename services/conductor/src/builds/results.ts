@@ -3,8 +3,9 @@
 // again, or to cleanup (fail.ts). What follows a recorded result (re-bind, resend, cleanup) runs
 // from the row.
 
+import { runWithContext } from "@stratus/runtime";
 import { giveBackUntilTimeout } from "./advance.js";
-import { type BuildResult, StaleLease, stepEvent } from "./build.js";
+import { type BuildResult, buildContext, StaleLease, stepEvent } from "./build.js";
 import { announce, type BuildContext } from "./build-context.js";
 import { BuildRun } from "./build-run.js";
 import { attemptFailed } from "./fail.js";
@@ -43,7 +44,10 @@ export class Results {
     }
     const run = new BuildRun(b);
     try {
-      return await this.queue.hold(r.serverId, this.record(run, r));
+      return await this.queue.hold(
+        r.serverId,
+        runWithContext(buildContext(b), () => this.record(run, r)),
+      );
     } finally {
       // Work left (a re-bind on an alternate, a cleanup): run it now rather than at the next sweep.
       if (run.row.phase !== "done") this.queue.kick(r.serverId);

@@ -15,6 +15,13 @@ export interface RequestedNetwork {
   tag: string;
 }
 
+/** The user a build's steps act for (the accepting call's principal). */
+export interface BuildCaller {
+  userId: string;
+  projectId: string;
+  roles: readonly string[];
+}
+
 export interface NewServersRequest {
   name: string;
   flavor: FlavorRecord;
@@ -34,6 +41,8 @@ export interface NewServersRequest {
   hostname: string;
   requestId: string;
   maxAttempts: number;
+  /** The user who asked; absent when a service asked as itself (its steps then act as the conductor). */
+  caller?: BuildCaller | undefined;
   /**
    * The builds start leased to this owner for `leaseMs` (generation 1), so that the replica that
    * accepted them can run them without taking the lease first; without it, unleased.
@@ -62,9 +71,9 @@ const INSERT_BUILD = `
     RETURNING *
   ), b AS (
     INSERT INTO server_builds (server_id, phase, network_mode, requested, max_attempts, request_id,
-      lease_owner, lease_until, generation)
+      lease_owner, lease_until, generation, caller_user_id, caller_project_id, caller_roles)
     SELECT id, 'allocating', $19, $20, $21, $6, $22, now() + ($23 || ' milliseconds')::interval,
-      CASE WHEN $22 = '' THEN 0 ELSE 1 END FROM s
+      CASE WHEN $22 = '' THEN 0 ELSE 1 END, $24, $25, $26::text[] FROM s
   ), a AS (
     INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
     SELECT id, 'create', $6, $4, $3 FROM s
@@ -240,7 +249,13 @@ export class ServerAcceptance {
       req.userId,
       req.clientToken,
       req.requestId,
-      JSON.stringify({ ...req, flavor: req.flavor.id, userData: undefined, lease: undefined }),
+      JSON.stringify({
+        ...req,
+        flavor: req.flavor.id,
+        userData: undefined,
+        lease: undefined,
+        caller: undefined,
+      }),
       req.flavor.id,
       JSON.stringify(req.flavor),
       req.imageRef,
@@ -257,6 +272,9 @@ export class ServerAcceptance {
       req.maxAttempts,
       req.lease?.owner ?? "",
       String(req.lease?.leaseMs ?? 0),
+      req.caller?.userId ?? "",
+      req.caller?.projectId ?? "",
+      req.caller ? [...req.caller.roles] : null,
     ]);
   }
 }

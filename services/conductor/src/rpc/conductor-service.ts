@@ -22,7 +22,7 @@ import type { Builder } from "../builds/builder.js";
 import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord, Flavors } from "../compute/flavors.js";
 import type { Quotas } from "../compute/quotas.js";
-import type { ServerAcceptance } from "../compute/server-acceptance.js";
+import type { BuildCaller, ServerAcceptance } from "../compute/server-acceptance.js";
 import { type ActionRecord, isUuid, type ServerRecord, type Servers, statusOf } from "../compute/servers.js";
 import type { ServiceRegistry } from "../services/service-registry.js";
 
@@ -107,16 +107,27 @@ function actionOut(a: ActionRecord): MessageInitShape<typeof InstanceActionSchem
   };
 }
 
-/** The caller's identity; a call with no identity headers is treated as internal (admin). */
+/**
+ * The caller, from the principal the RPC pipeline made of its verified credential: a user sees its
+ * project (all of them with the admin role); a service acting as itself is trusted like an admin.
+ */
 function caller() {
   const ctx = currentContext();
-  const anonymous = !ctx || (!ctx.projectId && !ctx.userId);
   return {
     requestId: ctx?.requestId ?? newRequestId(),
     userId: ctx?.userId ?? "",
     projectId: ctx?.projectId ?? "",
-    isAdmin: anonymous || ctx.isAdmin,
+    isAdmin: ctx?.isAdmin ?? false,
   };
+}
+
+/**
+ * The user a new build's steps act for: the accepting call's user (asserted by the api, or with
+ * a token of its own); none when a service called as itself (the steps then act as the conductor).
+ */
+function buildCaller(): BuildCaller | undefined {
+  const p = currentContext()?.principal;
+  return p?.kind === "user" ? { userId: p.userId, projectId: p.projectId, roles: p.roles } : undefined;
 }
 
 /** The project a read is limited to: the caller's own unless admin. */
@@ -220,6 +231,7 @@ export function conductorService(deps: {
       hostname: req.hostname,
       requestId: c.requestId,
       maxAttempts: deps.maxAttempts,
+      caller: buildCaller(),
     };
     // New builds start leased to this replica, which runs them without a lease write first.
     const lease = builder.newLease();

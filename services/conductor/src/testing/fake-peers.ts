@@ -1,7 +1,7 @@
 // In-process peers for the build flow's unit tests: a network-adapter, a scheduler and compute
-// agents reduced to what the build asks of them (peers.ts), recording every call.
+// agents reduced to what the build asks of them (peers.ts), recording every call and who made it.
 import { randomUUID } from "node:crypto";
-import { StratusError } from "@stratus/runtime";
+import { currentContext, StratusError } from "@stratus/runtime";
 import type {
   BuildCommand,
   Commands,
@@ -18,6 +18,16 @@ import type { SelectionJson } from "../builds/selection-json.js";
 interface FakePort extends PortView {
   deviceId: string;
   host: string;
+}
+
+/**
+ * Who each call of a peer was made as (the principal of its request context: what the real
+ * client asserts to the peer): `user:<id>@<project>`, or `service` for the conductor itself.
+ */
+export const callsAs: string[] = [];
+function recordCaller(): void {
+  const p = currentContext()?.principal;
+  callsAs.push(p?.kind === "user" ? `user:${p.userId}@${p.projectId}` : (p?.kind ?? "none"));
 }
 
 export class FakePorts implements Ports {
@@ -43,6 +53,7 @@ export class FakePorts implements Ports {
   }
 
   async network(networkId: string): Promise<NetworkInfo> {
+    recordCaller();
     return { routed: false, segmentIds: [], name: `name-of-${networkId}` };
   }
 
@@ -55,12 +66,14 @@ export class FakePorts implements Ports {
   }
 
   async claim(portId: string, deviceId: string): Promise<PortView | undefined> {
+    recordCaller();
     const p = this.get(portId);
     p.deviceId = deviceId;
     return p;
   }
 
   async create(n: NewPort): Promise<PortView | undefined> {
+    recordCaller();
     const id = randomUUID();
     const port = { id, name: n.name, networkId: n.networkId, macAddress: "fa:16:3e:00:00:01", fixedIps: [] };
     this.ports.set(id, { ...port, deviceId: n.deviceId, host: "" });
@@ -73,6 +86,7 @@ export class FakePorts implements Ports {
   }
 
   async bind(portId: string, host: string): Promise<PortView | undefined> {
+    recordCaller();
     const p = this.get(portId);
     p.host = host;
     if (!p.fixedIps.length) p.fixedIps = [{ ipAddress: `10.0.0.${this.nextAddress++}`, subnetId: "subnet" }];
@@ -80,12 +94,14 @@ export class FakePorts implements Ports {
   }
 
   async delete(portId: string): Promise<void> {
+    recordCaller();
     this.get(portId);
     this.ports.delete(portId);
     this.deleted.push(portId);
   }
 
   async unbind(portId: string): Promise<void> {
+    recordCaller();
     const p = this.get(portId);
     Object.assign(p, { deviceId: "", host: "", fixedIps: [] });
     this.unbound.push(portId);
@@ -114,6 +130,7 @@ export class FakeDestinations implements Destinations {
   constructor(private readonly hosts: string[]) {}
 
   async select(r: ScheduleRequest): Promise<{ selected?: SelectionJson; alternates: SelectionJson[] }> {
+    recordCaller();
     this.asked.push(r);
     const [first, ...rest] = this.hosts.filter((h) => !r.ignoreHosts.includes(h)).map(selection);
     if (!first) throw new StratusError("no_valid_host", "No valid host was found.");
@@ -126,11 +143,13 @@ export class FakeDestinations implements Destinations {
   }
 
   async claim(serverId: string, _projectId: string, _userId: string, s: SelectionJson): Promise<void> {
+    recordCaller();
     if (this.full.has(s.host)) throw new StratusError("conflict", `no room on ${s.host}`);
     this.claims.set(serverId, s);
   }
 
   async release(serverId: string): Promise<void> {
+    recordCaller();
     this.claims.delete(serverId);
   }
 }

@@ -9,14 +9,14 @@ export interface Caller {
 }
 
 /**
- * The caller from the request context. Only the api authenticates; internal services forward
- * the user's headers. A call that carries no project at all comes from inside the mesh (a
- * periodic task, a test harness, the compute agent) and is trusted like an admin.
+ * The caller from the request context's principal, which the RPC pipeline made from the caller's
+ * verified credential: a user (its own token, or asserted by the api or by the conductor for a
+ * build's user) is its project, an admin with the admin role; a service acting as itself (the
+ * compute agent, a periodic task) is trusted like an admin. No context: nobody, no rights.
  */
 export function currentCaller(): Caller {
   const c = currentContext();
-  if (!c || c.isAdmin || !c.projectId) return { projectId: c?.projectId ?? "", isAdmin: true };
-  return { projectId: c.projectId, isAdmin: false };
+  return { projectId: c?.projectId ?? "", isAdmin: c?.isAdmin ?? false };
 }
 
 /** Whether the caller may make resources for the project it names: its own, or any for an admin. */
