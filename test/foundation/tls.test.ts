@@ -3,6 +3,7 @@
 // test (it has both kinds of port); its conductor is a TLS RPC server in this process. Plain gRPC
 // (@grpc/grpc-js, as any language's client) and Connect over either HTTP version reach the RPC
 // port. A certificate or key that cannot be used stops the service at start, naming the variable.
+import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
 import { join } from "node:path";
@@ -105,6 +106,7 @@ describe("a service with a certificate", () => {
 
   it("stops at start, naming the variable, on a key that is not the certificate's", async () => {
     const p = spawnService("api", {
+      ...unusedLogin(),
       NATS_URL: "nats://127.0.0.1:1",
       TLS_CERT_FILE: certs.certFile,
       TLS_KEY_FILE: certs.otherKeyFile,
@@ -118,6 +120,7 @@ describe("a service with a certificate", () => {
   it("stops at start, naming the variable, on a certificate that cannot be read", async () => {
     const missing = join(certs.dir, "missing.pem");
     const p = spawnService("api", {
+      ...unusedLogin(),
       NATS_URL: "nats://127.0.0.1:1",
       TLS_CERT_FILE: missing,
       TLS_KEY_FILE: certs.keyFile,
@@ -126,6 +129,16 @@ describe("a service with a certificate", () => {
     expect(p.output.join("\n")).toContain(`TLS_CERT_FILE=${JSON.stringify(missing)}: cannot be read`);
   });
 });
+
+/**
+ * A service's login settings that parse but are never used: the service stops at its TLS files,
+ * before it connects to NATS or logs in anywhere.
+ */
+function unusedLogin(): Record<string, string> {
+  const file = join(certs.dir, "service.password");
+  writeFileSync(file, "unused\n", { mode: 0o600 });
+  return { SERVICE_PASSWORD_FILE: file };
+}
 
 interface Answer {
   status: number;
