@@ -52,11 +52,16 @@ const HEADER = [
   "# one nkey user per role; a client without one of these keys is refused. Edit the table, not this.",
 ];
 
+/** The `authorization.users` entries of the roles' keys: each key with its role's permissions. */
+export function natsAuthorizationUsers(
+  keys: readonly RoleKey[],
+): { nkey: string; permissions: ReturnType<typeof natsPermissions> }[] {
+  return keys.map((k) => ({ nkey: k.publicKey, permissions: natsPermissions(k.role) }));
+}
+
 function authorizationBlock(keys: readonly RoleKey[]): string[] {
-  const users = keys.map(
-    (k) =>
-      `    # ${k.role}\n    ${JSON.stringify({ nkey: k.publicKey, permissions: natsPermissions(k.role) })}`,
-  );
+  const entries = natsAuthorizationUsers(keys);
+  const users = keys.map((k, i) => `    # ${k.role}\n    ${JSON.stringify(entries[i])}`);
   return ["authorization: {", "  users: [", ...users, "  ]", "}", ""];
 }
 
