@@ -16,6 +16,7 @@ import {
 } from "./config.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
+import { startMetrics } from "./metrics.js";
 import { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 import { streamsOwnedBy } from "./nats-permissions.js";
 import type { ServiceRole } from "./nats-subjects.js";
@@ -78,6 +79,7 @@ export async function bootService<S extends ConfigShape>(options: {
     return listenerTls(config);
   });
   const logger = createLogger(options.name, config.LOG_LEVEL);
+  startMetrics(options.name);
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const lifecycle = new Lifecycle(logger);
   lifecycle.installSignalHandlers(config.STRATUS_EXIT_WITH_PARENT);

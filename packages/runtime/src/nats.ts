@@ -28,6 +28,7 @@ import {
   StorageType,
   type Subscription,
 } from "nats";
+import { Gauge } from "prom-client";
 import {
   currentContext,
   type RequestContext,
@@ -37,6 +38,7 @@ import {
   writeRequestId,
 } from "./context.js";
 import type { Logger } from "./log.js";
+import { metricsRegistry } from "./metrics.js";
 import { inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
 
 /**
@@ -169,6 +171,36 @@ function contextOf(h: MsgHdrs | undefined): RequestContext {
   return systemContext(readRequestId({ get: (name) => (h?.has(name) ? h.get(name) : undefined) }));
 }
 
+/** The durable consumers this process reads, for their lag at a scrape. */
+const consumersOfProcess = new Map<
+  string,
+  { stream: string; durable: string; info: () => Promise<{ num_pending: number; num_ack_pending: number }> }
+>();
+
+/** How long a scrape waits for one consumer's info before leaving it out. */
+const CONSUMER_INFO_TIMEOUT_MS = 1000;
+
+new Gauge({
+  name: "stratus_nats_consumer_messages",
+  help: "Messages of a durable consumer this process reads: pending (not delivered yet) and unacked (delivered, not acknowledged)",
+  labelNames: ["stream", "consumer", "state"] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    await Promise.all(
+      [...consumersOfProcess.values()].map(async (c) => {
+        const info = await Promise.race([
+          c.info().catch(() => undefined),
+          new Promise<undefined>((r) => setTimeout(() => r(undefined), CONSUMER_INFO_TIMEOUT_MS).unref()),
+        ]);
+        if (!info) return;
+        this.set({ stream: c.stream, consumer: c.durable, state: "pending" }, info.num_pending);
+        this.set({ stream: c.stream, consumer: c.durable, state: "unacked" }, info.num_ack_pending);
+      }),
+    );
+  },
+});
+
 /** How often a consumer whose stream does not exist yet asks again. */
 const STREAM_WAIT_MS = 250;
 
@@ -282,7 +314,18 @@ export class EventBus {
     }
     const consumer = await this.jetstream().consumers.get(options.stream, options.durable);
     const messages = await consumer.consume({ max_messages: 256 });
-    this.consumers.push({ stop: () => messages.stop() });
+    const key = `${options.stream}/${options.durable}`;
+    consumersOfProcess.set(key, {
+      stream: options.stream,
+      durable: options.durable,
+      info: () => consumer.info(),
+    });
+    this.consumers.push({
+      stop: () => {
+        consumersOfProcess.delete(key);
+        messages.stop();
+      },
+    });
     const limit = Math.max(1, options.concurrency ?? 1);
     const inFlight = new Set<Promise<void>>();
     const handle = (m: JsMsg) =>

@@ -12,6 +12,7 @@ import type { BuildContext } from "./build-context.js";
 import type { BuildRun } from "./build-run.js";
 import { cleanup } from "./cleanup.js";
 import { attemptFailed, fail, stepRefused } from "./fail.js";
+import { observeStep, type StepOutcome } from "./metrics.js";
 import { schedule } from "./schedule.js";
 
 /** Runs the build's steps; a step that cannot go on now gives the build back for a later run. */
@@ -42,6 +43,9 @@ async function advance(ctx: BuildContext, run: BuildRun): Promise<void> {
       await fail(ctx, run, 500, `Build of instance ${b.server_id} timed out in ${b.phase}.`);
       continue;
     }
+    const step = b.phase;
+    const startedAt = performance.now();
+    let outcome: StepOutcome = "ok";
     try {
       switch (b.phase) {
         case "allocating":
@@ -80,9 +84,13 @@ async function advance(ctx: BuildContext, run: BuildRun): Promise<void> {
           return;
       }
     } catch (err) {
+      outcome = err instanceof StaleLease ? "taken" : "retry";
       if (err instanceof StaleLease || !(err instanceof StratusError)) throw err;
       if (err.kind === "unavailable" || err.kind === "internal") throw err;
+      outcome = "refused";
       await stepRefused(ctx, run, err);
+    } finally {
+      if (step !== "done") observeStep(step, outcome, startedAt);
     }
   }
 }
