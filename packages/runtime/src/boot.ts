@@ -95,7 +95,7 @@ export async function bootService<S extends ConfigShape>(options: {
   });
   const bus = new EventBus(nc, logger);
   lifecycle.onShutdown("nats", () => bus.close());
-  await ensureStreams(nc, streamsOwnedBy(options.name));
+  await ensureStreams(nc, streamsOwnedBy(options.name), { replicas: config.NATS_STREAM_REPLICAS });
 
   const auth = options.issuesTokens
     ? undefined

@@ -114,6 +114,15 @@ export const commonConfig = {
   NATS_NKEY_SEED_FILE: fileSetting(readNkeySeedFile).describe(
     "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
   ),
+  NATS_STREAM_REPLICAS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(5)
+    .default(1)
+    .describe(
+      "Copies of each JetStream stream a service creates (3 on a 3-node cluster); an existing stream is never given fewer",
+    ),
   LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info")

@@ -73,17 +73,29 @@ export function natsAuthorizationConfig(keys: readonly RoleKey[]): string {
   return [...HEADER, ...authorizationBlock(keys)].join("\n");
 }
 
-/** A whole nats-server configuration: the client listener, JetStream's store and the authorization. */
+/**
+ * A whole nats-server configuration: the client listener, JetStream's store and the authorization;
+ * with `cluster`, also this node's name and its routes to the other nodes of the cluster (every
+ * node lists every route, its own included, as nats-server's examples do).
+ */
 export function natsServerConfig(options: {
   host: string;
   port: number;
   storeDir: string;
   keys: readonly RoleKey[];
+  cluster?: { name: string; serverName: string; port: number; routes: readonly string[] };
 }): string {
+  const c = options.cluster;
   return [
     ...HEADER,
     `listen: ${JSON.stringify(`${options.host}:${options.port}`)}`,
+    ...(c ? [`server_name: ${JSON.stringify(c.serverName)}`] : []),
     `jetstream: { store_dir: ${JSON.stringify(options.storeDir)} }`,
+    ...(c
+      ? [
+          `cluster: { name: ${JSON.stringify(c.name)}, listen: ${JSON.stringify(`${options.host}:${c.port}`)}, routes: ${JSON.stringify(c.routes)} }`,
+        ]
+      : []),
     ...authorizationBlock(options.keys),
   ].join("\n");
 }

@@ -108,11 +108,20 @@ export async function connectNats(options: {
 }
 
 /** Creates the given streams, or brings their configuration up to date (their owner, at start). */
+/**
+ * Makes the streams a service owns, or brings an existing one's subjects and limits up to date.
+ * `replicas` (NATS_STREAM_REPLICAS) is the copies a new stream keeps on a cluster; an existing
+ * stream is never given fewer than it has (an operator, or a replica configured higher, may have
+ * raised it), only more. A replica count the servers cannot hold (3 on one server) is refused by
+ * NATS, and the service does not start.
+ */
 export async function ensureStreams(
   nc: NatsConnection,
   streams: readonly (typeof Streams)[keyof typeof Streams][],
+  options: { replicas?: number } = {},
 ): Promise<void> {
   if (streams.length === 0) return;
+  const replicas = options.replicas ?? 1;
   const jsm = await nc.jetstreamManager();
   for (const s of streams) {
     const config = {
@@ -122,18 +131,23 @@ export async function ensureStreams(
       storage: StorageType.File,
       max_age: 24 * 3600 * 1e9,
     };
+    let existing: number | undefined;
     try {
-      await jsm.streams.info(s.name);
-      await jsm.streams.update(s.name, config);
-    } catch {
-      try {
-        await jsm.streams.add(config);
-      } catch (err) {
-        // Another service created it between our two calls.
-        await jsm.streams.info(s.name).catch(() => {
-          throw err;
-        });
-      }
+      existing = (await jsm.streams.info(s.name)).config.num_replicas;
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw err;
+    }
+    if (existing !== undefined) {
+      await jsm.streams.update(s.name, { ...config, num_replicas: Math.max(existing, replicas) });
+      continue;
+    }
+    try {
+      await jsm.streams.add({ ...config, num_replicas: replicas });
+    } catch (err) {
+      // Another service created it between our two calls.
+      await jsm.streams.info(s.name).catch(() => {
+        throw err;
+      });
     }
   }
 }

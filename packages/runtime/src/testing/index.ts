@@ -19,7 +19,15 @@ export {
   validationOutcome,
 } from "./keystone.js";
 export { type Mesh, startMesh, URL_VARIABLES } from "./mesh.js";
-export { freePort, natsServerBinary, startNats, type TestNats, waitForPort } from "./nats-server.js";
+export {
+  freePort,
+  natsServerBinary,
+  startNats,
+  startNatsCluster,
+  type TestNats,
+  type TestNatsCluster,
+  waitForPort,
+} from "./nats-server.js";
 export { createTempDatabase, postgresAvailable, TEST_POSTGRES_URL, type TempDatabase } from "./postgres.js";
 export {
   repoRoot,
