@@ -27,6 +27,7 @@ import type { Database } from "./storage/database.js";
 import { migrationsFrom } from "./storage/migrate.js";
 import { openDatabase } from "./storage/open.js";
 import { type ListenerTls, listenerTls, peerCa } from "./tls.js";
+import { startTracing, stopTracing } from "./tracing.js";
 
 type BaseConfig = z.infer<z.ZodObject<typeof commonConfig>> & { PORT: number };
 
@@ -82,6 +83,8 @@ export async function bootService<S extends ConfigShape>(options: {
   startMetrics(options.name);
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const lifecycle = new Lifecycle(logger);
+  await startTracing(options.name, config.OTEL_EXPORTER_OTLP_ENDPOINT, config.OTEL_BSP_SCHEDULE_DELAY);
+  lifecycle.onShutdown("tracing", stopTracing);
   lifecycle.installSignalHandlers(config.STRATUS_EXIT_WITH_PARENT);
 
   const seedFile = config.NATS_NKEY_SEED_FILE;

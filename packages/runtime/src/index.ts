@@ -36,4 +36,5 @@ export type { Database, Queryable, QueryOptions, Row } from "./storage/database.
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";
 export type { ListenerTls } from "./tls.js";
+export { inSpan, SpanKind, tracingEnabled } from "./tracing.js";
 export { TurnBatcher } from "./turn-batcher.js";

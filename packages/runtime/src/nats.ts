@@ -40,6 +40,7 @@ import {
 import type { Logger } from "./log.js";
 import { metricsRegistry } from "./metrics.js";
 import { inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
+import { inSpan, SpanKind, tracingEnabled, writeTraceContext } from "./tracing.js";
 
 /**
  * How a role connects: its reply inboxes under its own prefix and, given its nkey seed, the
@@ -155,6 +156,7 @@ export async function ensureStreams(
 function contextHeaders(): MsgHdrs {
   const h = natsHeaders();
   writeRequestId(h);
+  writeTraceContext(h);
   return h;
 }
 
@@ -167,7 +169,8 @@ function contextHeaders(): MsgHdrs {
 const sharedHeaders = new WeakMap<RequestContext, MsgHdrs>();
 function contextHeadersShared(): MsgHdrs {
   const ctx = currentContext();
-  if (!ctx) return contextHeaders();
+  // Traced, each publish carries its own span's context.
+  if (!ctx || tracingEnabled()) return contextHeaders();
   let h = sharedHeaders.get(ctx);
   if (!h) {
     h = natsHeaders();
@@ -182,7 +185,12 @@ function contextHeadersShared(): MsgHdrs {
  * authenticates the publishing service, not a user, so no identity is taken from a message.
  */
 function contextOf(h: MsgHdrs | undefined): RequestContext {
-  return systemContext(readRequestId({ get: (name) => (h?.has(name) ? h.get(name) : undefined) }));
+  return systemContext(readRequestId(headerSource(h)));
+}
+
+/** A message's headers as the request-id and trace readers take them. */
+function headerSource(h: MsgHdrs | undefined): { get(name: string): string | undefined } {
+  return { get: (name) => (h?.has(name) ? h.get(name) : undefined) };
 }
 
 /** The durable consumers this process reads, for their lag at a scrape. */
@@ -257,7 +265,13 @@ export class EventBus {
       for await (const msg of sub) {
         await runWithContext(contextOf(msg.headers), async () => {
           try {
-            await handler(fromBinary(schema, msg.data), msg);
+            await inSpan(
+              `receive ${msg.subject}`,
+              SpanKind.CONSUMER,
+              headerSource(msg.headers),
+              {},
+              async () => handler(fromBinary(schema, msg.data), msg),
+            );
           } catch (err) {
             this.logger.error({ err, subject: msg.subject }, "event handler failed");
           }
@@ -345,7 +359,9 @@ export class EventBus {
     const handle = (m: JsMsg) =>
       runWithContext(contextOf(m.headers), async () => {
         try {
-          await options.handler(fromBinary(options.schema, m.data), m);
+          await inSpan(`process ${m.subject}`, SpanKind.CONSUMER, headerSource(m.headers), {}, () =>
+            options.handler(fromBinary(options.schema, m.data), m),
+          );
           m.ack();
         } catch (err) {
           this.logger.warn(

@@ -6,6 +6,8 @@ import https from "node:https";
 import type { Logger } from "../log.js";
 import { restServerDuration } from "../metrics.js";
 import type { ListenerTls } from "../tls.js";
+import { inSpan, SpanKind } from "../tracing.js";
+import { header } from "./request.js";
 
 export type RestServer = http.Server | https.Server;
 
@@ -42,7 +44,13 @@ export function createHttpServer(
         (performance.now() - started) / 1000,
       );
     });
-    handle(req, res).catch((err) => {
+    inSpan(
+      `${req.method ?? "GET"} ${edge}`,
+      SpanKind.SERVER,
+      { get: (name) => header(req, name) },
+      { "http.request.method": req.method ?? "", "stratus.edge": edge },
+      () => handle(req, res),
+    ).catch((err) => {
       logger.error({ err }, "rest handler crashed");
       if (!res.headersSent) {
         res.statusCode = 500;

@@ -6,6 +6,7 @@
 // Stages, outermost first:
 //   1. requestContext  the caller's request id, read from the request headers, in a context with
 //                      no rights yet; all later stages run inside it (every log line carries it).
+//   1b. tracing       a server span continuing the caller's trace, when tracing is on (tracing.ts).
 //   2. metrics         the call's duration and status code in stratus_rpc_server_duration_seconds
 //                      (metrics.ts), whatever stage ended it: refusals of the stages below count.
 //   3. outcome         logs how the call ended and maps what it threw to the ConnectError its
@@ -35,11 +36,27 @@ import { anonymousContext, contextFor, currentContext, readRequestId, runWithCon
 import { toConnectError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { rpcServerDuration } from "../metrics.js";
+import { inSpan, SpanKind } from "../tracing.js";
 import { type InputBounds, inputBoundsFromEnvironment, inputValidation } from "./input-validation.js";
 
 /** Stage 1: the request context of the caller (context.ts), around everything after it. */
 export function requestContext(): Interceptor {
   return (next) => (req) => runWithContext(anonymousContext(readRequestId(req.header)), () => next(req));
+}
+
+/**
+ * Stage 1b: the call as a server span continuing the caller's trace (`traceparent`), when tracing
+ * is on (tracing.ts); off, it passes the call on.
+ */
+export function tracing(): Interceptor {
+  return (next) => (req) =>
+    inSpan(
+      `${req.service.typeName}/${req.method.name}`,
+      SpanKind.SERVER,
+      req.header,
+      { "rpc.system": "connect_rpc", "rpc.service": req.service.typeName, "rpc.method": req.method.name },
+      () => next(req),
+    );
 }
 
 /**
@@ -133,6 +150,7 @@ export function rpcPipeline(options: {
 }): Interceptor[] {
   return [
     requestContext(),
+    tracing(),
     metrics(),
     outcome(options.logger),
     authentication(options.auth),

@@ -4,7 +4,7 @@
 //   deleting → done                                             (DeleteServer)
 // A run advances the build it holds under its lease from the phase its row shows until the build
 // waits on a compute agent, finishes, or the lease is lost.
-import { StratusError } from "@stratus/runtime";
+import { inSpan, SpanKind, StratusError } from "@stratus/runtime";
 import { allocate } from "./allocate.js";
 import { bindAndSend } from "./bind-and-send.js";
 import { StaleLease } from "./build.js";
@@ -18,7 +18,10 @@ import { schedule } from "./schedule.js";
 /** Runs the build's steps; a step that cannot go on now gives the build back for a later run. */
 export async function runSteps(ctx: BuildContext, run: BuildRun): Promise<void> {
   try {
-    await advance(ctx, run);
+    // One span per run: the RPCs and the build command its steps send continue its trace.
+    await inSpan("build run", SpanKind.INTERNAL, undefined, { "stratus.server_id": run.row.server_id }, () =>
+      advance(ctx, run),
+    );
   } catch (err) {
     if (err instanceof StaleLease) {
       ctx.logger.info({ serverId: run.row.server_id }, "build taken over by another worker");
