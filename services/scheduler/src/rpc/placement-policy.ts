@@ -1,7 +1,7 @@
 // Who may call each PlacementService RPC (Placement's default policy: admin, or a service): the
 // compute agent registers its hosts' providers and inventories, the network-adapter keeps its
 // segments' providers (inventories, traits, aggregates, deletion), the conductor reads a build's
-// claim; the api reads inventories and usages for an admin's hypervisor views.
+// claim and audits every consumer; the api reads inventories and usages for an admin's hypervisor views.
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { allow, servicePolicy } from "@stratus/runtime";
 
@@ -22,4 +22,6 @@ export const placementPolicy = servicePolicy(PlacementService, {
   putAllocations: allow("admin"),
   deleteAllocations: allow("admin"),
   listAllocationCandidates: allow("admin"),
+  // The conductor's audit reads every consumer (docs/audit.md).
+  listConsumers: allow("admin", "conductor"),
 });
