@@ -32,6 +32,8 @@ it("conductor killed in a burst of 48 keyed creates on small segments: one serve
         QUOTA_CORES: many,
         QUOTA_RAM_MB: "100000000",
         BUILD_SWEEP_MS: "500",
+        // A dead replica's leases run out soon, so that the restarted one resumes its builds quickly.
+        BUILD_LEASE_MS: "3000",
         AUDIT_GRACE_S: "0",
       },
       "compute-agent": {
