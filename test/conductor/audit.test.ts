@@ -2,7 +2,8 @@
 // builds are in flight, it finds nothing; with an orphan port (of a deleted server, and of a server
 // that never existed), an orphan allocation and a duplicate address planted through the databases
 // it finds exactly those — through the AuditMesh RPC, `npm run audit`, the admin REST endpoint and
-// the reconciler's events — and `--fix` removes the orphans, after which only the duplicate is left.
+// the reconciler's events — and `--fix` removes the orphans, after which only the duplicate is left;
+// a routed server's lost address claim is a segment usage mismatch that `--fix` heals.
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -143,6 +144,7 @@ describe.skipIf(!havePostgres)("the mesh audit", () => {
   }, 180_000);
 
   let deleted: { id: string; portId: string };
+  let routedServer: string;
   let plainServers: string[];
 
   it("finds nothing after builds and deletes, nor while builds are in flight", async () => {
@@ -154,6 +156,7 @@ describe.skipIf(!havePostgres)("the mesh audit", () => {
     // Deleted: one routed server and one on the plain network.
     const gone = built.find((s) => s.id === routed[0])!;
     deleted = { id: gone.id, portId: gone.addresses[0]!.portId };
+    routedServer = routed[1]!;
     for (const id of [routed[0]!, plainServers[0]!]) await as("audit", () => conductor.deleteServer({ id }));
     plainServers = plainServers.slice(1);
     await waitAll(conductor, [routed[0]!, plainServers[0]!], 60_000);
@@ -294,5 +297,26 @@ describe.skipIf(!havePostgres)("the mesh audit", () => {
     const clean = await runAudit();
     expect(clean.out).toContain("0 finding(s)");
     expect(clean.code).toBe(0);
+
+    // A routed server's address claim lost in placement: its segment's usage is one short, and
+    // --fix heals that server's allocations from what its port holds.
+    const [lost] = (
+      await sql("scheduler", [
+        [
+          `WITH d AS (DELETE FROM allocations WHERE consumer_uuid = $1 AND resource_class = 'IPV4_ADDRESS'
+             RETURNING provider_id, used)
+           UPDATE inventories i SET used = i.used - d.used FROM d
+           WHERE i.provider_id = d.provider_id AND i.resource_class = 'IPV4_ADDRESS'
+           RETURNING (SELECT uuid::text FROM resource_providers WHERE id = i.provider_id) AS segment`,
+          [routedServer],
+        ],
+      ])
+    )[0]!.rows as { segment: string }[];
+    expect(await findings()).toEqual([`segment_usage_mismatch ${lost!.segment}`]);
+    const healed = await conductor.auditMesh({ fix: true });
+    expect(healed.repairs.map((r) => [r.action, r.subject, r.ok])).toEqual([
+      ["heal_allocations", lost!.segment, true],
+    ]);
+    expect(await findings()).toEqual([]);
   }, 300_000);
 });

@@ -7,7 +7,10 @@
 //
 // Repairs (fix) go through the owners' RPCs, as the caller (an admin, or the conductor itself):
 // delete an orphan consumer's allocations (placement audit --delete), delete an orphan port its
-// build created, unbind and clear the device of an orphan port the user brought. Each repair is
+// build created, unbind and clear the device of an orphan port the user brought, and set a
+// settled server's IPv4 claims on segments to the addresses its ports hold there when those
+// differences are the whole of a segment's usage mismatch (heal_allocations; guarded by the
+// consumer generation the audit read, so a claim changed since is left as it is). Each repair is
 // logged as one structured line (audit: "repair") with what was done and why.
 
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -43,6 +46,7 @@ export interface AuditResult {
 interface Peers {
   consumers: AuditConsumer[];
   ports: AuditPort[];
+  segmentIds: string[];
 }
 
 export class Auditor {
@@ -78,9 +82,10 @@ export class Auditor {
     const network = this.o.network();
     const [placed, held] = await Promise.all([
       this.o.placement().listConsumers({}),
-      network ? network.listPortHoldings({}) : Promise.resolve({ ports: [] }),
+      network ? network.listPortHoldings({}) : Promise.resolve({ ports: [], providerSegmentIds: [] }),
     ]);
     return {
+      segmentIds: held.providerSegmentIds,
       consumers: placed.consumers.map((c) => ({
         uuid: c.uuid,
         projectId: c.projectId,
@@ -162,6 +167,20 @@ export class Auditor {
       switch (r.action) {
         case "delete_allocations":
           await this.o.placement().deleteAllocations({ consumerUuid: r.consumerUuid });
+          break;
+        case "heal_allocations":
+          for (const h of r.heals) {
+            await this.o.placement().putAllocations({
+              consumerUuid: h.consumerUuid,
+              projectId: h.projectId,
+              userId: h.userId,
+              consumerGeneration: BigInt(h.generation),
+              allocations: h.allocations.map((a) => ({
+                providerUuid: a.providerUuid,
+                resources: Object.fromEntries(Object.entries(a.resources).map(([rc, n]) => [rc, BigInt(n)])),
+              })),
+            });
+          }
           break;
         case "delete_port":
           await this.networkOrFail().deletePort({ id: r.portId });

@@ -57,6 +57,7 @@ function healthy(): AuditSnapshot {
     ended: new Map(),
     consumers: [consumer("a"), consumer("b")],
     ports: [port("p-a", "a", "10.0.0.2"), port("p-b", "b", "10.0.0.3")],
+    segmentIds: [SEG],
     now,
     graceMs: 60_000,
   };
@@ -99,16 +100,62 @@ describe("audit checks", () => {
 
   it("find a segment whose usage differs from the addresses held in it; the network's own ports do not count", () => {
     const s = healthy();
-    s.consumers[1]!.allocations = [{ providerUuid: "h1", resources: { VCPU: 1 } }];
     s.ports.push(
       port("p-dhcp", "dhcp", "10.0.0.4", {
         deviceOwner: "network:dhcp",
         addresses: [{ subnetId: "sn", segmentId: SEG, ip: "10.0.0.4", claimed: false }],
       }),
     );
+    expect(audit(s)).toEqual([]);
+    // A user's port holding an address with no server's claim: not a server's to heal.
+    s.ports.push(port("p-user", "", "10.0.0.5", { deviceOwner: "" }));
     const [f] = audit(s);
     expect(f).toMatchObject({ kind: "segment_usage_mismatch", subject: SEG });
-    expect(f!.detail).toContain("is 1, addresses held in it: 2");
+    expect(f!.detail).toContain("is 2, addresses held in it: 3");
+    expect(f!.repair).toBeUndefined();
+  });
+
+  it("heal a server whose claim differs from what its ports hold, and a claim on an empty segment", () => {
+    const s = healthy();
+    s.segmentIds.push("seg-2");
+    // b lost its claim; a claims an address on seg-2 too, where it holds none.
+    s.consumers[1]!.allocations = [{ providerUuid: "h1", resources: { VCPU: 1 } }];
+    s.consumers[0]!.allocations.push({ providerUuid: "seg-2", resources: { IPV4_ADDRESS: 1 } });
+    const found = audit(s);
+    expect(found.map((f) => `${f.kind} ${f.subject}`)).toEqual([
+      `segment_usage_mismatch ${SEG}`,
+      "segment_usage_mismatch seg-2",
+    ]);
+    expect(found[0]!.repair).toEqual({
+      action: "heal_allocations",
+      heals: [
+        {
+          consumerUuid: "b",
+          projectId: "demo",
+          userId: "u",
+          generation: 1,
+          allocations: [
+            { providerUuid: "h1", resources: { VCPU: 1 } },
+            { providerUuid: SEG, resources: { IPV4_ADDRESS: 1 } },
+          ],
+        },
+      ],
+    });
+    expect(found[1]!.repair).toEqual({
+      action: "heal_allocations",
+      heals: [
+        {
+          consumerUuid: "a",
+          projectId: "demo",
+          userId: "u",
+          generation: 1,
+          allocations: [
+            { providerUuid: "h1", resources: { VCPU: 1 } },
+            { providerUuid: SEG, resources: { IPV4_ADDRESS: 1 } },
+          ],
+        },
+      ],
+    });
   });
 
   it("leave in-flight builds and young entries alone", () => {

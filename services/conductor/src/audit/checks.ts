@@ -64,6 +64,8 @@ export interface AuditSnapshot {
   ended: Map<string, EndedServer>;
   consumers: AuditConsumer[];
   ports: AuditPort[];
+  /** The segments that are placement providers (their IPv4 usage is checked). */
+  segmentIds: string[];
   now: Date;
   graceMs: number;
 }
@@ -81,8 +83,19 @@ export type FindingKind =
 /** What `--fix` does for a finding (only findings whose repair is safe carry one). */
 export type Repair =
   | { action: "delete_allocations"; consumerUuid: string }
+  | { action: "heal_allocations"; heals: Heal[] }
   | { action: "delete_port"; portId: string }
   | { action: "release_port"; portId: string };
+
+/** A server's allocations with its segment claims made what its ports hold (heal_allocations). */
+export interface Heal {
+  consumerUuid: string;
+  projectId: string;
+  userId: string;
+  /** The generation the audit read: the put fails if the consumer changed since. */
+  generation: number;
+  allocations: AuditConsumer["allocations"];
+}
 
 export interface Finding {
   kind: FindingKind;
@@ -170,36 +183,69 @@ export function audit(s: AuditSnapshot): Finding[] {
 
   // Segment usage: placement's IPv4 usage of each segment against the addresses held in it, both
   // without in-flight work, young entries and the orphans reported above (one finding per cause).
+  // Where settled servers' claims differ from what their own ports hold, and that is the whole
+  // difference, healing those servers' allocations is the repair (heal_allocations).
   const counted = (owner: string, at: Date) => old(at) && (!live.has(owner) || settled(owner));
-  const usage = new Map<string, { used: number; held: number }>();
-  const entry = (seg: string) => {
-    let e = usage.get(seg);
-    if (!e) {
-      e = { used: 0, held: 0 };
-      usage.set(seg, e);
-    }
-    return e;
-  };
-  const segmentIds = new Set<string>();
-  for (const p of s.ports) for (const a of p.addresses) if (a.segmentId) segmentIds.add(a.segmentId);
-  for (const c of s.consumers) {
-    if (orphanConsumers.has(c.uuid) || !counted(c.uuid, c.updatedAt)) continue;
-    for (const a of c.allocations) {
-      const n = a.resources[IPV4];
-      if (n && segmentIds.has(a.providerUuid)) entry(a.providerUuid).used += n;
-    }
-  }
+  const segments = new Set(s.segmentIds);
+  const usage = new Map(s.segmentIds.map((id) => [id, { used: 0, held: 0 }]));
+  /** Per settled server: its claimed addresses per segment, from its own ports. */
+  const heldBy = new Map<string, Map<string, number>>();
   for (const p of s.ports) {
     if (orphanPorts.has(p.id) || !counted(p.deviceId, p.createdAt)) continue;
-    for (const a of p.addresses) if (a.segmentId && a.claimed) entry(a.segmentId).held++;
+    for (const a of p.addresses) {
+      if (!a.claimed || !segments.has(a.segmentId)) continue;
+      usage.get(a.segmentId)!.held++;
+      if (isComputePort(p) && live.has(p.deviceId)) {
+        const mine = heldBy.get(p.deviceId) ?? new Map<string, number>();
+        mine.set(a.segmentId, (mine.get(a.segmentId) ?? 0) + 1);
+        heldBy.set(p.deviceId, mine);
+      }
+    }
+  }
+  const heals = new Map<string, { heal: Heal; delta: number }[]>();
+  for (const c of s.consumers) {
+    if (orphanConsumers.has(c.uuid) || !counted(c.uuid, c.updatedAt)) continue;
+    const claimed = new Map<string, number>();
+    for (const a of c.allocations) {
+      const n = a.resources[IPV4];
+      if (!n || !segments.has(a.providerUuid)) continue;
+      usage.get(a.providerUuid)!.used += n;
+      claimed.set(a.providerUuid, n);
+    }
+    if (!live.has(c.uuid)) continue;
+    const mine = heldBy.get(c.uuid) ?? new Map<string, number>();
+    const differing = [...segments].filter((seg) => (claimed.get(seg) ?? 0) !== (mine.get(seg) ?? 0));
+    if (!differing.length) continue;
+    const heal: Heal = {
+      consumerUuid: c.uuid,
+      projectId: c.projectId,
+      userId: c.userId,
+      generation: c.generation,
+      allocations: healed(c.allocations, segments, mine),
+    };
+    for (const seg of differing) {
+      const list = heals.get(seg) ?? [];
+      list.push({ heal, delta: (mine.get(seg) ?? 0) - (claimed.get(seg) ?? 0) });
+      heals.set(seg, list);
+    }
   }
   for (const [seg, { used, held }] of [...usage].sort(([a], [b]) => a.localeCompare(b))) {
     if (used === held) continue;
+    const servers = heals.get(seg) ?? [];
+    const explained = servers.reduce((n, h) => n + h.delta, 0) === held - used && servers.length > 0;
+    const named = servers.map((h) => h.heal.consumerUuid).join(", ");
     findings.push({
       kind: "segment_usage_mismatch",
       subject: seg,
-      detail: `placement's ${IPV4} usage of segment ${seg} is ${used}, addresses held in it: ${held}`,
-      fix: "heal the allocations of the segment's servers (each claims one address per port address it holds there)",
+      detail:
+        `placement's ${IPV4} usage of segment ${seg} is ${used}, addresses held in it: ${held}` +
+        (servers.length ? `; servers whose claims differ from their ports' addresses: ${named}` : ""),
+      fix: explained
+        ? `heal the allocations of ${named}: one ${IPV4} on the segment per address their ports hold there`
+        : "find the addresses held without a server's claim (or claims without an address) and release or claim them",
+      ...(explained
+        ? { repair: { action: "heal_allocations" as const, heals: servers.map((h) => h.heal) } }
+        : {}),
     });
   }
 
@@ -246,6 +292,27 @@ export function audit(s: AuditSnapshot): Finding[] {
     });
   }
   return findings;
+}
+
+/** A consumer's allocations with its IPv4 claim on each segment set to what it holds there. */
+function healed(
+  allocations: AuditConsumer["allocations"],
+  segments: Set<string>,
+  held: Map<string, number>,
+): AuditConsumer["allocations"] {
+  const out = allocations
+    .map((a) => {
+      if (!segments.has(a.providerUuid)) return a;
+      const { [IPV4]: _, ...rest } = a.resources;
+      const n = held.get(a.providerUuid) ?? 0;
+      return { providerUuid: a.providerUuid, resources: n ? { ...rest, [IPV4]: n } : rest };
+    })
+    .filter((a) => Object.keys(a.resources).length > 0);
+  for (const [seg, n] of held) {
+    if (n && !out.some((a) => a.providerUuid === seg))
+      out.push({ providerUuid: seg, resources: { [IPV4]: n } });
+  }
+  return out;
 }
 
 function describeAllocations(c: AuditConsumer): string {

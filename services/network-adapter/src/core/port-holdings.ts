@@ -21,6 +21,15 @@ type Row = {
   addresses: { subnet: string; segment: string | null; ip: string | number }[];
 };
 
+/** Every segment that is a placement provider (placement-sync.ts: a physical network and a subnet). */
+export async function providerSegmentIds(db: Database): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `SELECT s.id::text AS id FROM segments s
+     WHERE s.physical_network <> '' AND EXISTS (SELECT 1 FROM subnets sn WHERE sn.segment_id = s.id) ORDER BY s.id`,
+  );
+  return rows.map((r) => r.id);
+}
+
 export async function portHoldings(db: Database): Promise<MessageInitShape<typeof PortHoldingSchema>[]> {
   const rows = await db.query<Row>(
     `SELECT p.id::text AS id, p.network_id::text AS network_id, p.device_id, p.device_owner, p.binding_host_id,
