@@ -314,8 +314,8 @@ describe.skipIf(!havePostgres)("the mesh audit", () => {
     )[0]!.rows as { segment: string }[];
     expect(await findings()).toEqual([`segment_usage_mismatch ${lost!.segment}`]);
     const healed = await conductor.auditMesh({ fix: true });
-    expect(healed.repairs.map((r) => [r.action, r.subject, r.ok])).toEqual([
-      ["heal_allocations", lost!.segment, true],
+    expect(healed.repairs.map((r) => [r.action, r.subject, r.ok, r.error])).toEqual([
+      ["heal_allocations", lost!.segment, true, ""],
     ]);
     expect(await findings()).toEqual([]);
   }, 300_000);
