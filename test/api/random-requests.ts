@@ -1,4 +1,4 @@
-// Random requests over every route of the compute API, with the input classes that broke it
+// Random requests over every route of the compute API (the audit's too), with the input classes that broke it
 // before: bodies nested thousands deep, NUL and other control characters, unpaired surrogates,
 // integers past what the wire carries, long strings, malformed ids in paths, queries and bodies.
 // Shared by the property test (test/api/api.test.ts) and the bench-style run (bench/fuzz).
@@ -167,6 +167,8 @@ const ROUTES: [string, string][] = [
   ["GET", "/v2.1/v2.0/networks/:network"],
   ["GET", "/v2.1/v2.0/ports"],
   ["GET", "/v2.1/v2.0/ports/:x"],
+  ["GET", "/v2.1/os-stratus-audit"],
+  ["POST", "/v2.1/os-stratus-audit"],
 ];
 
 function idFor(kind: string, known: KnownIds): fc.Arbitrary<string> {
@@ -245,6 +247,18 @@ function createBody(known: KnownIds): fc.Arbitrary<string> {
   );
 }
 
+/** An audit body (POST /os-stratus-audit): a valid one, strange values under "audit" or "fix", raw JSON. */
+function auditBody(): fc.Arbitrary<string> {
+  return fc.oneof(
+    fc.constantFrom('{"audit":{}}', '{"audit":{"fix":false}}'),
+    strangeJson.map((v) => JSON.stringify({ audit: { fix: v } })),
+    strangeJson.map((v) => JSON.stringify({ audit: v })),
+    fc.dictionary(strangeText, strangeJson, { maxKeys: 3 }).map((d) => JSON.stringify({ audit: d })),
+    fc.constantFrom(5000).map((n) => `{"audit":${'{"fix":'.repeat(n)}true${"}".repeat(n)}}`),
+    rawJson,
+  );
+}
+
 /**
  * One random request over every route (and now and then a method the route does not take), as
  * one of `tokens` (valid callers) or now and then an invalid one.
@@ -290,9 +304,11 @@ export function randomRequest(known: KnownIds, tokens: string[]): fc.Arbitrary<R
       version,
       token,
       createBody(known),
+      auditBody(),
       fc.boolean(),
     )
-    .map(([[routeName, routeMethod, path], otherMethod, q, v, token, body, withProject]) => {
+    .map(([[routeName, routeMethod, path], otherMethod, q, v, token, create, auditText, withProject]) => {
+      const body = routeName.includes("/os-stratus-audit") ? auditText : create;
       const method = otherMethod ?? routeMethod;
       const withBody = method === "POST" || method === "PUT" || method === "PATCH";
       // Now and then the optional project id in the URL (2.18), the caller's own.
@@ -356,5 +372,13 @@ export function knownBreakers(known: KnownIds, token: string): RandomRequest[] {
     get("/v2.1/v2.0/ports?network_id=%00&device_id=%00", "GET /v2.1/v2.0/ports"),
     get("/v2.1/limits?tenant_id=%00", "GET /v2.1/limits"),
     get("/v2.1/os-services?host=%00", "GET /v2.1/os-services"),
+    get("/v2.1/os-stratus-audit?fix=%00", "GET /v2.1/os-stratus-audit"),
+    {
+      route: "POST /v2.1/os-stratus-audit",
+      method: "POST",
+      path: "/v2.1/os-stratus-audit",
+      headers,
+      body: `{"audit":{"fix":"\u0000${"[".repeat(5000)}"}}`,
+    },
   ];
 }
