@@ -22,7 +22,8 @@ const PORTS = Number(process.env.BENCH_PORTS ?? 20_000);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
 const NETWORKS = Number(process.env.BENCH_NETWORKS ?? 2000);
 const MODE = process.env.BENCH_PORT_MODE ?? "host";
-if (!["host", "subnet", "deferred"].includes(MODE)) throw new Error("BENCH_PORT_MODE: host, subnet or deferred");
+if (!["host", "subnet", "deferred"].includes(MODE))
+  throw new Error("BENCH_PORT_MODE: host, subnet or deferred");
 const BACKEND = process.env.BENCH_BACKEND ?? "postgres";
 if (BACKEND !== "postgres" && BACKEND !== "pglite") throw new Error("BENCH_BACKEND: postgres or pglite");
 /** Admin (binding:host_id is an admin's attribute); everything is made in project "admin". */
@@ -50,6 +51,7 @@ const base = new URL(mesh.networkApiUrl);
 console.log(`backend ${BACKEND}, ${CLIENTS} clients, port mode ${MODE}`);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+// biome-ignore lint/suspicious/noExplicitAny: the answers are JSON read by their known shape
 function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -219,7 +221,7 @@ try {
       if (netErrors++ < 3) console.log(`  POST /v2.0/networks: ${n.status} ${JSON.stringify(n.body)}`);
       return;
     }
-    const cidr = `172.${16 + Math.floor(i / 256) % 16}.${i % 256}.0/24`;
+    const cidr = `172.${16 + (Math.floor(i / 256) % 16)}.${i % 256}.0/24`;
     const s = await call("POST", "/v2.0/subnets", {
       subnet: { network_id: n.body.network.id, cidr, ip_version: 4 },
     });

@@ -81,7 +81,7 @@ describe("ports", () => {
     expect(direct.body.port.project_id).toBe("p1");
   });
 
-  it("a non-admin may not set binding:host_id (403), nor post for another project (400)", async () => {
+  it("a non-admin may not set binding:host_id, nor make a port for another project (403)", async () => {
     const m = neutronError(
       await alice("POST", "/v2.0/ports", { port: { network_id: routedId, "binding:host_id": "rack1-1" } }),
       403,
@@ -90,6 +90,13 @@ describe("ports", () => {
     expect(m).toMatch(/binding:host_id/);
     neutronError(
       await alice("POST", "/v2.0/ports", { port: { network_id: routedId, project_id: "p2" } }),
+      403,
+      "PolicyNotAuthorized",
+    );
+    neutronError(
+      await alice("POST", "/v2.0/ports", {
+        port: { network_id: routedId, project_id: "p1", tenant_id: "p2" },
+      }),
       400,
       "HTTPBadRequest",
     );
@@ -107,7 +114,9 @@ describe("ports", () => {
       port: { network_id: routedId, fixed_ips: [{ ip_address: "10.1.2.77" }] },
     });
     expect(byAddress.status).toBe(201);
-    expect(byAddress.body.port.fixed_ips).toEqual([{ subnet_id: subnetOf["10.1.2.0/24"], ip_address: "10.1.2.77" }]);
+    expect(byAddress.body.port.fixed_ips).toEqual([
+      { subnet_id: subnetOf["10.1.2.0/24"], ip_address: "10.1.2.77" },
+    ]);
     // The same address again: Neutron's IpAddressAlreadyAllocated.
     const again = await alice("POST", "/v2.0/ports", {
       port: { network_id: routedId, fixed_ips: [{ ip_address: "10.1.2.77" }] },
@@ -121,7 +130,8 @@ describe("ports", () => {
   });
 
   it("updates name, admin_state_up and device fields; lists by device_id and network_id with fields", async () => {
-    const p = (await alice("POST", "/v2.0/ports", { port: { network_id: routedId, name: "before" } })).body.port;
+    const p = (await alice("POST", "/v2.0/ports", { port: { network_id: routedId, name: "before" } })).body
+      .port;
     const u = await alice("PUT", `/v2.0/ports/${p.id}`, {
       port: { name: "after", admin_state_up: false, device_id: "dev-1", device_owner: "custom:thing" },
     });
@@ -146,7 +156,11 @@ describe("ports", () => {
 
     const used = (
       await alice("POST", "/v2.0/ports", {
-        port: { network_id: routedId, device_id: "6f1c7c3e-4a55-4b61-9c62-2a0f2d1e0b11", device_owner: "compute:nova" },
+        port: {
+          network_id: routedId,
+          device_id: "6f1c7c3e-4a55-4b61-9c62-2a0f2d1e0b11",
+          device_owner: "compute:nova",
+        },
       })
     ).body.port;
     const refused = neutronError(await alice("DELETE", `/v2.0/ports/${used.id}`), 409, "HTTPConflict");
@@ -160,17 +174,29 @@ describe("ports", () => {
       if (typeof message === "string") expect(m).toBe(message);
       else expect(m).toMatch(message);
     };
-    await bad({ port: { name: "x" } }, "Failed to parse request. Required attribute 'network_id' not specified");
+    await bad(
+      { port: { name: "x" } },
+      "Failed to parse request. Required attribute 'network_id' not specified",
+    );
     await bad({ port: { network_id: routedId, color: "red" } }, "Unrecognized attribute(s) 'color'");
-    await bad({ port: { network_id: routedId, ip_allocation: "none" } }, "Attribute 'ip_allocation' not allowed in POST");
+    await bad(
+      { port: { network_id: routedId, ip_allocation: "none" } },
+      "Attribute 'ip_allocation' not allowed in POST",
+    );
     await bad({ port: { network_id: routedId, status: "ACTIVE" } }, "Attribute 'status' not allowed in POST");
-    await bad({ port: { network_id: "nope" } }, "Invalid input for network_id. Reason: 'nope' is not a valid UUID.");
+    await bad(
+      { port: { network_id: "nope" } },
+      "Invalid input for network_id. Reason: 'nope' is not a valid UUID.",
+    );
     await bad(
       { port: { network_id: routedId, mac_address: "01:00:00:00:00:01" } },
       "Invalid input for mac_address. Reason: '01:00:00:00:00:01' is not a valid MAC address.",
     );
     await bad({ port: { network_id: routedId, fixed_ips: "10.1.1.5" } }, /^Invalid input for fixed_ips/);
-    await bad({ port: { network_id: routedId, fixed_ips: [{ ip_address: "300.1.1.1" }] } }, /not a valid IP address/);
+    await bad(
+      { port: { network_id: routedId, fixed_ips: [{ ip_address: "300.1.1.1" }] } },
+      /not a valid IP address/,
+    );
     await bad(
       { port: { network_id: routedId, fixed_ips: [{ ip_address: "10.1.1.9" }, { ip_address: "10.1.1.9" }] } },
       /Duplicate IP address '10\.1\.1\.9'/,
@@ -179,7 +205,12 @@ describe("ports", () => {
     await bad({ port: { network_id: routedId, "binding:vnic_type": "warp" } }, /'warp' is not in \['normal'/);
     await bad({ port: { network_id: routedId, admin_state_up: "maybe" } }, /cannot be converted to boolean/);
     const p = (await alice("POST", "/v2.0/ports", { port: { network_id: routedId } })).body.port;
-    await bad({ port: { network_id: routedId } }, "Cannot update read-only attribute network_id", "PUT", `/v2.0/ports/${p.id}`);
+    await bad(
+      { port: { network_id: routedId } },
+      "Cannot update read-only attribute network_id",
+      "PUT",
+      `/v2.0/ports/${p.id}`,
+    );
     neutronError(await alice("GET", "/v2.0/ports/not-a-uuid"), 404, "PortNotFound");
     neutronError(
       await alice("POST", "/v2.0/ports", { port: { network_id: "00000000-0000-4000-8000-000000000000" } }),

@@ -115,6 +115,50 @@ export const EXTENSIONS: readonly Extension[] = [
     description: "Provides ability to mark and use a subnetpool as the default.",
     updated: "2016-02-18T18:00:00-00:00",
   },
+  {
+    alias: "ip_allocation",
+    name: "IP Allocation",
+    description: "IP allocation extension.",
+    updated: "2016-06-10T23:00:00-00:00",
+  },
+  {
+    alias: "binding",
+    name: "Port Binding",
+    description: "Expose port bindings of a virtual port to external application",
+    updated: "2014-02-03T10:00:00-00:00",
+  },
+  {
+    alias: "router",
+    name: "Neutron L3 Router",
+    description:
+      "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+    updated: "2012-07-20T10:00:00-00:00",
+  },
+  {
+    alias: "ext-gw-mode",
+    name: "Neutron L3 Configurable external gateway mode",
+    description:
+      "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
+    updated: "2013-03-28T10:00:00-00:00",
+  },
+  {
+    alias: "auto-allocated-topology",
+    name: "Auto Allocated Topology Services",
+    description: "Auto Allocated Topology Services.",
+    updated: "2016-01-01T00:00:00-00:00",
+  },
+  {
+    alias: "quotas",
+    name: "Quota management support",
+    description: "Expose functions for quotas management per project",
+    updated: "2012-07-29T10:00:00-00:00",
+  },
+  {
+    alias: "quota_details",
+    name: "Quota details management support",
+    description: "Expose functions for quotas usage statistics per project",
+    updated: "2017-02-10T10:00:00-00:00",
+  },
 ];
 
 /** The table by alias. */

@@ -54,6 +54,8 @@ const TYPE_RULES: { kind: string; re: RegExp; type: string }[] = [
     type: "DefaultExternalNetworkExists",
   },
   { kind: "conflict", re: /^Deployment error/, type: "AutoAllocationFailure" },
+  { kind: "conflict", re: /^Quota exceeded for resources/, type: "OverQuota" },
+  { kind: "conflict", re: /cannot be deleted directly via the port API/, type: "ServicePortInUse" },
   { kind: "ip_exhausted", re: /^No more IP addresses/, type: "IpAddressGenerationFailure" },
   { kind: "ip_exhausted", re: /^Failed to allocate subnet/, type: "SubnetAllocationError" },
   { kind: "port_in_use", re: /./, type: "PortInUse" },

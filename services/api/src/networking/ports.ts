@@ -125,7 +125,9 @@ function fixedIps(list: unknown[]): FixedIpInit[] {
     const ipAddress = textOf("fixed_ips", e, "ip_address", { optional: true });
     const subnetId = textOf("fixed_ips", e, "subnet_id", { optional: true });
     if (!ipAddress && !subnetId) {
-      throw badRequest(`Invalid input for fixed_ips. Reason: Invalid data format for fixed IP: '${JSON.stringify(e)}'.`);
+      throw badRequest(
+        `Invalid input for fixed_ips. Reason: Invalid data format for fixed IP: '${JSON.stringify(e)}'.`,
+      );
     }
     if (ipAddress) {
       if (!isIP(ipAddress)) {
@@ -157,7 +159,9 @@ function bindingProfile(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
     if (val !== null && typeof val === "object") {
-      throw badRequest(`Invalid input for binding:profile. Reason: the value of '${k}' is not a string, number or boolean.`);
+      throw badRequest(
+        `Invalid input for binding:profile. Reason: the value of '${k}' is not a string, number or boolean.`,
+      );
     }
     out[k] = val === null ? "" : String(val);
   }
@@ -167,15 +171,25 @@ function bindingProfile(v: unknown): Record<string, string> {
 /** The attributes a non-admin may not write (Neutron's create_port:binding:host_id and the like). */
 function policy(a: Record<string, unknown>, caller: Caller, action: "create_port" | "update_port"): void {
   if (caller.isAdmin) return;
-  const adminOnly = ["binding:host_id", "binding:profile", ...(action === "update_port" ? ["mac_address"] : [])];
+  const adminOnly = [
+    "binding:host_id",
+    "binding:profile",
+    ...(action === "update_port" ? ["mac_address"] : []),
+  ];
   const denied = adminOnly.find((name) => name in a);
   if (denied) {
-    throw new StratusError("forbidden", `(rule:${action} and rule:${action}:${denied}) is disallowed by policy`);
+    throw new StratusError(
+      "forbidden",
+      `(rule:${action} and rule:${action}:${denied}) is disallowed by policy`,
+    );
   }
 }
 
 /** POST /v2.0/ports → CreatePort. */
-export function createPortRequest(a: Record<string, unknown>, caller: Caller): MessageInitShape<typeof CreatePortRequestSchema> {
+export function createPortRequest(
+  a: Record<string, unknown>,
+  caller: Caller,
+): MessageInitShape<typeof CreatePortRequestSchema> {
   policy(a, caller, "create_port");
   const vnic = a["binding:vnic_type"] as string | undefined;
   if (vnic !== undefined && !VNIC_TYPES.includes(vnic)) {
@@ -239,7 +253,8 @@ export function portRoutes(router: NetRouter, deps: NetworkDeps): void {
     },
     get: async (_req, id) => (await deps.network.getPort({ id })).port!,
     create: async (req, body) => (await deps.network.createPort(createPortRequest(body, req.caller))).port!,
-    update: async (req, id, body) => (await deps.network.updatePort(updatePortRequest(id, body, req.caller))).port!,
+    update: async (req, id, body) =>
+      (await deps.network.updatePort(updatePortRequest(id, body, req.caller))).port!,
     // The public API's delete: a port attached to a server is refused, not taken from under it.
     remove: async (_req, id) => {
       await deps.network.deletePort({ id, refuseIfAttached: true });

@@ -35,7 +35,8 @@ function quotaBody(req: NetRequest): Record<string, unknown> {
     throw badRequest("Unable to find 'quota' in request body");
   }
   const inner = (body as { quota: unknown }).quota;
-  if (inner === null || typeof inner !== "object" || Array.isArray(inner)) throw badRequest("Body contains invalid data");
+  if (inner === null || typeof inner !== "object" || Array.isArray(inner))
+    throw badRequest("Body contains invalid data");
   const a = checkAttrs(inner as Record<string, unknown>, QUOTA_ATTRS, "put");
   for (const r of RESOURCES) {
     const v = a[r] as number | undefined;
@@ -53,7 +54,11 @@ export function quotaRoutes(router: NetRouter, deps: NetworkDeps): void {
     return {
       status: 200,
       body: {
-        quotas: quotas.map((q) => ({ ...quotaView(q.quota), project_id: q.projectId, tenant_id: q.projectId })),
+        quotas: quotas.map((q) => ({
+          ...quotaView(q.quota),
+          project_id: q.projectId,
+          tenant_id: q.projectId,
+        })),
       },
     };
   });

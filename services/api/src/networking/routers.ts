@@ -10,6 +10,7 @@ import type {
   RouterSchema,
   UpdateRouterRequestSchema,
 } from "@stratus/contracts/network/v1";
+import { invalidInput } from "@stratus/runtime";
 import type { NetworkDeps } from "./deps.js";
 import { badRequest } from "./faults.js";
 import { projectOf } from "./project.js";
@@ -53,7 +54,10 @@ export function routerView(_req: NetRequest, r: Router): Record<string, unknown>
       ? {
           network_id: r.externalNetworkId,
           enable_snat: r.enableSnat,
-          external_fixed_ips: r.externalFixedIps.map((f) => ({ subnet_id: f.subnetId, ip_address: f.ipAddress })),
+          external_fixed_ips: r.externalFixedIps.map((f) => ({
+            subnet_id: f.subnetId,
+            ip_address: f.ipAddress,
+          })),
         }
       : null,
     created_at: neutronTime(r.createdAt),
@@ -110,17 +114,19 @@ function interfaceBody(req: NetRequest, adding: boolean): { subnetId: string; po
     const v = b[name];
     if (v === undefined) return "";
     if (typeof v !== "string" || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) {
-      throw badRequest(`Invalid input for ${name}. Reason: '${typeof v === "string" ? v : JSON.stringify(v)}' is not a valid UUID.`);
+      throw badRequest(
+        `Invalid input for ${name}. Reason: '${typeof v === "string" ? v : JSON.stringify(v)}' is not a valid UUID.`,
+      );
     }
     return v.toLowerCase();
   };
   const subnetId = id("subnet_id");
   const portId = id("port_id");
   if (!subnetId && !portId) {
-    throw badRequest(`Bad router request: Either subnet_id or port_id must be specified.`);
+    throw invalidInput("Bad router request: Either subnet_id or port_id must be specified.");
   }
   if (adding && subnetId && portId) {
-    throw badRequest("Bad router request: Cannot specify both subnet-id and port-id.");
+    throw invalidInput("Bad router request: Cannot specify both subnet-id and port-id.");
   }
   return { subnetId, portId };
 }
