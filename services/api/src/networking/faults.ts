@@ -61,6 +61,7 @@ const TYPE_RULES: { kind: string; re: RegExp; type: string }[] = [
   { kind: "port_in_use", re: /./, type: "PortInUse" },
   { kind: "quota_exceeded", re: /./, type: "OverQuota" },
   { kind: "forbidden", re: /./, type: "PolicyNotAuthorized" },
+  { kind: "invalid_input", re: /^Unable to delete subnet pool/, type: "SubnetPoolDeleteError" },
   { kind: "invalid_input", re: /^Invalid input for operation/, type: "InvalidInput" },
   { kind: "invalid_input", re: /^Bad \w+ request/, type: "BadRequest" },
   { kind: "invalid_input", re: /^IPv6 subnet/, type: "InvalidInput" },
