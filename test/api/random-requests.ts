@@ -450,6 +450,57 @@ function networkingAttrs(known: NetworkingIds): Record<string, Record<string, fc
       name: strangeJson,
       ipv6_ra_mode: strangeJson,
     },
+    port: {
+      network_id: idOrStrange(() => known.network),
+      name: strangeJson,
+      admin_state_up: fc.oneof(fc.boolean(), strangeJson),
+      mac_address: fc.oneof(fc.constantFrom("fa:16:3e:00:00:01", "01:00:00:00:00:01", "zz"), strangeJson),
+      fixed_ips: fc.oneof(
+        fc.array(
+          fc.record(
+            {
+              subnet_id: idOrStrange(() => known.subnet),
+              ip_address: fc.oneof(
+                fc.constantFrom("10.240.0.20", "10.9.9.9", "::1", "300.1.1.1"),
+                strangeJson,
+              ),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 2 },
+        ),
+        strangeJson,
+      ),
+      device_id: strangeJson,
+      device_owner: fc.oneof(fc.constantFrom("compute:nova", "network:router_interface"), strangeJson),
+      "binding:host_id": fc.oneof(fc.constantFrom("rack1-1", "nowhere"), strangeJson),
+      "binding:profile": fc.oneof(fc.dictionary(strangeText, strangeJson, { maxKeys: 2 }), strangeJson),
+      "binding:vnic_type": fc.oneof(fc.constantFrom("normal", "direct", "warp"), strangeJson),
+      ip_allocation: strangeJson,
+      project_id: fc.oneof(fc.constantFrom("p1", "p2"), strangeJson),
+    },
+    router: {
+      name: strangeJson,
+      admin_state_up: fc.oneof(fc.boolean(), strangeJson),
+      external_gateway_info: fc.oneof(
+        fc.record(
+          {
+            network_id: idOrStrange(() => known.network),
+            enable_snat: fc.oneof(fc.boolean(), strangeJson),
+            external_fixed_ips: fc.oneof(
+              fc.array(fc.record({ subnet_id: strangeJson, ip_address: strangeJson }, { requiredKeys: [] }), {
+                maxLength: 2,
+              }),
+              strangeJson,
+            ),
+          },
+          { requiredKeys: [] },
+        ),
+        strangeJson,
+      ),
+      distributed: strangeJson,
+      project_id: fc.oneof(fc.constantFrom("p1", "p2"), strangeJson),
+    },
     subnetpool: {
       name: strangeJson,
       prefixes: fc.oneof(fc.array(cidr, { maxLength: 2 }), strangeJson),
@@ -469,6 +520,8 @@ const NETWORKING_RESOURCES: [singular: string, collection: string][] = [
   ["segment", "segments"],
   ["subnet", "subnets"],
   ["subnetpool", "subnetpools"],
+  ["port", "ports"],
+  ["router", "routers"],
 ];
 
 /** The query parameters of Networking API lists: filters, fields, sorting and paging. */
@@ -493,6 +546,13 @@ const NETWORKING_QUERY_KEYS = [
   "project_id",
   "changed_since",
   "colour",
+  "device_id",
+  "device_owner",
+  "mac_address",
+  "fixed_ips",
+  "binding:host_id",
+  "ip_allocation",
+  "status",
 ];
 
 /**
@@ -570,12 +630,87 @@ export function randomNetworkingRequest(known: NetworkingIds, tokens: string[]):
     })),
     urlText.map((s) => ({ route: "GET /v2.0/:x", method: "GET", path: `/v2.0/${encodePart(s)}` })),
   );
+  // Router interfaces, the auto-allocated topology and quotas: their own paths.
+  const projectPart = fc.oneof(fc.constantFrom("p1", "p2", "admin"), urlText).map(encodePart);
+  const interfaceBody = fc
+    .oneof(
+      fc.record(
+        { subnet_id: idOrStrange(() => known.subnet), port_id: idOrStrange(() => known.port ?? []) },
+        { requiredKeys: [] },
+      ),
+      strangeJson,
+    )
+    .map((b) => JSON.stringify(b));
+  const quotaBody = fc
+    .oneof(
+      fc
+        .record(
+          {
+            network: fc.oneof(strangeNumber, strangeJson),
+            port: fc.oneof(strangeNumber, strangeJson),
+            router: fc.oneof(strangeNumber, strangeJson),
+            floatingip: strangeNumber,
+            force: fc.oneof(fc.boolean(), strangeJson),
+          },
+          { requiredKeys: [] },
+        )
+        .map((q) => ({ quota: q })),
+      strangeJson,
+    )
+    .map((b) => JSON.stringify(b));
+  const actions = fc.oneof(
+    fc
+      .tuple(id("router"), fc.constantFrom("add_router_interface", "remove_router_interface"), interfaceBody)
+      .map(([i, action, b]) => ({
+        route: `PUT /v2.0/routers/:id/${action}`,
+        method: "PUT",
+        path: `/v2.0/routers/${i}/${action}`,
+        body: b,
+      })),
+    fc
+      .tuple(
+        fc.constantFrom("GET", "DELETE"),
+        projectPart,
+        fc.constantFrom("", "?fields=dry-run", "?fields=id", "?fields=dry-run&fields=%00"),
+      )
+      .map(([method, p, query]) => ({
+        route: `${method} /v2.0/auto-allocated-topology/:project`,
+        method,
+        path: `/v2.0/auto-allocated-topology/${p}${method === "GET" ? query : ""}`,
+      })),
+    fc
+      .tuple(fc.constantFrom("", "/default", "/details"), projectPart)
+      .map(([tail, p]) => ({
+        route: `GET /v2.0/quotas/:project${tail}`,
+        method: "GET",
+        path: `/v2.0/quotas/${p}${tail}`,
+      })),
+    fc.constant({ route: "GET /v2.0/quotas", method: "GET", path: "/v2.0/quotas" }),
+    fc.tuple(projectPart, quotaBody).map(([p, b]) => ({
+      route: "PUT /v2.0/quotas/:project",
+      method: "PUT",
+      path: `/v2.0/quotas/${p}`,
+      body: b,
+    })),
+    projectPart.map((p) => ({
+      route: "DELETE /v2.0/quotas/:project",
+      method: "DELETE",
+      path: `/v2.0/quotas/${p}`,
+    })),
+  );
   const token = fc.oneof(
     { weight: 8, arbitrary: fc.constantFrom(...tokens) },
     { weight: 1, arbitrary: fc.constantFrom("", "nocolon", "a:b:c") },
   );
   return fc
-    .tuple(fc.oneof({ weight: 9, arbitrary: resourceRequest }, { weight: 1, arbitrary: other }), token)
+    .tuple(
+      fc.oneof(
+        { weight: 9, arbitrary: resourceRequest },
+        { weight: 3, arbitrary: actions },
+        { weight: 1, arbitrary: other },
+      ),
+      token,
+    )
     .map(([r, t]) => ({
       route: r.route,
       method: r.method,
@@ -612,5 +747,28 @@ export function knownNetworkingBreakers(token: string): RandomRequest[] {
     get("/v2.0/segments?segmentation_id=99999999999999999999"),
     get("/v2.0/networks?marker=%00&limit=1"),
     get("/v2.0/networks?sort_key=%00"),
+    post("ports", JSON.stringify({ port: { network_id: NIL_UUID, fixed_ips: [{ ip_address: "\u0000" }] } })),
+    post("ports", JSON.stringify({ port: { network_id: NIL_UUID, "binding:profile": { a: { b: 1 } } } })),
+    post("ports", JSON.stringify({ port: { network_id: NIL_UUID, mac_address: "\ud800" } })),
+    post("routers", JSON.stringify({ router: { external_gateway_info: { network_id: "\u0000" } } })),
+    post("routers", JSON.stringify({ router: { external_gateway_info: [] } })),
+    get("/v2.0/ports?fixed_ips=ip_address%3D%00&device_id=%00"),
+    get("/v2.0/ports?fixed_ips=nonsense"),
+    get("/v2.0/auto-allocated-topology/%00?fields=dry-run"),
+    get("/v2.0/quotas/%00/details"),
+    {
+      route: "PUT /v2.0/quotas/:project",
+      method: "PUT",
+      path: "/v2.0/quotas/p1",
+      headers,
+      body: JSON.stringify({ quota: { port: 2 ** 31 } }),
+    },
+    {
+      route: "PUT /v2.0/routers/:id/add_router_interface",
+      method: "PUT",
+      path: `/v2.0/routers/${NIL_UUID}/add_router_interface`,
+      headers,
+      body: JSON.stringify({ subnet_id: "\u0000" }),
+    },
   ];
 }
