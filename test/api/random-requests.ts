@@ -678,13 +678,11 @@ export function randomNetworkingRequest(known: NetworkingIds, tokens: string[]):
         method,
         path: `/v2.0/auto-allocated-topology/${p}${method === "GET" ? query : ""}`,
       })),
-    fc
-      .tuple(fc.constantFrom("", "/default", "/details"), projectPart)
-      .map(([tail, p]) => ({
-        route: `GET /v2.0/quotas/:project${tail}`,
-        method: "GET",
-        path: `/v2.0/quotas/${p}${tail}`,
-      })),
+    fc.tuple(fc.constantFrom("", "/default", "/details"), projectPart).map(([tail, p]) => ({
+      route: `GET /v2.0/quotas/:project${tail}`,
+      method: "GET",
+      path: `/v2.0/quotas/${p}${tail}`,
+    })),
     fc.constant({ route: "GET /v2.0/quotas", method: "GET", path: "/v2.0/quotas" }),
     fc.tuple(projectPart, quotaBody).map(([p, b]) => ({
       route: "PUT /v2.0/quotas/:project",
