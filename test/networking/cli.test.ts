@@ -1,12 +1,15 @@
 // Acceptance with a real client: the unmodified `openstack` command (python-openstackclient from
 // Debian) runs the upstream "routed provider networks" walkthrough against the Networking API as
-// an operator, then makes a default subnet pool and takes a subnet from it.
+// an operator (the racks' physical networks as the providers), boots servers on the routed network
+// through the compute API (each gets its address from its host's segment), then makes a default
+// subnet pool and takes a subnet from it. Every service runs as a process, with two racks of two
+// hosts mapped to physnet-rack1 / physnet-rack2.
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { promisify } from "node:util";
 import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startNetworkingMesh } from "./helpers.js";
+import { openstack, startApiMesh, waitServer } from "../api/helpers.js";
 
 const haveCli = existsSync("/usr/bin/openstack");
 // In CI (CI=true) the CLI must be there: a missing CLI fails instead of skipping.
@@ -51,7 +54,7 @@ async function json(...args: string[]): Promise<any> {
 
 describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => {
   beforeAll(async () => {
-    mesh = await startNetworkingMesh();
+    ({ mesh } = await startApiMesh());
   });
   afterAll(async () => {
     await mesh?.close();
@@ -63,7 +66,7 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
       "create",
       "--share",
       "--provider-physical-network",
-      "provider1",
+      "physnet-rack1",
       "--provider-network-type",
       "vlan",
       "--provider-segment",
@@ -74,7 +77,7 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
       name: "multisegment1",
       shared: true,
       "provider:network_type": "vlan",
-      "provider:physical_network": "provider1",
+      "provider:physical_network": "physnet-rack1",
       "provider:segmentation_id": 101,
     });
 
@@ -91,7 +94,7 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
       "segment",
       "create",
       "--physical-network",
-      "provider2",
+      "physnet-rack2",
       "--network-type",
       "vlan",
       "--segment",
@@ -104,7 +107,7 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
       name: "segment2",
       network_id: net.id,
       network_type: "vlan",
-      physical_network: "provider2",
+      physical_network: "physnet-rack2",
       segmentation_id: 102,
     });
 
@@ -147,12 +150,12 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
     expect(shown.segments).toEqual([
       {
         "provider:network_type": "vlan",
-        "provider:physical_network": "provider1",
+        "provider:physical_network": "physnet-rack1",
         "provider:segmentation_id": 101,
       },
       {
         "provider:network_type": "vlan",
-        "provider:physical_network": "provider2",
+        "provider:physical_network": "physnet-rack2",
         "provider:segmentation_id": 102,
       },
     ]);
@@ -164,6 +167,40 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
     // A segment that holds a subnet stays.
     const refused = await os("network", "segment", "delete", "segment2");
     expect(refused.code).not.toBe(0);
+  }, 300_000);
+
+  it("server create --nic net-id=multisegment1 gets an address from its host's segment", async () => {
+    const rackCidr: Record<string, RegExp> = { rack1: /^10\.1\.0\.\d+$/, rack2: /^10\.1\.1\.\d+$/ };
+    const ids: string[] = [];
+    for (const name of ["routed-a", "routed-b", "routed-c", "routed-d"]) {
+      const r = await openstack(mesh.apiUrl, "alice:p1", "2.37", [
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--image",
+        "cirros-0.6.2-x86_64-disk",
+        "--nic",
+        "net-id=multisegment1",
+        name,
+        "-f",
+        "json",
+      ]);
+      if (r.code !== 0) throw new Error(`server create ${name}: exit ${r.code}: ${r.stderr}${r.stdout}`);
+      ids.push(JSON.parse(r.stdout).id);
+    }
+    const racks = new Set<string>();
+    for (const id of ids) {
+      const server = await waitServer(mesh.apiUrl, id, "admin:p1");
+      expect(server.status).toBe("ACTIVE");
+      const host: string = server["OS-EXT-SRV-ATTR:host"];
+      const rack = host.split("-")[0]!;
+      racks.add(rack);
+      const addrs = server.addresses.multisegment1.map((a: { addr: string }) => a.addr);
+      expect(addrs, `${id} on ${host}`).toHaveLength(1);
+      expect(addrs[0], `${id} on ${host}`).toMatch(rackCidr[rack]!);
+    }
+    expect(racks.size).toBeGreaterThan(0);
   }, 300_000);
 
   it("subnet pool create --default, and a subnet from the default pool", async () => {

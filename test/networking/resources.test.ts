@@ -260,6 +260,11 @@ describe("segments", () => {
     expect(sub.segment_id).toBe(second.id);
     neutronError(await admin("DELETE", `/v2.0/segments/${second.id}`), 409, "SegmentInUse");
     neutronError(await admin("GET", `/v2.0/segments/${NIL}`), 404, "SegmentNotFound");
+    // Segments are shown to admins only, even of a shared network.
+    await admin("PUT", `/v2.0/networks/${n.id}`, { network: { shared: true } });
+    expect((await alice("GET", `/v2.0/networks/${n.id}`)).status).toBe(200);
+    expect((await alice("GET", `/v2.0/segments?network_id=${n.id}`)).body.segments).toEqual([]);
+    neutronError(await alice("GET", `/v2.0/segments/${first.id}`), 404, "SegmentNotFound");
     expect((await admin("DELETE", `/v2.0/subnets/${sub.id}`)).status).toBe(204);
     expect((await admin("DELETE", `/v2.0/segments/${second.id}`)).status).toBe(204);
     neutronError(await admin("GET", `/v2.0/segments/${second.id}`), 404, "SegmentNotFound");

@@ -4,7 +4,7 @@
 // else from the status. Statuses follow Neutron where they differ from the mesh's kinds: a quota
 // exceeded is 409 OverQuota, an exhausted address space 409 IpAddressGenerationFailure.
 import { isStratusError, type Logger } from "@stratus/runtime";
-import { HttpFault, type RestResponse, restFault } from "@stratus/runtime/http";
+import { type RestResponse, restFault } from "@stratus/runtime/http";
 
 /** Neutron's generic type for a status (webob's exception names). */
 const STATUS_TYPES: Record<number, string> = {
@@ -105,8 +105,6 @@ export function neutronFault(err: unknown, logger: Logger, requestId: string): R
     status = KIND_STATUS[err.kind] ?? status;
     type =
       TYPE_RULES.find((r) => r.kind === err.kind && r.re.test(err.message))?.type ?? STATUS_TYPES[status]!;
-  } else if (err instanceof HttpFault) {
-    type = STATUS_TYPES[err.status] ?? type;
   }
   return { status, body: neutronError(type, fault.message), headers: fault.headers };
 }

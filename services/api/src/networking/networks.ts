@@ -4,7 +4,7 @@
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { NetworkSchema, SegmentSchema } from "@stratus/contracts/network/v1";
 import type { NetworkDeps } from "./deps.js";
-import { badRequest } from "./faults.js";
+import { badRequest, notFound } from "./faults.js";
 import { projectOf } from "./project.js";
 import { type Attrs, neutronTime, onlyKeys, registerResource, textOf } from "./resource.js";
 import type { NetRequest, NetRouter } from "./router.js";
@@ -178,11 +178,17 @@ export function networkRoutes(router: NetRouter, deps: NetworkDeps): void {
     attrs: SEGMENT_ATTRS,
     id: (s) => s.id,
     view: segmentView,
-    list: async (_req, query) => {
+    // Neutron's policy shows segments to admins only (as the provider attributes they are): a
+    // non-admin lists none and finds none.
+    list: async (req, query) => {
+      if (!req.caller.isAdmin) return { items: [], hasMore: false };
       const r = await net.listSegments({ query });
       return { items: r.segments, hasMore: r.hasMore };
     },
-    get: async (_req, id) => (await net.getSegment({ id })).segment!,
+    get: async (req, id) => {
+      if (!req.caller.isAdmin) throw notFound("SegmentNotFound", `Segment ${id} could not be found.`);
+      return (await net.getSegment({ id })).segment!;
+    },
     create: async (_req, b) => {
       projectOf(b);
       const r = await net.createSegment({

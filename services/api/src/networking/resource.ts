@@ -172,7 +172,8 @@ export function listQuery(req: NetRequest): ListQueryInit {
 
 /**
  * <collection>_links: "next" when more follow in the paging direction, "previous" when the page
- * started at a marker (in page_reverse the two swap, as the page runs backwards).
+ * started at a marker (in page_reverse the two swap, as the page runs backwards). Given without
+ * an explicit limit only when the answer was cut at MAX_LIMIT (the client follows "next").
  */
 function pageLinks(
   req: NetRequest,
@@ -182,7 +183,8 @@ function pageLinks(
   hasMore: boolean,
 ) {
   const explicitLimit = req.query.get("limit");
-  if (!explicitLimit || explicitLimit === "0" || !ids.length) return [];
+  const limited = Boolean(explicitLimit) && explicitLimit !== "0";
+  if (!ids.length || (!limited && !hasMore)) return [];
   const href = (marker: string, reverse: boolean) => {
     const q = new URLSearchParams(req.query);
     q.delete("marker");
