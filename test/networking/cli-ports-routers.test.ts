@@ -45,7 +45,7 @@ function writeClouds(): void {
     compute_api_version: "2.37"`;
   writeFileSync(
     join(configDir, "clouds.yaml"),
-    `clouds:${["admin:admin", "alice:p1", "bob:p2"].map(cloud).join("")}\n`,
+    `clouds:${["admin:admin", "alice:p1", "bob:p2", "carol:p3"].map(cloud).join("")}\n`,
   );
 }
 
@@ -154,5 +154,36 @@ describe.skipIf(!haveCli)("the openstack CLI: ports and routers on the Networkin
     expect((await os("alice", "router", "unset", "--external-gateway", "r1")).code).toBe(0);
     expect((await os("alice", "router", "delete", "r1")).code).toBe(0);
     expect(await json("alice", "router", "list")).toEqual([]);
+  }, 240_000);
+
+  it("a project's auto-allocated topology made through the Networking API is what --nic auto uses", async () => {
+    const call = (method: string, path: string) =>
+      fetch(`${mesh.networkApiUrl}${path}`, { method, headers: { "x-auth-token": "carol:p3" } });
+    const dry = await call("GET", "/v2.0/auto-allocated-topology/p3?fields=dry-run");
+    expect(dry.status).toBe(200);
+    const made = await call("GET", "/v2.0/auto-allocated-topology/p3");
+    expect(made.status).toBe(200);
+    const networkId = ((await made.json()) as any).auto_allocated_topology.id as string;
+
+    const created = await json(
+      "carol",
+      "server",
+      "create",
+      "--flavor",
+      "m1.tiny",
+      "--image",
+      IMAGE,
+      "--nic",
+      "auto",
+      "auto-p3",
+    );
+    expect((await waitServer(mesh.apiUrl, created.id, "carol:p3")).status).toBe("ACTIVE");
+    const ports = await json("carol", "port", "list", "--server", "auto-p3", "--long");
+    expect(ports).toHaveLength(1);
+    const port = await json("carol", "port", "show", ports[0].ID);
+    expect(port.network_id).toBe(networkId);
+    // Still one topology: the same network answers again.
+    const again = await call("GET", "/v2.0/auto-allocated-topology/p3");
+    expect(((await again.json()) as any).auto_allocated_topology.id).toBe(networkId);
   }, 240_000);
 });
