@@ -1,8 +1,11 @@
 // Networks, segments, subnets and subnet pools through the Networking API v2.0: Neutron's views,
 // the routed-network rules (the network-adapter's) and their errors in Neutron's format, what
 // non-admins see and may set, and fields / filters / sorting / pagination with links.
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { serviceClient } from "@stratus/runtime";
 import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { asAdmin } from "../api/helpers.js";
 import { callAs, neutronError, startNetworkingMesh } from "./helpers.js";
 
 let mesh: Mesh;
@@ -470,13 +473,30 @@ describe("subnets", () => {
     neutronError(await admin("DELETE", `/v2.0/subnetpools/${pool.id}`), 400, "SubnetPoolDeleteError");
   });
 
-  it("a network with subnets in use is not deleted; its subnets go with it otherwise", async () => {
-    const n = await made(alice, "networks", "network", { name: "gone" });
+  it("a port in use keeps its subnet and network (SubnetInUse, NetworkInUse); otherwise subnets go with the network", async () => {
+    const n = await made(alice, "networks", "network", { name: "held" });
     const s = await made(alice, "subnets", "subnet", {
       network_id: n.id,
       ip_version: 4,
-      cidr: "10.95.0.0/24",
+      cidr: "10.96.0.0/24",
     });
+    const netRpc = serviceClient(NetworkService, mesh.url("network-adapter"));
+    const { port } = await asAdmin(() =>
+      netRpc.createPort({
+        networkId: n.id,
+        projectId: "p1",
+        deviceId: "some-device",
+        deviceOwner: "compute:nova",
+      }),
+    );
+    expect(port!.fixedIps[0]!.subnetId).toBe(s.id);
+    expect(neutronError(await alice("DELETE", `/v2.0/subnets/${s.id}`), 409, "SubnetInUse")).toMatch(
+      /One or more ports have an IP allocation from this subnet/,
+    );
+    expect(neutronError(await alice("DELETE", `/v2.0/networks/${n.id}`), 409, "NetworkInUse")).toContain(
+      port!.id,
+    );
+    await asAdmin(() => netRpc.deletePort({ id: port!.id }));
     expect((await alice("DELETE", `/v2.0/networks/${n.id}`)).status).toBe(204);
     neutronError(await alice("GET", `/v2.0/subnets/${s.id}`), 404, "SubnetNotFound");
   });
