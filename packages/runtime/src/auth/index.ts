@@ -34,10 +34,12 @@ export {
 export { checkPolicies, methodsWithoutPolicy } from "./method-policy.js";
 export {
   ACTS_FOR_USERS,
+  hasRole,
   SERVICE_PROJECT,
   SERVICE_ROLE,
   type ServicePrincipalName,
   serviceUserName,
+  type UserRole,
 } from "./principal.js";
 export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
 export { AUTHORIZATION_HEADER, RpcAuthentication } from "./rpc-authentication.js";
