@@ -5,6 +5,15 @@ export {
   USER_NAME_HEADER,
 } from "./acting-for.js";
 export { type CallerCredential, useCallerCredential } from "./caller-credential.js";
+export {
+  type CatalogEntry,
+  type CloudEntry,
+  cloudsYaml,
+  ensureDemoUser,
+  registerEndpoints,
+  stratusCatalog,
+  stratusClouds,
+} from "./cloud-setup.js";
 export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
 export {
   identityServiceSource,
