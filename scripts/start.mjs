@@ -431,9 +431,10 @@ Stratus is up (${healthyAfter} s to all healthy).
 Log in with the generated clouds.yaml (password auth; every endpoint comes from the catalog):
   export OS_CLIENT_CONFIG_FILE=${cloudsFile}
   openstack --os-cloud stratus-demo server list
-  openstack --os-cloud stratus-demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic auto auto-1
-  openstack --os-cloud stratus-demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
-  openstack --os-cloud stratus-admin server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses
+  openstack --os-cloud stratus-demo --os-compute-api-version 2.37 server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic auto auto-1
+  openstack --os-cloud stratus-demo --os-compute-api-version 2.37 server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
+  openstack --os-cloud stratus-demo server show routed-1 -c addresses
+  openstack --os-cloud stratus-admin server list --all-projects --long
   openstack --os-cloud stratus-admin token issue
 Press Ctrl-C to stop.
 `);
