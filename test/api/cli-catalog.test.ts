@@ -85,12 +85,12 @@ describe.skipIf(!haveCli)("the openstack CLI with the generated clouds.yaml", ()
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("token issue, and the catalog lists identity, compute and network", async () => {
+  it("token issue, and the catalog lists identity, compute, network and image", async () => {
     const token = await osJson("stratus-demo", "token", "issue");
     expect(token.id).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(token.project_id).toMatch(/^[0-9a-f]{32}$/);
     const catalog = await osJson("stratus-demo", "catalog", "list");
-    expect(catalog.map((s: { Type: string }) => s.Type).sort()).toEqual(["compute", "identity", "network"]);
+    expect(catalog.map((s: { Type: string }) => s.Type).sort()).toEqual(["compute", "identity", "image", "network"]);
   });
 
   it("server create, list, show and delete as the demo user; network list", async () => {

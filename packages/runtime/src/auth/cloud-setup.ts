@@ -17,7 +17,9 @@ export interface CatalogEntry {
 
 /**
  * The endpoints of Stratus's REST edges for `publicUrls` (compute, network and identity base
- * URLs): compute at /v2.1, network at its root, identity at /v3.
+ * URLs): compute at /v2.1, network at its root, identity at /v3, and image at the compute edge's
+ * /v2.1, which answers the Image API look-ups python-openstackclient makes for `--image`
+ * (services/api/src/handlers/images.ts).
  */
 export function stratusCatalog(publicUrls: {
   identity: string;
@@ -29,6 +31,7 @@ export function stratusCatalog(publicUrls: {
     { type: "identity", name: "keystone", url: `${base(publicUrls.identity)}/v3` },
     { type: "compute", name: "nova", url: `${base(publicUrls.compute)}/v2.1` },
     { type: "network", name: "neutron", url: base(publicUrls.network) },
+    { type: "image", name: "glance", url: `${base(publicUrls.compute)}/v2.1` },
   ];
 }
 
