@@ -90,7 +90,12 @@ describe.skipIf(!haveCli)("the openstack CLI with the generated clouds.yaml", ()
     expect(token.id).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(token.project_id).toMatch(/^[0-9a-f]{32}$/);
     const catalog = await osJson("stratus-demo", "catalog", "list");
-    expect(catalog.map((s: { Type: string }) => s.Type).sort()).toEqual(["compute", "identity", "image", "network"]);
+    expect(catalog.map((s: { Type: string }) => s.Type).sort()).toEqual([
+      "compute",
+      "identity",
+      "image",
+      "network",
+    ]);
   });
 
   it("server create, list, show and delete as the demo user; network list", async () => {

@@ -183,7 +183,7 @@ describe("the insecure development mode", () => {
       await mesh.restart("api");
     }
     expectRefused(
-      await rest(mesh.apiUrl, "GET", "/v2.1/servers", { token: "dev-user:dev-project" }),
+      await rest(mesh.apiUrl, "GET", "/v2.1/servers", devToken("dev-user:dev-project")),
       "dev token",
     );
   }, 120_000);
