@@ -11,7 +11,7 @@
 // (COMPUTE_PHYSNETS), so each rack's hosts take their addresses from their own segment.
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { createLogger, serviceClient } from "@stratus/runtime";
-import { loginAsUser, readPasswordFile } from "@stratus/runtime/auth";
+import { KeystoneAdmin, keystoneV3Url, loginAsUser, readPasswordFile } from "@stratus/runtime/auth";
 
 const net = serviceClient(NetworkService, process.env.NETWORK_URL ?? "http://127.0.0.1:9103");
 
@@ -58,19 +58,27 @@ async function ensureNetwork(
 {
   const passwordFile = process.env.ADMIN_PASSWORD_FILE;
   if (!passwordFile) throw new Error("ADMIN_PASSWORD_FILE: the admin's password file is needed");
+  const identityUrl = process.env.IDENTITY_URL ?? "http://127.0.0.1:5000";
+  const password = readPasswordFile(passwordFile);
   await loginAsUser({
-    identityUrl: process.env.IDENTITY_URL ?? "http://127.0.0.1:5000",
+    identityUrl,
     user: "admin",
-    password: readPasswordFile(passwordFile),
+    password,
     project: "admin",
     logger: createLogger("seed", "warn"),
   });
+  // The shared networks belong to the admin project (its id in the identity).
+  const adminProject = await new KeystoneAdmin(keystoneV3Url(identityUrl), {
+    user: "admin",
+    password,
+    project: "admin",
+  }).ensure("projects", "admin");
   await retry("seed", () => net.listNetworks({}));
 
   await ensureNetwork(
     "provider-routed",
     {
-      projectId: "admin",
+      projectId: adminProject,
       shared: true,
       segments: [
         { name: "rack1", networkType: "vlan", physicalNetwork: "physnet-rack1", segmentationId: 101 },
@@ -85,7 +93,7 @@ async function ensureNetwork(
   await ensureNetwork(
     "public",
     {
-      projectId: "admin",
+      projectId: adminProject,
       routerExternal: true,
       isDefault: true,
       segments: [{ name: "public", networkType: "flat", physicalNetwork: "physnet-public" }],
@@ -97,7 +105,7 @@ async function ensureNetwork(
     await net.createSubnetPool({
       pool: {
         name: "default-pool",
-        projectId: "admin",
+        projectId: adminProject,
         prefixes: ["10.128.0.0/16"],
         defaultPrefixlen: 26,
         minPrefixlen: 24,
@@ -112,15 +120,7 @@ async function ensureNetwork(
     console.log("subnet pool default-pool exists");
   }
 
-  const os = "openstack --os-auth-type admin_token --os-endpoint http://127.0.0.1:8774/v2.1";
-  console.log(`
-Demo cloud ready. Try (any user:project works as the token; user admin is an admin):
-  export OS="${os} --os-compute-api-version 2.37"
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic auto auto-1
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic none lonely-1
-  $OS --os-token demo:demo server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
-  $OS --os-token demo:demo server list --long
-  $OS --os-token admin:demo server show routed-1 -c OS-EXT-SRV-ATTR:host -c addresses`);
+  console.log("demo cloud ready");
 }
 // The client keeps its HTTP/2 session open; the seed is done.
 process.exit(0);

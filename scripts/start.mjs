@@ -6,8 +6,10 @@
 // is set, starts the identity service (its admin password kept in .stratus/identity), makes each
 // service's user there (stratus-<service>, its password kept in .stratus/identity/credentials),
 // starts the five other services as child processes with prefixed readable logs, each with its
-// NATS and identity credentials, waits until each reports SERVING, seeds the demo cloud, prints
-// the endpoints; Ctrl-C stops everything.
+// NATS and identity credentials, waits until each reports SERVING, registers every REST edge in the
+// catalog, makes the demo user (project demo, its password kept in .stratus/identity), writes
+// .stratus/clouds.yaml (clouds stratus-admin and stratus-demo), seeds the demo cloud, prints the
+// endpoints and how to use them; Ctrl-C stops everything. No password is printed or logged.
 import { execSync, spawn, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import http2 from "node:http2";
@@ -370,6 +372,36 @@ async function main() {
   const healthyAfter = ((Date.now() - started) / 1000).toFixed(1);
   say("seed", `all six services SERVING after ${healthyAfter} s`);
 
+  // The ordinary OpenStack workflow: every edge in the catalog, the demo user, a clouds.yaml.
+  const apiPort = process.env.API_PORT ?? 8774;
+  const networkPort = process.env.NETWORK_API_PORT ?? 9696;
+  const region = process.env.IDENTITY_BOOTSTRAP_REGION ?? "RegionOne";
+  await auth.registerEndpoints(
+    admin,
+    region,
+    auth.stratusCatalog({
+      identity: identityUrl,
+      compute: `http://127.0.0.1:${apiPort}`,
+      network: `http://127.0.0.1:${networkPort}`,
+    }),
+  );
+  const demoPasswordFile = join(identityDir, "demo.password");
+  await auth.ensureDemoUser(admin, demoPasswordFile);
+  const cloudsFile = join(stateDir, "clouds.yaml");
+  const natsConfig = await natsConfiguration();
+  natsConfig.writePrivateFile(
+    cloudsFile,
+    auth.cloudsYaml(
+      auth.stratusClouds({
+        authUrl: `${identityUrl}/v3`,
+        region,
+        adminPassword: auth.readPasswordFile(adminPasswordFile),
+        demoPassword: auth.readPasswordFile(demoPasswordFile),
+      }),
+    ),
+  );
+  say("identity", `users admin and demo (project demo) ready; clouds.yaml written to ${cloudsFile}`);
+
   const seed = join(root, "scripts", "seed-demo.ts");
   if (existsSync(seed)) {
     const r = spawn(process.execPath, ["--import", "tsx", seed], {
@@ -383,20 +415,27 @@ async function main() {
     if (code !== 0) say("seed", `demo seeding failed (exit ${code}); the mesh stays up`);
   }
 
-  const apiPort = process.env.API_PORT ?? 8774;
-  const networkApiPort = process.env.NETWORK_API_PORT ?? 9696;
   process.stdout.write(`
 Stratus is up (${healthyAfter} s to all healthy).
   compute API (Nova-compatible)  http://127.0.0.1:${apiPort}/v2.1
-  Networking API v2.0 (Neutron)  http://127.0.0.1:${networkApiPort}/v2.0
+  network API (Neutron)          http://127.0.0.1:${networkPort}   (in the catalog as network)
   api RPC (health/reflection)    http://127.0.0.1:9100
   conductor                      http://127.0.0.1:9101   stratus.compute.v1.ConductorService
   scheduler                      http://127.0.0.1:9102   stratus.scheduler.v1.{PlacementService,SchedulerService}
   network-adapter                http://127.0.0.1:9103   stratus.network.v1.NetworkService
   compute-agent                  http://127.0.0.1:9104   stratus.computeagent.v1.ComputeAgentService
-  identity (Keystone v3)         ${identityUrl}/v3   (admin's password in ${adminPasswordFile})
+  identity (Keystone v3)         ${identityUrl}/v3   (passwords in ${identityDir}, also in the clouds.yaml)
   identity RPC                   http://127.0.0.1:${IDENTITY.port}   stratus.identity.v1.IdentityService
   NATS                           ${natsUrl}
+
+Log in with the generated clouds.yaml (password auth; every endpoint comes from the catalog):
+  export OS_CLIENT_CONFIG_FILE=${cloudsFile}
+  openstack --os-cloud stratus-demo server list
+  openstack --os-cloud stratus-demo --os-compute-api-version 2.37 server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic auto auto-1
+  openstack --os-cloud stratus-demo --os-compute-api-version 2.37 server create --flavor m1.tiny --image cirros-0.6.2-x86_64-disk --nic net-id=provider-routed routed-1
+  openstack --os-cloud stratus-demo server show routed-1 -c addresses
+  openstack --os-cloud stratus-admin server list --all-projects --long
+  openstack --os-cloud stratus-admin token issue
 Press Ctrl-C to stop.
 `);
 }

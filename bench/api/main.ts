@@ -70,6 +70,9 @@ const mesh = await startMesh({
   },
 });
 console.log(`backend ${BACKEND}, list cache ${LIST_CACHE_MS ?? "default"} ms`);
+// The caller: a real token of the mesh's identity (a member of project bench), checked by the api
+// like any client's (locally, with the identity's keys and revocations).
+const BENCH_TOKEN = (await mesh.token({ user: "bench", project: "bench", roles: ["member"] })).token;
 
 // The load goes over node:http keep-alive connections (one per client), each body counted as it
 // arrives and kept only when it is to be read: a lighter client than fetch, whose body reading
@@ -92,7 +95,7 @@ function request(
         port: api.port,
         path,
         headers: {
-          "x-auth-token": opts.token ?? "bench:bench",
+          "x-auth-token": opts.token ?? BENCH_TOKEN,
           "openstack-api-version": "compute 2.37",
           ...(payload === undefined
             ? {}
@@ -115,7 +118,7 @@ function request(
   });
 }
 
-async function post(body: unknown, token = "bench:bench"): Promise<{ status: number; text: string }> {
+async function post(body: unknown, token = BENCH_TOKEN): Promise<{ status: number; text: string }> {
   const res = await request("POST", "/v2.1/servers", { token, body, keep: true });
   return { status: res.status, text: res.body?.toString() ?? "" };
 }
@@ -218,7 +221,7 @@ try {
     const settleStart = performance.now();
     for (;;) {
       const res = await fetch(`${mesh.apiUrl}/v2.1/servers?status=BUILD&limit=1`, {
-        headers: { "x-auth-token": "bench:bench", "openstack-api-version": "compute 2.37" },
+        headers: { "x-auth-token": BENCH_TOKEN, "openstack-api-version": "compute 2.37" },
       });
       const body = (await res.json()) as { servers: unknown[] };
       if (body.servers.length === 0) break;

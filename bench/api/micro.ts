@@ -3,7 +3,7 @@
 //   node --import tsx bench/api/micro.ts [iterations=2000]
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ListServersResponseSchema } from "@stratus/contracts/compute/v1";
-import { createLogger } from "@stratus/runtime";
+import { createLogger, defaultRoles } from "@stratus/runtime";
 import { buildRouter } from "../../services/api/src/app.js";
 import type { ApiDeps } from "../../services/api/src/deps.js";
 import type { RestRequest } from "../../services/api/src/http/router.js";
@@ -104,7 +104,13 @@ for (const [label, version, user] of [
     headers: {},
     version,
     body: undefined,
-    caller: { requestId: "req-1", userId: user, projectId: "bench", isAdmin: user === "admin" },
+    caller: {
+      requestId: "req-1",
+      userId: user,
+      projectId: "bench",
+      roles: defaultRoles(user === "admin"),
+      isAdmin: user === "admin",
+    },
     baseUrl: "http://127.0.0.1:8774/v2.1",
     hostUrl: "http://127.0.0.1:8774",
   };

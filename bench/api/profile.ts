@@ -51,11 +51,11 @@ const pct = (xs: number[], p: number) => {
 const SEED = `
   WITH br AS (
     INSERT INTO build_requests (id, reservation_id, project_id, user_id, request)
-    VALUES (gen_random_uuid(), 'r-seed', 'bench', 'bench', '{}') RETURNING id)
+    VALUES (gen_random_uuid(), 'r-seed', $2, $3, '{}') RETURNING id)
   INSERT INTO servers (id, build_request_id, name, project_id, user_id, flavor_id, flavor, image_ref,
     vm_state, task_state, power_state, host, node, reservation_id, launch_index, hostname, created_at,
     launched_at)
-  SELECT gen_random_uuid(), br.id, 'fill-' || i, 'bench', 'bench', '1',
+  SELECT gen_random_uuid(), br.id, 'fill-' || i, $2, $3, '1',
     (SELECT jsonb_build_object('id', id, 'name', name, 'vcpus', vcpus, 'ramMb', ram_mb, 'diskGb', disk_gb,
        'ephemeralGb', ephemeral_gb, 'swapMb', swap_mb, 'rxtxFactor', rxtx_factor, 'isPublic', is_public,
        'extraSpecs', extra_specs) FROM flavors WHERE id = '1'),
@@ -63,11 +63,14 @@ const SEED = `
     'r-seed', i, 'fill-' || i, now() - (i || ' ms')::interval, now()
   FROM br, generate_series(1, $1::int) AS i`;
 
+// The caller: a real token of the mesh's identity (a member of project bench); the seeded servers are its.
+const bench = await mesh.token({ user: "bench", project: "bench", roles: ["member"] });
+
 try {
   {
     const c = new pg.Client({ connectionString: tmp.url });
     await c.connect();
-    await c.query(SEED, [SERVERS]);
+    await c.query(SEED, [SERVERS, bench.projectId, bench.userId]);
     await c.query("ANALYZE");
     if (process.argv.includes("--explain")) {
       const SELECT = `SELECT s.*, f.code AS fault_code, f.message AS fault_message, f.details AS fault_details,
@@ -75,14 +78,14 @@ try {
          SELECT code, message, details, created_at FROM instance_faults WHERE server_id = s.id
          ORDER BY id DESC LIMIT 1) f ON true`;
       const first = await c.query(
-        `EXPLAIN ANALYZE ${SELECT} WHERE s.project_id = 'bench' AND NOT s.deleted ORDER BY s.created_at DESC, s.id DESC LIMIT 100`,
+        `EXPLAIN ANALYZE ${SELECT} WHERE s.project_id = '${bench.projectId}' AND NOT s.deleted ORDER BY s.created_at DESC, s.id DESC LIMIT 100`,
       );
       console.log(first.rows.map((r) => r["QUERY PLAN"]).join("\n"));
     }
     await c.end();
   }
   console.log(`seeded ${SERVERS} servers`);
-  const headers = { "x-auth-token": "bench:bench", "openstack-api-version": "compute 2.37" };
+  const headers = { "x-auth-token": bench.token, "openstack-api-version": "compute 2.37" };
   // Warm up.
   for (let i = 0; i < 50; i++)
     await (await fetch(`${mesh.apiUrl}/v2.1/servers/detail?limit=100`, { headers })).text();

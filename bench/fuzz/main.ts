@@ -14,7 +14,7 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { startMesh } from "@stratus/runtime/testing";
 import fc from "fast-check";
-import { asAdmin, createRoutedNetwork, HOSTS, until } from "../../test/api/helpers.js";
+import { asAdmin, caller, createRoutedNetwork, HOSTS, until, useMesh } from "../../test/api/helpers.js";
 import { type MeshState, meshStateReader, settledState } from "../../test/api/mesh-state.js";
 import { knownBreakers, type RandomRequest, randomRequest } from "../../test/api/random-requests.js";
 
@@ -22,7 +22,6 @@ const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 100_000);
 const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY ?? 8);
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
-const TOKENS = ["alice:p1", "alice:p1", "admin:admin"];
 
 const mesh = await startMesh({
   env: { LOG_LEVEL: "warn" },
@@ -36,6 +35,9 @@ const mesh = await startMesh({
   },
 });
 try {
+  useMesh(mesh);
+  // Real tokens of the mesh's identity: a member of p1 (twice as likely) and an admin.
+  const [alice, admin] = await Promise.all([caller("alice:p1"), caller("admin:admin")]);
   const net = serviceClient(NetworkService, mesh.url("network-adapter"));
   const read = meshStateReader(mesh);
   await until(
@@ -51,7 +53,7 @@ try {
     headers: {
       "content-type": "application/json",
       "openstack-api-version": "compute 2.37",
-      "x-auth-token": "alice:p1",
+      "x-auth-token": alice.token,
     },
     body: JSON.stringify({
       server: { name: "fuzz-target", imageRef: IMAGE, flavorRef: "1", networks: "none" },
@@ -67,8 +69,8 @@ try {
 
   // The requests that broke the API before, then random ones, made a thousand at a time (so that
   // servers created on the way are named by later requests).
-  const arbitrary = randomRequest(known, TOKENS);
-  const first = knownBreakers(known, "alice:p1");
+  const arbitrary = randomRequest(known, [alice, alice, admin]);
+  const first = knownBreakers(known, alice.token);
   let batch: RandomRequest[] = [];
   const requestAt = (i: number): RandomRequest => {
     if (i < first.length) return first[i]!;

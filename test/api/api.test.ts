@@ -9,8 +9,10 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   asAdmin,
+  caller,
   createRoutedNetwork,
   type NetworkClient,
+  projectId,
   rest,
   startApiMesh,
   until,
@@ -118,7 +120,8 @@ describe("get me a network (2.37)", () => {
     const r = await boot("auto", { token: "carol:p9" });
     expect(r.status).toBe(409);
     expect(r.body.conflictingRequest.message).toMatch(/external network|subnet pool|auto-allocat/i);
-    const nets = await asAdmin(() => net.listNetworks({ projectId: "p9" }));
+    const p9 = await projectId("p9");
+    const nets = await asAdmin(() => net.listNetworks({ projectId: p9 }));
     expect(nets.networks).toHaveLength(0);
     const servers = await call("GET", "/v2.1/servers", { token: "carol:p9" });
     expect(servers.body.servers).toHaveLength(0);
@@ -154,7 +157,8 @@ describe("get me a network (2.37)", () => {
 
   it("a port already in use is 409", async () => {
     const network = await createRoutedNetwork(net, "p4", "p4-a", 5);
-    const port = (await asAdmin(() => net.createPort({ networkId: network.id, projectId: "p4" }))).port!;
+    const p4 = await projectId("p4");
+    const port = (await asAdmin(() => net.createPort({ networkId: network.id, projectId: p4 }))).port!;
     const a = await boot([{ port: port.id }], { token: "erin:p4" });
     expect(a.status).toBe(202);
     await waitServer(mesh.apiUrl, a.body.server.id, "erin:p4");
@@ -223,8 +227,9 @@ describe("server lists follow the servers' changes", () => {
     expect((await call("DELETE", `/v2.1/servers/${one.body.server.id}`, { token })).status).toBe(204);
     expect((await detail(token)).map((s) => s.id)).toEqual([two.body.server.id]);
     // A delete that does not pass through this api (another replica, or the conductor's RPC).
+    const carol = await caller(token);
     await runWithContext(
-      userContext({ userId: "carol", projectId: "p-lists", roles: defaultRoles(false) }),
+      userContext({ userId: carol.userId, projectId: carol.projectId, roles: defaultRoles(false) }),
       () => serviceClient(ConductorService, mesh.url("conductor")).deleteServer({ id: two.body.server.id }),
     );
     await until("list empty", async () => (await detail(token)).length === 0);
@@ -242,8 +247,9 @@ describe("no client input gets a 5xx, and no refused request changes anything", 
     const known = { image: IMAGE, serverIds: [target.body.server.id], networkIds: networks.map((n) => n.id) };
     let state = await settledState(read);
     const answered: Record<string, number> = {};
+    const [alice, admin] = await Promise.all([caller("alice:p1"), caller("admin:admin")]);
     await fc.assert(
-      fc.asyncProperty(randomRequest(known, ["alice:p1", "alice:p1", "admin:admin"]), async (r) => {
+      fc.asyncProperty(randomRequest(known, [alice, alice, admin]), async (r) => {
         const res = await fetch(`${mesh.apiUrl}${r.path}`, {
           method: r.method,
           headers: r.headers,
@@ -268,7 +274,7 @@ describe("no client input gets a 5xx, and no refused request changes anything", 
       }),
       {
         numRuns: 300,
-        examples: [...knownBreakers(known, "alice:p1"), ...knownBreakers(known, "admin:admin")].map((r) => [
+        examples: [...knownBreakers(known, alice.token), ...knownBreakers(known, admin.token)].map((r) => [
           r,
         ]),
       },

@@ -1,5 +1,7 @@
 // Acceptance with a real client: the unmodified `openstack` command (python-openstackclient from
-// Debian) drives Stratus through the compute API, with every service running as a process.
+// Debian) drives Stratus through the compute API, with every service running as a process. Each
+// command carries a real token of the mesh's identity and names the compute endpoint; the
+// clouds.yaml workflow (password auth and the catalog) is cli-catalog.test.ts's.
 import { existsSync } from "node:fs";
 import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +11,7 @@ import {
   createRoutedNetwork,
   type NetworkClient,
   openstack,
+  projectId,
   startApiMesh,
   waitServer,
 } from "./helpers.js";
@@ -103,8 +106,9 @@ describe.skipIf(!haveCli)("the openstack CLI against Stratus", () => {
   });
 
   it("server create --nic port-id uses the user's port; delete keeps it, unbound", async () => {
+    const p2 = await projectId("p2");
     const port = (
-      await asAdmin(() => net.createPort({ networkId: routedId, projectId: "p2", name: "my-port" }))
+      await asAdmin(() => net.createPort({ networkId: routedId, projectId: p2, name: "my-port" }))
     ).port!;
     const created = await create("bob:p2", `port-id=${port.id}`, "port-1");
     expect((await waitServer(mesh.apiUrl, created.id, "bob:p2")).status).toBe("ACTIVE");

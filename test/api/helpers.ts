@@ -4,13 +4,63 @@ import { promisify } from "node:util";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { defaultRoles, runWithContext, serviceClient, userContext } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
+import { type Mesh, startMesh, type UserToken } from "@stratus/runtime/testing";
 
 export { createAutoPrerequisites } from "../support/network-fixtures.js";
 
 export type NetworkClient = ReturnType<typeof serviceClient<typeof NetworkService>>;
 
 export const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
+
+/**
+ * The tests' callers are written `user:project` (roles: member; user `admin`: admin) or
+ * `user:project:role`; each names a real token of the mesh's identity, made on first use and kept
+ * (user and project made as needed). Project ids are the identity's: `projectId(name)`.
+ */
+const CALLER = /^([\w.@-]+):([\w.@-]+)(?::(admin|member|reader))?$/;
+let current: Mesh | undefined;
+const callers = new Map<string, Promise<UserToken>>();
+
+/** Makes `mesh` the one whose identity the callers' tokens and projects come from (startApiMesh does). */
+export function useMesh(mesh: Mesh): void {
+  current = mesh;
+  callers.clear();
+}
+
+function theMesh(): Mesh {
+  if (!current) throw new Error("startApiMesh() first");
+  return current;
+}
+
+/** The real token (and ids) of a caller written `user:project[:role]`. */
+export function caller(spec: string): Promise<UserToken> {
+  const m = CALLER.exec(spec);
+  if (!m) throw new Error(`not a caller: ${spec}`);
+  let token = callers.get(spec);
+  if (!token) {
+    const [, name, project, role] = m;
+    // The identity's own bootstrap admin keeps its password: `admin` is a user of the tests'.
+    const user = name === "admin" ? "test-admin" : name!;
+    token = theMesh().token({
+      user,
+      project: project!,
+      roles: [role ?? (name === "admin" ? "admin" : "member")],
+    });
+    callers.set(spec, token);
+    token.catch(() => callers.delete(spec));
+  }
+  return token;
+}
+
+/** What goes in X-Auth-Token for `token`: a caller's real token, or the text itself when it names none. */
+export async function tokenOf(token: string): Promise<string> {
+  return CALLER.test(token) ? (await caller(token)).token : token;
+}
+
+/** The identity's id of the project named `name` (made when missing). */
+export function projectId(name: string): Promise<string> {
+  return theMesh().identity.admin.ensure("projects", name);
+}
 
 /** All five services, two racks of two hosts each mapped to physnet-rack1 / physnet-rack2. */
 export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }> {
@@ -27,6 +77,7 @@ export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }
       },
     },
   });
+  useMesh(mesh);
   const net = serviceClient(NetworkService, mesh.url("network-adapter"));
   const placement = serviceClient(PlacementService, mesh.url("scheduler"));
   await until(
@@ -44,8 +95,9 @@ export function asAdmin<T>(fn: () => Promise<T>): Promise<T> {
   return runWithContext(userContext({ userId: "admin", projectId: "admin", roles: defaultRoles(true) }), fn);
 }
 
-/** A routed network owned by `project`: segments on physnet-rack1 / physnet-rack2, a /24 each. */
-export async function createRoutedNetwork(net: NetworkClient, project: string, name: string, third = 1) {
+/** A routed network owned by the project named `project`: segments on physnet-rack1 / physnet-rack2, a /24 each. */
+export async function createRoutedNetwork(net: NetworkClient, projectName: string, name: string, third = 1) {
+  const project = await projectId(projectName);
   return asAdmin(async () => {
     const { network } = await net.createNetwork({
       name,
@@ -80,14 +132,25 @@ export interface RestAnswer {
   body: any;
 }
 
+/** A REST call as `token` (a caller `user:project[:role]`, default alice:p1, or a token's text; null: none). */
 export async function rest(
   apiUrl: string,
   method: string,
   path: string,
-  opts: { token?: string | null; version?: string; body?: unknown; headers?: Record<string, string> } = {},
+  opts: {
+    token?: string | null;
+    /** Send `token` as written (an api in the insecure development mode takes `user:project`). */
+    tokenAsIs?: boolean;
+    version?: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<RestAnswer> {
   const headers: Record<string, string> = { accept: "application/json", ...opts.headers };
-  if (opts.token !== null) headers["x-auth-token"] = opts.token ?? "alice:p1";
+  if (opts.token !== null) {
+    const token = opts.token ?? "alice:p1";
+    headers["x-auth-token"] = opts.tokenAsIs ? token : await tokenOf(token);
+  }
   if (opts.version) headers["openstack-api-version"] = `compute ${opts.version}`;
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   const res = await fetch(`${apiUrl}${path}`, {
@@ -131,7 +194,10 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
 
 const run = promisify(execFile);
 
-/** The unmodified python-openstackclient, as a user would run it against Stratus. */
+/**
+ * The unmodified python-openstackclient with a token of `token` (a caller, as `rest`) and the
+ * compute endpoint given (the catalog's path is cli-catalog.test.ts's).
+ */
 export async function openstack(
   apiUrl: string,
   token: string,
@@ -142,7 +208,7 @@ export async function openstack(
     "--os-auth-type",
     "admin_token",
     "--os-token",
-    token,
+    await tokenOf(token),
     "--os-endpoint",
     `${apiUrl}/v2.1`,
     "--os-compute-api-version",

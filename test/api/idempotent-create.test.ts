@@ -7,7 +7,7 @@ import { ConductorService } from "@stratus/contracts/compute/v1";
 import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { asAdmin, rest, until } from "./helpers.js";
+import { asAdmin, projectId, rest, until, useMesh } from "./helpers.js";
 
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
 const PROJECT = "p-burst";
@@ -24,6 +24,7 @@ beforeAll(async () => {
       "compute-agent": { COMPUTE_HOSTS: "burst-[1-4]", COMPUTE_VCPUS: "1000", COMPUTE_MEMORY_MB: "10000000" },
     },
   });
+  useMesh(mesh);
 });
 afterAll(async () => {
   await mesh?.close();
@@ -39,9 +40,10 @@ const create = (name: string, headers: Record<string, string> = {}) =>
 
 async function serversOfProject() {
   const conductor = serviceClient(ConductorService, mesh.url("conductor"));
+  const project = await projectId(PROJECT);
   return asAdmin(async () => {
     const { servers } = await conductor.listServers({
-      projectId: PROJECT,
+      projectId: project,
       allProjects: true,
       includeDeleted: true,
       limit: 10_000,

@@ -259,11 +259,17 @@ function auditBody(): fc.Arbitrary<string> {
   );
 }
 
+/** A valid caller of the random requests: its token and its project's id. */
+export interface RandomCaller {
+  token: string;
+  projectId: string;
+}
+
 /**
  * One random request over every route (and now and then a method the route does not take), as
- * one of `tokens` (valid callers) or now and then an invalid one.
+ * one of `callers` or now and then with a token that is not valid.
  */
-export function randomRequest(known: KnownIds, tokens: string[]): fc.Arbitrary<RandomRequest> {
+export function randomRequest(known: KnownIds, callers: RandomCaller[]): fc.Arbitrary<RandomRequest> {
   // Creates are where input turns into state: a quarter of the requests.
   const create = ROUTES.find(([m, t]) => m === "POST" && t === "/v2.1/servers")!;
   const routes = fc.oneof(
@@ -289,9 +295,14 @@ export function randomRequest(known: KnownIds, tokens: string[]): fc.Arbitrary<R
     { weight: 1, arbitrary: fc.constantFrom("x", "3.0", "2.9999") },
   );
   // Mostly a valid caller, so that requests reach past authentication.
-  const token = fc.oneof(
-    { weight: 8, arbitrary: fc.constantFrom(...tokens) },
-    { weight: 1, arbitrary: fc.constantFrom("", "nocolon", "a:b:c") },
+  const caller = fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom(...callers) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom("", "nocolon", "alice:p1", "a:b:c", "eyJhbGciOiJFUzI1NiJ9.e30.c2ln")
+        .map((token) => ({ token, projectId: "p1" })),
+    },
   );
   return fc
     .tuple(
@@ -302,31 +313,41 @@ export function randomRequest(known: KnownIds, tokens: string[]): fc.Arbitrary<R
       ),
       query,
       version,
-      token,
+      caller,
       createBody(known),
       auditBody(),
       fc.boolean(),
     )
-    .map(([[routeName, routeMethod, path], otherMethod, q, v, token, create, auditText, withProject]) => {
-      const body = routeName.includes("/os-stratus-audit") ? auditText : create;
-      const method = otherMethod ?? routeMethod;
-      const withBody = method === "POST" || method === "PUT" || method === "PATCH";
-      // Now and then the optional project id in the URL (2.18), the caller's own.
-      const project = token.split(":")[1] ?? "";
-      const full =
-        withProject && path.startsWith("/v2.1/") ? path.replace("/v2.1/", `/v2.1/${project}/`) : path;
-      return {
-        route: routeName,
-        method,
-        path: `${full}${method === "GET" ? q : ""}`,
-        headers: {
-          "content-type": "application/json",
-          "openstack-api-version": `compute ${v}`,
-          "x-auth-token": token,
-        },
-        ...(withBody ? { body } : {}),
-      };
-    });
+    .map(
+      ([
+        [routeName, routeMethod, path],
+        otherMethod,
+        q,
+        v,
+        { token, projectId },
+        create,
+        auditText,
+        withProject,
+      ]) => {
+        const body = routeName.includes("/os-stratus-audit") ? auditText : create;
+        const method = otherMethod ?? routeMethod;
+        const withBody = method === "POST" || method === "PUT" || method === "PATCH";
+        // Now and then the optional project id in the URL (2.18), the caller's own.
+        const full =
+          withProject && path.startsWith("/v2.1/") ? path.replace("/v2.1/", `/v2.1/${projectId}/`) : path;
+        return {
+          route: routeName,
+          method,
+          path: `${full}${method === "GET" ? q : ""}`,
+          headers: {
+            "content-type": "application/json",
+            "openstack-api-version": `compute ${v}`,
+            "x-auth-token": token,
+          },
+          ...(withBody ? { body } : {}),
+        };
+      },
+    );
 }
 
 /** The requests that broke the compute API before (issue 23): each is tried on every run. */

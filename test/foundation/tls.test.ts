@@ -14,6 +14,7 @@ import { bindService } from "@stratus/runtime";
 import {
   freePort,
   makeTestCertificates,
+  meshIdentity,
   rawCall,
   repoRoot,
   type ServiceProcess,
@@ -71,7 +72,9 @@ afterAll(async () => {
 
 describe("a service with a certificate", () => {
   it("serves its REST API over HTTPS, and calls its TLS peer with the CA", async () => {
-    const res = await httpsGet(`https://127.0.0.1:${apiPort}/v2.1/flavors`, { "x-auth-token": "alice:p1" });
+    const identity = await meshIdentity(nats);
+    const { token } = await identity.token({ user: "alice", project: "p1", roles: ["member"] });
+    const res = await httpsGet(`https://127.0.0.1:${apiPort}/v2.1/flavors`, { "x-auth-token": token });
     expect(res.status).toBe(200);
     const { flavors } = JSON.parse(res.body);
     expect(flavors.map((f: { name: string }) => f.name)).toEqual(["m1.tiny"]);

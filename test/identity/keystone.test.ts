@@ -8,6 +8,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { KeystoneTokenValidator, type KeystoneValidatorOptions } from "@stratus/runtime/auth";
 import {
+  freePort,
   keystoneMissingPackages,
   type ServiceProcess,
   startKeystone,
@@ -214,6 +215,57 @@ describe.skipIf(missing.length > 0)("a real Keystone's tokens", () => {
       expect(await as("not-a-token")).toBe("Unauthenticated");
       expect(await as((await keystone.issueToken(ALICE)).token)).toBe("PermissionDenied");
     });
+
+    it("the api's REST edge takes the Keystone's tokens: 401 names that Keystone, a reader may not write", async () => {
+      await keystone.addUser({
+        name: "stratus-api",
+        password: "api-pw",
+        project: "service",
+        roles: ["service"],
+      });
+      const apiPort = await freePort();
+      // No conductor: a request that passes the edge's authentication is then a 503 (compute).
+      const api = await startService("api", {
+        NATS_URL: nats.url,
+        LOG_LEVEL: "warn",
+        API_PORT: String(apiPort),
+        CONDUCTOR_URL: `http://127.0.0.1:${await freePort()}`,
+        KEYSTONE_URL: keystone.url,
+        KEYSTONE_SERVICE_USER: "stratus-api",
+        KEYSTONE_SERVICE_PASSWORD: "api-pw",
+        KEYSTONE_SERVICE_PROJECT: "service",
+      });
+      try {
+        await keystone.addUser({ name: "rita", password: "rita-pw", project: "demo", roles: ["reader"] });
+        const call = (method: string, token?: string) =>
+          fetch(`http://127.0.0.1:${apiPort}/v2.1/servers`, {
+            method,
+            headers: {
+              "content-type": "application/json",
+              ...(token ? { "x-auth-token": token } : {}),
+            },
+            ...(method === "POST" ? { body: JSON.stringify({ server: { name: "x" } }) } : {}),
+          });
+        for (const token of [undefined, "not-a-token"]) {
+          const refused = await call("GET", token);
+          expect(refused.status).toBe(401);
+          expect(refused.headers.get("www-authenticate")).toBe(
+            `Keystone uri="${keystone.url.replace(/\/+$/, "")}"`,
+          );
+          expect(((await refused.json()) as { error: { code: number } }).error.code).toBe(401);
+        }
+        const member = (await keystone.issueToken(ALICE)).token;
+        expect((await call("GET", member)).status).toBe(503);
+        const reader = (await keystone.issueToken({ user: "rita", password: "rita-pw", project: "demo" }))
+          .token;
+        expect((await call("GET", reader)).status).toBe(503);
+        const write = await call("POST", reader);
+        expect(write.status).toBe(403);
+        expect(((await write.json()) as { forbidden: { code: number } }).forbidden.code).toBe(403);
+      } finally {
+        await api.stop();
+      }
+    }, 120_000);
   });
 
   it("fails closed when Keystone is down: an uncached token is unavailable, never allowed", async () => {

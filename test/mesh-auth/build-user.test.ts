@@ -8,7 +8,7 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { freePort, type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { asAdmin, rest, until } from "../api/helpers.js";
+import { asAdmin, rest, until, useMesh } from "../api/helpers.js";
 
 /** A TCP gate: connections wait, unforwarded, until it opens; then each goes to the target port. */
 async function gate() {
@@ -69,6 +69,7 @@ beforeAll(async () => {
     serviceEnv: { conductor: { NETWORK_URL: conductorToNetwork.url } },
   });
   conductorToNetwork.to(Number(new URL(mesh.url("network-adapter")).port));
+  useMesh(mesh);
 }, 240_000);
 afterAll(async () => {
   conductorToNetwork?.open();

@@ -54,9 +54,20 @@ describe("the Networking API listener", () => {
     neutronError(await admin("POST", "/v2.0/extensions", {}), 405, "HTTPMethodNotAllowed");
   });
 
-  it("needs a caller: no or a malformed token is a 401 in Neutron's format", async () => {
-    neutronError(await anon("GET", "/v2.0/networks"), 401, "HTTPUnauthorized");
-    neutronError(await callAs(mesh, "nonsense")("GET", "/v2.0/networks"), 401, "HTTPUnauthorized");
+  it("needs a caller: no, a malformed or a forged token is keystonemiddleware's 401; a real token is taken", async () => {
+    for (const r of [
+      await anon("GET", "/v2.0/networks"),
+      await callAs(mesh, "nonsense")("GET", "/v2.0/networks"),
+      await callAs(mesh, "eyJhbGciOiJFUzI1NiJ9.e30.c2ln")("GET", "/v2.0/networks"),
+    ]) {
+      expect(r.status).toBe(401);
+      expect(r.body).toMatchObject({ error: { code: 401, title: "Unauthorized" } });
+      expect(r.headers.get("www-authenticate")).toMatch(/^Keystone uri="/);
+    }
+    const real = await mesh.token({ user: "carol", project: "p-real", roles: ["member"] });
+    const mine = await callAs(mesh, real.token)("POST", "/v2.0/networks", { network: { name: "carols" } });
+    expect(mine.status).toBe(201);
+    expect(mine.body.network.project_id).toBe(real.projectId);
   });
 
   it("answers 404 for unknown paths and 405 for a known path's other methods", async () => {

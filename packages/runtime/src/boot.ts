@@ -45,6 +45,10 @@ export interface Booted<S extends ConfigShape> {
   bus: EventBus;
   /** The certificate the service's listeners present (TLS_CERT_FILE, TLS_KEY_FILE); unset: cleartext. */
   tls: ListenerTls | undefined;
+  /** The validator of tokens this service's callers send (absent for the identity, which issues them). */
+  validator: TokenValidator | undefined;
+  /** Where this service's callers get tokens: KEYSTONE_URL in the Keystone mode, else IDENTITY_URL. */
+  issuerUrl: string | undefined;
   /**
    * Answers `services` on the RPC port, every call authenticated with the service's validator
    * and checked against `policies`. Refuses to start when a bound service has a method without
@@ -63,6 +67,8 @@ export async function bootService<S extends ConfigShape>(options: {
    * other service, so it logs in nowhere. Every other service logs in here (auth/service-auth.ts).
    */
   issuesTokens?: boolean;
+  /** Checks of settings that only make sense together; throws ConfigError (the service stops). */
+  check?: (config: z.infer<z.ZodObject<S>> & BaseConfig) => void;
 }): Promise<Booted<S>> {
   const authShape = options.issuesTokens ? {} : serviceAuthConfig;
   const shape = {
@@ -71,9 +77,10 @@ export async function bootService<S extends ConfigShape>(options: {
     PORT: port(options.defaultPort).describe("RPC port"),
     ...options.config,
   };
-  const config = loadConfig(options.name, shape, (c) =>
-    options.issuesTokens ? undefined : serviceAuthMode(c as never, options.name),
-  ) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
+  const config = loadConfig(options.name, shape, (c) => {
+    if (!options.issuesTokens) serviceAuthMode(c as never, options.name);
+    options.check?.(c as never);
+  }) as unknown as z.infer<z.ZodObject<S>> & BaseConfig;
   // TLS files that cannot be used stop the service here, naming the variable, not at a first call.
   const tls = stopOnConfigError(options.name, () => {
     peerCa(config);
@@ -100,11 +107,12 @@ export async function bootService<S extends ConfigShape>(options: {
   lifecycle.onShutdown("nats", () => bus.close());
   await ensureStreams(nc, streamsOwnedBy(options.name), { replicas: config.NATS_STREAM_REPLICAS });
 
-  const auth = options.issuesTokens
+  const mode = options.issuesTokens ? undefined : serviceAuthMode(config as never, options.name);
+  const auth = !mode
     ? undefined
     : await startServiceAuth({
         service: options.name,
-        mode: serviceAuthMode(config as never, options.name),
+        mode,
         bus,
         logger,
       });
@@ -116,6 +124,12 @@ export async function bootService<S extends ConfigShape>(options: {
     lifecycle,
     bus,
     tls,
+    validator: auth?.validator,
+    issuerUrl: !mode
+      ? undefined
+      : mode.mode === "keystone"
+        ? (config as unknown as { KEYSTONE_URL: string }).KEYSTONE_URL
+        : mode.identityUrl,
     async serve(services, serveOptions) {
       const validator = serveOptions.validator ?? auth?.validator;
       if (!validator) throw new Error(`${options.name}: serve() needs the validator of its own tokens`);

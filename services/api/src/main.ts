@@ -1,14 +1,17 @@
 // api: the edge. Serves the Nova-compatible REST API on API_PORT and health/reflection on PORT.
+
+import { isIP } from "node:net";
 import { ConductorService } from "@stratus/contracts/compute/v1";
 import { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
 import { ServersChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { bootService, Subjects, serviceClient } from "@stratus/runtime";
+import { bootService, ConfigError, Subjects, serviceClient } from "@stratus/runtime";
 import { closeHttp, listenHttp } from "@stratus/runtime/http";
 import { z } from "zod";
 import { buildRouter } from "./app.js";
 import { DEFAULT_CREATE_RETRY_MS } from "./handlers/create-server.js";
+import { edgeAuthenticator } from "./http/authenticate.js";
 import { createRestServer } from "./http/server.js";
 import { ImageCatalogue, parseImages } from "./images.js";
 import { ListCache } from "./list-cache.js";
@@ -18,7 +21,26 @@ import { createNetworkingServer } from "./networking/server.js";
 const booted = await bootService({
   name: "api",
   defaultPort: 9100,
+  check: (c) => {
+    if (c.STRATUS_INSECURE_DEV_TOKENS === "1" && !isLoopback(c.HOST)) {
+      throw new ConfigError(
+        `invalid configuration:\n  STRATUS_INSECURE_DEV_TOKENS=1: refused with HOST=${JSON.stringify(c.HOST)} (the insecure development tokens are served on a loopback address only)`,
+      );
+    }
+  },
   config: {
+    STRATUS_INSECURE_DEV_TOKENS: z
+      .enum(["0", "1"])
+      .default("0")
+      .describe(
+        "1: INSECURE development mode: the REST edge also takes the unchecked token <user>:<project> (user admin is admin); loopback HOST only, warned at every start",
+      ),
+    API_AUTH_URI: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        "The identity's public URL named in a 401's WWW-Authenticate (keystonemiddleware's www_authenticate_uri); default KEYSTONE_URL, else IDENTITY_URL",
+      ),
     API_PORT: z.coerce.number().int().min(0).max(65535).default(8774).describe("REST compute API port"),
     NETWORK_API_PORT: z.coerce
       .number()
@@ -70,7 +92,20 @@ const booted = await bootService({
       .describe("Extra images as a JSON array of {id, name, min_disk?, min_ram?, size?, ...}"),
   },
 });
+/** Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost): reachable from this machine only. */
+function isLoopback(host: string): boolean {
+  if (host === "localhost" || host === "::1") return true;
+  return isIP(host) === 4 && host.startsWith("127.");
+}
+
 const { config, logger, lifecycle, bus } = booted;
+const insecureDevTokens = config.STRATUS_INSECURE_DEV_TOKENS === "1";
+if (insecureDevTokens) {
+  logger.warn(
+    { host: config.HOST },
+    "INSECURE development mode (STRATUS_INSECURE_DEV_TOKENS=1): the REST API takes the unchecked token <user>:<project>; anyone who can reach it is anyone they claim to be",
+  );
+}
 
 let images: ImageCatalogue;
 try {
@@ -107,7 +142,14 @@ const router = buildRouter({
   listCache,
   createRetryMs: config.API_CREATE_RETRY_MS,
 });
+const authenticate = edgeAuthenticator({
+  validator: booted.validator,
+  authUri: config.API_AUTH_URI ?? booted.issuerUrl ?? "",
+  insecureDevTokens,
+  logger,
+});
 const rest = createRestServer({
+  authenticate,
   router,
   logger,
   bodyLimit: config.API_BODY_LIMIT,
@@ -126,6 +168,7 @@ lifecycle.onShutdown(
 logger.info({ port: config.API_PORT }, "compute API listening");
 
 const networking = createNetworkingServer({
+  authenticate,
   router: buildNetworkingRouter({ network, logger }),
   logger,
   bodyLimit: config.API_BODY_LIMIT,

@@ -5,6 +5,15 @@ export {
   USER_NAME_HEADER,
 } from "./acting-for.js";
 export { type CallerCredential, useCallerCredential } from "./caller-credential.js";
+export {
+  type CatalogEntry,
+  type CloudEntry,
+  cloudsYaml,
+  ensureDemoUser,
+  registerEndpoints,
+  stratusCatalog,
+  stratusClouds,
+} from "./cloud-setup.js";
 export type { AuthenticatedIdentity, TokenValidator } from "./identity.js";
 export {
   identityServiceSource,
@@ -34,10 +43,12 @@ export {
 export { checkPolicies, methodsWithoutPolicy } from "./method-policy.js";
 export {
   ACTS_FOR_USERS,
+  hasRole,
   SERVICE_PROJECT,
   SERVICE_ROLE,
   type ServicePrincipalName,
   serviceUserName,
+  type UserRole,
 } from "./principal.js";
 export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
 export { AUTHORIZATION_HEADER, RpcAuthentication } from "./rpc-authentication.js";

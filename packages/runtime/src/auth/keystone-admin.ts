@@ -88,10 +88,14 @@ export class KeystoneAdmin {
   }
 
   /**
-   * A user in the Default domain with `password` (set again when it exists) and `roles` on
-   * `project`; the project and the roles are made as needed.
+   * A user in the Default domain with `password` (set again when it exists, unless `keepPassword`:
+   * setting a password revokes the user's tokens) and `roles` on `project`; the project and the
+   * roles are made as needed.
    */
-  async ensureUser(spec: UserSpec): Promise<{ userId: string; projectId: string }> {
+  async ensureUser(
+    spec: UserSpec,
+    options: { keepPassword?: boolean } = {},
+  ): Promise<{ userId: string; projectId: string }> {
     const projectId = await this.ensure("projects", spec.project);
     const found = await this.request<{ users: { id: string }[] }>(
       "GET",
@@ -99,7 +103,9 @@ export class KeystoneAdmin {
     );
     let userId = found.users[0]?.id;
     if (userId) {
-      await this.request("PATCH", `/users/${userId}`, { user: { password: spec.password, enabled: true } });
+      if (!options.keepPassword) {
+        await this.request("PATCH", `/users/${userId}`, { user: { password: spec.password, enabled: true } });
+      }
     } else {
       const { user } = await this.request<{ user: { id: string } }>("POST", "/users", {
         user: {

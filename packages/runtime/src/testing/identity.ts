@@ -130,12 +130,17 @@ export async function startIdentity(
       SERVICE_PASSWORD_FILE: passwordFileOf(credentialsDir, service),
     }),
     async token(spec) {
+      // A user this harness made keeps its password: setting it again would revoke its tokens.
       let password = passwords.get(spec.user);
+      const made = password !== undefined;
       if (!password) {
         password = `pw-${Math.random().toString(36).slice(2)}`;
         passwords.set(spec.user, password);
       }
-      const { userId, projectId } = await admin.ensureUser({ name: spec.user, password, ...spec });
+      const { userId, projectId } = await admin.ensureUser(
+        { name: spec.user, password, ...spec },
+        { keepPassword: made },
+      );
       const issued = await admin.issueToken({ user: spec.user, password, project: spec.project });
       return { token: issued.token, userId, projectId, expiresAt: issued.expiresAt };
     },

@@ -11,6 +11,9 @@ export interface Caller {
   requestId: string;
   userId: string;
   projectId: string;
+  /** Role names on the project, implied roles included (admin ⇒ member ⇒ reader). */
+  roles: readonly string[];
+  /** The admin role: Nova's admin acts on every project's resources. */
   isAdmin: boolean;
 }
 

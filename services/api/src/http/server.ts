@@ -1,9 +1,9 @@
-// The REST server: request id, auth, microversion, body limit, routing and Nova fault bodies.
+// The compute REST server: request id, authentication (authenticate.ts), microversion, body limit,
+// routing and Nova fault bodies.
 import type http from "node:http";
 import type { IncomingMessage } from "node:http";
 import {
   acceptRequestId,
-  defaultRoles,
   type ListenerTls,
   type Logger,
   novaFault,
@@ -36,6 +36,7 @@ import {
   negotiateVersion,
   VERSION_HEADER,
 } from "../microversion.js";
+import { type Authenticate, Unauthenticated, unauthenticatedResponse } from "./authenticate.js";
 import type { Caller, RestRequest, Router } from "./router.js";
 
 export interface RestServerOptions {
@@ -47,38 +48,26 @@ export interface RestServerOptions {
   publicUrl?: string | undefined;
   /** Serve HTTPS with the service's certificate (booted.tls); absent: HTTP. */
   tls?: ListenerTls | undefined;
-}
-
-const TOKEN_PART = /^[A-Za-z0-9_.@-]{1,255}$/;
-
-/** design.md §6: X-Auth-Token `<user>:<project>`; user `admin` is admin. */
-export function authenticate(token: string | string[] | undefined, requestId: string): Caller {
-  const value = Array.isArray(token) ? token[0] : token;
-  if (!value) throw new StratusError("unauthorized", "Authentication required");
-  const i = value.indexOf(":");
-  const userId = i > 0 ? value.slice(0, i) : "";
-  const projectId = i > 0 ? value.slice(i + 1) : "";
-  if (!TOKEN_PART.test(userId) || !TOKEN_PART.test(projectId)) {
-    throw new StratusError("unauthorized", "The request you have made requires authentication.");
-  }
-  return { requestId, userId, projectId, isAdmin: userId === "admin" };
+  /** Who is calling (authenticate.ts): shared with the api's other REST edge. */
+  authenticate: Authenticate;
 }
 
 /**
  * The context the handlers' mesh calls act in: the api's service token with the caller as the
- * user it acts for (its admin flag as the roles it implies).
+ * user it acts for, with the roles its token carries.
  */
 export function meshContext(caller: Caller): RequestContext {
   return userContext({
     requestId: caller.requestId,
     userId: caller.userId,
     projectId: caller.projectId,
-    roles: defaultRoles(caller.isAdmin),
+    roles: caller.roles,
   });
 }
 
 /** Nova's fault body for a failed request (5xx bodies say nothing of what failed inside). */
 function faultOf(err: unknown, logger: Logger, requestId: string): RestResponse {
+  if (err instanceof Unauthenticated) return unauthenticatedResponse(err);
   const fault = restFault(err, {
     logger,
     requestId,
@@ -153,7 +142,7 @@ export function createRestServer(options: RestServerOptions): RestServer {
       return { status: 200, body: versionDocument(hostUrl, legacy ? "v2.0" : "v2.1") };
     }
 
-    const caller = authenticate(req.headers["x-auth-token"], requestId);
+    const caller = await options.authenticate(req, requestId);
     const version = legacy ? MIN_VERSION : negotiate(req);
     if (!legacy) setVersion(version);
 

@@ -23,14 +23,17 @@ import {
   requestUrl,
   sendResponse,
 } from "@stratus/runtime/http";
-// The one way this edge learns its caller: the same functions the compute edge uses.
-import { authenticate, meshContext } from "../http/server.js";
+// The one way this edge learns its caller: the compute edge's authenticator (the same instance).
+import { type Authenticate, Unauthenticated, unauthenticatedResponse } from "../http/authenticate.js";
+import { meshContext } from "../http/server.js";
 import { EXTENSIONS, extensionByAlias, extensionView } from "./extensions.js";
 import { NeutronFault, neutronFault } from "./faults.js";
 import type { NetRequest, NetRouter } from "./router.js";
 
 export interface NetworkingServerOptions {
   router: NetRouter;
+  /** Who is calling (http/authenticate.ts): the compute edge's authenticator. */
+  authenticate: Authenticate;
   logger: Logger;
   /** Largest accepted request body in bytes. */
   bodyLimit: number;
@@ -66,7 +69,8 @@ export function createNetworkingServer(options: NetworkingServerOptions): RestSe
     try {
       result = await route(req, requestId);
     } catch (err) {
-      result = neutronFault(err, logger, requestId);
+      result =
+        err instanceof Unauthenticated ? unauthenticatedResponse(err) : neutronFault(err, logger, requestId);
     }
     sendResponse(res, result);
     logger.info(
@@ -100,7 +104,7 @@ export function createNetworkingServer(options: NetworkingServerOptions): RestSe
     const last = segments.length - 1;
     if (last >= 0 && segments[last]!.endsWith(".json")) segments[last] = segments[last]!.slice(0, -5);
 
-    const caller = await authenticate(req.headers["x-auth-token"], requestId);
+    const caller = await options.authenticate(req, requestId);
     const baseUrl = `${hostUrl}/v2.0`;
 
     if (segments.length === 0) {
@@ -136,7 +140,7 @@ export function createNetworkingServer(options: NetworkingServerOptions): RestSe
     return runWithContext(meshContext(caller), () => match.handler(request));
   };
 
-  return createHttpServer(logger, options.tls, handle);
+  return createHttpServer(logger, options.tls, handle, "network");
 }
 
 /** GET /: the one version, v2.0. */
