@@ -18,7 +18,7 @@ export {
 } from "./context.js";
 export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
-export { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
+export { connectNats, type DurableConsumer, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
 export {
   NATS_ROLES,
