@@ -18,7 +18,7 @@ import {
   Streams,
   Subjects,
   serviceClient,
-  storageConfig,
+  storageSettings,
 } from "@stratus/runtime";
 import { z } from "zod";
 import { CommandHandler } from "./commands/commands.js";
@@ -44,7 +44,7 @@ const booted = await bootService({
   name: "compute-agent",
   defaultPort: 9104,
   config: {
-    ...storageConfig,
+    ...storageSettings({ service: "compute-agent" }),
     COMPUTE_HOSTS: z
       .string()
       .default("compute-1")

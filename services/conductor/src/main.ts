@@ -34,7 +34,7 @@ const booted = await bootService({
   defaultPort: 9101,
   config: {
     // Its tables are analyzed as they double (servers created by the thousand): docs/performance.md.
-    ...storageSettings({ analyzeGrowth: 2 }),
+    ...storageSettings({ service: "conductor", analyzeGrowth: 2 }),
     SERVICE_DOWN_TIME_S: int(60, 1).describe("Seconds without heartbeat before a service is down"),
     SCHEDULER_URL: z.string().url().default("http://127.0.0.1:9102").describe("Scheduler RPC URL"),
     NETWORK_URL: z

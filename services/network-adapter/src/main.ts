@@ -1,6 +1,6 @@
 // network-adapter: owns networks, segments, subnets, ports and IPAM; serves NetworkService.
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { bootService, openServiceDatabase, serviceClient, storageConfig } from "@stratus/runtime";
+import { bootService, openServiceDatabase, serviceClient, storageSettings } from "@stratus/runtime";
 import { z } from "zod";
 import { FreeListKeeper } from "./core/free-list-keeper.js";
 import { setDefaultQuotas } from "./core/quotas.js";
@@ -21,7 +21,7 @@ const booted = await bootService({
   name: "network-adapter",
   defaultPort: 9103,
   config: {
-    ...storageConfig,
+    ...storageSettings({ service: "network-adapter" }),
     SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
     QUOTA_NETWORK: limit(100).describe(
       "Default networks per project (-1: unlimited); alike on every replica",
