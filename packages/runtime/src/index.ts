@@ -31,6 +31,7 @@ export {
 export { bindService, type ServiceBinding } from "./rpc/binding.js";
 export { serviceClient } from "./rpc/client.js";
 export { isStorableText, unstorableText } from "./storable-text.js";
+export { columnList, tableColumns } from "./storage/columns.js";
 export type { Database, Queryable, QueryOptions, Row } from "./storage/database.js";
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";
