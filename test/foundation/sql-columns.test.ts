@@ -9,7 +9,7 @@ import { repoRoot } from "@stratus/runtime/testing";
 import { describe, expect, it } from "vitest";
 
 /** The stars in one file's code (comments left out) that may change with a table: line: text. */
-export function tableStars(text: string): string[] {
+function tableStars(text: string): string[] {
   const code = text
     .split("\n")
     .map((line, i) => ({ line: i + 1, code: line.replace(/^\s*(\/\/|\*|\/\*).*$/, "") }));
