@@ -89,7 +89,8 @@ beforeAll(async () => {
       })(),
     );
   }
-}, 300_000);
+  // A process takes up to a minute to start on a busy machine.
+}, 120_000 + PROCESSES * 60_000);
 
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));
