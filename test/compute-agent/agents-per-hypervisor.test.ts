@@ -42,55 +42,58 @@ let tools: NatsConnection;
 let asAgent: NatsConnection;
 const results: BuildResult[] = [];
 
-beforeAll(async () => {
-  mesh = await startMesh({
-    services: ["scheduler", "network-adapter", "conductor"],
-    serviceEnv: {
-      conductor: {
-        QUOTA_INSTANCES: "100000",
-        QUOTA_CORES: "100000",
-        QUOTA_RAM_MB: "100000000",
-        SERVICE_DOWN_TIME_S: String(DOWN_TIME_S),
+beforeAll(
+  async () => {
+    mesh = await startMesh({
+      services: ["scheduler", "network-adapter", "conductor"],
+      serviceEnv: {
+        conductor: {
+          QUOTA_INSTANCES: "100000",
+          QUOTA_CORES: "100000",
+          QUOTA_RAM_MB: "100000000",
+          SERVICE_DOWN_TIME_S: String(DOWN_TIME_S),
+        },
       },
-    },
-  });
-  ({ conductor } = clients(mesh.url("conductor"), mesh.url("scheduler")));
-  tools = await mesh.nats.connect("tools");
-  const sub = tools.subscribe(Subjects.computeResult);
-  void (async () => {
-    for await (const m of sub) results.push(fromBinary(BuildResultSchema, m.data));
-  })();
-  await tools.flush();
-  asAgent = await mesh.nats.connect("compute-agent");
-  const usePostgres = await postgresAvailable();
-  // One at a time: a process starting takes most of a CPU for a few seconds.
-  for (let i = 0; i < PROCESSES; i++) {
-    agents.push(
-      await (async () => {
-        const hosts = Array.from({ length: HOSTS }, (_, h) => `hv${i}-${h + 1}`);
-        const db = usePostgres ? await createTempDatabase("stratus_agents") : undefined;
-        if (db) databases.push(db);
-        const p = await startService("compute-agent", {
-          ...mesh.env,
-          PORT: String(await freePort()),
-          COMPUTE_HOSTS: hosts.join(","),
-          HEARTBEAT_INTERVAL_MS: "500",
-          // Each process its own database (one per hypervisor): PostgreSQL, else its own PGlite.
-          ...(db
-            ? { DATABASE_URL: db.url, DB_POOL_SIZE: "2" }
-            : { STRATUS_DATA_DIR: `${mesh.env.STRATUS_DATA_DIR}/a${i}` }),
-        });
-        await until(
-          `agent ${i}'s hosts in placement`,
-          async () => (await agentClient(p.url).listHosts({})).hosts.every((h) => h.placementRegistered),
-          120_000,
-        );
-        return { hosts, stop: (signal?: NodeJS.Signals) => p.stop(signal) };
-      })(),
-    );
-  }
-  // A process takes up to a minute to start on a busy machine.
-}, 120_000 + PROCESSES * 60_000);
+    });
+    ({ conductor } = clients(mesh.url("conductor"), mesh.url("scheduler")));
+    tools = await mesh.nats.connect("tools");
+    const sub = tools.subscribe(Subjects.computeResult);
+    void (async () => {
+      for await (const m of sub) results.push(fromBinary(BuildResultSchema, m.data));
+    })();
+    await tools.flush();
+    asAgent = await mesh.nats.connect("compute-agent");
+    const usePostgres = await postgresAvailable();
+    // One at a time: a process starting takes most of a CPU for a few seconds.
+    for (let i = 0; i < PROCESSES; i++) {
+      agents.push(
+        await (async () => {
+          const hosts = Array.from({ length: HOSTS }, (_, h) => `hv${i}-${h + 1}`);
+          const db = usePostgres ? await createTempDatabase("stratus_agents") : undefined;
+          if (db) databases.push(db);
+          const p = await startService("compute-agent", {
+            ...mesh.env,
+            PORT: String(await freePort()),
+            COMPUTE_HOSTS: hosts.join(","),
+            HEARTBEAT_INTERVAL_MS: "500",
+            // Each process its own database (one per hypervisor): PostgreSQL, else its own PGlite.
+            ...(db
+              ? { DATABASE_URL: db.url, DB_POOL_SIZE: "2" }
+              : { STRATUS_DATA_DIR: `${mesh.env.STRATUS_DATA_DIR}/a${i}` }),
+          });
+          await until(
+            `agent ${i}'s hosts in placement`,
+            async () => (await agentClient(p.url).listHosts({})).hosts.every((h) => h.placementRegistered),
+            120_000,
+          );
+          return { hosts, stop: (signal?: NodeJS.Signals) => p.stop(signal) };
+        })(),
+      );
+    }
+    // A process takes up to a minute to start on a busy machine.
+  },
+  120_000 + PROCESSES * 60_000,
+);
 
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()));

@@ -18,6 +18,7 @@ export {
 } from "./context.js";
 export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
+export { LATENCY_BUCKETS, metricsRegistry, registerQueryGauge } from "./metrics.js";
 export { connectNats, type DurableConsumer, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
 export {
@@ -36,4 +37,5 @@ export type { Database, Queryable, QueryOptions, Row } from "./storage/database.
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";
 export type { ListenerTls } from "./tls.js";
+export { inSpan, SpanKind, tracingEnabled } from "./tracing.js";
 export { TurnBatcher } from "./turn-batcher.js";

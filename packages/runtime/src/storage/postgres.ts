@@ -5,8 +5,10 @@
 // never an internal error; a prepared statement whose table changed under it (another replica
 // migrated) runs once more on a new connection.
 import pg from "pg";
+import { Gauge } from "prom-client";
 import { StratusError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { metricsRegistry } from "../metrics.js";
 import { type Database, type Queryable, type QueryOptions, type Row, withRetries } from "./database.js";
 import { StatementNames } from "./statement-names.js";
 
@@ -80,6 +82,22 @@ function unavailable(err: unknown): StratusError {
   return new StratusError("unavailable", "the database is unavailable", { cause: err });
 }
 
+/** The pools of this process by name ("main", "generic"), read when metrics are scraped. */
+const pools = new Map<string, pg.Pool>();
+new Gauge({
+  name: "stratus_db_pool_connections",
+  help: "PostgreSQL pool connections of this process, by pool and state (idle, busy, waiting: callers queued for one)",
+  labelNames: ["pool", "state"] as const,
+  registers: [metricsRegistry],
+  collect() {
+    for (const [name, pool] of pools) {
+      this.set({ pool: name, state: "idle" }, pool.idleCount);
+      this.set({ pool: name, state: "busy" }, pool.totalCount - pool.idleCount);
+      this.set({ pool: name, state: "waiting" }, pool.waitingCount);
+    }
+  },
+});
+
 export class PostgresDatabase implements Database {
   readonly kind = "postgres" as const;
   private readonly names: StatementNames;
@@ -89,6 +107,7 @@ export class PostgresDatabase implements Database {
   constructor(private readonly options: PostgresOptions) {
     this.names = new StatementNames(options.preparedStatements);
     this.pool = this.makePool(options.poolSize, "-c jit=off");
+    pools.set("main", this.pool);
   }
 
   /**
@@ -171,10 +190,13 @@ export class PostgresDatabase implements Database {
    */
   private generic(): pg.Pool {
     if (this.options.genericPoolSize <= 0) return this.pool;
-    this.genericPool ??= this.makePool(
-      this.options.genericPoolSize,
-      "-c jit=off -c plan_cache_mode=force_generic_plan",
-    );
+    if (!this.genericPool) {
+      this.genericPool = this.makePool(
+        this.options.genericPoolSize,
+        "-c jit=off -c plan_cache_mode=force_generic_plan",
+      );
+      pools.set("generic", this.genericPool);
+    }
     return this.genericPool;
   }
 

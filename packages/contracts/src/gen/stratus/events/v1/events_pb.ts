@@ -110,7 +110,7 @@ export const BuildPortSchema: GenMessage<BuildPort> = /*@__PURE__*/
   messageDesc(file_stratus_events_v1_events, 2);
 
 /**
- * stratus.compute.build.<host> (JetStream, work queue)
+ * stratus.compute.host.<host>.build (JetStream, work queue; read by the host's own consumer)
  *
  * @generated from message stratus.events.v1.BuildCommand
  */
@@ -174,7 +174,7 @@ export const BuildCommandSchema: GenMessage<BuildCommand> = /*@__PURE__*/
   messageDesc(file_stratus_events_v1_events, 3);
 
 /**
- * stratus.compute.delete.<host> (JetStream, work queue)
+ * stratus.compute.host.<host>.delete (JetStream, work queue; read by the host's own consumer)
  *
  * @generated from message stratus.events.v1.DeleteCommand
  */
