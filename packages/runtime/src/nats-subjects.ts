@@ -66,6 +66,7 @@ export const Subjects = {
   allocationReleased: "stratus.allocation.released",
   placementChanged: "stratus.placement.changed",
   identityRevoked: "stratus.identity.revoked",
+  auditFinding: "stratus.audit.finding",
 } as const;
 
 /** The JetStream streams of the mesh; each one's owner (nats-permissions.ts) ensures it at start. */
