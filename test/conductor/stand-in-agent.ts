@@ -24,7 +24,7 @@ export async function startStandInAgent(nats: TestNats, durable = "stand-in-agen
   await bus.consumeDurable({
     stream: Streams.computeCommands.name,
     durable,
-    filterSubject: Subjects.computeBuild(">"),
+    filterSubject: Subjects.computeBuild("*"),
     schema: BuildCommandSchema,
     concurrency: 16,
     handler: async (cmd) => {
@@ -50,7 +50,7 @@ export async function startStandInAgent(nats: TestNats, durable = "stand-in-agen
   await bus.consumeDurable({
     stream: Streams.computeCommands.name,
     durable: `${durable}-deletes`,
-    filterSubject: Subjects.computeDelete(">"),
+    filterSubject: Subjects.computeDelete("*"),
     schema: DeleteCommandSchema,
     handler: async (cmd) => {
       deletes.push({ serverId: cmd.serverId, host: cmd.host });

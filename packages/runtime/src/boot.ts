@@ -172,6 +172,8 @@ export async function openServiceDatabase(
     migrations: migrationsFrom(migrationsDir),
     logger: booted.logger,
     poolSize: config.DB_POOL_SIZE,
+    genericPoolSize: config.DB_GENERIC_POOL_SIZE,
+    poolWaitMs: config.DB_POOL_WAIT_MS,
     preparedStatements: config.DB_PREPARED_STATEMENTS,
     statisticsMs: config.DB_STATISTICS_MS,
     analyzeGrowth: config.DB_ANALYZE_GROWTH,

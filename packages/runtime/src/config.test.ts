@@ -3,6 +3,7 @@ import { z } from "zod";
 import {
   ConfigError,
   commonConfig,
+  DATABASE_POOLS,
   describeConfig,
   parseConfig,
   port,
@@ -46,17 +47,36 @@ describe("config", () => {
       STRATUS_RPC_FAST: "1",
       RPC_TIMEOUT_MS: 30_000,
       RPC_READ_MAX_BYTES: 4 * 1024 * 1024,
-      DB_POOL_SIZE: 16,
+      DB_POOL_SIZE: 2,
+      DB_GENERIC_POOL_SIZE: 0,
+      DB_POOL_WAIT_MS: 5000,
       DB_PREPARED_STATEMENTS: 1000,
       DB_STATISTICS_MS: 10_000,
       DB_ANALYZE_GROWTH: 0,
     });
     expect(parseConfig(all, {}).STRATUS_EXIT_WITH_PARENT).toBeUndefined();
-    const scheduler = storageSettings({ statisticsMs: 1000, analyzeGrowth: 2 });
-    expect(parseConfig(scheduler, {})).toMatchObject({ DB_STATISTICS_MS: 1000, DB_ANALYZE_GROWTH: 2 });
+    const scheduler = storageSettings({ service: "scheduler", statisticsMs: 1000, analyzeGrowth: 2 });
+    expect(parseConfig(scheduler, {})).toMatchObject({
+      DB_STATISTICS_MS: 1000,
+      DB_ANALYZE_GROWTH: 2,
+      DB_POOL_SIZE: DATABASE_POOLS.scheduler.pool,
+      DB_GENERIC_POOL_SIZE: DATABASE_POOLS.scheduler.generic,
+    });
     expect(parseConfig(scheduler, { DB_STATISTICS_MS: "0" }).DB_STATISTICS_MS).toBe(0);
     expect(() => parseConfig(all, { STRATUS_RPC_FAST: "yes" })).toThrow(/STRATUS_RPC_FAST="yes"/);
     const help = describeConfig("svc", all);
     for (const name of Object.keys(all)) expect(help).toContain(name);
+  });
+
+  it("sizes the default pools so that two replicas of every service and two agents fit PostgreSQL's default 100 connections", () => {
+    // max_connections 100, superuser_reserved_connections 3.
+    const perReplica = Object.values(DATABASE_POOLS).reduce((n, p) => n + p.pool + p.generic, 0);
+    expect(2 * perReplica).toBeLessThanOrEqual(100 - 3);
+    for (const service of Object.keys(DATABASE_POOLS) as (keyof typeof DATABASE_POOLS)[]) {
+      const parsed = parseConfig(storageSettings({ service }), {});
+      expect(parsed.DB_POOL_SIZE + parsed.DB_GENERIC_POOL_SIZE).toBe(
+        DATABASE_POOLS[service].pool + DATABASE_POOLS[service].generic,
+      );
+    }
   });
 });

@@ -147,8 +147,27 @@ export const commonConfig = {
 
 export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
+/**
+ * Each service's default database pools (DB_POOL_SIZE, DB_GENERIC_POOL_SIZE), made to fit one
+ * PostgreSQL at its default max_connections = 100 with two replicas of every service and two
+ * compute agents on it: 2 x (12 + 4 + 8 + 4 + 10 + 4 + 3) = 90 of the 97 left after
+ * superuser_reserved_connections (3), 7 to spare for an operator's session and migrations run by
+ * hand (docs/architecture.md, "Database connections"). A service's peak: its pools full, nothing
+ * else (maintenance and migrations use the main pool).
+ */
+export const DATABASE_POOLS = {
+  conductor: { pool: 12, generic: 4 },
+  scheduler: { pool: 8, generic: 4 },
+  "network-adapter": { pool: 10, generic: 0 },
+  identity: { pool: 4, generic: 0 },
+  "compute-agent": { pool: 3, generic: 0 },
+} as const satisfies Record<string, { pool: number; generic: number }>;
+export type DatabaseService = keyof typeof DATABASE_POOLS;
+
 /** Per-service defaults of the storage settings (what a service's main.ts may change). */
 export interface StorageDefaults {
+  /** The service whose pool sizes (DATABASE_POOLS) are the defaults; unset: the smallest. */
+  service?: DatabaseService;
   /** DB_STATISTICS_MS: how often the statistics policy reads the tables' counters. */
   statisticsMs?: number;
   /** DB_ANALYZE_GROWTH: the growth after which a table is analyzed (0: never for growth). */
@@ -167,8 +186,14 @@ export function storageSettings(defaults: StorageDefaults = {}) {
       .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL")
       .describe("PostgreSQL URL; unset: embedded PGlite under STRATUS_DATA_DIR"),
     STRATUS_DATA_DIR: z.string().default(".stratus/data").describe("Where embedded PGlite databases live"),
-    DB_POOL_SIZE: count(16, 1).describe(
-      "PostgreSQL: connections in the pool (plus up to half as many for statements run with a generic plan)",
+    DB_POOL_SIZE: count(defaults.service ? DATABASE_POOLS[defaults.service].pool : 2, 1).describe(
+      "PostgreSQL: connections in the main pool (docs/architecture.md, Database connections)",
+    ),
+    DB_GENERIC_POOL_SIZE: count(defaults.service ? DATABASE_POOLS[defaults.service].generic : 0).describe(
+      "PostgreSQL: connections for statements run with a generic plan (0: they use the main pool, planned per call)",
+    ),
+    DB_POOL_WAIT_MS: count(5000, 1).describe(
+      "PostgreSQL: how long a statement waits for a free connection before the call answers unavailable (503)",
     ),
     DB_PREPARED_STATEMENTS: count(1000).describe(
       "Statement texts prepared automatically per database (each once per connection); more run unprepared",

@@ -3,7 +3,7 @@
 
 export { allow, type MethodPolicy, type ServicePolicy, servicePolicy } from "./auth/method-policy.js";
 export { bootService, openServiceDatabase } from "./boot.js";
-export { ConfigError, storageConfig, storageSettings } from "./config.js";
+export { ConfigError, DATABASE_POOLS, type DatabaseService, storageConfig, storageSettings } from "./config.js";
 export {
   acceptRequestId,
   currentContext,
@@ -19,7 +19,7 @@ export {
 export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
 export { LATENCY_BUCKETS, metricsRegistry, registerQueryGauge } from "./metrics.js";
-export { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
+export { connectNats, type DurableConsumer, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
 export {
   NATS_ROLES,
@@ -32,6 +32,7 @@ export {
 export { bindService, type ServiceBinding } from "./rpc/binding.js";
 export { serviceClient } from "./rpc/client.js";
 export { isStorableText, unstorableText } from "./storable-text.js";
+export { columnList, tableColumns } from "./storage/columns.js";
 export type { Database, Queryable, QueryOptions, Row } from "./storage/database.js";
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";

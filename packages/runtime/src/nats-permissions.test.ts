@@ -110,6 +110,22 @@ describe("NATS permissions", () => {
     expect(publishers(`$JS.ACK.${commands}.compute-agent.1.2.3.4.5`)).toEqual(["compute-agent"]);
     expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${results}.conductor-results`)).toEqual(["conductor"]);
     expect(publishers(`$JS.ACK.${results}.conductor-results.1.2.3.4.5`)).toEqual(["conductor"]);
-    expect(publishers(`$JS.API.CONSUMER.DELETE.${commands}.compute-agent`)).toEqual([]);
+    // An agent deletes its hosts' consumers when it stops (and lists them to remove an earlier
+    // layout's); nobody deletes the conductor's.
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${commands}.host-rack1-1`)).toEqual(["compute-agent"]);
+    expect(publishers(`$JS.API.CONSUMER.LIST.${commands}`)).toEqual(["compute-agent"]);
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${results}.conductor-results`)).toEqual([]);
+    expect(publishers(`$JS.API.CONSUMER.LIST.${results}`)).toEqual([]);
+  });
+
+  it("addresses each host's commands under one subject token, so no host's filter covers another's", () => {
+    const { hostFilter, hostConsumer } = Streams.computeCommands;
+    expect(Subjects.computeBuild("rack1-1")).toBe("stratus.compute.host.rack1-1.build");
+    expect(Subjects.computeDelete("cn1.example.org")).toBe("stratus.compute.host.cn1_dexample_dorg.delete");
+    // `a.b` and `a_db` are different hosts with different tokens.
+    expect(hostFilter("a.b")).not.toBe(hostFilter("a_db"));
+    expect(hostConsumer("a.b")).toBe("host-a_db");
+    expect(hostConsumer("a_db")).toBe("host-a__db");
+    expect(publishers(Subjects.computeBuild("cn1.example.org"))).toEqual(["conductor"]);
   });
 });

@@ -57,11 +57,20 @@ interface StreamRights {
   owner: ServiceRole;
   /** Roles with durable consumers on it (create, pull, acknowledge). */
   consumers: readonly ServiceRole[];
+  /**
+   * Consumers that delete their consumers when they leave, and list the stream's consumers to
+   * remove those of an earlier layout. JetStream's API names the stream and the consumer, not the
+   * filter (NATS 2.9 carries it in the request body), so a right cannot be narrower than the stream.
+   */
+  removers?: readonly ServiceRole[];
 }
 
 const STREAM_RIGHTS: { readonly [K in keyof typeof Streams]: StreamRights } = {
   // The conductor sends the commands and reads the results: both streams exist once it has run.
-  computeCommands: { owner: "conductor", consumers: ["compute-agent"] },
+  // Each agent reads its own hosts' consumers; every agent holds the one compute-agent credential,
+  // and a consumer's filter is not part of the API subject on NATS 2.9, so the right covers the
+  // stream (docs/architecture.md, "One agent per hypervisor").
+  computeCommands: { owner: "conductor", consumers: ["compute-agent"], removers: ["compute-agent"] },
   computeResults: { owner: "conductor", consumers: ["conductor"] },
 };
 
@@ -73,7 +82,7 @@ export interface NatsPermissions {
 
 /** A subject of the table as a permission: a subject made per host covers every host. */
 function subjectPattern(subject: (typeof Subjects)[keyof typeof Subjects]): string {
-  return typeof subject === "function" ? subject(">") : subject;
+  return typeof subject === "function" ? subject("*") : subject;
 }
 
 function rowsOf<K extends string, V>(table: { readonly [key in K]: V }): [K, V][] {
@@ -100,6 +109,9 @@ function jetStreamApi(stream: string, rights: StreamRights, role: NatsRole): str
       // Acknowledgements (ack, nak with delay) go to the reply subject of each message.
       `$JS.ACK.${stream}.>`,
     );
+  }
+  if (rights.removers?.includes(role as ServiceRole)) {
+    api.push(`$JS.API.CONSUMER.DELETE.${stream}.>`, `$JS.API.CONSUMER.LIST.${stream}`);
   }
   return api;
 }

@@ -20,12 +20,25 @@ export type ServiceRole = (typeof SERVICE_ROLES)[number];
 export const NATS_ROLES = [...SERVICE_ROLES, "tools"] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
-/** Subjects: stratus.<domain>.<event>. */
+/**
+ * A host name as one subject token (and a part of a consumer name): `.` (FQDNs) would split it
+ * into several tokens, so that one host's filter could cover another's (`a.>` covers `a.b`).
+ * Injective: `_` becomes `__`, `.` becomes `_d`; the host names an agent accepts hold nothing
+ * else a subject forbids. `*` passes unchanged, so `computeBuild("*")` is every host's pattern.
+ */
+export function hostToken(host: string): string {
+  return host.replaceAll("_", "__").replaceAll(".", "_d");
+}
+
+/** The subject prefix of one host's commands: `stratus.compute.host.<host token>`. */
+const hostCommands = (host: string) => `stratus.compute.host.${hostToken(host)}`;
+
+/** Subjects: stratus.<domain>.<event>; a host's commands: stratus.compute.host.<host>.<command>. */
 export const Subjects = {
   serverState: "stratus.server.state",
   serversChanged: "stratus.server.changed",
-  computeBuild: (host: string) => `stratus.compute.build.${host}`,
-  computeDelete: (host: string) => `stratus.compute.delete.${host}`,
+  computeBuild: (host: string) => `${hostCommands(host)}.build`,
+  computeDelete: (host: string) => `${hostCommands(host)}.delete`,
   computeResult: "stratus.compute.result",
   computeDeleted: "stratus.compute.deleted",
   vifPlugged: "stratus.compute.vif_plugged",
@@ -58,10 +71,21 @@ export const Subjects = {
 
 /** The JetStream streams of the mesh; each one's owner (nats-permissions.ts) ensures it at start. */
 export const Streams = {
-  /** Commands to compute hosts: one consumer per host, removed once acknowledged. */
+  /**
+   * Commands to compute hosts, removed once acknowledged. Each host has a durable consumer of its
+   * own, made by the agent that runs the host, reading that host's commands (builds and deletes in
+   * the order sent) and nothing else: a command reaches the one agent that can run it on its first
+   * delivery. NATS 2.9 allows one filter subject per consumer, so an agent of many hosts has as
+   * many consumers; on a work-queue stream their filters must not overlap, which the one-token
+   * host (hostToken) guarantees.
+   */
   computeCommands: {
     name: "STRATUS_COMPUTE_COMMANDS",
-    subjects: ["stratus.compute.build.>", "stratus.compute.delete.>"],
+    subjects: ["stratus.compute.host.>"],
+    /** What the host's consumer reads: every command of the host. */
+    hostFilter: (host: string) => `${hostCommands(host)}.>`,
+    /** The host's durable consumer (names allow no `.`: the host token). */
+    hostConsumer: (host: string) => `host-${hostToken(host)}`,
   },
   /** What compute hosts report back to the conductor. */
   computeResults: {

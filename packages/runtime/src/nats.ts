@@ -14,9 +14,11 @@ import {
 import {
   AckPolicy,
   type ConnectionOptions,
+  type ConsumerInfo,
   connect,
   DeliverPolicy,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
   type Msg,
   type MsgHdrs,
@@ -236,6 +238,25 @@ export interface EventHandlerOptions {
   queue?: string;
 }
 
+/** A durable consumer being read (EventBus.consumeDurable). */
+export interface DurableConsumer {
+  readonly name: string;
+  /** Stops pulling and waits for the handlers in flight; the consumer stays for the next reader. */
+  stop(): Promise<void>;
+  /** Stops, then deletes the consumer: what it had not acknowledged stays in the stream. */
+  delete(): Promise<void>;
+}
+
+/** Deletes a consumer; one already gone is not an error. */
+async function deleteConsumer(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
+  try {
+    await jsm.consumers.delete(stream, name);
+  } catch (err) {
+    // JSConsumerNotFoundErr
+    if (!(err instanceof NatsError && err.api_error?.err_code === 10014)) throw err;
+  }
+}
+
 /** Typed protobuf events over core NATS and JetStream, carrying the request id. */
 export class EventBus {
   private js?: JetStreamClient;
@@ -299,7 +320,9 @@ export class EventBus {
 
   /**
    * A durable consumer: each message is handled once by one member; a handler that throws gets
-   * the message again after `retryDelayMs` (up to `maxDeliver` times).
+   * the message again after `retryDelayMs` (up to `maxDeliver` times). The consumer is made when
+   * missing (and its stream waited for); the answer stops it, or deletes it when its reader
+   * leaves for good.
    */
   async consumeDurable<D extends DescMessage>(options: {
     stream: string;
@@ -312,7 +335,9 @@ export class EventBus {
     ackWaitMs?: number;
     /** Messages handled at once (default 1: in order). */
     concurrency?: number;
-  }): Promise<void> {
+    /** Messages the server may deliver ahead of the handler (default 256). */
+    batch?: number;
+  }): Promise<DurableConsumer> {
     const jsm = await this.nc.jetstreamManager();
     const config = {
       durable_name: options.durable,
@@ -341,21 +366,16 @@ export class EventBus {
       }
     }
     const consumer = await this.jetstream().consumers.get(options.stream, options.durable);
-    const messages = await consumer.consume({ max_messages: 256 });
+    const messages = await consumer.consume({ max_messages: options.batch ?? 256 });
     const key = `${options.stream}/${options.durable}`;
     consumersOfProcess.set(key, {
       stream: options.stream,
       durable: options.durable,
       info: () => consumer.info(),
     });
-    this.consumers.push({
-      stop: () => {
-        consumersOfProcess.delete(key);
-        messages.stop();
-      },
-    });
     const limit = Math.max(1, options.concurrency ?? 1);
     const inFlight = new Set<Promise<void>>();
+    let stopped = false;
     const handle = (m: JsMsg) =>
       runWithContext(contextOf(m.headers), async () => {
         try {
@@ -371,13 +391,56 @@ export class EventBus {
           m.nak(options.retryDelayMs ?? 1000);
         }
       });
-    void (async () => {
+    const loop = (async () => {
       for await (const m of messages) {
+        // Delivered after stop: left unacknowledged, the server delivers it again (to whoever
+        // reads the consumer next) once its ack wait passes, or at once if the consumer goes.
+        if (stopped) continue;
         const p = handle(m).finally(() => inFlight.delete(p));
         inFlight.add(p);
         if (inFlight.size >= limit) await Promise.race(inFlight);
       }
     })();
+    const stop = async () => {
+      stopped = true;
+      consumersOfProcess.delete(key);
+      messages.stop();
+      await loop.catch(() => undefined);
+      await Promise.allSettled([...inFlight]);
+    };
+    const entry = { stop: () => void stop() };
+    this.consumers.push(entry);
+    return {
+      name: options.durable,
+      stop,
+      delete: async () => {
+        await stop();
+        this.consumers.splice(this.consumers.indexOf(entry), 1);
+        await deleteConsumer(jsm, options.stream, options.durable);
+      },
+    };
+  }
+
+  /**
+   * Deletes the consumers of a stream that `keep` refuses (e.g. those of an earlier layout, which
+   * on a work-queue stream would keep a new consumer from being made); answers their names.
+   */
+  async removeConsumers(stream: string, keep: (info: ConsumerInfo) => boolean): Promise<string[]> {
+    const jsm = await this.nc.jetstreamManager();
+    const removed: string[] = [];
+    const found: ConsumerInfo[] = [];
+    try {
+      for await (const info of jsm.consumers.list(stream)) found.push(info);
+    } catch (err) {
+      if (isStreamNotFound(err)) return [];
+      throw err;
+    }
+    for (const info of found) {
+      if (keep(info)) continue;
+      await deleteConsumer(jsm, stream, info.name);
+      removed.push(info.name);
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -13,14 +13,16 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import {
   bootService,
+  type DurableConsumer,
   openServiceDatabase,
   Streams,
   Subjects,
   serviceClient,
-  storageConfig,
+  storageSettings,
 } from "@stratus/runtime";
 import { z } from "zod";
 import { CommandHandler } from "./commands/commands.js";
+import { forEachLimited } from "./concurrency.js";
 import { FakeDriver } from "./driver/fake.js";
 import { FaultInjector } from "./driver/faults.js";
 import { expandHostPattern } from "./hosts/host-spec.js";
@@ -42,7 +44,7 @@ const booted = await bootService({
   name: "compute-agent",
   defaultPort: 9104,
   config: {
-    ...storageConfig,
+    ...storageSettings({ service: "compute-agent" }),
     COMPUTE_HOSTS: z
       .string()
       .default("compute-1")
@@ -75,8 +77,8 @@ const booted = await bootService({
       .int()
       .min(1)
       .max(1024)
-      .default(64)
-      .describe("Build/delete commands handled at once"),
+      .default(16)
+      .describe("Build/delete commands handled at once per host"),
     COMPUTE_REGISTER_CONCURRENCY: z.coerce
       .number()
       .int()
@@ -84,13 +86,6 @@ const booted = await bootService({
       .max(256)
       .default(16)
       .describe("Hosts registering in placement / reporting physnets at once"),
-    COMPUTE_CONSUMER: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+$/)
-      .default("compute-agent")
-      .describe(
-        "JetStream durable consumer of build/delete commands (shared by every agent process on the NATS)",
-      ),
     SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
     NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
     HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000).describe("Heartbeat period"),
@@ -124,19 +119,26 @@ lifecycle.onShutdown("host registration", () => {
 });
 const commands = new CommandHandler({ db, bus, driver, network, hosts: hostNames, logger });
 
-const beat = () => {
+const beat = (stopped = false) => {
   for (const host of hosts) {
     bus.publish(Subjects.heartbeat, ServiceHeartbeatSchema, {
       binary: "nova-compute",
       host: host.name,
       zone: "nova",
       at: timestampNow(),
+      stopped,
     });
   }
 };
 beat();
 const timer = setInterval(beat, config.HEARTBEAT_INTERVAL_MS);
-lifecycle.onShutdown("heartbeats", () => clearInterval(timer));
+lifecycle.onShutdown("heartbeats", async () => {
+  clearInterval(timer);
+  // Deregistration: the hosts are down at once (os-services, scheduling) rather than after the
+  // conductor's SERVICE_DOWN_TIME_S. A lost message (core NATS) costs only that wait.
+  beat(true);
+  await bus.nc.flush();
+});
 
 await booted.serve([computeAgentService({ hosts, driver, faults, registrar })], {
   policies: [computeAgentPolicy],
@@ -149,22 +151,44 @@ try {
   const reported = await commands.reconcile();
   if (reported) logger.info({ instances: reported }, "reported the instances still running after a restart");
 
-  // One durable consumer over the whole command stream keeps a server's build and delete in order.
-  await bus.consumeDurable({
-    stream: Streams.computeCommands.name,
-    durable: config.COMPUTE_CONSUMER,
-    filterSubject: ">",
-    schema: BuildCommandSchema,
-    concurrency: config.COMPUTE_BUILD_CONCURRENCY,
-    retryDelayMs: 500,
-    maxDeliver: 50,
-    handler: async (build, msg) => {
-      if (msg.subject.startsWith("stratus.compute.build.")) return commands.build(build);
-      if (msg.subject.startsWith("stratus.compute.delete.")) {
-        return commands.delete(fromBinary(DeleteCommandSchema, msg.data));
-      }
-      logger.warn({ subject: msg.subject }, "unknown command subject; dropped");
-    },
+  // One durable consumer per host (Streams.computeCommands): a command reaches this process only
+  // if it runs the host, on the first delivery, and a host's builds and deletes keep their order.
+  // Consumers of an earlier layout (one shared by every agent, reading everything) would keep the
+  // per-host ones from being made on the work-queue stream: they go first.
+  const commandStream = Streams.computeCommands;
+  const hostConsumer = /^host-/;
+  const legacy = await bus.removeConsumers(commandStream.name, (c) => hostConsumer.test(c.name));
+  if (legacy.length)
+    logger.warn({ consumers: legacy }, "removed command consumers of the shared layout (rolling upgrade)");
+  const consumers: DurableConsumer[] = [];
+  lifecycle.onShutdown("command consumers", () =>
+    // Deregistration: each host's consumer goes; commands not yet acknowledged stay in the stream
+    // for the host's next agent.
+    forEachLimited(consumers.splice(0), 32, (c) =>
+      c.delete().catch((err) => logger.warn({ err, consumer: c.name }, "deleting a command consumer failed")),
+    ),
+  );
+  await forEachLimited(hosts, 16, async ({ name: host }) => {
+    if (stopping) return;
+    consumers.push(
+      await bus.consumeDurable({
+        stream: commandStream.name,
+        durable: commandStream.hostConsumer(host),
+        filterSubject: commandStream.hostFilter(host),
+        schema: BuildCommandSchema,
+        concurrency: config.COMPUTE_BUILD_CONCURRENCY,
+        batch: config.COMPUTE_BUILD_CONCURRENCY * 2,
+        retryDelayMs: 500,
+        maxDeliver: 50,
+        handler: async (build, msg) => {
+          if (msg.subject === Subjects.computeBuild(host)) return commands.build(build, host);
+          if (msg.subject === Subjects.computeDelete(host)) {
+            return commands.delete(fromBinary(DeleteCommandSchema, msg.data), host);
+          }
+          logger.warn({ subject: msg.subject, host }, "unknown command subject; dropped");
+        },
+      }),
+    );
   });
   logger.info({ hosts: hosts.length }, "compute agent consuming build and delete commands");
 } catch (err) {

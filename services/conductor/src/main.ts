@@ -37,7 +37,7 @@ const booted = await bootService({
   defaultPort: 9101,
   config: {
     // Its tables are analyzed as they double (servers created by the thousand): docs/performance.md.
-    ...storageSettings({ analyzeGrowth: 2 }),
+    ...storageSettings({ service: "conductor", analyzeGrowth: 2 }),
     SERVICE_DOWN_TIME_S: int(60, 1).describe("Seconds without heartbeat before a service is down"),
     SCHEDULER_URL: z.string().url().default("http://127.0.0.1:9102").describe("Scheduler RPC URL"),
     NETWORK_URL: z
@@ -107,6 +107,7 @@ bus.subscribe(
       host: hb.host,
       zone: hb.zone,
       disabled: hb.disabled,
+      stopped: hb.stopped,
       at: hb.at ? timestampDate(hb.at) : new Date(),
     }),
   { queue: "conductor" },
@@ -131,6 +132,7 @@ const builder = new Builder({
     logger,
     scheduleBatch: config.SCHEDULE_BATCH,
     scheduleCalls: config.SCHEDULE_CALLS,
+    unschedulableHosts: () => registry.unschedulableHosts(),
   }),
   owner: config.CONDUCTOR_ID ?? `${hostname()}:${config.PORT}`,
   leaseMs: config.BUILD_LEASE_MS,

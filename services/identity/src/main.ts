@@ -2,7 +2,7 @@
 // credentials, the catalog; tokens signed as JWS) and IdentityService on PORT (the public keys and
 // revocations other services validate tokens with). Revocations are published on NATS.
 import { TokenRevokedSchema } from "@stratus/contracts/events/v1";
-import { bootService, openServiceDatabase, Subjects, storageConfig } from "@stratus/runtime";
+import { bootService, openServiceDatabase, Subjects, storageSettings } from "@stratus/runtime";
 import { revocationToEvent, watchRevocationEvents } from "@stratus/runtime/auth";
 import { closeHttp, listenHttp } from "@stratus/runtime/http";
 import { z } from "zod";
@@ -20,7 +20,7 @@ const booted = await bootService({
   defaultPort: 9105,
   issuesTokens: true,
   config: {
-    ...storageConfig,
+    ...storageSettings({ service: "identity" }),
     IDENTITY_PORT: z.coerce
       .number()
       .int()

@@ -5,7 +5,7 @@ import {
   openServiceDatabase,
   registerQueryGauge,
   serviceClient,
-  storageConfig,
+  storageSettings,
 } from "@stratus/runtime";
 import { z } from "zod";
 import { FreeListKeeper } from "./core/free-list-keeper.js";
@@ -27,7 +27,7 @@ const booted = await bootService({
   name: "network-adapter",
   defaultPort: 9103,
   config: {
-    ...storageConfig,
+    ...storageSettings({ service: "network-adapter" }),
     SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
     QUOTA_NETWORK: limit(100).describe(
       "Default networks per project (-1: unlimited); alike on every replica",

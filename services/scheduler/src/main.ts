@@ -25,7 +25,7 @@ const booted = await bootService({
     // Claims rewrite inventory rows all the time (PGlite's autovacuum stand-in looks every second,
     // not every 10 s), and a freshly registered cloud must not be searched without statistics
     // (its tables are analyzed as they double, on PostgreSQL too): docs/performance.md.
-    ...storageSettings({ statisticsMs: 1000, analyzeGrowth: 2 }),
+    ...storageSettings({ service: "scheduler", statisticsMs: 1000, analyzeGrowth: 2 }),
     SCHEDULER_MAX_ALTERNATES: z.coerce
       .number()
       .int()

@@ -14,6 +14,10 @@ import { hasWork, statisticsPolicy } from "./statistics.js";
 export interface StorageOptions {
   /** PostgreSQL: connections in the main pool. */
   poolSize?: number;
+  /** PostgreSQL: connections for statements asking for a generic plan (0: the main pool's). */
+  genericPoolSize?: number;
+  /** PostgreSQL: how long a statement waits for a free connection before it is unavailable. */
+  poolWaitMs?: number;
   /** Statement texts prepared automatically per database. */
   preparedStatements?: number;
   /** How often the statistics policy looks at the tables (0: never). */
@@ -38,6 +42,9 @@ export async function openDatabase(
     ? new PostgresDatabase({
         url: options.url,
         poolSize: options.poolSize ?? defaults.DB_POOL_SIZE,
+        genericPoolSize:
+          options.genericPoolSize ?? Math.ceil((options.poolSize ?? defaults.DB_POOL_SIZE) / 2),
+        poolWaitMs: options.poolWaitMs ?? defaults.DB_POOL_WAIT_MS,
         preparedStatements,
         logger,
       })

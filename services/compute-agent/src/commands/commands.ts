@@ -60,21 +60,25 @@ export class CommandHandler {
     },
   ) {}
 
-  private ours(host: string): void {
-    if (!this.deps.hosts.has(host)) {
-      // Not ours: another agent process on the same durable consumer takes it after the nak.
-      throw new StratusError("not_found", `host ${host} is not run by this agent`);
-    }
+  /**
+   * Whether a command may run: its host is ours and is the host whose subject it came on (given,
+   * from a host's consumer). Anything else is malformed, not another agent's: each agent reads
+   * only its own hosts' subjects, so no other agent would get it on a redelivery.
+   */
+  private ours(host: string, subjectHost: string | undefined): boolean {
+    if (this.deps.hosts.has(host) && (subjectHost === undefined || subjectHost === host)) return true;
+    this.deps.logger.warn({ host, subjectHost }, "command for a host this agent does not run; dropped");
+    return false;
   }
 
   /** Runs in the order commands arrive per (server, host); queued synchronously on call. */
-  build(cmd: BuildCommand): Promise<void> {
-    this.ours(cmd.host);
+  async build(cmd: BuildCommand, subjectHost?: string): Promise<void> {
+    if (!this.ours(cmd.host, subjectHost)) return;
     return this.queue.run(`${cmd.serverId}@${cmd.host}`, () => this.runBuild(cmd));
   }
 
-  delete(cmd: DeleteCommand): Promise<void> {
-    this.ours(cmd.host);
+  async delete(cmd: DeleteCommand, subjectHost?: string): Promise<void> {
+    if (!this.ours(cmd.host, subjectHost)) return;
     return this.queue.run(`${cmd.serverId}@${cmd.host}`, () => this.runDelete(cmd));
   }
 

@@ -3,6 +3,7 @@
 // builds to resume, and DeleteServer's takeover. Each write that touches servers is announced
 // (stratus.server.changed) once it has committed.
 import { type Database, TurnBatcher } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import type { ServerChanges } from "../compute/changes.js";
 import type { BuildColumns, BuildRow, Fault, ServerColumns, StepEvent, Success } from "./build.js";
 import { StaleLease } from "./build.js";
@@ -44,7 +45,7 @@ export class BuildStore {
        FROM servers s
        WHERE b.server_id = $1 AND s.id = b.server_id AND b.phase <> 'done'
          AND (b.lease_owner = '' OR b.lease_until < now())
-       RETURNING b.*, s.project_id, s.user_id, s.name, s.flavor, s.image_ref, s.metadata, s.host, s.created_at`,
+       RETURNING ${cols("server_builds", "b")}, s.project_id, s.user_id, s.name, s.flavor, s.image_ref, s.metadata, s.host, s.created_at`,
       [serverId, this.o.owner, String(this.o.leaseMs)],
     );
     return rows[0];

@@ -111,9 +111,13 @@ export class SchedulerDestinations implements Destinations {
     /** The scheduler's placement: the claims a consumer holds. */
     private readonly placement: Client<typeof PlacementService>,
     private readonly batcher: ScheduleBatcher,
+    /** Hosts no build may go to now (down or disabled compute services). */
+    private readonly unschedulable: () => Promise<string[]> = async () => [],
   ) {}
 
   async select(r: ScheduleRequest): Promise<{ selected?: SelectionJson; alternates: SelectionJson[] }> {
+    // Sorted and without repeats: the batcher shares a call among builds with the same question.
+    const ignoreHosts = [...new Set([...r.ignoreHosts, ...(await this.unschedulable())])].sort();
     const destination = await this.batcher.select({
       instanceUuids: [r.serverId],
       projectId: r.projectId,
@@ -121,7 +125,7 @@ export class SchedulerDestinations implements Destinations {
       resources: r.resources,
       extraGroups: r.extraGroups,
       requiredAggregates: r.requiredAggregates,
-      ignoreHosts: r.ignoreHosts,
+      ignoreHosts,
       maxAlternates: r.maxAlternates,
     });
     return {
@@ -202,6 +206,8 @@ export function peersOver(o: {
   scheduleBatch: number;
   /** SelectDestinations calls in flight per request spec before builds wait to batch. */
   scheduleCalls: number;
+  /** Hosts no build may go to now (ServiceRegistry.unschedulableHosts). */
+  unschedulableHosts?: () => Promise<string[]>;
 }): Peers {
   const batcher = new ScheduleBatcher(o.scheduler, o.logger, {
     maxBatch: o.scheduleBatch,
@@ -209,7 +215,7 @@ export function peersOver(o: {
   });
   return {
     ports: new NetworkAdapterPorts(o.network),
-    destinations: new SchedulerDestinations(o.scheduler, o.placement, batcher),
+    destinations: new SchedulerDestinations(o.scheduler, o.placement, batcher, o.unschedulableHosts),
     commands: new BusCommands(o.bus),
   };
 }

@@ -1,5 +1,6 @@
 // Flavors: Nova's five seeded sizes plus what an admin adds.
 import { conflict, invalidInput, notFound, type Queryable } from "@stratus/runtime";
+import { cols } from "../columns.js";
 
 export interface FlavorRecord {
   id: string;
@@ -56,7 +57,7 @@ export class Flavors {
 
   async list(includePrivate: boolean): Promise<FlavorRecord[]> {
     const rows = await this.db.query<FlavorRow>(
-      `SELECT * FROM flavors WHERE is_public OR $1 ORDER BY ram_mb, vcpus, disk_gb, id`,
+      `SELECT ${cols("flavors")} FROM flavors WHERE is_public OR $1 ORDER BY ram_mb, vcpus, disk_gb, id`,
       [includePrivate],
     );
     return rows.map(fromRow);
@@ -68,7 +69,7 @@ export class Flavors {
     const cached = this.byId.get(idOrName);
     if (cached) return cached;
     const rows = await this.db.query<FlavorRow>(
-      `SELECT * FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1`,
+      `SELECT ${cols("flavors")} FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1`,
       [idOrName],
     );
     if (!rows[0]) throw notFound(`Flavor ${idOrName} could not be found.`);
@@ -99,7 +100,7 @@ export class Flavors {
     const rows = await this.db.query<FlavorRow>(
       `INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, extra_specs)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-       ON CONFLICT DO NOTHING RETURNING *`,
+       ON CONFLICT DO NOTHING RETURNING ${cols("flavors")}`,
       [
         id,
         f.name,

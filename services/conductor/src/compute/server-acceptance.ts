@@ -4,6 +4,7 @@
 // answers what the first call created.
 import { randomUUID } from "node:crypto";
 import { type Database, type Queryable, StratusError } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import type { FlavorRecord } from "./flavors.js";
 import type { Quotas } from "./quotas.js";
 import { fromRow, type ServerRecord, type ServerRow, type Servers } from "./servers.js";
@@ -68,7 +69,7 @@ const INSERT_BUILD = `
     SELECT x.id, $1, x.name, $3, $4, $8, $9, $10, 'building', 'scheduling', $11, $2, x.n - 1, $12, $13,
       $14, x.hostname, $15
     FROM unnest($16::uuid[], $17::text[], $18::text[]) WITH ORDINALITY AS x(id, name, hostname, n)
-    RETURNING *
+    RETURNING ${cols("servers")}
   ), b AS (
     INSERT INTO server_builds (server_id, phase, network_mode, requested, max_attempts, request_id,
       lease_owner, lease_until, generation, caller_user_id, caller_project_id, caller_roles)

@@ -1,6 +1,7 @@
 // Servers as they are read (get, list, their faults and instance actions) and the planner
 // statistics of the compute tables. Accepting new servers is server-acceptance.ts.
 import { type Database, invalidInput, notFound } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import type { FlavorRecord } from "./flavors.js";
 
 export interface ServerAddressRecord {
@@ -151,7 +152,7 @@ const STATUS_TO_VM_STATE: Record<string, string> = {
 };
 
 const SELECT_SERVER = `
-  SELECT s.*, f.code AS fault_code, f.message AS fault_message, f.details AS fault_details,
+  SELECT ${cols("servers", "s")}, f.code AS fault_code, f.message AS fault_message, f.details AS fault_details,
          f.created_at AS fault_created_at
   FROM servers s
   LEFT JOIN LATERAL (
@@ -232,7 +233,7 @@ export class Servers {
 
   async actions(serverId: string): Promise<ActionRecord[]> {
     const rows = await this.db.query<ActionRow>(
-      "SELECT * FROM instance_actions WHERE server_id = $1 ORDER BY start_time DESC, id DESC",
+      `SELECT ${cols("instance_actions")} FROM instance_actions WHERE server_id = $1 ORDER BY start_time DESC, id DESC`,
       [serverId],
     );
     return rows.map(actionFromRow);
@@ -240,13 +241,13 @@ export class Servers {
 
   async action(serverId: string, requestId: string): Promise<ActionRecord> {
     const rows = await this.db.query<ActionRow>(
-      "SELECT * FROM instance_actions WHERE server_id = $1 AND request_id = $2",
+      `SELECT ${cols("instance_actions")} FROM instance_actions WHERE server_id = $1 AND request_id = $2`,
       [serverId, requestId],
     );
     if (!rows[0]) throw notFound(`Action ${requestId} could not be found.`);
     const action = actionFromRow(rows[0]);
     const events = await this.db.query<EventRow>(
-      "SELECT * FROM instance_action_events WHERE action_id = $1 ORDER BY id",
+      `SELECT ${cols("instance_action_events")} FROM instance_action_events WHERE action_id = $1 ORDER BY id`,
       [rows[0].id],
     );
     action.events = events.map((e) => ({

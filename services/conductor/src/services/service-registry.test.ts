@@ -67,4 +67,49 @@ describe("ServiceRegistry", () => {
     const after = await registry.list({ host: "h1" });
     expect(after[0]!.updatedAt.toISOString()).toBe(at(5).toISOString());
   });
+
+  it("a host whose agent stopped is down at once until it beats again; down and disabled hosts are unschedulable", async () => {
+    let now = new Date("2026-11-26T12:00:00Z");
+    const registry = new ServiceRegistry(db, 60_000, () => now, 60_000);
+    const beat = (host: string, agoS: number, more: { stopped?: boolean; disabled?: boolean } = {}) =>
+      registry.recordHeartbeat({
+        binary: "nova-compute",
+        host,
+        zone: "",
+        disabled: more.disabled ?? false,
+        ...(more.stopped !== undefined ? { stopped: more.stopped } : {}),
+        at: new Date(now.getTime() - agoS * 1000),
+      });
+    await beat("u-up", 1);
+    await beat("u-stopped", 5);
+    await beat("u-stopped", 1, { stopped: true });
+    await beat("u-old", 120);
+    await beat("u-disabled", 1, { disabled: true });
+    const state = async () =>
+      new Map(
+        (await registry.list({ binary: "nova-compute" }))
+          .filter((s) => s.host.startsWith("u-"))
+          .map((s) => [s.host, s.state]),
+      );
+    expect(await state()).toEqual(
+      new Map([
+        ["u-disabled", "up"],
+        ["u-old", "down"],
+        ["u-stopped", "down"],
+        ["u-up", "up"],
+      ]),
+    );
+    // (h1 and h2, of the test before, are a day old: down too.)
+    const ours = async () => (await registry.unschedulableHosts(0)).filter((h) => h.startsWith("u-"));
+    expect(await ours()).toEqual(["u-disabled", "u-old", "u-stopped"]);
+    // An older heartbeat arriving late does not undo the stop; the agent's next one does.
+    await beat("u-stopped", 3);
+    await registry.flush();
+    expect((await state()).get("u-stopped")).toBe("down");
+    now = new Date(now.getTime() + 1000);
+    await beat("u-stopped", 0);
+    expect((await state()).get("u-stopped")).toBe("up");
+    expect(await ours()).toEqual(["u-disabled", "u-old"]);
+    await registry.close();
+  });
 });

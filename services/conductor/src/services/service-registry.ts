@@ -7,6 +7,8 @@ export interface Heartbeat {
   host: string;
   zone: string;
   disabled: boolean;
+  /** The host's agent stopped cleanly: down until its next heartbeat. */
+  stopped?: boolean;
   at: Date;
 }
 
@@ -30,14 +32,18 @@ interface Row extends Record<string, unknown> {
   disabled: boolean;
   disabled_reason: string;
   forced_down: boolean;
+  stopped: boolean;
   last_seen_at: Date;
 }
+
+const COLUMNS = "id, binary_name, host, zone, disabled, disabled_reason, forced_down, stopped, last_seen_at";
 
 export class ServiceRegistry {
   /** Heartbeats not yet written, the latest per (binary, host). */
   private readonly pending = new Map<string, Heartbeat>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private unschedulable: { at: number; hosts: Promise<string[]> } | undefined;
 
   constructor(
     private readonly db: Queryable,
@@ -59,6 +65,8 @@ export class ServiceRegistry {
     const seen = this.pending.get(key);
     if (!seen || seen.at <= hb.at) this.pending.set(key, hb);
     this.scheduleFlush();
+    // A host that left is unschedulable from its next write on, not after the cache's life.
+    if (hb.stopped) this.unschedulable = undefined;
   }
 
   private scheduleFlush(): void {
@@ -76,10 +84,13 @@ export class ServiceRegistry {
       this.pending.clear();
       try {
         await this.db.query(
-          `INSERT INTO compute_services (id, binary_name, host, zone, disabled, last_seen_at)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::timestamptz[])
+          `INSERT INTO compute_services (id, binary_name, host, zone, disabled, stopped, last_seen_at)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::boolean[],
+             $7::timestamptz[])
            ON CONFLICT (binary_name, host) DO UPDATE
              SET last_seen_at = GREATEST(compute_services.last_seen_at, EXCLUDED.last_seen_at),
+                 stopped = CASE WHEN EXCLUDED.last_seen_at >= compute_services.last_seen_at
+                           THEN EXCLUDED.stopped ELSE compute_services.stopped END,
                  zone = EXCLUDED.zone`,
           [
             batch.map(() => randomUUID()),
@@ -87,6 +98,7 @@ export class ServiceRegistry {
             batch.map((hb) => hb.host),
             batch.map((hb) => hb.zone || "nova"),
             batch.map((hb) => hb.disabled),
+            batch.map((hb) => hb.stopped ?? false),
             batch.map((hb) => hb.at),
           ],
         );
@@ -114,7 +126,7 @@ export class ServiceRegistry {
   async list(filter: { binary?: string; host?: string } = {}): Promise<ServiceRecord[]> {
     await this.flush();
     const rows = await this.db.query<Row>(
-      `SELECT * FROM compute_services
+      `SELECT ${COLUMNS} FROM compute_services
        WHERE ($1 = '' OR binary_name = $1) AND ($2 = '' OR host = $2)
        ORDER BY host, binary_name`,
       [filter.binary ?? "", filter.host ?? ""],
@@ -126,10 +138,45 @@ export class ServiceRegistry {
       host: r.host,
       zone: r.zone,
       status: r.disabled ? "disabled" : "enabled",
-      state: !r.forced_down && now - new Date(r.last_seen_at).getTime() <= this.downAfterMs ? "up" : "down",
+      state: this.isUp(r, now) ? "up" : "down",
       updatedAt: new Date(r.last_seen_at),
       forcedDown: r.forced_down,
       disabledReason: r.disabled_reason,
     }));
+  }
+
+  /** The one rule of up and down (Nova's servicegroup is_up, plus a clean stop). */
+  private isUp(r: Pick<Row, "forced_down" | "stopped" | "last_seen_at">, now: number): boolean {
+    return !r.forced_down && !r.stopped && now - new Date(r.last_seen_at).getTime() <= this.downAfterMs;
+  }
+
+  /**
+   * The compute hosts the scheduler must not choose: down (isUp) or disabled, as Nova's
+   * ComputeFilter. A host never heard of is not among them (placement alone knows it). Read at
+   * most once per `cacheMs` (every build asks), after writing the heartbeats pending.
+   */
+  unschedulableHosts(cacheMs = 1000): Promise<string[]> {
+    const at = this.now().getTime();
+    if (this.unschedulable && at - this.unschedulable.at < cacheMs) return this.unschedulable.hosts;
+    const hosts = (async () => {
+      await this.flush();
+      const rows = await this.db.query<
+        Pick<Row, "host" | "disabled" | "forced_down" | "stopped" | "last_seen_at">
+      >(
+        `SELECT host, disabled, forced_down, stopped, last_seen_at FROM compute_services
+         WHERE binary_name = 'nova-compute'
+           AND (disabled OR forced_down OR stopped OR last_seen_at < $1)`,
+        [new Date(at - this.downAfterMs)],
+      );
+      return rows
+        .filter((r) => r.disabled || !this.isUp(r, at))
+        .map((r) => r.host)
+        .sort();
+    })();
+    this.unschedulable = { at, hosts };
+    hosts.catch(() => {
+      if (this.unschedulable?.hosts === hosts) this.unschedulable = undefined;
+    });
+    return hosts;
   }
 }

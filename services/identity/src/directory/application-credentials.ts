@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { conflict, notFound, type Queryable } from "@stratus/runtime";
 import type { PasswordHasher } from "../auth/password-hasher.js";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
 import { isUniqueViolation } from "./sql-errors.js";
@@ -52,7 +53,7 @@ export class ApplicationCredentials {
 
   async find(userId: string, id: string): Promise<ApplicationCredentialRecord | undefined> {
     const [row] = await this.db.query<Row>(
-      "SELECT * FROM application_credentials WHERE id = $1 AND user_id = $2",
+      `SELECT ${cols("application_credentials")} FROM application_credentials WHERE id = $1 AND user_id = $2`,
       [id, userId],
     );
     return row ? fromRow(row) : undefined;
@@ -69,7 +70,7 @@ export class ApplicationCredentials {
     filter: { name?: string | undefined } = {},
   ): Promise<ApplicationCredentialRecord[]> {
     const rows = await this.db.query<Row>(
-      "SELECT * FROM application_credentials WHERE user_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name",
+      `SELECT ${cols("application_credentials")} FROM application_credentials WHERE user_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY name`,
       [userId, filter.name ?? null],
     );
     return rows.map(fromRow);
@@ -82,11 +83,14 @@ export class ApplicationCredentials {
   ): Promise<ApplicationCredentialRecord | undefined> {
     const [row] =
       "id" in ref
-        ? await this.db.query<Row>("SELECT * FROM application_credentials WHERE id = $1", [ref.id])
-        : await this.db.query<Row>("SELECT * FROM application_credentials WHERE name = $1 AND user_id = $2", [
-            ref.name,
-            ref.userId,
-          ]);
+        ? await this.db.query<Row>(
+            `SELECT ${cols("application_credentials")} FROM application_credentials WHERE id = $1`,
+            [ref.id],
+          )
+        : await this.db.query<Row>(
+            `SELECT ${cols("application_credentials")} FROM application_credentials WHERE name = $1 AND user_id = $2`,
+            [ref.name, ref.userId],
+          );
     const ok = await this.hasher.verify(row?.secret_hash, secret);
     return ok && row ? fromRow(row) : undefined;
   }
@@ -103,7 +107,7 @@ export class ApplicationCredentials {
       const [row] = await w.tx.query<Row>(
         `INSERT INTO application_credentials
            (id, user_id, project_id, name, description, secret_hash, role_ids, unrestricted, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${cols("application_credentials")}`,
         [
           newId(),
           c.userId,

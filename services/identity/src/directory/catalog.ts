@@ -1,6 +1,7 @@
 // The service catalog: regions, services and their endpoints (public, internal, admin URLs per
 // region). Tokens carry the enabled part of it.
 import { conflict, invalidInput, notFound, type Queryable, StratusError } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 import { isForeignKeyViolation, isUniqueViolation } from "./sql-errors.js";
 
@@ -68,14 +69,14 @@ export class Catalog {
 
   async listRegions(filter: { parentRegionId?: string | undefined } = {}): Promise<RegionRecord[]> {
     const rows = await this.db.query(
-      "SELECT * FROM regions WHERE ($1::text IS NULL OR parent_region_id = $1) ORDER BY id",
+      `SELECT ${cols("regions")} FROM regions WHERE ($1::text IS NULL OR parent_region_id = $1) ORDER BY id`,
       [filter.parentRegionId ?? null],
     );
     return rows.map(region);
   }
 
   async getRegion(id: string, q: Queryable = this.db): Promise<RegionRecord> {
-    const [row] = await q.query("SELECT * FROM regions WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("regions")} FROM regions WHERE id = $1`, [id]);
     if (!row) throw notFound(`Could not find region: ${id}.`);
     return region(row);
   }
@@ -86,7 +87,7 @@ export class Catalog {
   ): Promise<RegionRecord> {
     try {
       const [row] = await q.query(
-        "INSERT INTO regions (id, description, parent_region_id) VALUES ($1, $2, $3) RETURNING *",
+        `INSERT INTO regions (id, description, parent_region_id) VALUES ($1, $2, $3) RETURNING ${cols("regions")}`,
         [r.id ?? newId(), r.description, r.parentRegionId ?? null],
       );
       return region(row!);
@@ -109,7 +110,7 @@ export class Catalog {
     try {
       const [row] = await q.query(
         `UPDATE regions SET description = coalesce($2, description),
-           parent_region_id = CASE WHEN $3 THEN $4 ELSE parent_region_id END WHERE id = $1 RETURNING *`,
+           parent_region_id = CASE WHEN $3 THEN $4 ELSE parent_region_id END WHERE id = $1 RETURNING ${cols("regions")}`,
         [id, c.description ?? null, c.parentRegionId !== undefined, c.parentRegionId ?? null],
       );
       return region(row!);
@@ -141,21 +142,21 @@ export class Catalog {
     q: Queryable = this.db,
   ): Promise<ServiceRecord[]> {
     const rows = await q.query(
-      "SELECT * FROM services WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR name = $2) ORDER BY type, name, id",
+      `SELECT ${cols("services")} FROM services WHERE ($1::text IS NULL OR type = $1) AND ($2::text IS NULL OR name = $2) ORDER BY type, name, id`,
       [filter.type ?? null, filter.name ?? null],
     );
     return rows.map(service);
   }
 
   async getService(id: string, q: Queryable = this.db): Promise<ServiceRecord> {
-    const [row] = await q.query("SELECT * FROM services WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("services")} FROM services WHERE id = $1`, [id]);
     if (!row) throw notFound(`Could not find service: ${id}.`);
     return service(row);
   }
 
   async createService(q: Queryable, s: Omit<ServiceRecord, "id">): Promise<ServiceRecord> {
     const [row] = await q.query(
-      "INSERT INTO services (id, type, name, description, enabled, extra) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+      `INSERT INTO services (id, type, name, description, enabled, extra) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${cols("services")}`,
       [newId(), s.type, s.name, s.description, s.enabled, JSON.stringify(s.extra)],
     );
     return service(row!);
@@ -169,7 +170,7 @@ export class Catalog {
     await this.getService(id, q);
     const [row] = await q.query(
       `UPDATE services SET type = coalesce($2, type), name = coalesce($3, name), description = coalesce($4, description),
-         enabled = coalesce($5, enabled), extra = extra || $6::jsonb WHERE id = $1 RETURNING *`,
+         enabled = coalesce($5, enabled), extra = extra || $6::jsonb WHERE id = $1 RETURNING ${cols("services")}`,
       [
         id,
         c.type ?? null,
@@ -198,7 +199,7 @@ export class Catalog {
     q: Queryable = this.db,
   ): Promise<EndpointRecord[]> {
     const rows = await q.query(
-      `SELECT * FROM endpoints WHERE ($1::text IS NULL OR service_id = $1) AND ($2::text IS NULL OR interface = $2)
+      `SELECT ${cols("endpoints")} FROM endpoints WHERE ($1::text IS NULL OR service_id = $1) AND ($2::text IS NULL OR interface = $2)
          AND ($3::text IS NULL OR region_id = $3) ORDER BY service_id, interface, id`,
       [filter.serviceId ?? null, filter.interface ?? null, filter.regionId ?? null],
     );
@@ -206,7 +207,7 @@ export class Catalog {
   }
 
   async getEndpoint(id: string, q: Queryable = this.db): Promise<EndpointRecord> {
-    const [row] = await q.query("SELECT * FROM endpoints WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("endpoints")} FROM endpoints WHERE id = $1`, [id]);
     if (!row) throw notFound(`Could not find endpoint: ${id}.`);
     return endpoint(row);
   }
@@ -216,7 +217,7 @@ export class Catalog {
     if (e.regionId) await this.getRegion(e.regionId, q);
     const [row] = await q.query(
       `INSERT INTO endpoints (id, service_id, interface, region_id, url, enabled) VALUES ($1, $2, $3, $4, $5, $6)
-       RETURNING *`,
+       RETURNING ${cols("endpoints")}`,
       [newId(), e.serviceId, e.interface, e.regionId ?? null, e.url, e.enabled],
     );
     return endpoint(row!);
@@ -233,7 +234,7 @@ export class Catalog {
     const [row] = await q.query(
       `UPDATE endpoints SET service_id = coalesce($2, service_id), interface = coalesce($3, interface),
          region_id = CASE WHEN $4 THEN $5 ELSE region_id END, url = coalesce($6, url), enabled = coalesce($7, enabled)
-       WHERE id = $1 RETURNING *`,
+       WHERE id = $1 RETURNING ${cols("endpoints")}`,
       [
         id,
         c.serviceId ?? null,
@@ -255,8 +256,8 @@ export class Catalog {
   /** The enabled services with their enabled endpoints (what a token's catalog lists). */
   async entries(): Promise<CatalogEntry[]> {
     const [services, endpoints] = await Promise.all([
-      this.db.query("SELECT * FROM services WHERE enabled ORDER BY type, name, id"),
-      this.db.query("SELECT * FROM endpoints WHERE enabled ORDER BY interface, id"),
+      this.db.query(`SELECT ${cols("services")} FROM services WHERE enabled ORDER BY type, name, id`),
+      this.db.query(`SELECT ${cols("endpoints")} FROM endpoints WHERE enabled ORDER BY interface, id`),
     ]);
     return services.map((s) => ({
       service: service(s),

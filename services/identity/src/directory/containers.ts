@@ -1,6 +1,7 @@
 // What domains and projects share: a name, a description, enabled, tags and extra attributes, and
 // one way to change them (a disabled container's tokens are revoked by the caller).
 import type { Queryable, Row } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import { isUniqueViolation } from "./sql-errors.js";
 
 export interface ContainerChanges {
@@ -23,7 +24,7 @@ export async function updateContainer(
     const [row] = await tx.query(
       `UPDATE ${table} SET name = coalesce($2, name), description = coalesce($3, description),
          enabled = coalesce($4, enabled), tags = coalesce($5, tags), extra = extra || $6::jsonb
-       WHERE id = $1 RETURNING *`,
+       WHERE id = $1 RETURNING ${cols(table)}`,
       [
         id,
         c.name ?? null,

@@ -1,6 +1,7 @@
 // Domains: containers of users and projects. A domain must be disabled before it is deleted; its
 // projects, users and their assignments go with it.
 import { conflict, notFound, type Queryable, StratusError } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
 import { type ContainerChanges, updateContainer } from "./containers.js";
@@ -37,7 +38,7 @@ export class Domains {
   constructor(private readonly db: Queryable) {}
 
   async find(id: string, q: Queryable = this.db): Promise<DomainRecord | undefined> {
-    const [row] = await q.query("SELECT * FROM domains WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("domains")} FROM domains WHERE id = $1`, [id]);
     return row ? fromRow(row) : undefined;
   }
 
@@ -48,7 +49,7 @@ export class Domains {
   }
 
   async findByName(name: string): Promise<DomainRecord | undefined> {
-    const [row] = await this.db.query("SELECT * FROM domains WHERE name = $1", [name]);
+    const [row] = await this.db.query(`SELECT ${cols("domains")} FROM domains WHERE name = $1`, [name]);
     return row ? fromRow(row) : undefined;
   }
 
@@ -56,7 +57,7 @@ export class Domains {
     filter: { name?: string | undefined; enabled?: boolean | undefined } = {},
   ): Promise<DomainRecord[]> {
     const rows = await this.db.query(
-      `SELECT * FROM domains WHERE ($1::text IS NULL OR name = $1) AND ($2::boolean IS NULL OR enabled = $2)
+      `SELECT ${cols("domains")} FROM domains WHERE ($1::text IS NULL OR name = $1) AND ($2::boolean IS NULL OR enabled = $2)
        ORDER BY name`,
       [filter.name ?? null, filter.enabled ?? null],
     );
@@ -75,7 +76,7 @@ export class Domains {
     try {
       const [row] = await w.tx.query(
         `INSERT INTO domains (id, name, description, enabled, tags, extra) VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING *`,
+         RETURNING ${cols("domains")}`,
         [d.id ?? newId(), d.name, d.description, d.enabled, d.tags, JSON.stringify(d.extra)],
       );
       return fromRow(row!);

@@ -1,6 +1,7 @@
 // Projects: each in one domain (its parent, as Keystone's projects directly under a domain).
 // Disabling or deleting a project revokes the tokens scoped to it.
 import { conflict, invalidInput, notFound, type Queryable } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
 import { type ContainerChanges, updateContainer } from "./containers.js";
@@ -47,7 +48,7 @@ export class Projects {
   constructor(private readonly db: Queryable) {}
 
   async find(id: string, q: Queryable = this.db): Promise<ProjectRecord | undefined> {
-    const [row] = await q.query("SELECT * FROM projects WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("projects")} FROM projects WHERE id = $1`, [id]);
     return row ? fromRow(row) : undefined;
   }
 
@@ -58,16 +59,16 @@ export class Projects {
   }
 
   async findByName(name: string, domainId: string): Promise<ProjectRecord | undefined> {
-    const [row] = await this.db.query("SELECT * FROM projects WHERE name = $1 AND domain_id = $2", [
-      name,
-      domainId,
-    ]);
+    const [row] = await this.db.query(
+      `SELECT ${cols("projects")} FROM projects WHERE name = $1 AND domain_id = $2`,
+      [name, domainId],
+    );
     return row ? fromRow(row) : undefined;
   }
 
   async list(filter: ProjectFilter = {}): Promise<ProjectRecord[]> {
     const rows = await this.db.query(
-      `SELECT * FROM projects
+      `SELECT ${cols("projects")} FROM projects
        WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR domain_id = $2)
          AND ($3::boolean IS NULL OR enabled = $3) AND ($4::text[] IS NULL OR id = ANY($4))
        ORDER BY name, id`,
@@ -80,7 +81,7 @@ export class Projects {
     try {
       const [row] = await w.tx.query(
         `INSERT INTO projects (id, name, domain_id, description, enabled, tags, extra)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${cols("projects")}`,
         [p.id ?? newId(), p.name, p.domainId, p.description, p.enabled, p.tags, JSON.stringify(p.extra)],
       );
       return fromRow(row!);

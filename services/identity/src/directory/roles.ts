@@ -3,6 +3,7 @@
 // roles away from tokens already issued (a role deleted, a rule removed) revokes the tokens of
 // every user holding a role it affects.
 import { conflict, invalidInput, notFound, type Queryable } from "@stratus/runtime";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
 import { isUniqueViolation } from "./sql-errors.js";
@@ -50,7 +51,7 @@ export class Roles {
   constructor(private readonly db: Queryable) {}
 
   async find(id: string, q: Queryable = this.db): Promise<RoleRecord | undefined> {
-    const [row] = await q.query("SELECT * FROM roles WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("roles")} FROM roles WHERE id = $1`, [id]);
     return row ? fromRow(row) : undefined;
   }
 
@@ -61,32 +62,37 @@ export class Roles {
   }
 
   async findByName(name: string, q: Queryable = this.db): Promise<RoleRecord | undefined> {
-    const [row] = await q.query("SELECT * FROM roles WHERE name = $1", [name]);
+    const [row] = await q.query(`SELECT ${cols("roles")} FROM roles WHERE name = $1`, [name]);
     return row ? fromRow(row) : undefined;
   }
 
   async list(filter: { name?: string | undefined } = {}): Promise<RoleRecord[]> {
     const rows = await this.db.query(
-      "SELECT * FROM roles WHERE ($1::text IS NULL OR name = $1) ORDER BY name",
+      `SELECT ${cols("roles")} FROM roles WHERE ($1::text IS NULL OR name = $1) ORDER BY name`,
       [filter.name ?? null],
     );
     return rows.map(fromRow);
   }
 
   async byNames(names: string[]): Promise<RoleRecord[]> {
-    const rows = await this.db.query("SELECT * FROM roles WHERE name = ANY($1) ORDER BY name", [names]);
+    const rows = await this.db.query(
+      `SELECT ${cols("roles")} FROM roles WHERE name = ANY($1) ORDER BY name`,
+      [names],
+    );
     return rows.map(fromRow);
   }
 
   async byIds(ids: Iterable<string>, q: Queryable = this.db): Promise<RoleRecord[]> {
-    const rows = await q.query("SELECT * FROM roles WHERE id = ANY($1) ORDER BY name", [[...ids]]);
+    const rows = await q.query(`SELECT ${cols("roles")} FROM roles WHERE id = ANY($1) ORDER BY name`, [
+      [...ids],
+    ]);
     return rows.map(fromRow);
   }
 
   async create(w: Work, r: Omit<RoleRecord, "id"> & { id?: string }): Promise<RoleRecord> {
     try {
       const [row] = await w.tx.query(
-        "INSERT INTO roles (id, name, description, extra) VALUES ($1, $2, $3, $4) RETURNING *",
+        `INSERT INTO roles (id, name, description, extra) VALUES ($1, $2, $3, $4) RETURNING ${cols("roles")}`,
         [r.id ?? newId(), r.name, r.description, JSON.stringify(r.extra)],
       );
       return fromRow(row!);
@@ -109,7 +115,7 @@ export class Roles {
     try {
       const [row] = await w.tx.query(
         `UPDATE roles SET name = coalesce($2, name), description = coalesce($3, description), extra = extra || $4::jsonb
-         WHERE id = $1 RETURNING *`,
+         WHERE id = $1 RETURNING ${cols("roles")}`,
         [id, c.name ?? null, c.description ?? null, JSON.stringify(c.extra ?? {})],
       );
       // Tokens carry role names: a renamed role's holders get new tokens.

@@ -3,6 +3,7 @@
 import { conflict, invalidInput, notFound, type Queryable } from "@stratus/runtime";
 import type { FailureState } from "../auth/lockout.js";
 import type { PasswordHasher } from "../auth/password-hasher.js";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 import type { Work } from "../tokens/revocation-log.js";
 import { isForeignKeyViolation, isUniqueViolation } from "./sql-errors.js";
@@ -84,21 +85,21 @@ export class Users {
   }
 
   async credentials(id: string, q: Queryable = this.db): Promise<UserCredentials | undefined> {
-    const [row] = await q.query("SELECT * FROM users WHERE id = $1", [id]);
+    const [row] = await q.query(`SELECT ${cols("users")} FROM users WHERE id = $1`, [id]);
     return row ? fromRow(row) : undefined;
   }
 
   async credentialsByName(name: string, domainId: string): Promise<UserCredentials | undefined> {
-    const [row] = await this.db.query("SELECT * FROM users WHERE name = $1 AND domain_id = $2", [
-      name,
-      domainId,
-    ]);
+    const [row] = await this.db.query(
+      `SELECT ${cols("users")} FROM users WHERE name = $1 AND domain_id = $2`,
+      [name, domainId],
+    );
     return row ? fromRow(row) : undefined;
   }
 
   async list(filter: UserFilter = {}): Promise<UserRecord[]> {
     const rows = await this.db.query(
-      `SELECT * FROM users
+      `SELECT ${cols("users")} FROM users
        WHERE ($1::text IS NULL OR name = $1) AND ($2::text IS NULL OR domain_id = $2)
          AND ($3::boolean IS NULL OR enabled = $3)
        ORDER BY name, id`,
@@ -115,7 +116,7 @@ export class Users {
     try {
       const [row] = await w.tx.query(
         `INSERT INTO users (id, name, domain_id, enabled, password_hash, password_created_at, default_project_id, extra)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END, $6, $7) RETURNING *`,
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END, $6, $7) RETURNING ${cols("users")}`,
         [
           u.id ?? newId(),
           u.name,
@@ -145,7 +146,7 @@ export class Users {
            failed_auth_count = CASE WHEN $4::text IS NULL THEN failed_auth_count ELSE 0 END,
            default_project_id = CASE WHEN $5 THEN $6 ELSE default_project_id END,
            extra = extra || $7::jsonb
-         WHERE id = $1 RETURNING *`,
+         WHERE id = $1 RETURNING ${cols("users")}`,
         [
           id,
           c.name ?? null,

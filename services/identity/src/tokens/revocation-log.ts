@@ -5,6 +5,7 @@
 
 import type { Database, Queryable } from "@stratus/runtime";
 import type { Revocation } from "@stratus/runtime/auth";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 
 export type RevocationFields = Partial<
@@ -78,7 +79,7 @@ export class RevocationLog {
   /** The revocations that can still match a token in its lifetime. */
   async relevant(): Promise<Revocation[]> {
     const rows = await this.db.query<RevocationRow>(
-      "SELECT * FROM revocations WHERE issued_before >= $1 ORDER BY issued_before",
+      `SELECT ${cols("revocations")} FROM revocations WHERE issued_before >= $1 ORDER BY issued_before`,
       [new Date(this.now() - this.tokenTtlMs - CLOCK_SKEW_MS)],
     );
     return rows.map(fromRow);
@@ -96,7 +97,7 @@ export class RevocationLog {
     const [row] = await tx.query<RevocationRow>(
       `INSERT INTO revocations (id, audit_id, user_id, project_id, domain_id, system, application_credential_id,
          issued_before, revoked_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING ${cols("revocations")}`,
       [
         newId(),
         f.auditId ?? "",

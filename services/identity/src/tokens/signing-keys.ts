@@ -8,6 +8,7 @@
 import type { Database } from "@stratus/runtime";
 import { type PublicSigningKey, TOKEN_ALGORITHM, type TokenClaims } from "@stratus/runtime/auth";
 import { exportJWK, exportPKCS8, generateKeyPair, importPKCS8, SignJWT } from "jose";
+import { cols } from "../columns.js";
 import { newId } from "../identifiers.js";
 
 interface KeyRow extends Record<string, unknown> {
@@ -90,7 +91,7 @@ export class SigningKeys {
   /** The keys that verify tokens still in their lifetime. */
   async published(): Promise<PublishedKey[]> {
     const rows = await this.db.query<KeyRow>(
-      "SELECT * FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC",
+      `SELECT ${cols("signing_keys")} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC`,
       [new Date(this.now() - this.options.tokenTtlMs)],
     );
     return rows.map((r) => ({
@@ -132,7 +133,7 @@ export class SigningKeys {
 
   private async newestActive(): Promise<KeyRow | undefined> {
     const [row] = await this.db.query<KeyRow>(
-      "SELECT * FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+      `SELECT ${cols("signing_keys")} FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1`,
     );
     return row ? { ...row, created_at: new Date(row.created_at) } : undefined;
   }

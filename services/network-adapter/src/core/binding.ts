@@ -6,6 +6,7 @@
 import { PortChange } from "@stratus/contracts/events/v1";
 import { IpAllocation } from "@stratus/contracts/network/v1";
 import { invalidInput, notFound, StratusError } from "@stratus/runtime";
+import { cols } from "./columns.js";
 import type { Tx } from "./context.js";
 import { checkId } from "./ids.js";
 import { allocateFromAny, networkSubnetsJsonSql, releasePortIps, type SubnetRow } from "./ipam.js";
@@ -34,7 +35,7 @@ async function bindContext(tx: Tx, portId: string, host: string) {
   const caller = callerParams(tx.caller, 3);
   const physnets = hostPhysnetsSql("$2");
   const [row] = await tx.q.query(
-    `SELECT p.*,
+    `SELECT ${cols("ports", "p")},
        (SELECT coalesce(json_agg(json_build_object('subnetId', a.subnet_id, 'ip', a.ip)), '[]'::json)
           FROM ip_allocations a WHERE a.port_id = p.id) AS bind_ips,
        EXISTS (SELECT 1 FROM networks n WHERE n.id = p.network_id AND ${networkVisibleSql("n", caller.sql)}) AS bind_network_visible,
@@ -131,7 +132,7 @@ export async function bindPort(
     }
   }
   const [updated] = await tx.q.query(
-    `UPDATE ports SET ${boundPortSetSql("$2", "$3", "$4::uuid")} WHERE id = $1 RETURNING *`,
+    `UPDATE ports SET ${boundPortSetSql("$2", "$3", "$4::uuid")} WHERE id = $1 RETURNING ${cols("ports")}`,
     [port.id, req.host, JSON.stringify(req.bindingProfile ?? {}), segmentId],
   );
   const bound = portFromRow(updated!, ips);

@@ -13,6 +13,7 @@ import {
 } from "@stratus/contracts/network/v1";
 import type { Queryable } from "@stratus/runtime";
 import { formatIp } from "../ipam/ipv4.js";
+import { cols } from "./columns.js";
 import { routedNetworkSql, segmentOrderSql } from "./rules.js";
 
 export type NetworkRec = MessageInitShape<typeof NetworkSchema> & {
@@ -94,7 +95,9 @@ export async function loadSegments(
   params: unknown[],
   order = `ORDER BY ${segmentOrderSql("s")}`,
 ): Promise<SegmentRec[]> {
-  return (await q.query(`SELECT s.* FROM segments s WHERE ${where} ${order}`, params)).map(segmentOut);
+  return (
+    await q.query(`SELECT ${cols("segments", "s")} FROM segments s WHERE ${where} ${order}`, params)
+  ).map(segmentOut);
 }
 
 export async function loadNetworks(
@@ -104,7 +107,7 @@ export async function loadNetworks(
   order = DEFAULT_ORDER("n"),
 ): Promise<NetworkRec[]> {
   const rows = await q.query(
-    `SELECT n.*, ${routedNetworkSql("n.id")} AS routed,
+    `SELECT ${cols("networks", "n")}, ${routedNetworkSql("n.id")} AS routed,
        NOT EXISTS (SELECT 1 FROM subnets asn WHERE asn.network_id = n.id AND asn.segment_id IS NOT NULL) AS l2_adjacency
      FROM networks n WHERE ${where} ${order}`,
     params,
@@ -112,7 +115,7 @@ export async function loadNetworks(
   if (!rows.length) return [];
   const ids = rows.map((r) => String(r.id));
   const segs = await q.query(
-    `SELECT * FROM segments s WHERE s.network_id = ANY($1::uuid[]) ORDER BY ${segmentOrderSql("s")}`,
+    `SELECT ${cols("segments")} FROM segments s WHERE s.network_id = ANY($1::uuid[]) ORDER BY ${segmentOrderSql("s")}`,
     [ids],
   );
   const subs = await q.query<{ id: string; network_id: string }>(
@@ -147,7 +150,7 @@ export async function loadSubnets(
   params: unknown[],
   order = DEFAULT_ORDER("s"),
 ): Promise<SubnetRec[]> {
-  const rows = await q.query(`SELECT s.* FROM subnets s WHERE ${where} ${order}`, params);
+  const rows = await q.query(`SELECT ${cols("subnets", "s")} FROM subnets s WHERE ${where} ${order}`, params);
   if (!rows.length) return [];
   const pools = await q.query(
     "SELECT subnet_id, first_ip, last_ip FROM allocation_pools WHERE subnet_id = ANY($1::uuid[]) ORDER BY first_ip",
@@ -195,7 +198,9 @@ export async function loadSubnetPools(
   params: unknown[],
   order = DEFAULT_ORDER("sp"),
 ): Promise<PoolRec[]> {
-  return (await q.query(`SELECT sp.* FROM subnet_pools sp WHERE ${where} ${order}`, params)).map(poolOut);
+  return (
+    await q.query(`SELECT ${cols("subnet_pools", "sp")} FROM subnet_pools sp WHERE ${where} ${order}`, params)
+  ).map(poolOut);
 }
 
 /** A json/jsonb column or json_agg result: parsed by the driver (pg) or still text (PGlite). */
@@ -212,7 +217,7 @@ export async function loadPorts(
   params: unknown[],
   order = DEFAULT_ORDER("p"),
 ): Promise<PortRec[]> {
-  const rows = await q.query(`SELECT p.* FROM ports p WHERE ${where} ${order}`, params);
+  const rows = await q.query(`SELECT ${cols("ports", "p")} FROM ports p WHERE ${where} ${order}`, params);
   if (!rows.length) return [];
   const ips = await q.query(
     "SELECT port_id, subnet_id, ip FROM ip_allocations WHERE port_id = ANY($1::uuid[]) ORDER BY ip",
@@ -260,10 +265,13 @@ export async function loadRouters(
   params: unknown[],
   order = DEFAULT_ORDER("r"),
 ): Promise<RouterRec[]> {
-  const rows = await q.query(`SELECT r.* FROM routers r WHERE ${where} ${order}`, params);
+  const rows = await q.query(`SELECT ${cols("routers", "r")} FROM routers r WHERE ${where} ${order}`, params);
   if (!rows.length) return [];
   const ids = rows.map((r) => r.id);
-  const ifaces = await q.query("SELECT * FROM router_interfaces WHERE router_id = ANY($1::uuid[])", [ids]);
+  const ifaces = await q.query(
+    `SELECT ${cols("router_interfaces")} FROM router_interfaces WHERE router_id = ANY($1::uuid[])`,
+    [ids],
+  );
   const gwIps = await q.query(
     `SELECT r.id AS router_id, a.subnet_id, a.ip FROM routers r JOIN ip_allocations a ON a.port_id = r.gateway_port_id
      WHERE r.id = ANY($1::uuid[]) ORDER BY a.ip`,

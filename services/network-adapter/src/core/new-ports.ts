@@ -2,6 +2,7 @@
 // per turn): the values a CreatePort request gives its row, the INSERT that draws the MAC in the
 // database when none was asked for, and drawing again when a drawn MAC was already on the network.
 import type { CreatePortRequest } from "@stratus/contracts/network/v1";
+import { cols } from "./columns.js";
 import { type Caller, owningProject } from "./context.js";
 import { MAC_DRAWS, RANDOM_MAC_SQL } from "./rules.js";
 import { columns } from "./unnest.js";
@@ -61,7 +62,7 @@ export function insertPortsSql(source: string, mode: string): string {
       binding_vnic_type, description, admin_state_up)
     SELECT id, network_id, project_id, name, port_mac, device_id, device_owner, ${mode}, vnic, description,
       admin_state_up FROM ${source}
-    ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING *`;
+    ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING ${cols("ports")}`;
 }
 
 /** A request whose port was not inserted because its MAC was already on the network. */

@@ -6,6 +6,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { PortChange } from "@stratus/contracts/events/v1";
 import type { PortDetailsSchema } from "@stratus/contracts/network/v1";
 import { invalidInput, type Queryable, StratusError } from "@stratus/runtime";
+import { cols } from "./columns.js";
 import type { Outbox } from "./context.js";
 import { checkId } from "./ids.js";
 import { IP_ALLOCATION_NAMES, jsonColumn, portFromRow } from "./model.js";
@@ -27,7 +28,7 @@ export type PortDetails = MessageInitShape<typeof PortDetailsSchema>;
 const CHECK_AND_UPDATE_SQL = `WITH want AS (SELECT * FROM unnest($1::int[], $2::uuid[]) AS w(k, id)),
 req AS (SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $6::int[]) AS r(k, server_id, host, n)),
 locked AS MATERIALIZED (
-  SELECT want.k, p.*, n.mtu AS net_mtu, s.network_type AS seg_network_type, s.physical_network AS seg_physical_network,
+  SELECT want.k, ${cols("ports", "p")}, n.mtu AS net_mtu, s.network_type AS seg_network_type, s.physical_network AS seg_physical_network,
     s.segmentation_id AS seg_segmentation_id,
     (SELECT coalesce(json_agg(json_build_object('subnet_id', a.subnet_id, 'ip', a.ip)), '[]'::json)
      FROM ip_allocations a WHERE a.port_id = p.id) AS fixed

@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { type CreatePortRequest, IpAllocation } from "@stratus/contracts/network/v1";
 import type { Queryable } from "@stratus/runtime";
+import { cols } from "./columns.js";
 import { type Caller, mayActFor } from "./context.js";
 import { isUuid } from "./ids.js";
 import { freeAddressesSql, takeAndHoldSql } from "./ipam.js";
@@ -196,7 +197,7 @@ const BIND_DEFERRED_SQL = `WITH r AS (
   UPDATE ports SET ${boundPortSetSql("p.host", "p.profile", "a.segment_id")}
   FROM held JOIN p ON p.id = held.port_id JOIN assign a ON a.k = p.k
   WHERE ports.id = held.port_id
-  RETURNING ports.*, p.k AS bind_k, held.subnet_id AS held_subnet_id, held.ip AS held_ip,
+  RETURNING ${cols("ports", "ports")}, p.k AS bind_k, held.subnet_id AS held_subnet_id, held.ip AS held_ip,
     a.segment_id AS held_segment_id`;
 
 export interface DeferredBind {

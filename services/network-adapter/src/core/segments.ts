@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { ListSegmentsRequest, Segment, UpdateSegmentRequest } from "@stratus/contracts/network/v1";
 import { conflict, invalidInput, notFound, StratusError } from "@stratus/runtime";
+import { cols } from "./columns.js";
 import type { Tx } from "./context.js";
 import { checkId } from "./ids.js";
 import { SEGMENT_LIST } from "./list-fields.js";
@@ -93,7 +94,7 @@ const INSERT_SEGMENT_SQL = `INSERT INTO segments (id, network_id, name, descript
     segmentation_id, segment_index)
   VALUES ($1, $2, $3, $4, $5, $6, $7,
     (SELECT coalesce(max(segment_index) + 1, 0) FROM segments WHERE network_id = $2))
-  ON CONFLICT DO NOTHING RETURNING *`;
+  ON CONFLICT DO NOTHING RETURNING ${cols("segments")}`;
 
 /** A segment of the network, validated; a tunnel without a segmentation id gets the next free one. */
 export async function insertSegment(tx: Tx, networkId: string, s: SegmentSpec): Promise<SegmentRec> {

@@ -4,6 +4,7 @@
 // deadlock) and checks capacity under those locks, so no provider is ever over-committed, however
 // many schedulers write at once.
 import { conflict, type Database, invalidInput, type Queryable } from "@stratus/runtime";
+import { cols } from "./columns.js";
 import { assertAllocatable, type InventoryRow, toInventory } from "./inventory.js";
 import { assertResourceClass, assertUuid } from "./names.js";
 import { type PlacementWrite, providerIdOf } from "./providers.js";
@@ -237,7 +238,7 @@ export class Allocations {
       const amounts = wanted.map((w) => w.amount);
       // The CTE above ran first; its updates are visible to later statements of the transaction.
       const invs = await tx.query<InventoryRow & { provider_id: number }>(
-        `SELECT i.* FROM inventories i JOIN unnest($1::int[], $2::text[]) AS w(provider_id, resource_class)
+        `SELECT ${cols("inventories", "i")} FROM inventories i JOIN unnest($1::int[], $2::text[]) AS w(provider_id, resource_class)
          ON i.provider_id = w.provider_id AND i.resource_class = w.resource_class`,
         [ids, classes],
       );

@@ -4,6 +4,7 @@
 // the provider's row lock), so two writers never both apply a change made against one reading.
 import { randomUUID } from "node:crypto";
 import { conflict, type Database, invalidInput, notFound, type Queryable } from "@stratus/runtime";
+import { cols } from "./columns.js";
 import {
   capacityOf,
   type InventoryInput,
@@ -238,7 +239,7 @@ export class ResourceProviders {
     return this.db.transaction(async (tx) => {
       const p = await providerIdOf(tx, uuid);
       const rows = await tx.query<InventoryRow>(
-        "SELECT * FROM inventories WHERE provider_id = $1 ORDER BY resource_class",
+        `SELECT ${cols("inventories")} FROM inventories WHERE provider_id = $1 ORDER BY resource_class`,
         [p.id],
       );
       return { generation: p.generation, inventories: rows.map(toInventory) };
