@@ -3,7 +3,13 @@
 
 export { allow, type MethodPolicy, type ServicePolicy, servicePolicy } from "./auth/method-policy.js";
 export { bootService, openServiceDatabase } from "./boot.js";
-export { ConfigError, DATABASE_POOLS, type DatabaseService, storageConfig, storageSettings } from "./config.js";
+export {
+  ConfigError,
+  DATABASE_POOLS,
+  type DatabaseService,
+  storageConfig,
+  storageSettings,
+} from "./config.js";
 export {
   acceptRequestId,
   currentContext,
