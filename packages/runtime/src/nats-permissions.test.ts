@@ -55,7 +55,7 @@ describe("NATS permissions", () => {
 
   it("lets only the owner of a resource publish its events", () => {
     const owners: [string, NatsRole][] = [
-      ["stratus.server.state", "conductor"],
+      ["stratus.server.state.p1", "conductor"],
       ["stratus.server.changed", "conductor"],
       ["stratus.port.bound", "network-adapter"],
       ["stratus.port.created", "network-adapter"],
@@ -77,7 +77,7 @@ describe("NATS permissions", () => {
     expect(maySubscribe("conductor", Subjects.heartbeat)).toBe(true);
     expect(maySubscribe("conductor", Subjects.portBound)).toBe(false);
     expect(maySubscribe("compute-agent", Subjects.computeBuild("rack1-1"))).toBe(false);
-    expect(maySubscribe("network-adapter", Subjects.serverState)).toBe(false);
+    expect(maySubscribe("network-adapter", Subjects.serverState("p1"))).toBe(false);
     expect(maySubscribe("tools", Subjects.computeBuild("rack1-1"))).toBe(true);
     expect(publishers("stratus.anything").includes("tools")).toBe(false);
     expect(natsPermissions("tools").publish).toEqual({ deny: [">"] });
@@ -93,6 +93,7 @@ describe("NATS permissions", () => {
     expect(streamsOwnedBy("conductor").map((s) => s.name)).toEqual([
       Streams.computeCommands.name,
       Streams.computeResults.name,
+      Streams.serverEvents.name,
     ]);
     for (const { name } of Object.values(Streams)) {
       expect(publishers(`$JS.API.STREAM.CREATE.${name}`)).toEqual(["conductor"]);
@@ -101,6 +102,17 @@ describe("NATS permissions", () => {
       expect(publishers(`$JS.API.STREAM.PURGE.${name}`)).toEqual([]);
     }
     expect(publishers("$JS.API.STREAM.CREATE.ANOTHER")).toEqual([]);
+  });
+
+  it("lets the api read the server events from a sequence of its choosing, and no other service", () => {
+    const events = Streams.serverEvents.name;
+    expect(publishers(`$JS.API.CONSUMER.CREATE.${events}.watch_1`)).toEqual(["api"]);
+    expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${events}.watch_1`)).toEqual(["api"]);
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${events}.watch_1`)).toEqual(["api"]);
+    expect(publishers(`$JS.API.STREAM.INFO.${events}`)).toEqual(["api", "conductor"]);
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${Streams.computeCommands.name}.x`)).toEqual([]);
+    expect(publishers(`$JS.API.CONSUMER.CREATE.${Streams.computeResults.name}.x`)).toEqual(["conductor"]);
+    expect(publishers(`$JS.API.STREAM.CREATE.${events}`)).toEqual(["conductor"]);
   });
 
   it("lets a role consume only the streams it reads", () => {

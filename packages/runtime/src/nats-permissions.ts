@@ -55,12 +55,19 @@ interface StreamRights {
   owner: ServiceRole;
   /** Roles with durable consumers on it (create, pull, acknowledge). */
   consumers: readonly ServiceRole[];
+  /**
+   * Roles that read it from a sequence of their choosing with short-lived consumers they make
+   * and remove (nats.js's ordered consumers), acknowledging nothing.
+   */
+  readers?: readonly ServiceRole[];
 }
 
 const STREAM_RIGHTS: { readonly [K in keyof typeof Streams]: StreamRights } = {
   // The conductor sends the commands and reads the results: both streams exist once it has run.
   computeCommands: { owner: "conductor", consumers: ["compute-agent"] },
   computeResults: { owner: "conductor", consumers: ["conductor"] },
+  // The conductor publishes the state changes; the api's watchers read them.
+  serverEvents: { owner: "conductor", consumers: [], readers: ["api"] },
 };
 
 /** What one role may publish and subscribe, in nats-server's permission terms. */
@@ -97,6 +104,16 @@ function jetStreamApi(stream: string, rights: StreamRights, role: NatsRole): str
       `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
       // Acknowledgements (ack, nak with delay) go to the reply subject of each message.
       `$JS.ACK.${stream}.>`,
+    );
+  }
+  if (rights.readers?.includes(role as ServiceRole)) {
+    api.push(
+      // Where the stream starts and ends (a reader's resume point), then its own consumers.
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.>`,
+      `$JS.API.CONSUMER.INFO.${stream}.>`,
+      `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+      `$JS.API.CONSUMER.DELETE.${stream}.>`,
     );
   }
   return api;

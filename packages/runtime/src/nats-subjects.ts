@@ -1,5 +1,9 @@
 // The names NATS traffic is addressed by: the subjects and JetStream streams of the mesh, and the
-// roles that connect to it (each with a credential of its own, nats-permissions.ts).
+// roles that connect to it (each with a credential of its own, nats-permissions.ts). The subjects
+// are those events.proto declares on its messages (the stratus.events.v1.subject option).
+import { type DescFile, type DescMessage, getOption } from "@bufbuild/protobuf";
+import { file_stratus_events_v1_events } from "@stratus/contracts/events/v1";
+import { subject as subjectOption } from "@stratus/contracts/events/v1/subject";
 
 /** The services of the mesh, each connecting with a credential of its own. */
 export const SERVICE_ROLES = [
@@ -20,54 +24,186 @@ export type ServiceRole = (typeof SERVICE_ROLES)[number];
 export const NATS_ROLES = [...SERVICE_ROLES, "tools"] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
-/** Subjects: stratus.<domain>.<event>. */
+/** A subject as the contracts declare it (the stratus.events.v1.subject option of its message). */
+export interface DeclaredSubject {
+  /** The key of Subjects. */
+  name: string;
+  /** Tokens separated by dots; `{field}` is filled from that field of the message. */
+  pattern: string;
+  /** On a JetStream stream (stored) rather than core NATS. */
+  durable: boolean;
+  /** The message it carries. */
+  message: DescMessage;
+  /** The fields its `{field}` tokens name, in order. */
+  fields: string[];
+}
+
+const PLACEHOLDER = /^\{([a-z][a-z0-9_]*)\}$/;
+
+function declarationsOf(file: DescFile): DeclaredSubject[] {
+  return file.messages.flatMap((message) =>
+    getOption(message, subjectOption).map((s) => ({
+      name: s.name,
+      pattern: s.pattern,
+      durable: s.durable,
+      message,
+      fields: s.pattern
+        .split(".")
+        .map((token) => PLACEHOLDER.exec(token)?.[1])
+        .filter((f): f is string => f !== undefined),
+    })),
+  );
+}
+
+/** Every subject events.proto declares, by name: the one source of the mesh's subjects. */
+export const DECLARED_SUBJECTS: ReadonlyMap<string, DeclaredSubject> = new Map(
+  declarationsOf(file_stratus_events_v1_events).map((d) => [d.name, d]),
+);
+
+function declared(name: string, fields: number): DeclaredSubject {
+  const d = DECLARED_SUBJECTS.get(name);
+  if (!d) throw new Error(`events.proto declares no subject named ${name}`);
+  if (d.fields.length !== fields) {
+    throw new Error(`subject ${name} (${d.pattern}) has ${d.fields.length} {field} tokens, not ${fields}`);
+  }
+  return d;
+}
+
+/**
+ * A value as one subject token: A-Z a-z 0-9 _ - as they are, every other byte of its UTF-8
+ * percent-encoded (so `.`, `*`, `>` and spaces never split or widen a subject), and the empty
+ * value as a lone `%` (no encoded value is that).
+ */
+export function subjectToken(value: string): string {
+  if (value === "") return "%";
+  if (/^[A-Za-z0-9_-]+$/.test(value)) return value;
+  return Array.from(Buffer.from(value, "utf8"), (byte) => {
+    const c = String.fromCharCode(byte);
+    return /[A-Za-z0-9_-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }).join("");
+}
+
+/** A declared subject without `{field}` tokens. */
+function fixed(name: string): string {
+  return declared(name, 0).pattern;
+}
+
+/**
+ * A declared subject with one `{field}` token, as the function that fills it. Filled with `*` or
+ * `>` (as given, not encoded) it is the pattern a subscriber or a permission uses.
+ */
+function perToken(name: string): (value: string) => string {
+  const { pattern } = declared(name, 1);
+  const tokens = pattern.split(".");
+  const at = tokens.findIndex((t) => PLACEHOLDER.test(t));
+  const before = `${tokens.slice(0, at).join(".")}.`;
+  const after = at + 1 < tokens.length ? `.${tokens.slice(at + 1).join(".")}` : "";
+  return (value) =>
+    `${before}${value === "*" || (value === ">" && after === "") ? value : subjectToken(value)}${after}`;
+}
+
+/**
+ * The subjects code publishes and subscribes, by the names events.proto gives them (read from
+ * the generated descriptors when this module loads: a name here the contracts do not declare,
+ * or declare with other tokens, stops every service at start; a declaration with no name here
+ * fails nats-subjects.test.ts).
+ */
 export const Subjects = {
-  serverState: "stratus.server.state",
-  serversChanged: "stratus.server.changed",
-  computeBuild: (host: string) => `stratus.compute.build.${host}`,
-  computeDelete: (host: string) => `stratus.compute.delete.${host}`,
-  computeResult: "stratus.compute.result",
-  computeDeleted: "stratus.compute.deleted",
-  vifPlugged: "stratus.compute.vif_plugged",
-  heartbeat: "stratus.service.heartbeat",
-  portCreated: "stratus.port.created",
-  portBound: "stratus.port.bound",
-  portUnbound: "stratus.port.unbound",
-  portDeleted: "stratus.port.deleted",
-  portUpdated: "stratus.port.updated",
-  ipAllocated: "stratus.ip.allocated",
-  ipReleased: "stratus.ip.released",
-  networkCreated: "stratus.network.created",
-  networkDeleted: "stratus.network.deleted",
-  networkUpdated: "stratus.network.updated",
-  segmentCreated: "stratus.segment.created",
-  segmentUpdated: "stratus.segment.updated",
-  segmentDeleted: "stratus.segment.deleted",
-  subnetCreated: "stratus.subnet.created",
-  subnetUpdated: "stratus.subnet.updated",
-  subnetDeleted: "stratus.subnet.deleted",
-  routerCreated: "stratus.router.created",
-  routerUpdated: "stratus.router.updated",
-  routerDeleted: "stratus.router.deleted",
-  allocationClaimed: "stratus.allocation.claimed",
-  allocationReleased: "stratus.allocation.released",
-  placementChanged: "stratus.placement.changed",
-  identityRevoked: "stratus.identity.revoked",
+  serverState: perToken("serverState"),
+  serversChanged: fixed("serversChanged"),
+  computeBuild: perToken("computeBuild"),
+  computeDelete: perToken("computeDelete"),
+  computeResult: fixed("computeResult"),
+  computeDeleted: fixed("computeDeleted"),
+  vifPlugged: fixed("vifPlugged"),
+  heartbeat: fixed("heartbeat"),
+  portCreated: fixed("portCreated"),
+  portBound: fixed("portBound"),
+  portUnbound: fixed("portUnbound"),
+  portDeleted: fixed("portDeleted"),
+  portUpdated: fixed("portUpdated"),
+  ipAllocated: fixed("ipAllocated"),
+  ipReleased: fixed("ipReleased"),
+  networkCreated: fixed("networkCreated"),
+  networkDeleted: fixed("networkDeleted"),
+  networkUpdated: fixed("networkUpdated"),
+  segmentCreated: fixed("segmentCreated"),
+  segmentUpdated: fixed("segmentUpdated"),
+  segmentDeleted: fixed("segmentDeleted"),
+  subnetCreated: fixed("subnetCreated"),
+  subnetUpdated: fixed("subnetUpdated"),
+  subnetDeleted: fixed("subnetDeleted"),
+  routerCreated: fixed("routerCreated"),
+  routerUpdated: fixed("routerUpdated"),
+  routerDeleted: fixed("routerDeleted"),
+  allocationClaimed: fixed("allocationClaimed"),
+  allocationReleased: fixed("allocationReleased"),
+  placementChanged: fixed("placementChanged"),
+  identityRevoked: fixed("identityRevoked"),
 } as const;
+
+/** A subject pattern as a test of concrete subjects: `{field}` matches any one token. */
+function matcher(pattern: string): RegExp {
+  const tokens = pattern
+    .split(".")
+    .map((t) => (PLACEHOLDER.test(t) ? "[^.*> ]+" : t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  return new RegExp(`^${tokens.join("\\.")}$`);
+}
+
+const matchersByMessage = new Map<string, RegExp[]>();
+for (const d of DECLARED_SUBJECTS.values()) {
+  const list = matchersByMessage.get(d.message.typeName) ?? [];
+  list.push(matcher(d.pattern));
+  matchersByMessage.set(d.message.typeName, list);
+}
+
+/** The declaration a concrete subject falls under, if any. */
+export function declarationOf(subject: string): DeclaredSubject | undefined {
+  for (const d of DECLARED_SUBJECTS.values()) if (matcher(d.pattern).test(subject)) return d;
+  return undefined;
+}
+
+/**
+ * Throws unless the contracts declare `subject` for `message` (EventBus checks every publish: a
+ * message on a subject its contract does not name is a bug that no consumer elsewhere could
+ * know of).
+ */
+export function assertDeclared(subject: string, message: DescMessage): void {
+  const matchers = matchersByMessage.get(message.typeName);
+  if (matchers?.some((m) => m.test(subject))) return;
+  throw new Error(`${message.typeName} is not declared for subject ${subject} (events.proto)`);
+}
 
 /** The JetStream streams of the mesh; each one's owner (nats-permissions.ts) ensures it at start. */
 export const Streams = {
   /** Commands to compute hosts: one consumer per host, removed once acknowledged. */
   computeCommands: {
     name: "STRATUS_COMPUTE_COMMANDS",
-    subjects: ["stratus.compute.build.>", "stratus.compute.delete.>"],
+    subjects: [Subjects.computeBuild(">"), Subjects.computeDelete(">")],
+    retention: "workqueue",
+    maxAgeS: 24 * 3600,
   },
   /** What compute hosts report back to the conductor. */
   computeResults: {
     name: "STRATUS_COMPUTE_RESULTS",
-    subjects: ["stratus.compute.result", "stratus.compute.deleted"],
+    subjects: [Subjects.computeResult, Subjects.computeDeleted],
+    retention: "workqueue",
+    maxAgeS: 24 * 3600,
   },
-} as const;
+  /**
+   * Every server's state changes, kept for an hour whoever reads them: the api's watchers
+   * (ServerWatch) read them by sequence, so a watcher that reconnects resumes where it was.
+   */
+  serverEvents: {
+    name: "STRATUS_SERVER_EVENTS",
+    subjects: [Subjects.serverState(">")],
+    retention: "history",
+    maxAgeS: 3600,
+  },
+} as const satisfies Record<
+  string,
+  { name: string; subjects: readonly string[]; retention: "workqueue" | "history"; maxAgeS: number }
+>;
 
 /** The subject prefix of a role's reply inboxes: each role may read its own replies only. */
 export function inboxPrefix(role: NatsRole): string {

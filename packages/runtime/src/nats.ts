@@ -37,7 +37,7 @@ import {
   writeRequestId,
 } from "./context.js";
 import type { Logger } from "./log.js";
-import { inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
+import { assertDeclared, inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
 
 /**
  * How a role connects: its reply inboxes under its own prefix and, given its nkey seed, the
@@ -116,9 +116,10 @@ export async function ensureStreams(
     const config = {
       name: s.name,
       subjects: [...s.subjects],
-      retention: RetentionPolicy.Workqueue,
+      // A work queue forgets a message once acknowledged; a history keeps each until max_age.
+      retention: s.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
       storage: StorageType.File,
-      max_age: 24 * 3600 * 1e9,
+      max_age: s.maxAgeS * 1e9,
     };
     try {
       await jsm.streams.info(s.name);
@@ -196,6 +197,7 @@ export class EventBus {
 
   /** Core pub/sub: liveness and progress, lost if nobody listens. */
   publish<D extends DescMessage>(subject: string, schema: D, value: MessageInitShape<D>): void {
+    assertDeclared(subject, schema);
     this.nc.publish(subject, toBinary(schema, create(schema, value)), { headers: contextHeadersShared() });
   }
 
@@ -232,6 +234,7 @@ export class EventBus {
     schema: D,
     value: MessageInitShape<D>,
   ): Promise<void> {
+    assertDeclared(subject, schema);
     await this.jetstream().publish(subject, toBinary(schema, create(schema, value)), {
       headers: contextHeaders(),
     });

@@ -18,7 +18,7 @@ import {
   type NewLease,
   StaleLease,
 } from "./build.js";
-import type { BuildContext } from "./build-context.js";
+import { announce, type BuildContext } from "./build-context.js";
 import { BuildRun } from "./build-run.js";
 import { BuildStore } from "./build-store.js";
 import { cleanup } from "./cleanup.js";
@@ -88,6 +88,13 @@ export class Builder {
    * run read the row again.
    */
   kickCreated(server: ServerRecord, build: NewBuild, lease: NewLease): void {
+    // The first state of the new server (committed): its watchers see every state from this one on.
+    announce(
+      this.ctx,
+      { server_id: server.id, project_id: server.projectId, host: "" },
+      server.vmState,
+      server.taskState,
+    );
     this.queue.startFrom(server.id, {
       row: createdRow(server, build),
       until: lease.takenAt + lease.leaseMs / 2,
