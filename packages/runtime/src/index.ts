@@ -16,7 +16,15 @@ export {
   systemContext,
   userContext,
 } from "./context.js";
-export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
+export {
+  conflict,
+  invalidInput,
+  isStratusError,
+  notFound,
+  novaFault,
+  StratusError,
+  toConnectError,
+} from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
 export { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";

@@ -1,4 +1,5 @@
-// api: the edge. Serves the Nova-compatible REST API on API_PORT and health/reflection on PORT.
+// api: the edge. Serves the Nova-compatible REST API on API_PORT, and ServerWatchService (the
+// servers' live progress, for users) with health and reflection on PORT.
 import { ConductorService } from "@stratus/contracts/compute/v1";
 import { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
 import { ServersChangedSchema } from "@stratus/contracts/events/v1";
@@ -11,6 +12,8 @@ import { DEFAULT_CREATE_RETRY_MS } from "./handlers/create-server.js";
 import { createRestServer } from "./http/server.js";
 import { ImageCatalogue, parseImages } from "./images.js";
 import { ListCache } from "./list-cache.js";
+import { ServerEvents } from "./watch/server-events.js";
+import { serverWatchPolicy, serverWatchService } from "./watch/server-watch-service.js";
 
 const booted = await bootService({
   name: "api",
@@ -81,6 +84,9 @@ void (async () => {
   }
 })();
 
+// The servers' state changes, for ServerWatchService and GET /v2.1/stratus/server-events.
+const serverEvents = new ServerEvents(bus.nc, logger);
+
 const router = buildRouter({
   // A peer that cannot be reached is named by its kind in the client's 503.
   conductor: serviceClient(ConductorService, config.CONDUCTOR_URL, { peer: "compute" }),
@@ -90,6 +96,7 @@ const router = buildRouter({
   images,
   logger,
   listCache,
+  serverEvents,
   createRetryMs: config.API_CREATE_RETRY_MS,
 });
 const rest = createRestServer({
@@ -110,4 +117,4 @@ lifecycle.onShutdown(
 );
 logger.info({ port: config.API_PORT }, "compute API listening");
 
-await booted.serve([], { policies: [] });
+await booted.serve([serverWatchService(serverEvents)], { policies: [serverWatchPolicy] });
