@@ -46,7 +46,7 @@ beforeAll(async () => {
   void (async () => {
     for await (const m of sub) seenSubjects.push({ subject: m.subject, data: m.data });
   })();
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await tools?.close();
@@ -146,7 +146,7 @@ describe("ServerWatchService", () => {
     expect(
       active.every((r) => r.change!.host.startsWith("watch-") && r.change!.projectId === user.projectId),
     ).toBe(true);
-  }, 180_000);
+  }, 300_000);
 
   it("resumes after a reconnect mid-build from the last cursor: nothing missed, nothing twice", async () => {
     const user = await mesh.token({ user: "watcher", project: "watch-resume", roles: ["member"] });
