@@ -4,7 +4,10 @@
 // that reconnects mid-build from its last cursor misses nothing and sees nothing twice; a watch
 // without a token is refused, and nobody sees another project's servers. Everything the mesh
 // publishes meanwhile is on a subject events.proto declares for its message.
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -12,12 +15,13 @@ import { ConductorService, NetworkMode } from "@stratus/contracts/compute/v1";
 import { ServerWatchService, type WatchServersResponse } from "@stratus/contracts/compute/v1/server-watch";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
+import { type Mesh, repoRoot, startMesh } from "@stratus/runtime/testing";
 import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { declarationOf } from "../../packages/runtime/src/nats-subjects.js";
 import { as, until } from "../conductor/helpers.js";
 
+const run = promisify(execFile);
 const HOSTS = 20;
 /** What a build that goes straight to ACTIVE writes, in order (vm_state/task_state). */
 const BUILD_STEPS = ["building/scheduling", "building/spawning", "active/"];
@@ -310,6 +314,39 @@ describe("GET /v2.1/stratus/server-events (Server-Sent Events)", () => {
     const bad = await open("carol:p-sse", "", { "last-event-id": "x1" }).res;
     expect(bad.status).toBe(400);
   });
+});
+
+describe("tools a user has", () => {
+  it("buf curl finds grpc.health.v1.Health by reflection and checks it", async () => {
+    const { stdout } = await run(join(repoRoot, "node_modules/.bin/buf"), [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      `${mesh.url("api")}/grpc.health.v1.Health/Check`,
+    ]);
+    expect(JSON.parse(stdout)).toEqual({ status: "SERVING" });
+  });
+
+  it("scripts/watch.mjs --watch follows a server to ACTIVE", async () => {
+    const project = `script-${randomUUID().slice(0, 8)}`;
+    const created = await as(project, () =>
+      serviceClient(ConductorService, mesh.url("conductor")).createServers({
+        name: "scripted",
+        flavorId: "1",
+        imageRef: "cirros",
+        networkMode: NetworkMode.NONE,
+      }),
+    );
+    const id = created.servers[0]!.id;
+    const { stdout } = await run(
+      process.execPath,
+      [join(repoRoot, "scripts/watch.mjs"), "--watch", id, "--url", mesh.apiUrl],
+      { env: { ...process.env, OS_TOKEN: `dave:${project}` }, timeout: 60_000 },
+    );
+    // Whether it saw the build or found it already done, it ends on ACTIVE.
+    expect(stdout.trim().split("\n").at(-1)).toMatch(new RegExp(`${id} ACTIVE`));
+  }, 90_000);
 });
 
 describe("what the mesh published meanwhile", () => {
