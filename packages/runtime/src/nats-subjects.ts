@@ -199,10 +199,18 @@ export const Streams = {
     subjects: [Subjects.serverState(">")],
     retention: "history",
     maxAgeS: 3600,
+    // The oldest go first beyond this (a watcher resuming from one of them is told so).
+    maxBytes: 256 * 2 ** 20,
   },
 } as const satisfies Record<
   string,
-  { name: string; subjects: readonly string[]; retention: "workqueue" | "history"; maxAgeS: number }
+  {
+    name: string;
+    subjects: readonly string[];
+    retention: "workqueue" | "history";
+    maxAgeS: number;
+    maxBytes?: number;
+  }
 >;
 
 /** The subject prefix of a role's reply inboxes: each role may read its own replies only. */

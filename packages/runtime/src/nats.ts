@@ -120,6 +120,7 @@ export async function ensureStreams(
       retention: s.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
       storage: StorageType.File,
       max_age: s.maxAgeS * 1e9,
+      max_bytes: "maxBytes" in s ? s.maxBytes : -1,
     };
     try {
       await jsm.streams.info(s.name);
