@@ -118,3 +118,5 @@ lifecycle.onShutdown(
 logger.info({ port: config.API_PORT }, "compute API listening");
 
 await booted.serve([serverWatchService(serverEvents)], { policies: [serverWatchPolicy] });
+// First at shutdown: open watches end, so that neither edge waits on them.
+lifecycle.onShutdown("server watches", () => serverEvents.close());

@@ -80,6 +80,7 @@ export function serverEventRoutes(router: Router, deps: ApiDeps): void {
       },
       stream: async (res: ServerResponse) => {
         res.on("close", () => stop.abort());
+        if (res.destroyed) stop.abort();
         const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), KEEP_ALIVE_MS);
         try {
           if (!first.done) res.write(sse(first.value));

@@ -50,6 +50,8 @@ function isStreamNotFound(err: unknown): boolean {
 
 export class ServerEvents {
   private jsm?: Promise<JetStreamManager>;
+  /** Aborted at shutdown: every watch ends (unavailable: its watcher resumes elsewhere). */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -69,7 +71,9 @@ export class ServerEvents {
    * event has no change: the watch is in place at its cursor. Refuses a cursor the stream no
    * longer holds everything after (gone), and one beyond its end (invalid_input).
    */
-  async *watch(scope: WatchScope, after: bigint, signal: AbortSignal): AsyncGenerator<ServerEvent> {
+  async *watch(scope: WatchScope, after: bigint, callerSignal: AbortSignal): AsyncGenerator<ServerEvent> {
+    if (this.closing.signal.aborted) throw new StratusError("unavailable", "the api is shutting down");
+    const signal = AbortSignal.any([callerSignal, this.closing.signal]);
     let first: number;
     let last: number;
     try {
@@ -119,5 +123,13 @@ export class ServerEvents {
       stop();
       await consumer.delete().catch(() => undefined);
     }
+    if (this.closing.signal.aborted && !callerSignal.aborted) {
+      throw new StratusError("unavailable", "the api is shutting down: resume from the last cursor");
+    }
+  }
+
+  /** Ends every watch (the api is stopping); later ones are refused. */
+  close(): void {
+    this.closing.abort();
   }
 }
