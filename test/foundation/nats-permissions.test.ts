@@ -6,6 +6,7 @@ import { type DescMessage, fromBinary, type MessageInitShape, type MessageShape 
 import {
   BuildCommandSchema,
   BuildResultSchema,
+  DeleteCommandSchema,
   PortChange,
   PortChangedSchema,
   ServerStateChangedSchema,
@@ -199,7 +200,7 @@ describe("NATS permissions per role", () => {
   });
 
   it("a compute agent can neither create nor delete a stream", async () => {
-    await (await as("conductor")).publishDurable(Subjects.computeDelete("rack1-1"), BuildCommandSchema, {
+    await (await as("conductor")).publishDurable(Subjects.computeDelete("rack1-1"), DeleteCommandSchema, {
       serverId: "held-by-the-stream",
     });
     const held = await streamMessages(Streams.computeCommands.name);
