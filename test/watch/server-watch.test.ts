@@ -215,6 +215,22 @@ describe("ServerWatchService", () => {
     expect(named.responses.filter((r) => r.change)).toEqual([]);
   }, 120_000);
 
+  it("follows a delete: deleting, then deleted", async () => {
+    const user = await mesh.token({ user: "watcher", project: "watch-delete", roles: ["member"] });
+    const w = watch(user.token);
+    await w.ready;
+    const id = (await conductorAs(user.token)("to-delete")).servers[0]!.id;
+    await until("ACTIVE", async () => settled(w.responses, [id]), 60_000);
+    const client = createClient(
+      ConductorService,
+      createConnectTransport({ baseUrl: mesh.url("conductor"), httpVersion: "2" }),
+    );
+    await client.deleteServer({ id }, { headers: auth(user.token) });
+    await until("DELETED", async () => w.responses.some((r) => r.change?.status === "DELETED"), 60_000);
+    w.stop();
+    expect(steps(w.responses, id)).toEqual([...BUILD_STEPS, "active/deleting", "deleted/"]);
+  }, 120_000);
+
   it("refuses a cursor beyond the stream's end", async () => {
     const user = await mesh.token({ user: "watcher", project: "watch-many", roles: ["reader"] });
     const w = watch(user.token, { after: 1n << 60n });

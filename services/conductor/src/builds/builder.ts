@@ -140,7 +140,8 @@ export class Builder {
   ): Promise<void> {
     // A run not started yet reads the row again (it is ours to tear down now).
     this.queue.forgetHint(serverId);
-    await this.ctx.store.markDeleting(serverId, ctx);
+    const server = await this.ctx.store.markDeleting(serverId, ctx);
+    if (server) announce(this.ctx, { server_id: serverId, ...server }, server.vm_state, "deleting");
     await this.settle(serverId);
     // Whoever takes the lease first tears it down: this call, or a run a sweep or a result started.
     const b = await this.ctx.store.acquire(serverId);
