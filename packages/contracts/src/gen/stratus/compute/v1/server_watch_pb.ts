@@ -24,7 +24,8 @@ export const file_stratus_compute_v1_server_watch: GenFile = /*@__PURE__*/
 export type WatchServersRequest = Message<"stratus.compute.v1.WatchServersRequest"> & {
   /**
    * The cursor of the last response received; 0: from now on. A cursor older than what the
-   * mesh keeps (an hour) is refused with OUT_OF_RANGE: read the servers, then watch from now.
+   * mesh keeps (an hour of changes, at most 256 MiB) is refused with OUT_OF_RANGE: read the
+   * servers, then watch from now.
    *
    * @generated from field: uint64 after = 1;
    */
