@@ -16,6 +16,7 @@ import {
 } from "./config.js";
 import { Lifecycle } from "./lifecycle.js";
 import { createLogger, type Logger } from "./log.js";
+import { startMetrics } from "./metrics.js";
 import { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 import { streamsOwnedBy } from "./nats-permissions.js";
 import type { ServiceRole } from "./nats-subjects.js";
@@ -26,6 +27,7 @@ import type { Database } from "./storage/database.js";
 import { migrationsFrom } from "./storage/migrate.js";
 import { openDatabase } from "./storage/open.js";
 import { type ListenerTls, listenerTls, peerCa } from "./tls.js";
+import { startTracing, stopTracing } from "./tracing.js";
 
 type BaseConfig = z.infer<z.ZodObject<typeof commonConfig>> & { PORT: number };
 
@@ -78,8 +80,11 @@ export async function bootService<S extends ConfigShape>(options: {
     return listenerTls(config);
   });
   const logger = createLogger(options.name, config.LOG_LEVEL);
+  startMetrics(options.name);
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
   const lifecycle = new Lifecycle(logger);
+  await startTracing(options.name, config.OTEL_EXPORTER_OTLP_ENDPOINT, config.OTEL_BSP_SCHEDULE_DELAY);
+  lifecycle.onShutdown("tracing", stopTracing);
   lifecycle.installSignalHandlers(config.STRATUS_EXIT_WITH_PARENT);
 
   const seedFile = config.NATS_NKEY_SEED_FILE;
@@ -93,7 +98,7 @@ export async function bootService<S extends ConfigShape>(options: {
   });
   const bus = new EventBus(nc, logger);
   lifecycle.onShutdown("nats", () => bus.close());
-  await ensureStreams(nc, streamsOwnedBy(options.name));
+  await ensureStreams(nc, streamsOwnedBy(options.name), { replicas: config.NATS_STREAM_REPLICAS });
 
   const auth = options.issuesTokens
     ? undefined

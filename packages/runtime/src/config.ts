@@ -114,6 +114,22 @@ export const commonConfig = {
   NATS_NKEY_SEED_FILE: fileSetting(readNkeySeedFile).describe(
     "File with this service's NATS nkey seed (npm start: .stratus/nats/credentials/<service>.nk); unset: anonymous",
   ),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe(
+      "OpenTelemetry: the OTLP/HTTP collector spans are sent to (<url>/v1/traces), W3C traceparent on every REST, RPC and NATS hop; unset: tracing off",
+    ),
+  OTEL_BSP_SCHEDULE_DELAY: count(5000, 1).describe("OpenTelemetry: how often buffered spans are sent, ms"),
+  NATS_STREAM_REPLICAS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(5)
+    .default(1)
+    .describe(
+      "Copies of each JetStream stream a service creates (3 on a 3-node cluster); an existing stream is never given fewer",
+    ),
   LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
     .default("info")

@@ -26,6 +26,7 @@ export {
   toConnectError,
 } from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
+export { LATENCY_BUCKETS, metricsRegistry, registerQueryGauge } from "./metrics.js";
 export { connectNats, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
 export {
@@ -43,4 +44,5 @@ export type { Database, Queryable, QueryOptions, Row } from "./storage/database.
 export { migrationsFrom } from "./storage/migrate.js";
 export { openDatabase } from "./storage/open.js";
 export type { ListenerTls } from "./tls.js";
+export { inSpan, SpanKind, tracingEnabled } from "./tracing.js";
 export { TurnBatcher } from "./turn-batcher.js";

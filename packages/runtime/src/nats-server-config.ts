@@ -52,11 +52,16 @@ const HEADER = [
   "# one nkey user per role; a client without one of these keys is refused. Edit the table, not this.",
 ];
 
+/** The `authorization.users` entries of the roles' keys: each key with its role's permissions. */
+export function natsAuthorizationUsers(
+  keys: readonly RoleKey[],
+): { nkey: string; permissions: ReturnType<typeof natsPermissions> }[] {
+  return keys.map((k) => ({ nkey: k.publicKey, permissions: natsPermissions(k.role) }));
+}
+
 function authorizationBlock(keys: readonly RoleKey[]): string[] {
-  const users = keys.map(
-    (k) =>
-      `    # ${k.role}\n    ${JSON.stringify({ nkey: k.publicKey, permissions: natsPermissions(k.role) })}`,
-  );
+  const entries = natsAuthorizationUsers(keys);
+  const users = keys.map((k, i) => `    # ${k.role}\n    ${JSON.stringify(entries[i])}`);
   return ["authorization: {", "  users: [", ...users, "  ]", "}", ""];
 }
 
@@ -68,17 +73,29 @@ export function natsAuthorizationConfig(keys: readonly RoleKey[]): string {
   return [...HEADER, ...authorizationBlock(keys)].join("\n");
 }
 
-/** A whole nats-server configuration: the client listener, JetStream's store and the authorization. */
+/**
+ * A whole nats-server configuration: the client listener, JetStream's store and the authorization;
+ * with `cluster`, also this node's name and its routes to the other nodes of the cluster (every
+ * node lists every route, its own included, as nats-server's examples do).
+ */
 export function natsServerConfig(options: {
   host: string;
   port: number;
   storeDir: string;
   keys: readonly RoleKey[];
+  cluster?: { name: string; serverName: string; port: number; routes: readonly string[] };
 }): string {
+  const c = options.cluster;
   return [
     ...HEADER,
     `listen: ${JSON.stringify(`${options.host}:${options.port}`)}`,
+    ...(c ? [`server_name: ${JSON.stringify(c.serverName)}`] : []),
     `jetstream: { store_dir: ${JSON.stringify(options.storeDir)} }`,
+    ...(c
+      ? [
+          `cluster: { name: ${JSON.stringify(c.name)}, listen: ${JSON.stringify(`${options.host}:${c.port}`)}, routes: ${JSON.stringify(c.routes)} }`,
+        ]
+      : []),
     ...authorizationBlock(options.keys),
   ].join("\n");
 }

@@ -28,6 +28,7 @@ import {
   StorageType,
   type Subscription,
 } from "nats";
+import { Gauge } from "prom-client";
 import {
   currentContext,
   type RequestContext,
@@ -37,7 +38,9 @@ import {
   writeRequestId,
 } from "./context.js";
 import type { Logger } from "./log.js";
+import { metricsRegistry } from "./metrics.js";
 import { assertDeclared, inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
+import { inSpan, SpanKind, tracingEnabled, writeTraceContext } from "./tracing.js";
 
 /**
  * How a role connects: its reply inboxes under its own prefix and, given its nkey seed, the
@@ -106,11 +109,20 @@ export async function connectNats(options: {
 }
 
 /** Creates the given streams, or brings their configuration up to date (their owner, at start). */
+/**
+ * Makes the streams a service owns, or brings an existing one's subjects and limits up to date.
+ * `replicas` (NATS_STREAM_REPLICAS) is the copies a new stream keeps on a cluster; an existing
+ * stream is never given fewer than it has (an operator, or a replica configured higher, may have
+ * raised it), only more. A replica count the servers cannot hold (3 on one server) is refused by
+ * NATS, and the service does not start.
+ */
 export async function ensureStreams(
   nc: NatsConnection,
   streams: readonly (typeof Streams)[keyof typeof Streams][],
+  options: { replicas?: number } = {},
 ): Promise<void> {
   if (streams.length === 0) return;
+  const replicas = options.replicas ?? 1;
   const jsm = await nc.jetstreamManager();
   for (const s of streams) {
     const config = {
@@ -122,18 +134,23 @@ export async function ensureStreams(
       max_age: s.maxAgeS * 1e9,
       max_bytes: "maxBytes" in s ? s.maxBytes : -1,
     };
+    let existing: number | undefined;
     try {
-      await jsm.streams.info(s.name);
-      await jsm.streams.update(s.name, config);
-    } catch {
-      try {
-        await jsm.streams.add(config);
-      } catch (err) {
-        // Another service created it between our two calls.
-        await jsm.streams.info(s.name).catch(() => {
-          throw err;
-        });
-      }
+      existing = (await jsm.streams.info(s.name)).config.num_replicas;
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw err;
+    }
+    if (existing !== undefined) {
+      await jsm.streams.update(s.name, { ...config, num_replicas: Math.max(existing, replicas) });
+      continue;
+    }
+    try {
+      await jsm.streams.add({ ...config, num_replicas: replicas });
+    } catch (err) {
+      // Another service created it between our two calls.
+      await jsm.streams.info(s.name).catch(() => {
+        throw err;
+      });
     }
   }
 }
@@ -141,6 +158,7 @@ export async function ensureStreams(
 function contextHeaders(): MsgHdrs {
   const h = natsHeaders();
   writeRequestId(h);
+  writeTraceContext(h);
   return h;
 }
 
@@ -153,7 +171,8 @@ function contextHeaders(): MsgHdrs {
 const sharedHeaders = new WeakMap<RequestContext, MsgHdrs>();
 function contextHeadersShared(): MsgHdrs {
   const ctx = currentContext();
-  if (!ctx) return contextHeaders();
+  // Traced, each publish carries its own span's context.
+  if (!ctx || tracingEnabled()) return contextHeaders();
   let h = sharedHeaders.get(ctx);
   if (!h) {
     h = natsHeaders();
@@ -168,8 +187,43 @@ function contextHeadersShared(): MsgHdrs {
  * authenticates the publishing service, not a user, so no identity is taken from a message.
  */
 function contextOf(h: MsgHdrs | undefined): RequestContext {
-  return systemContext(readRequestId({ get: (name) => (h?.has(name) ? h.get(name) : undefined) }));
+  return systemContext(readRequestId(headerSource(h)));
 }
+
+/** A message's headers as the request-id and trace readers take them. */
+function headerSource(h: MsgHdrs | undefined): { get(name: string): string | undefined } {
+  return { get: (name) => (h?.has(name) ? h.get(name) : undefined) };
+}
+
+/** The durable consumers this process reads, for their lag at a scrape. */
+const consumersOfProcess = new Map<
+  string,
+  { stream: string; durable: string; info: () => Promise<{ num_pending: number; num_ack_pending: number }> }
+>();
+
+/** How long a scrape waits for one consumer's info before leaving it out. */
+const CONSUMER_INFO_TIMEOUT_MS = 1000;
+
+new Gauge({
+  name: "stratus_nats_consumer_messages",
+  help: "Messages of a durable consumer this process reads: pending (not delivered yet) and unacked (delivered, not acknowledged)",
+  labelNames: ["stream", "consumer", "state"] as const,
+  registers: [metricsRegistry],
+  async collect() {
+    this.reset();
+    await Promise.all(
+      [...consumersOfProcess.values()].map(async (c) => {
+        const info = await Promise.race([
+          c.info().catch(() => undefined),
+          new Promise<undefined>((r) => setTimeout(() => r(undefined), CONSUMER_INFO_TIMEOUT_MS).unref()),
+        ]);
+        if (!info) return;
+        this.set({ stream: c.stream, consumer: c.durable, state: "pending" }, info.num_pending);
+        this.set({ stream: c.stream, consumer: c.durable, state: "unacked" }, info.num_ack_pending);
+      }),
+    );
+  },
+});
 
 /** How often a consumer whose stream does not exist yet asks again. */
 const STREAM_WAIT_MS = 250;
@@ -214,7 +268,13 @@ export class EventBus {
       for await (const msg of sub) {
         await runWithContext(contextOf(msg.headers), async () => {
           try {
-            await handler(fromBinary(schema, msg.data), msg);
+            await inSpan(
+              `receive ${msg.subject}`,
+              SpanKind.CONSUMER,
+              headerSource(msg.headers),
+              {},
+              async () => handler(fromBinary(schema, msg.data), msg),
+            );
           } catch (err) {
             this.logger.error({ err, subject: msg.subject }, "event handler failed");
           }
@@ -286,13 +346,26 @@ export class EventBus {
     }
     const consumer = await this.jetstream().consumers.get(options.stream, options.durable);
     const messages = await consumer.consume({ max_messages: 256 });
-    this.consumers.push({ stop: () => messages.stop() });
+    const key = `${options.stream}/${options.durable}`;
+    consumersOfProcess.set(key, {
+      stream: options.stream,
+      durable: options.durable,
+      info: () => consumer.info(),
+    });
+    this.consumers.push({
+      stop: () => {
+        consumersOfProcess.delete(key);
+        messages.stop();
+      },
+    });
     const limit = Math.max(1, options.concurrency ?? 1);
     const inFlight = new Set<Promise<void>>();
     const handle = (m: JsMsg) =>
       runWithContext(contextOf(m.headers), async () => {
         try {
-          await options.handler(fromBinary(options.schema, m.data), m);
+          await inSpan(`process ${m.subject}`, SpanKind.CONSUMER, headerSource(m.headers), {}, () =>
+            options.handler(fromBinary(options.schema, m.data), m),
+          );
           m.ack();
         } catch (err) {
           this.logger.warn(

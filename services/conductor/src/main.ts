@@ -17,6 +17,7 @@ import {
 } from "@stratus/runtime";
 import { z } from "zod";
 import { Builder } from "./builds/builder.js";
+import { registerQueueMetrics } from "./builds/metrics.js";
 import { peersOver } from "./builds/peer-adapters.js";
 import { ServerChanges } from "./compute/changes.js";
 import { Flavors } from "./compute/flavors.js";
@@ -135,6 +136,7 @@ const builder = new Builder({
     holdMs: config.BUILD_YIELD_HOLD_MS,
   },
 });
+registerQueueMetrics(() => builder.queueState());
 const servers = new Servers(db);
 const quotas = new Quotas(db, {
   instances: config.QUOTA_INSTANCES,

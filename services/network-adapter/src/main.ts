@@ -1,6 +1,12 @@
 // network-adapter: owns networks, segments, subnets, ports and IPAM; serves NetworkService.
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { bootService, openServiceDatabase, serviceClient, storageConfig } from "@stratus/runtime";
+import {
+  bootService,
+  openServiceDatabase,
+  registerQueryGauge,
+  serviceClient,
+  storageConfig,
+} from "@stratus/runtime";
 import { z } from "zod";
 import { FreeListKeeper } from "./core/free-list-keeper.js";
 import { setDefaultQuotas } from "./core/quotas.js";
@@ -52,6 +58,27 @@ const sync = new PlacementSync(
 );
 booted.lifecycle.onShutdown("placement sync", () => sync.close());
 const freeLists = new FreeListKeeper(db, booted.logger);
+// Each routed segment's IPv4 addresses, read at each scrape: the size of its subnets' allocation
+// pools and how many of those addresses ports hold (what placement's IPV4_ADDRESS inventory of
+// the segment is made from, placement-sync.ts).
+registerQueryGauge({
+  name: "stratus_ipam_segment_addresses",
+  help: "IPv4 addresses of each segment's subnets' allocation pools: in pools (size) and held by ports (used)",
+  labelNames: ["segment", "state"],
+  query: () =>
+    db.query(
+      `SELECT sn.segment_id AS segment, 'size' AS state, sum(p.last_ip - p.first_ip + 1) AS value
+         FROM allocation_pools p JOIN subnets sn ON sn.id = p.subnet_id
+        WHERE sn.segment_id IS NOT NULL GROUP BY sn.segment_id
+       UNION ALL
+       SELECT sn.segment_id AS segment, 'used' AS state, count(*) AS value
+         FROM ip_allocations a JOIN subnets sn ON sn.id = a.subnet_id
+        WHERE sn.segment_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM allocation_pools p
+                       WHERE p.subnet_id = a.subnet_id AND a.ip BETWEEN p.first_ip AND p.last_ip)
+        GROUP BY sn.segment_id`,
+    ),
+});
 booted.lifecycle.onShutdown("free lists", () => freeLists.close());
 await booted.serve([networkService(db, booted.bus, sync, freeLists, booted.logger)], {
   policies: [networkPolicy],

@@ -1,7 +1,13 @@
 // scheduler: owns placement; serves PlacementService and SchedulerService.
 import { randomUUID } from "node:crypto";
 import { AllocationChangedSchema, PlacementChangedSchema } from "@stratus/contracts/events/v1";
-import { bootService, openServiceDatabase, Subjects, storageSettings } from "@stratus/runtime";
+import {
+  bootService,
+  openServiceDatabase,
+  registerQueryGauge,
+  Subjects,
+  storageSettings,
+} from "@stratus/runtime";
 import { z } from "zod";
 import type { AllocationNotifier } from "./placement/allocation-events.js";
 import { AllocationCandidates } from "./placement/candidates/allocation-candidates.js";
@@ -50,6 +56,20 @@ const booted = await bootService({
 const { config } = booted;
 const db = await openServiceDatabase(booted, "scheduler", new URL("../migrations", import.meta.url).pathname);
 const placement = new Placement(db);
+// Placement's usage and capacity by resource class, read at each scrape (Placement's own
+// arithmetic: capacity = (total - reserved) * allocation_ratio).
+registerQueryGauge({
+  name: "stratus_placement_resources",
+  help: "Placement resources over all providers, by resource class: used (allocated) and capacity ((total - reserved) x allocation ratio)",
+  labelNames: ["resource_class", "state"],
+  query: () =>
+    db.query(
+      `SELECT resource_class, 'capacity' AS state, sum((total - reserved) * allocation_ratio) AS value
+         FROM inventories GROUP BY resource_class
+       UNION ALL
+       SELECT resource_class, 'used' AS state, sum(used) AS value FROM allocations GROUP BY resource_class`,
+    ),
+});
 {
   // Every scheduler process keeps pools of hosts for SelectDestinations (scheduling/host-pool.ts)
   // and drops them after a placement write through it; writes through the others reach it here

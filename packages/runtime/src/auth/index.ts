@@ -42,7 +42,14 @@ export {
 export { type Revocation, RevocationList, revocationBuckets, revokes } from "./revocations.js";
 export { AUTHORIZATION_HEADER, RpcAuthentication } from "./rpc-authentication.js";
 export { loginAsUser } from "./service-auth.js";
-export { ensureServiceUsers, keptPassword, passwordFileOf, readPasswordFile } from "./service-users.js";
+export {
+  ensureServiceUser,
+  ensureServiceUsers,
+  keptPassword,
+  LOGIN_SERVICES,
+  passwordFileOf,
+  readPasswordFile,
+} from "./service-users.js";
 export {
   claimsFor,
   identityFromClaims,

@@ -8,8 +8,12 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writePrivateFile } from "../nats-server-config.js";
+import { SERVICE_ROLES } from "../nats-subjects.js";
 import type { KeystoneAdmin } from "./keystone-admin.js";
 import { SERVICE_PROJECT, SERVICE_ROLE, type ServicePrincipalName, serviceUserName } from "./principal.js";
+
+/** The services that log in to the identity as a service user (the identity issues the tokens). */
+export const LOGIN_SERVICES = SERVICE_ROLES.filter((r) => r !== "identity");
 
 /** Where a service principal's password lives in a credentials directory. */
 export function passwordFileOf(dir: string, service: ServicePrincipalName): string {
@@ -42,13 +46,25 @@ export async function ensureServiceUsers(
   chmodSync(dir, 0o700);
   const files: Record<string, string> = {};
   for (const service of services) {
-    await admin.ensureUser({
-      name: serviceUserName(service),
-      password: keptPassword(passwordFileOf(dir, service)),
-      project: SERVICE_PROJECT,
-      roles: [SERVICE_ROLE],
-    });
+    await ensureServiceUser(admin, service, keptPassword(passwordFileOf(dir, service)));
     files[service] = passwordFileOf(dir, service);
   }
   return files;
+}
+
+/**
+ * Makes (or sets again) one service user with `password`: stratus-<service> in project `service`
+ * with the `service` role. For passwords an operator keeps elsewhere (a Kubernetes Secret, read-only).
+ */
+export async function ensureServiceUser(
+  admin: KeystoneAdmin,
+  service: ServicePrincipalName,
+  password: string,
+): Promise<void> {
+  await admin.ensureUser({
+    name: serviceUserName(service),
+    password,
+    project: SERVICE_PROJECT,
+    roles: [SERVICE_ROLE],
+  });
 }

@@ -4,9 +4,15 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { Logger } from "../log.js";
+import { restServerDuration } from "../metrics.js";
 import type { ListenerTls } from "../tls.js";
+import { inSpan, SpanKind } from "../tracing.js";
+import { header } from "./request.js";
 
 export type RestServer = http.Server | https.Server;
+
+/** Methods that get a series of their own; any other a client sends counts as "other". */
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 export interface RestResponse {
   status: number;
@@ -21,14 +27,35 @@ export interface RestResponse {
   stream?: (res: ServerResponse) => Promise<void>;
 }
 
-/** The server of a REST edge; with `tls` (the service's certificate, tls.ts) it serves HTTPS only. */
+/**
+ * The server of a REST edge; with `tls` (the service's certificate, tls.ts) it serves HTTPS only.
+ * Every request is timed into stratus_rest_request_duration_seconds under `edge` (metrics.ts).
+ */
 export function createHttpServer(
   logger: Logger,
   tls: ListenerTls | undefined,
   handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  edge = "rest",
 ): RestServer {
   const listener = (req: IncomingMessage, res: ServerResponse) => {
-    handle(req, res).catch((err) => {
+    const started = performance.now();
+    res.once("finish", () => {
+      restServerDuration.observe(
+        {
+          edge,
+          method: METHODS.has(req.method ?? "") ? req.method : "other",
+          status: String(res.statusCode),
+        },
+        (performance.now() - started) / 1000,
+      );
+    });
+    inSpan(
+      `${req.method ?? "GET"} ${edge}`,
+      SpanKind.SERVER,
+      { get: (name) => header(req, name) },
+      { "http.request.method": req.method ?? "", "stratus.edge": edge },
+      () => handle(req, res),
+    ).catch((err) => {
       logger.error({ err }, "rest handler crashed");
       if (!res.headersSent) {
         res.statusCode = 500;

@@ -18,6 +18,7 @@ import { writeRequestId } from "../context.js";
 import { fromConnectError, isStratusError, StratusError } from "../errors.js";
 import { ServiceUnavailable } from "../http/faults.js";
 import { peerCa } from "../tls.js";
+import { writeTraceContext } from "../tracing.js";
 import { fastUnaryTransport } from "./fast-client.js";
 
 /** Writes the caller's credential headers of a call to baseUrl (caller-credential.ts). */
@@ -30,6 +31,7 @@ function contextAndErrors(baseUrl: string): Interceptor {
   const callerHeaders = callerHeadersFor(baseUrl);
   return (next) => async (req) => {
     writeRequestId(req.header);
+    writeTraceContext(req.header);
     callerHeaders(req.header);
     try {
       return await next(req);

@@ -19,6 +19,7 @@ import { Code, ConnectError, type Transport, type UnaryResponse } from "@connect
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { writeRequestId } from "../context.js";
+import { writeTraceContext } from "../tracing.js";
 import { PROTO, TIMEOUT_HEADER } from "./connect-unary.js";
 import { webHeaders } from "./node-headers.js";
 
@@ -63,6 +64,7 @@ export function fastUnaryTransport(options: {
         for (const [k, v] of new Headers(header)) set(k, v);
       }
       writeRequestId({ set });
+      writeTraceContext({ set });
       options.callerHeaders?.({ set });
       const body = toBinary(
         method.input,

@@ -6,24 +6,27 @@
 // Stages, outermost first:
 //   1. requestContext  the caller's request id, read from the request headers, in a context with
 //                      no rights yet; all later stages run inside it (every log line carries it).
-//   2. outcome         logs how the call ended and maps what it threw to the ConnectError its
+//   1b. tracing       a server span continuing the caller's trace, when tracing is on (tracing.ts).
+//   2. metrics         the call's duration and status code in stratus_rpc_server_duration_seconds
+//                      (metrics.ts), whatever stage ended it: refusals of the stages below count.
+//   3. outcome         logs how the call ended and maps what it threw to the ConnectError its
 //                      caller gets (a StratusError's kind to its code, with the kind in a trailer).
-//   3. authentication  the caller's bearer token validated, its principal made (a user, or a
+//   4. authentication  the caller's bearer token validated, its principal made (a user, or a
 //                      service acting as itself), the method's policy applied; the handler runs in
 //                      the principal's context. No token or an invalid one: Unauthenticated; a
 //                      principal the policy does not allow: PermissionDenied. Health and
 //                      reflection are open.
-//   4. input           the request message walked by its descriptor (input-validation.ts): text
+//   5. input           the request message walked by its descriptor (input-validation.ts): text
 //                      no store can keep, over-long strings and over-long lists and maps are
 //                      refused (invalid_input) before any handler sees them.
-//   5. the service's own interceptors, if any, then the handler.
+//   6. the service's own interceptors, if any, then the handler.
 //
 // A stage passes the request it was given to the next one, not a copy: on the fast path its
 // header, signal and contextValues are computed when first read. What a stage wants to hand on
 // goes in req.contextValues.
 import {
   Code,
-  type ConnectError,
+  ConnectError,
   type Interceptor,
   type UnaryRequest,
   type UnaryResponse,
@@ -32,6 +35,8 @@ import type { CallAuthentication } from "../auth/rpc-authentication.js";
 import { anonymousContext, contextFor, currentContext, readRequestId, runWithContext } from "../context.js";
 import { toConnectError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { rpcServerDuration } from "../metrics.js";
+import { inSpan, SpanKind } from "../tracing.js";
 import { type InputBounds, inputBoundsFromEnvironment, inputValidation } from "./input-validation.js";
 
 /** Stage 1: the request context of the caller (context.ts), around everything after it. */
@@ -39,7 +44,44 @@ export function requestContext(): Interceptor {
   return (next) => (req) => runWithContext(anonymousContext(readRequestId(req.header)), () => next(req));
 }
 
-/** Stage 2: each call's outcome logged, and its failure as the ConnectError its caller gets. */
+/**
+ * Stage 1b: the call as a server span continuing the caller's trace (`traceparent`), when tracing
+ * is on (tracing.ts); off, it passes the call on.
+ */
+export function tracing(): Interceptor {
+  return (next) => (req) =>
+    inSpan(
+      `${req.service.typeName}/${req.method.name}`,
+      SpanKind.SERVER,
+      req.header,
+      { "rpc.system": "connect_rpc", "rpc.service": req.service.typeName, "rpc.method": req.method.name },
+      () => next(req),
+    );
+}
+
+/**
+ * Stage 2: each call's duration by service, method and code. Outside `outcome`, so what it throws
+ * is already the ConnectError the caller gets. A server stream is timed until its response starts.
+ */
+export function metrics(): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    let code = "OK";
+    try {
+      return await next(req);
+    } catch (err) {
+      code = Code[err instanceof ConnectError ? err.code : Code.Unknown];
+      throw err;
+    } finally {
+      rpcServerDuration.observe(
+        { rpc_service: req.service.typeName, rpc_method: req.method.name, code },
+        (performance.now() - started) / 1000,
+      );
+    }
+  };
+}
+
+/** Stage 3: each call's outcome logged, and its failure as the ConnectError its caller gets. */
 export function outcome(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
@@ -62,7 +104,7 @@ export const OPEN_SERVICES: ReadonlySet<string> = new Set([
   "grpc.reflection.v1alpha.ServerReflection",
 ]);
 
-/** Stage 3: who the caller is and whether it may make this call (design.md §6). */
+/** Stage 4: who the caller is and whether it may make this call (design.md §6). */
 export function authentication(auth: CallAuthentication): Interceptor {
   return (next) => async (req) => {
     const service = req.service.typeName;
@@ -108,6 +150,8 @@ export function rpcPipeline(options: {
 }): Interceptor[] {
   return [
     requestContext(),
+    tracing(),
+    metrics(),
     outcome(options.logger),
     authentication(options.auth),
     inputValidation(options.inputBounds ?? inputBoundsFromEnvironment()),

@@ -4,13 +4,15 @@
 // authenticated, in the caller's request context, logged, its StratusErrors leaving as
 // ConnectErrors with the right code. The mesh's own unary binary Connect calls arrive over
 // HTTP/2 and take the short path (fast-server.ts); connect-node's adapter answers everything
-// else, on either HTTP version.
+// else, on either HTTP version. GET /metrics answers the process's Prometheus metrics
+// (metrics.ts), open like health: no Connect or gRPC path can be that one.
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "@stratus/contracts/grpc/health/v1";
 import type { CallAuthentication } from "../auth/rpc-authentication.js";
 import { parseConfig, rpcConfig } from "../config.js";
 import type { Logger } from "../log.js";
+import { metricsText } from "../metrics.js";
 import type { ListenerTls } from "../tls.js";
 import type { ServiceBinding } from "./binding.js";
 import { type CorsPolicy, withCors } from "./cors.js";
@@ -77,8 +79,8 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     port: options.port,
     tls: options.tls,
     logger,
-    http1: cors ? withCors(cors, handler) : handler,
-    http2: cors ? withCors(cors, http2Handler) : http2Handler,
+    http1: withMetricsEndpoint(cors ? withCors(cors, handler) : handler, logger),
+    http2: withMetricsEndpoint(cors ? withCors(cors, http2Handler) : http2Handler, logger),
   });
   const { port } = listener;
   health.set("", ServingStatus.SERVING);
@@ -101,5 +103,35 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
       health.setAll(ServingStatus.NOT_SERVING);
       await listener.close();
     },
+  };
+}
+
+/** What answering /metrics needs of an HTTP/1.1 or HTTP/2 response. */
+interface MetricsResponse {
+  statusCode: number;
+  setHeader(name: string, value: string): void;
+  end(body?: string): void;
+}
+
+/** Answers GET /metrics with the metrics text; every other request goes to `handler`. */
+function withMetricsEndpoint<Req extends { method?: string; url?: string }, Res>(
+  handler: (req: Req, res: Res) => void,
+  logger: Logger,
+): (req: Req, res: Res) => void {
+  return (req, res) => {
+    if (req.url !== "/metrics" || req.method !== "GET") return handler(req, res);
+    const out = res as unknown as MetricsResponse;
+    metricsText().then(
+      ({ contentType, body }) => {
+        out.statusCode = 200;
+        out.setHeader("content-type", contentType);
+        out.end(body);
+      },
+      (err) => {
+        logger.error({ err }, "metrics could not be collected");
+        out.statusCode = 500;
+        out.end();
+      },
+    );
   };
 }

@@ -2,7 +2,9 @@
 // connection under names derived from their text, and a second pool, opened when first needed,
 // for statements that ask for a generic plan.
 import pg from "pg";
+import { Gauge } from "prom-client";
 import type { Logger } from "../log.js";
+import { metricsRegistry } from "../metrics.js";
 import { type Database, type Queryable, type QueryOptions, type Row, withRetries } from "./database.js";
 import { StatementNames } from "./statement-names.js";
 
@@ -15,6 +17,22 @@ export interface PostgresOptions {
   logger: Logger;
 }
 
+/** The pools of this process by name ("main", "generic"), read when metrics are scraped. */
+const pools = new Map<string, pg.Pool>();
+new Gauge({
+  name: "stratus_db_pool_connections",
+  help: "PostgreSQL pool connections of this process, by pool and state (idle, busy, waiting: callers queued for one)",
+  labelNames: ["pool", "state"] as const,
+  registers: [metricsRegistry],
+  collect() {
+    for (const [name, pool] of pools) {
+      this.set({ pool: name, state: "idle" }, pool.idleCount);
+      this.set({ pool: name, state: "busy" }, pool.totalCount - pool.idleCount);
+      this.set({ pool: name, state: "waiting" }, pool.waitingCount);
+    }
+  },
+});
+
 export class PostgresDatabase implements Database {
   readonly kind = "postgres" as const;
   private readonly names: StatementNames;
@@ -24,6 +42,7 @@ export class PostgresDatabase implements Database {
   constructor(private readonly options: PostgresOptions) {
     this.names = new StatementNames(options.preparedStatements);
     this.pool = this.makePool(options.poolSize, "-c jit=off");
+    pools.set("main", this.pool);
   }
 
   /**
@@ -49,10 +68,13 @@ export class PostgresDatabase implements Database {
   private async queryGeneric<T extends Row>(name: string, sql: string, params?: unknown[]): Promise<T[]> {
     // A pool of its own whose connections start with plan_cache_mode = force_generic_plan: setting
     // and resetting it around each call on a shared connection cost two more round trips per call.
-    this.genericPool ??= this.makePool(
-      Math.ceil(this.options.poolSize / 2),
-      "-c jit=off -c plan_cache_mode=force_generic_plan",
-    );
+    if (!this.genericPool) {
+      this.genericPool = this.makePool(
+        Math.ceil(this.options.poolSize / 2),
+        "-c jit=off -c plan_cache_mode=force_generic_plan",
+      );
+      pools.set("generic", this.genericPool);
+    }
     return (await this.genericPool.query({ name, text: sql, values: params as unknown[] })).rows as T[];
   }
 

@@ -1,6 +1,7 @@
 // Test harness: real nats-server on a free port, real service processes, temporary PostgreSQL
 // databases. Used by integration tests in test/ and by services' own tests.
 
+export { agentHostPattern, type Cluster, type ClusterOptions, startCluster } from "./cluster.js";
 export { credentialInterceptor } from "./credential-interceptor.js";
 export {
   type IdentityUnderTest,
@@ -19,7 +20,15 @@ export {
   validationOutcome,
 } from "./keystone.js";
 export { type Mesh, startMesh, URL_VARIABLES } from "./mesh.js";
-export { freePort, natsServerBinary, startNats, type TestNats, waitForPort } from "./nats-server.js";
+export {
+  freePort,
+  natsServerBinary,
+  startNats,
+  startNatsCluster,
+  type TestNats,
+  type TestNatsCluster,
+  waitForPort,
+} from "./nats-server.js";
 export { createTempDatabase, postgresAvailable, TEST_POSTGRES_URL, type TempDatabase } from "./postgres.js";
 export {
   repoRoot,

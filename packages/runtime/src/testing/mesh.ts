@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type IdentityUnderTest, meshIdentity, type UserToken, type UserTokenSpec } from "./identity.js";
-import { freePort, startNats, type TestNats } from "./nats-server.js";
+import { freePort, startNats, startNatsCluster, type TestNats } from "./nats-server.js";
 import { SERVICE_NAMES, type ServiceName, type ServiceProcess } from "./processes.js";
 import { startService } from "./start-service.js";
 
@@ -49,11 +49,13 @@ export async function startMesh(
     env?: Record<string, string>;
     /** Per-service extra environment, e.g. { conductor: { DATABASE_URL } }. */
     serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+    /** Run NATS as a cluster of this many nodes (streams made with as many replicas, up to 3). */
+    natsCluster?: number;
   } = {},
 ): Promise<Mesh> {
   const wanted = new Set(options.services ?? SERVICE_NAMES);
   const order: ServiceName[] = ["scheduler", "network-adapter", "conductor", "compute-agent", "api"];
-  const nats = await startNats();
+  const nats = options.natsCluster ? await startNatsCluster(options.natsCluster) : await startNats();
   const dataDir = mkdtempSync(join(tmpdir(), "stratus-mesh-"));
   const services: Partial<Record<ServiceName, ServiceProcess>> = {};
   let identity: IdentityUnderTest;
@@ -73,6 +75,7 @@ export async function startMesh(
     STRATUS_DATA_DIR: dataDir,
     LOG_LEVEL: "info",
     API_PORT: String(await freePort()),
+    ...(options.natsCluster ? { NATS_STREAM_REPLICAS: String(Math.min(3, options.natsCluster)) } : {}),
     ...options.env,
   };
   for (const [name, variable] of Object.entries(URL_VARIABLES)) {

@@ -173,3 +173,103 @@ export async function startNats(): Promise<TestNats> {
   running.set(url, nats);
   return nats;
 }
+
+export interface TestNatsCluster extends TestNats {
+  /** Each node's client URL, in order. */
+  readonly nodeUrls: readonly string[];
+  /** Kills one node (SIGKILL), as a crash. */
+  killNode(index: number): Promise<void>;
+  /** Starts a killed node again on its ports, store and configuration. */
+  startNode(index: number): Promise<void>;
+}
+
+/**
+ * `size` nats-servers with JetStream routed into one cluster, each configured as startNats
+ * configures its server (the same keys and permissions for every node). `url` lists every node,
+ * so a client fails over when one goes. Resolves once JetStream has a meta leader.
+ */
+export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
+  const dir = mkdtempSync(join(tmpdir(), "stratus-nats-cluster-"));
+  const credentials = join(dir, "credentials");
+  const keys = roleKeys(credentials, NATS_ROLES, { create: true });
+  const nodes: { port: number; routePort: number; config: string; proc?: ChildProcess }[] = [];
+  for (let i = 0; i < size; i++)
+    nodes.push({ port: await freePort(), routePort: await freePort(), config: "" });
+  const routes = nodes.map((n) => `nats-route://127.0.0.1:${n.routePort}`);
+  nodes.forEach((n, i) => {
+    n.config = join(dir, `node-${i}.conf`);
+    writePrivateFile(
+      n.config,
+      natsServerConfig({
+        host: "127.0.0.1",
+        port: n.port,
+        storeDir: join(dir, `store-${i}`),
+        keys,
+        cluster: { name: "stratus-test", serverName: `n${i}`, port: n.routePort, routes },
+      }),
+    );
+  });
+  const startNode = async (i: number) => {
+    const n = nodes[i]!;
+    n.proc = spawn(natsServerBinary(), ["-c", n.config], { stdio: "ignore" });
+    await waitForPort(n.port);
+  };
+  const killNode = async (i: number) => {
+    const p = nodes[i]!.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once("exit", () => resolve());
+      p.kill("SIGKILL");
+    });
+  };
+  await Promise.all(nodes.map((_, i) => startNode(i)));
+  const nodeUrls = nodes.map((n) => `nats://127.0.0.1:${n.port}`);
+  const url = nodeUrls.join(",");
+  const connectAs = (role: NatsRole) =>
+    connect({
+      servers: nodeUrls,
+      ...natsConnectionOptions(role, readNkeySeedFile(seedFileOf(credentials, role))),
+    });
+  // JetStream answers once the nodes have elected a meta leader (asked as a role that may ask).
+  const probeConn = await connectAs("conductor");
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await (await probeConn.jetstreamManager()).getAccountInfo();
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    await probeConn.close();
+  }
+  const stopHooks: (() => Promise<void>)[] = [];
+  const cluster: TestNatsCluster = {
+    url,
+    port: nodes[0]!.port,
+    nodeUrls,
+    get pid() {
+      return nodes[0]!.proc?.exitCode === null ? nodes[0]!.proc.pid : undefined;
+    },
+    seedFile: (role) => seedFileOf(credentials, role),
+    connect: connectAs,
+    beforeStop: (fn) => stopHooks.push(fn),
+    killNode,
+    startNode,
+    async stop() {
+      running.delete(url);
+      for (const fn of stopHooks.splice(0).reverse()) await fn().catch(() => undefined);
+      await Promise.all(nodes.map((_, i) => killNode(i)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await Promise.all(nodes.map((_, i) => killNode(i)));
+      await Promise.all(nodes.map((_, i) => startNode(i)));
+    },
+  };
+  running.set(url, cluster);
+  return cluster;
+}

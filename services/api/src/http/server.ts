@@ -193,7 +193,7 @@ export function createRestServer(options: RestServerOptions): RestServer {
     return runWithContext(meshContext(caller), () => match.handler(request));
   };
 
-  return createHttpServer(logger, options.tls, handle);
+  return createHttpServer(logger, options.tls, handle, "compute");
 }
 
 function negotiate(req: IncomingMessage): ApiVersion {

@@ -54,6 +54,16 @@ export class AcceptGate {
     };
   }
 
+  /** CreateServers calls in progress, and whether builds yield to them now (metrics). */
+  state(): { accepting: number; yielding: boolean } {
+    const o = this.o;
+    if (!o) return { accepting: this.inProgress, yielding: false };
+    const now = this.now();
+    const yielding =
+      (o.crowd > 0 && this.crowdAt + o.holdMs > now) || (o.backlog > 0 && this.arrivedAt + o.holdMs > now);
+    return { accepting: this.inProgress, yielding };
+  }
+
   private sawCrowd(now: number): void {
     if (this.crowdSince !== undefined && now - this.crowdSince >= (this.o?.sustainMs ?? 0))
       this.crowdAt = now;

@@ -4,7 +4,7 @@
 //   deleting → done                                             (DeleteServer)
 // A run advances the build it holds under its lease from the phase its row shows until the build
 // waits on a compute agent, finishes, or the lease is lost.
-import { StratusError } from "@stratus/runtime";
+import { inSpan, SpanKind, StratusError } from "@stratus/runtime";
 import { allocate } from "./allocate.js";
 import { bindAndSend } from "./bind-and-send.js";
 import { StaleLease } from "./build.js";
@@ -12,12 +12,16 @@ import type { BuildContext } from "./build-context.js";
 import type { BuildRun } from "./build-run.js";
 import { cleanup } from "./cleanup.js";
 import { attemptFailed, fail, stepRefused } from "./fail.js";
+import { observeStep, type StepOutcome } from "./metrics.js";
 import { schedule } from "./schedule.js";
 
 /** Runs the build's steps; a step that cannot go on now gives the build back for a later run. */
 export async function runSteps(ctx: BuildContext, run: BuildRun): Promise<void> {
   try {
-    await advance(ctx, run);
+    // One span per run: the RPCs and the build command its steps send continue its trace.
+    await inSpan("build run", SpanKind.INTERNAL, undefined, { "stratus.server_id": run.row.server_id }, () =>
+      advance(ctx, run),
+    );
   } catch (err) {
     if (err instanceof StaleLease) {
       ctx.logger.info({ serverId: run.row.server_id }, "build taken over by another worker");
@@ -42,6 +46,9 @@ async function advance(ctx: BuildContext, run: BuildRun): Promise<void> {
       await fail(ctx, run, 500, `Build of instance ${b.server_id} timed out in ${b.phase}.`);
       continue;
     }
+    const step = b.phase;
+    const startedAt = performance.now();
+    let outcome: StepOutcome = "ok";
     try {
       switch (b.phase) {
         case "allocating":
@@ -80,9 +87,13 @@ async function advance(ctx: BuildContext, run: BuildRun): Promise<void> {
           return;
       }
     } catch (err) {
+      outcome = err instanceof StaleLease ? "taken" : "retry";
       if (err instanceof StaleLease || !(err instanceof StratusError)) throw err;
       if (err.kind === "unavailable" || err.kind === "internal") throw err;
+      outcome = "refused";
       await stepRefused(ctx, run, err);
+    } finally {
+      if (step !== "done") observeStep(step, outcome, startedAt);
     }
   }
 }

@@ -2,6 +2,7 @@
 import type { Logger } from "@stratus/runtime";
 import type { BuildRow } from "./build.js";
 import type { BuildStore } from "./build-store.js";
+import { countAnnounced } from "./metrics.js";
 import type { Commands, Destinations, Ports } from "./peers.js";
 
 export interface BuildContext {
@@ -25,6 +26,7 @@ export function announce(
   message = "",
   deleted = false,
 ): void {
+  countAnnounced(vmState, taskState);
   ctx.commands.announce({
     serverId: b.server_id,
     projectId: b.project_id,

@@ -22,6 +22,7 @@ import { announce, type BuildContext } from "./build-context.js";
 import { BuildRun } from "./build-run.js";
 import { BuildStore } from "./build-store.js";
 import { cleanup } from "./cleanup.js";
+import type { QueueState } from "./metrics.js";
 import type { Peers } from "./peers.js";
 import { Results } from "./results.js";
 import { RunQueue } from "./run-queue.js";
@@ -99,6 +100,11 @@ export class Builder {
       row: createdRow(server, build),
       until: lease.takenAt + lease.leaseMs / 2,
     });
+  }
+
+  /** The run queue's and accept gate's state now (metrics.ts). */
+  queueState(): QueueState {
+    return this.queue.state();
   }
 
   /** Runs (or resumes) the build of a server soon, once per server at a time in this process. */

@@ -71,6 +71,11 @@ export class RunQueue<Hint> {
     }
   }
 
+  /** Runs waiting to start, runs going, and the gate's state (metrics). */
+  state(): { queued: number; running: number; accepting: number; yielding: boolean } {
+    return { queued: this.queue.length, running: this.running, ...this.o.gate.state() };
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.recheck);

@@ -119,35 +119,40 @@ export function createKeystoneServer(options: KeystoneServerOptions): RestServer
     return target.handler(request, caller);
   };
 
-  return createHttpServer(logger, options.tls, async (req, res) => {
-    const started = performance.now();
-    const requestId = acceptRequestId(header(req, REQUEST_ID_HEADER));
-    res.setHeader(REQUEST_ID_HEADER, requestId);
-    const baseUrl = options.publicUrl?.replace(/\/+$/, "") ?? hostBaseUrl(req);
-    let result: RestResponse;
-    try {
-      result = await route(req, requestId, baseUrl);
-    } catch (err) {
-      const fault = faultOf(err, logger, requestId);
-      result = { status: fault.status, body: fault.body, headers: fault.headers };
-      if (fault.status === 401) result.headers = { "www-authenticate": `Keystone uri="${baseUrl}"` };
-    }
-    if (req.method === "HEAD" && result.body !== undefined) {
-      const { body: _, ...rest } = result;
-      result = rest;
-    }
-    sendResponse(res, result);
-    logger.info(
-      {
-        request_id: requestId,
-        method: req.method,
-        path: req.url?.split("?")[0]?.slice(0, 200),
-        status: result.status,
-        ms: Math.round((performance.now() - started) * 10) / 10,
-      },
-      "rest",
-    );
-  });
+  return createHttpServer(
+    logger,
+    options.tls,
+    async (req, res) => {
+      const started = performance.now();
+      const requestId = acceptRequestId(header(req, REQUEST_ID_HEADER));
+      res.setHeader(REQUEST_ID_HEADER, requestId);
+      const baseUrl = options.publicUrl?.replace(/\/+$/, "") ?? hostBaseUrl(req);
+      let result: RestResponse;
+      try {
+        result = await route(req, requestId, baseUrl);
+      } catch (err) {
+        const fault = faultOf(err, logger, requestId);
+        result = { status: fault.status, body: fault.body, headers: fault.headers };
+        if (fault.status === 401) result.headers = { "www-authenticate": `Keystone uri="${baseUrl}"` };
+      }
+      if (req.method === "HEAD" && result.body !== undefined) {
+        const { body: _, ...rest } = result;
+        result = rest;
+      }
+      sendResponse(res, result);
+      logger.info(
+        {
+          request_id: requestId,
+          method: req.method,
+          path: req.url?.split("?")[0]?.slice(0, 200),
+          status: result.status,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+        },
+        "rest",
+      );
+    },
+    "identity",
+  );
 }
 
 function methodNotAllowed(): HttpFault {

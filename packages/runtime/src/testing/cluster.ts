@@ -1,0 +1,166 @@
+// Stratus as a small cloud on one machine: a routed 3-node NATS cluster, one identity, `replicas`
+// of each control-plane service (scheduler, network-adapter, conductor, api) on one PostgreSQL,
+// and `agents` compute-agent processes of `hostsPerAgent` hosts each. Replica i of a service calls
+// replica i of its peers (a load balancer's Service does this spreading in a real deployment);
+// the agents spread over the replicas by their number. What `npm run cluster` runs, and what the
+// failure tests kill parts of.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type IdentityUnderTest, meshIdentity } from "./identity.js";
+import { freePort, startNatsCluster, type TestNatsCluster } from "./nats-server.js";
+import { createTempDatabase, type TempDatabase } from "./postgres.js";
+import type { ServiceProcess } from "./processes.js";
+import { startService } from "./start-service.js";
+
+export type ReplicatedService = "scheduler" | "network-adapter" | "conductor" | "api";
+const ORDER: ReplicatedService[] = ["scheduler", "network-adapter", "conductor", "api"];
+
+export interface ClusterOptions {
+  /** Replicas of each control-plane service (default 2). */
+  replicas?: number;
+  /** Compute-agent processes (default 10). */
+  agents?: number;
+  /** Hosts each agent runs (default 10): agent a runs a<a>-h[1-n], physnets by rack (below). */
+  hostsPerAgent?: number;
+  /** NATS nodes (default 3). */
+  natsNodes?: number;
+  /** Environment of every service, and per service. */
+  env?: Record<string, string>;
+  serviceEnv?: Partial<Record<ReplicatedService | "compute-agent", Record<string, string>>>;
+}
+
+export interface Cluster {
+  readonly nats: TestNatsCluster;
+  readonly identity: IdentityUnderTest;
+  /** replicas[name][i]: replica i of a control-plane service. */
+  readonly replicas: Record<ReplicatedService, ServiceProcess[]>;
+  readonly agents: ServiceProcess[];
+  /** Each agent's hosts (the COMPUTE_HOSTS pattern it was given). */
+  readonly agentHosts: string[];
+  /** The REST base of api replica i. */
+  apiUrl(i: number): string;
+  /** Kills replica i of a service (SIGKILL), as a crash. */
+  kill(name: ReplicatedService, i: number): Promise<void>;
+  /** Starts replica i again on its port with its environment. */
+  restart(name: ReplicatedService, i: number): Promise<ServiceProcess>;
+  close(): Promise<void>;
+}
+
+/**
+ * Agents of odd number are in rack1, even in rack2: each rack is a segment of a routed network on
+ * its physical network (physnet-rack1, physnet-rack2).
+ */
+export function agentHostPattern(agent: number, hosts: number): string {
+  return `rack${agent % 2 === 1 ? 1 : 2}-a${agent}-[1-${hosts}]`;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const replicas = options.replicas ?? 2;
+  const agentCount = options.agents ?? 10;
+  const hostsPerAgent = options.hostsPerAgent ?? 10;
+  const nats = await startNatsCluster(options.natsNodes ?? 3);
+  const dataDir = mkdtempSync(join(tmpdir(), "stratus-cluster-"));
+  const databases: TempDatabase[] = [];
+  const started: ServiceProcess[] = [];
+  const procs = {} as Record<ReplicatedService, ServiceProcess[]>;
+  const agents: ServiceProcess[] = [];
+  const envs = new Map<string, Record<string, string>>();
+  try {
+    const identity = await meshIdentity(nats);
+    const dbUrl: Partial<Record<ReplicatedService, string>> = {};
+    for (const name of ["scheduler", "network-adapter", "conductor"] as const) {
+      const d = await createTempDatabase(`stratus_cluster_${name.replace("-", "_")}`);
+      databases.push(d);
+      dbUrl[name] = d.url;
+    }
+    const ports: Record<ReplicatedService, number[]> = {
+      scheduler: [],
+      "network-adapter": [],
+      conductor: [],
+      api: [],
+    };
+    for (const name of ORDER) for (let i = 0; i < replicas; i++) ports[name].push(await freePort());
+    const apiPorts: number[] = [];
+    for (let i = 0; i < replicas; i++) apiPorts.push(await freePort());
+    const common = {
+      NATS_URL: nats.url,
+      NATS_STREAM_REPLICAS: String(Math.min(3, options.natsNodes ?? 3)),
+      STRATUS_DATA_DIR: dataDir,
+      LOG_LEVEL: "warn",
+      ...options.env,
+    };
+    const peers = (i: number) => ({
+      SCHEDULER_URL: `http://127.0.0.1:${ports.scheduler[i]}`,
+      NETWORK_URL: `http://127.0.0.1:${ports["network-adapter"][i]}`,
+      CONDUCTOR_URL: `http://127.0.0.1:${ports.conductor[i]}`,
+      IDENTITY_RPC_URL: identity.rpcUrl,
+    });
+    for (const name of ORDER) {
+      procs[name] = [];
+      await Promise.all(
+        Array.from({ length: replicas }, async (_, i) => {
+          const env = {
+            ...common,
+            ...peers(i),
+            ...(dbUrl[name] ? { DATABASE_URL: dbUrl[name]! } : {}),
+            ...(name === "api" ? { API_PORT: String(apiPorts[i]) } : {}),
+            ...(name === "conductor" ? { CONDUCTOR_ID: `conductor-${i}` } : {}),
+            ...options.serviceEnv?.[name],
+            PORT: String(ports[name][i]),
+          };
+          envs.set(`${name}/${i}`, env);
+          const p = await startService(name, env);
+          procs[name][i] = p;
+          started.push(p);
+        }),
+      );
+    }
+    const agentHosts: string[] = [];
+    await Promise.all(
+      Array.from({ length: agentCount }, async (_, a) => {
+        const hosts = agentHostPattern(a + 1, hostsPerAgent);
+        agentHosts[a] = hosts;
+        const p = await startService("compute-agent", {
+          ...common,
+          ...peers(a % replicas),
+          STRATUS_DATA_DIR: join(dataDir, `agent-${a + 1}`),
+          COMPUTE_HOSTS: hosts,
+          COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
+          ...options.serviceEnv?.["compute-agent"],
+        });
+        agents[a] = p;
+        started.push(p);
+      }),
+    );
+    return {
+      nats,
+      identity,
+      replicas: procs,
+      agents,
+      agentHosts,
+      apiUrl: (i) => `http://127.0.0.1:${apiPorts[i]}`,
+      async kill(name, i) {
+        await procs[name][i]?.stop("SIGKILL");
+      },
+      async restart(name, i) {
+        const p = await startService(name, envs.get(`${name}/${i}`)!);
+        procs[name][i] = p;
+        started.push(p);
+        return p;
+      },
+      async close() {
+        await Promise.all(started.map((p) => p.stop("SIGTERM")));
+        await nats.stop();
+        for (const d of databases) await d.drop().catch(() => undefined);
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.stop("SIGKILL")));
+    await nats.stop();
+    for (const d of databases) await d.drop().catch(() => undefined);
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+}

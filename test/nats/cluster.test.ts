@@ -1,0 +1,88 @@
+// The mesh on a 3-node NATS cluster: streams are made with three replicas and a service start
+// never lowers that; with one node killed during a burst of builds, every build still ends ACTIVE
+// (clients fail over to the other nodes, the streams keep their quorum) and the node rejoins.
+import { NetworkService } from "@stratus/contracts/network/v1";
+import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
+import { ensureStreams, SERVICE_ROLES, Streams, serviceClient, streamsOwnedBy } from "@stratus/runtime";
+import { type Mesh, startMesh, type TestNatsCluster } from "@stratus/runtime/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRoutedNetwork, rest, until, waitServer } from "../api/helpers.js";
+
+let mesh: Mesh;
+let cluster: TestNatsCluster;
+const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
+
+beforeAll(async () => {
+  mesh = await startMesh({
+    natsCluster: 3,
+    serviceEnv: {
+      "compute-agent": {
+        COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",
+        COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
+      },
+    },
+  });
+  cluster = mesh.nats as TestNatsCluster;
+  const placement = serviceClient(PlacementService, mesh.url("scheduler"));
+  await until(
+    "hosts registered",
+    async () => {
+      const names = (await placement.listResourceProviders({})).providers.map((p) => p.name);
+      return HOSTS.every((h) => names.includes(h));
+    },
+    90_000,
+  );
+}, 240_000);
+afterAll(async () => {
+  await mesh?.close();
+});
+
+describe("a 3-node NATS cluster", () => {
+  it("holds every stream in three replicas, and a start asking for one keeps three", async () => {
+    const owners = SERVICE_ROLES.map((role) => ({ role, streams: streamsOwnedBy(role) })).filter(
+      (o) => o.streams.length > 0,
+    );
+    expect(owners.flatMap((o) => o.streams).length).toBe(Object.values(Streams).length);
+    for (const { role, streams } of owners) {
+      // The owner starting again with the default (1) re-applies its streams: they keep three.
+      const nc = await cluster.connect(role);
+      try {
+        const jsm = await nc.jetstreamManager();
+        for (const s of streams) expect((await jsm.streams.info(s.name)).config.num_replicas, s.name).toBe(3);
+        await ensureStreams(nc, streams, { replicas: 1 });
+        for (const s of streams) expect((await jsm.streams.info(s.name)).config.num_replicas, s.name).toBe(3);
+      } finally {
+        await nc.close();
+      }
+    }
+  });
+
+  it("loses no build when a node is killed during a burst", async () => {
+    const net = serviceClient(NetworkService, mesh.url("network-adapter"));
+    const network = await createRoutedNetwork(net, "p1", "cluster-net");
+    const create = (i: number) =>
+      rest(mesh.apiUrl, "POST", "/v2.1/servers", {
+        version: "2.37",
+        body: {
+          server: {
+            name: `c${i}`,
+            imageRef: "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01",
+            flavorRef: "1",
+            networks: [{ uuid: network.id }],
+          },
+        },
+      });
+    // The project's quota is 10 instances: five accepted before the kill, five after, all in flight.
+    const first = await Promise.all([0, 1, 2, 3, 4].map(create));
+    await cluster.killNode(1);
+    const second = await Promise.all([5, 6, 7, 8, 9].map(create));
+    const ids: string[] = [];
+    for (const r of [...first, ...second]) {
+      expect(r.status, JSON.stringify(r.body)).toBe(202);
+      ids.push(r.body.server.id);
+    }
+    const settled = await Promise.all(ids.map((id) => waitServer(mesh.apiUrl, id, undefined, 120_000)));
+    expect(settled.map((s) => s.status)).toEqual(ids.map(() => "ACTIVE"));
+    await cluster.startNode(1);
+  });
+});
