@@ -384,9 +384,11 @@ async function main() {
   }
 
   const apiPort = process.env.API_PORT ?? 8774;
+  const networkApiPort = process.env.NETWORK_API_PORT ?? 9696;
   process.stdout.write(`
 Stratus is up (${healthyAfter} s to all healthy).
   compute API (Nova-compatible)  http://127.0.0.1:${apiPort}/v2.1
+  Networking API v2.0 (Neutron)  http://127.0.0.1:${networkApiPort}/v2.0
   api RPC (health/reflection)    http://127.0.0.1:9100
   conductor                      http://127.0.0.1:9101   stratus.compute.v1.ConductorService
   scheduler                      http://127.0.0.1:9102   stratus.scheduler.v1.{PlacementService,SchedulerService}

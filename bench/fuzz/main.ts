@@ -2,12 +2,14 @@
 // control characters, NUL, unpaired surrogates, huge integers, long strings, malformed ids),
 // against the whole mesh as processes. Prints the answers by status class and by route, every
 // 5xx, and every refused request (4xx) after which the mesh's state (servers, networks, ports,
-// placement usages, read through the owners' RPCs) was not what it was before. Exits 1 when there
-// was any 5xx or any such change.
+// placement usages, read through the owners' RPCs) was not what it was before; at the end, the
+// mesh audit's findings (docs/audit.md) once every build is over. Exits 1 when there was any 5xx,
+// any such change or any finding.
 //   npm run bench -- fuzz
 // Env: FUZZ_REQUESTS (default 100000), FUZZ_CONCURRENCY (8: reads run side by side; a request
 //      that may change state runs alone, on a settled mesh), FUZZ_SEED (fast-check's seed; default
 //      random, printed).
+import { ConductorService } from "@stratus/contracts/compute/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { startMesh } from "@stratus/runtime/testing";
@@ -25,6 +27,8 @@ const TOKENS = ["alice:p1", "alice:p1", "admin:admin"];
 const mesh = await startMesh({
   env: { LOG_LEVEL: "warn" },
   serviceEnv: {
+    // The audit at the end leaves nothing alone for being young: every build is over by then.
+    conductor: { AUDIT_GRACE_S: "0" },
     "compute-agent": {
       COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",
       COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
@@ -157,7 +161,11 @@ try {
   for (const f of failures.slice(0, 20)) console.log(`  ${f}`);
   console.log(`state changed after a 4xx: ${changes.length}`);
   for (const c of changes.slice(0, 20)) console.log(`  ${c}`);
-  process.exitCode = failures.length || changes.length ? 1 : 0;
+  await settledState(read, 600_000);
+  const { findings } = await serviceClient(ConductorService, mesh.url("conductor")).auditMesh({});
+  console.log(`audit findings: ${findings.length}`);
+  for (const f of findings.slice(0, 20)) console.log(`  ${f.kind} ${f.subject}: ${f.detail}`);
+  process.exitCode = failures.length || changes.length || findings.length ? 1 : 0;
 } finally {
   await mesh.close();
 }

@@ -1,4 +1,4 @@
-// Random requests over every route of the compute API, with the input classes that broke it
+// Random requests over every route of the compute API (the audit's too), with the input classes that broke it
 // before: bodies nested thousands deep, NUL and other control characters, unpaired surrogates,
 // integers past what the wire carries, long strings, malformed ids in paths, queries and bodies.
 // Shared by the property test (test/api/api.test.ts) and the bench-style run (bench/fuzz).
@@ -167,6 +167,8 @@ const ROUTES: [string, string][] = [
   ["GET", "/v2.1/v2.0/networks/:network"],
   ["GET", "/v2.1/v2.0/ports"],
   ["GET", "/v2.1/v2.0/ports/:x"],
+  ["GET", "/v2.1/os-stratus-audit"],
+  ["POST", "/v2.1/os-stratus-audit"],
 ];
 
 function idFor(kind: string, known: KnownIds): fc.Arbitrary<string> {
@@ -245,6 +247,18 @@ function createBody(known: KnownIds): fc.Arbitrary<string> {
   );
 }
 
+/** An audit body (POST /os-stratus-audit): a valid one, strange values under "audit" or "fix", raw JSON. */
+function auditBody(): fc.Arbitrary<string> {
+  return fc.oneof(
+    fc.constantFrom('{"audit":{}}', '{"audit":{"fix":false}}'),
+    strangeJson.map((v) => JSON.stringify({ audit: { fix: v } })),
+    strangeJson.map((v) => JSON.stringify({ audit: v })),
+    fc.dictionary(strangeText, strangeJson, { maxKeys: 3 }).map((d) => JSON.stringify({ audit: d })),
+    fc.constantFrom(5000).map((n) => `{"audit":${'{"fix":'.repeat(n)}true${"}".repeat(n)}}`),
+    rawJson,
+  );
+}
+
 /**
  * One random request over every route (and now and then a method the route does not take), as
  * one of `tokens` (valid callers) or now and then an invalid one.
@@ -290,9 +304,11 @@ export function randomRequest(known: KnownIds, tokens: string[]): fc.Arbitrary<R
       version,
       token,
       createBody(known),
+      auditBody(),
       fc.boolean(),
     )
-    .map(([[routeName, routeMethod, path], otherMethod, q, v, token, body, withProject]) => {
+    .map(([[routeName, routeMethod, path], otherMethod, q, v, token, create, auditText, withProject]) => {
+      const body = routeName.includes("/os-stratus-audit") ? auditText : create;
       const method = otherMethod ?? routeMethod;
       const withBody = method === "POST" || method === "PUT" || method === "PATCH";
       // Now and then the optional project id in the URL (2.18), the caller's own.
@@ -356,5 +372,425 @@ export function knownBreakers(known: KnownIds, token: string): RandomRequest[] {
     get("/v2.1/v2.0/ports?network_id=%00&device_id=%00", "GET /v2.1/v2.0/ports"),
     get("/v2.1/limits?tenant_id=%00", "GET /v2.1/limits"),
     get("/v2.1/os-services?host=%00", "GET /v2.1/os-services"),
+    get("/v2.1/os-stratus-audit?fix=%00", "GET /v2.1/os-stratus-audit"),
+    {
+      route: "POST /v2.1/os-stratus-audit",
+      method: "POST",
+      path: "/v2.1/os-stratus-audit",
+      headers,
+      body: `{"audit":{"fix":"\u0000${"[".repeat(5000)}"}}`,
+    },
+  ];
+}
+
+/** What Networking API requests may name that exists (read as requests are made). */
+export interface NetworkingIds {
+  network: string[];
+  segment: string[];
+  subnet: string[];
+  subnetpool: string[];
+  /** Resources the other files of the Networking API register (ports, routers): by kind. */
+  [kind: string]: string[];
+}
+
+const netAttrs = (): Record<string, fc.Arbitrary<unknown>> => ({
+  name: strangeJson,
+  description: strangeJson,
+  admin_state_up: fc.oneof(fc.boolean(), strangeJson),
+  shared: fc.oneof(fc.boolean(), strangeJson),
+  "router:external": fc.oneof(fc.boolean(), strangeJson),
+  is_default: fc.oneof(fc.boolean(), strangeJson),
+  mtu: fc.oneof(strangeNumber, strangeJson),
+  project_id: fc.oneof(fc.constantFrom("p1", "p2"), strangeJson),
+  "provider:network_type": fc.oneof(fc.constantFrom("vlan", "flat", "vxlan", "geneve", "gre"), strangeJson),
+  "provider:physical_network": fc.oneof(fc.constantFrom("physnet-rack1", "fuzz"), strangeJson),
+  "provider:segmentation_id": fc.oneof(strangeNumber, strangeJson),
+  segments: fc.oneof(
+    fc.array(
+      fc.record(
+        {
+          "provider:network_type": fc.oneof(fc.constantFrom("vlan", "flat"), strangeJson),
+          "provider:physical_network": strangeJson,
+          "provider:segmentation_id": fc.oneof(strangeNumber, strangeJson),
+        },
+        { requiredKeys: [] },
+      ),
+      { maxLength: 3 },
+    ),
+    strangeJson,
+  ),
+});
+
+const idOrStrange = (ids: () => string[]) =>
+  fc.oneof(
+    fc.nat().map((i) => ids()[i % Math.max(ids().length, 1)] ?? NIL_UUID),
+    fc.constant(NIL_UUID),
+    strangeJson,
+  );
+
+function networkingAttrs(known: NetworkingIds): Record<string, Record<string, fc.Arbitrary<unknown>>> {
+  const cidr = fc.oneof(
+    fc.constantFrom(
+      "10.250.0.0/24",
+      "10.251.0.0/8",
+      "0.0.0.0/0",
+      "2001:db8::/64",
+      "10.1.1.1/24",
+      "300.1.1.0/24",
+    ),
+    strangeJson,
+  );
+  return {
+    network: netAttrs(),
+    segment: {
+      network_id: idOrStrange(() => known.network),
+      network_type: fc.oneof(fc.constantFrom("vlan", "flat", "vxlan"), strangeJson),
+      physical_network: fc.oneof(fc.constantFrom("physnet-rack1", "fuzz"), strangeJson),
+      segmentation_id: fc.oneof(strangeNumber, strangeJson),
+      name: strangeJson,
+      description: strangeJson,
+    },
+    subnet: {
+      network_id: idOrStrange(() => known.network),
+      segment_id: idOrStrange(() => known.segment),
+      ip_version: fc.oneof(fc.constantFrom(4, 6), strangeJson),
+      cidr,
+      subnetpool_id: idOrStrange(() => known.subnetpool),
+      prefixlen: fc.oneof(strangeNumber, strangeJson),
+      use_default_subnetpool: fc.oneof(fc.boolean(), strangeJson),
+      gateway_ip: fc.oneof(fc.constantFrom("10.250.0.1", "10.9.9.9", "::1"), strangeJson),
+      allocation_pools: fc.oneof(
+        fc.array(fc.record({ start: strangeJson, end: strangeJson }, { requiredKeys: [] }), { maxLength: 2 }),
+        strangeJson,
+      ),
+      enable_dhcp: fc.oneof(fc.boolean(), strangeJson),
+      dns_nameservers: fc.oneof(fc.array(strangeText, { maxLength: 2 }), strangeJson),
+      host_routes: fc.oneof(
+        fc.array(fc.record({ destination: strangeJson, nexthop: strangeJson }, { requiredKeys: [] }), {
+          maxLength: 2,
+        }),
+        strangeJson,
+      ),
+      name: strangeJson,
+      ipv6_ra_mode: strangeJson,
+    },
+    port: {
+      network_id: idOrStrange(() => known.network),
+      name: strangeJson,
+      admin_state_up: fc.oneof(fc.boolean(), strangeJson),
+      mac_address: fc.oneof(fc.constantFrom("fa:16:3e:00:00:01", "01:00:00:00:00:01", "zz"), strangeJson),
+      fixed_ips: fc.oneof(
+        fc.array(
+          fc.record(
+            {
+              subnet_id: idOrStrange(() => known.subnet),
+              ip_address: fc.oneof(
+                fc.constantFrom("10.240.0.20", "10.9.9.9", "::1", "300.1.1.1"),
+                strangeJson,
+              ),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 2 },
+        ),
+        strangeJson,
+      ),
+      device_id: strangeJson,
+      device_owner: fc.oneof(fc.constantFrom("compute:nova", "network:router_interface"), strangeJson),
+      "binding:host_id": fc.oneof(fc.constantFrom("rack1-1", "nowhere"), strangeJson),
+      "binding:profile": fc.oneof(fc.dictionary(strangeText, strangeJson, { maxKeys: 2 }), strangeJson),
+      "binding:vnic_type": fc.oneof(fc.constantFrom("normal", "direct", "warp"), strangeJson),
+      ip_allocation: strangeJson,
+      project_id: fc.oneof(fc.constantFrom("p1", "p2"), strangeJson),
+    },
+    router: {
+      name: strangeJson,
+      admin_state_up: fc.oneof(fc.boolean(), strangeJson),
+      external_gateway_info: fc.oneof(
+        fc.record(
+          {
+            network_id: idOrStrange(() => known.network),
+            enable_snat: fc.oneof(fc.boolean(), strangeJson),
+            external_fixed_ips: fc.oneof(
+              fc.array(fc.record({ subnet_id: strangeJson, ip_address: strangeJson }, { requiredKeys: [] }), {
+                maxLength: 2,
+              }),
+              strangeJson,
+            ),
+          },
+          { requiredKeys: [] },
+        ),
+        strangeJson,
+      ),
+      distributed: strangeJson,
+      project_id: fc.oneof(fc.constantFrom("p1", "p2"), strangeJson),
+    },
+    subnetpool: {
+      name: strangeJson,
+      prefixes: fc.oneof(fc.array(cidr, { maxLength: 2 }), strangeJson),
+      default_prefixlen: fc.oneof(strangeNumber, strangeJson),
+      min_prefixlen: fc.oneof(strangeNumber, strangeJson),
+      max_prefixlen: fc.oneof(strangeNumber, strangeJson),
+      is_default: fc.oneof(fc.boolean(), strangeJson),
+      shared: fc.oneof(fc.boolean(), strangeJson),
+      address_scope_id: strangeJson,
+    },
+  };
+}
+
+/** The Networking API's resources the generator makes requests for (with their attributes above). */
+const NETWORKING_RESOURCES: [singular: string, collection: string][] = [
+  ["network", "networks"],
+  ["segment", "segments"],
+  ["subnet", "subnets"],
+  ["subnetpool", "subnetpools"],
+  ["port", "ports"],
+  ["router", "routers"],
+];
+
+/** The query parameters of Networking API lists: filters, fields, sorting and paging. */
+const NETWORKING_QUERY_KEYS = [
+  "fields",
+  "sort_key",
+  "sort_dir",
+  "limit",
+  "marker",
+  "page_reverse",
+  "name",
+  "id",
+  "shared",
+  "router:external",
+  "provider:segmentation_id",
+  "network_id",
+  "segment_id",
+  "cidr",
+  "gateway_ip",
+  "ip_version",
+  "is_default",
+  "project_id",
+  "changed_since",
+  "colour",
+  "device_id",
+  "device_owner",
+  "mac_address",
+  "fixed_ips",
+  "binding:host_id",
+  "ip_allocation",
+  "status",
+];
+
+/**
+ * One random Networking API request: a resource's list, show, create, update or delete (now and
+ * then with another method, an unknown path or a version document), with strange ids, queries
+ * and bodies, as one of `tokens` or now and then an invalid caller.
+ */
+export function randomNetworkingRequest(known: NetworkingIds, tokens: string[]): fc.Arbitrary<RandomRequest> {
+  const attrs = networkingAttrs(known);
+  const body = (singular: string) => {
+    const fields = attrs[singular]!;
+    const some = fc.record(fields, { requiredKeys: [] });
+    return fc.oneof(
+      { weight: 6, arbitrary: some.map((b) => JSON.stringify({ [singular]: b })) },
+      { weight: 1, arbitrary: strangeJson.map((v) => JSON.stringify({ [singular]: v })) },
+      { weight: 1, arbitrary: strangeJson.map((v) => JSON.stringify(v)) },
+      { weight: 1, arbitrary: rawJson },
+    );
+  };
+  const q = fc
+    .array(fc.tuple(fc.constantFrom(...NETWORKING_QUERY_KEYS), urlText), { maxLength: 3 })
+    .map((pairs) =>
+      pairs.length ? `?${pairs.map(([k, v]) => `${encodePart(k)}=${encodePart(v)}`).join("&")}` : "",
+    );
+  const id = (singular: string) =>
+    fc
+      .oneof(
+        fc.nat().map((i) => known[singular]![i % Math.max(known[singular]!.length, 1)] ?? NIL_UUID),
+        fc.constant(NIL_UUID),
+        urlText,
+      )
+      .map(encodePart);
+  const resourceRequest = fc.constantFrom(...NETWORKING_RESOURCES).chain(([singular, collection]) =>
+    fc.oneof(
+      q.map((query) => ({
+        route: `GET /v2.0/${collection}`,
+        method: "GET",
+        path: `/v2.0/${collection}${query}`,
+      })),
+      fc.tuple(id(singular), q).map(([i, query]) => ({
+        route: `GET /v2.0/${collection}/:id`,
+        method: "GET",
+        path: `/v2.0/${collection}/${i}${query}`,
+      })),
+      body(singular).map((b) => ({
+        route: `POST /v2.0/${collection}`,
+        method: "POST",
+        path: `/v2.0/${collection}`,
+        body: b,
+      })),
+      fc.tuple(id(singular), body(singular)).map(([i, b]) => ({
+        route: `PUT /v2.0/${collection}/:id`,
+        method: "PUT",
+        path: `/v2.0/${collection}/${i}`,
+        body: b,
+      })),
+      id(singular).map((i) => ({
+        route: `DELETE /v2.0/${collection}/:id`,
+        method: "DELETE",
+        path: `/v2.0/${collection}/${i}`,
+      })),
+      fc.tuple(fc.constantFrom("PATCH", "PUT", "DELETE"), body(singular)).map(([method, b]) => ({
+        route: `${method} /v2.0/${collection}`,
+        method,
+        path: `/v2.0/${collection}`,
+        body: b,
+      })),
+    ),
+  );
+  const other = fc.oneof(
+    fc.constantFrom("/", "/v2.0", "/v2.0/extensions", "/v2.0/extensions/segment").map((path) => ({
+      route: `GET ${path}`,
+      method: "GET",
+      path,
+    })),
+    urlText.map((s) => ({ route: "GET /v2.0/:x", method: "GET", path: `/v2.0/${encodePart(s)}` })),
+  );
+  // Router interfaces, the auto-allocated topology and quotas: their own paths.
+  const projectPart = fc.oneof(fc.constantFrom("p1", "p2", "admin"), urlText).map(encodePart);
+  const interfaceBody = fc
+    .oneof(
+      fc.record(
+        { subnet_id: idOrStrange(() => known.subnet), port_id: idOrStrange(() => known.port ?? []) },
+        { requiredKeys: [] },
+      ),
+      strangeJson,
+    )
+    .map((b) => JSON.stringify(b));
+  const quotaBody = fc
+    .oneof(
+      fc
+        .record(
+          {
+            network: fc.oneof(strangeNumber, strangeJson),
+            port: fc.oneof(strangeNumber, strangeJson),
+            router: fc.oneof(strangeNumber, strangeJson),
+            floatingip: strangeNumber,
+            force: fc.oneof(fc.boolean(), strangeJson),
+          },
+          { requiredKeys: [] },
+        )
+        .map((q) => ({ quota: q })),
+      strangeJson,
+    )
+    .map((b) => JSON.stringify(b));
+  const actions = fc.oneof(
+    fc
+      .tuple(id("router"), fc.constantFrom("add_router_interface", "remove_router_interface"), interfaceBody)
+      .map(([i, action, b]) => ({
+        route: `PUT /v2.0/routers/:id/${action}`,
+        method: "PUT",
+        path: `/v2.0/routers/${i}/${action}`,
+        body: b,
+      })),
+    fc
+      .tuple(
+        fc.constantFrom("GET", "DELETE"),
+        projectPart,
+        fc.constantFrom("", "?fields=dry-run", "?fields=id", "?fields=dry-run&fields=%00"),
+      )
+      .map(([method, p, query]) => ({
+        route: `${method} /v2.0/auto-allocated-topology/:project`,
+        method,
+        path: `/v2.0/auto-allocated-topology/${p}${method === "GET" ? query : ""}`,
+      })),
+    fc.tuple(fc.constantFrom("", "/default", "/details"), projectPart).map(([tail, p]) => ({
+      route: `GET /v2.0/quotas/:project${tail}`,
+      method: "GET",
+      path: `/v2.0/quotas/${p}${tail}`,
+    })),
+    fc.constant({ route: "GET /v2.0/quotas", method: "GET", path: "/v2.0/quotas" }),
+    fc.tuple(projectPart, quotaBody).map(([p, b]) => ({
+      route: "PUT /v2.0/quotas/:project",
+      method: "PUT",
+      path: `/v2.0/quotas/${p}`,
+      body: b,
+    })),
+    projectPart.map((p) => ({
+      route: "DELETE /v2.0/quotas/:project",
+      method: "DELETE",
+      path: `/v2.0/quotas/${p}`,
+    })),
+  );
+  const token = fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom(...tokens) },
+    { weight: 1, arbitrary: fc.constantFrom("", "nocolon", "a:b:c") },
+  );
+  return fc
+    .tuple(
+      fc.oneof(
+        { weight: 9, arbitrary: resourceRequest },
+        { weight: 3, arbitrary: actions },
+        { weight: 1, arbitrary: other },
+      ),
+      token,
+    )
+    .map(([r, t]) => ({
+      route: r.route,
+      method: r.method,
+      path: r.path,
+      headers: { "content-type": "application/json", "x-auth-token": t },
+      ...("body" in r && r.body !== undefined ? { body: r.body } : {}),
+    }));
+}
+
+/** Networking API requests with the input classes that broke the compute edge before. */
+export function knownNetworkingBreakers(token: string): RandomRequest[] {
+  const headers = { "content-type": "application/json", "x-auth-token": token };
+  const post = (collection: string, body: string): RandomRequest => ({
+    route: `POST /v2.0/${collection}`,
+    method: "POST",
+    path: `/v2.0/${collection}`,
+    headers,
+    body,
+  });
+  const get = (path: string): RandomRequest => ({ route: `GET ${path}`, method: "GET", path, headers });
+  return [
+    post("networks", `{"network":${"[".repeat(5000)}${"]".repeat(5000)}}`),
+    post("networks", JSON.stringify({ network: { name: "\ud800" } })),
+    post("networks", JSON.stringify({ network: { "provider:segmentation_id": 2 ** 31 } })),
+    post("networks", JSON.stringify({ network: { mtu: 2 ** 53 + 2 } })),
+    post("networks", JSON.stringify({ network: { segments: [{ "provider:network_type": "\u0000" }] } })),
+    post("subnets", JSON.stringify({ subnet: { network_id: NIL_UUID, ip_version: 4, cidr: "\u0000" } })),
+    post("subnets", JSON.stringify({ subnet: { network_id: "\u0000", ip_version: 4 } })),
+    post("subnetpools", JSON.stringify({ subnetpool: { name: "x", prefixes: ["1e309"] } })),
+    get("/v2.0/networks/%00"),
+    get("/v2.0/networks?name=%00&id=%00"),
+    get("/v2.0/networks?limit=99999999999999999999"),
+    get("/v2.0/subnets?gateway_ip=%00&cidr=%00"),
+    get("/v2.0/segments?segmentation_id=99999999999999999999"),
+    get("/v2.0/networks?marker=%00&limit=1"),
+    get("/v2.0/networks?sort_key=%00"),
+    post("ports", JSON.stringify({ port: { network_id: NIL_UUID, fixed_ips: [{ ip_address: "\u0000" }] } })),
+    post("ports", JSON.stringify({ port: { network_id: NIL_UUID, "binding:profile": { a: { b: 1 } } } })),
+    post("ports", JSON.stringify({ port: { network_id: NIL_UUID, mac_address: "\ud800" } })),
+    post("routers", JSON.stringify({ router: { external_gateway_info: { network_id: "\u0000" } } })),
+    post("routers", JSON.stringify({ router: { external_gateway_info: [] } })),
+    get("/v2.0/ports?fixed_ips=ip_address%3D%00&device_id=%00"),
+    get("/v2.0/ports?fixed_ips=nonsense"),
+    get("/v2.0/auto-allocated-topology/%00?fields=dry-run"),
+    get("/v2.0/quotas/%00/details"),
+    {
+      route: "PUT /v2.0/quotas/:project",
+      method: "PUT",
+      path: "/v2.0/quotas/p1",
+      headers,
+      body: JSON.stringify({ quota: { port: 2 ** 31 } }),
+    },
+    {
+      route: "PUT /v2.0/routers/:id/add_router_interface",
+      method: "PUT",
+      path: `/v2.0/routers/${NIL_UUID}/add_router_interface`,
+      headers,
+      body: JSON.stringify({ subnet_id: "\u0000" }),
+    },
   ];
 }

@@ -1,6 +1,6 @@
 // Crash safety with every service running: the conductor is SIGKILLed in the middle of 50 builds
 // on a routed network (ports created, bound, hosts failing their first spawn) and restarted;
-// every server ends ACTIVE or ERROR and an audit finds no leaked claim and no leaked port.
+// every server ends ACTIVE or ERROR, no leaked claim and no leaked port, and the mesh audit finds nothing.
 import { NetworkMode } from "@stratus/contracts/compute/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
@@ -22,6 +22,7 @@ it("conductor killed mid 50 routed builds and restarted: all ACTIVE or ERROR, no
         QUOTA_CORES: "500",
         QUOTA_RAM_MB: "10000000",
         BUILD_SWEEP_MS: "500",
+        AUDIT_GRACE_S: "0",
       },
       "compute-agent": {
         COMPUTE_HOSTS: "rack1-[1-4],rack2-[1-4]",
@@ -101,4 +102,7 @@ it("conductor killed mid 50 routed builds and restarted: all ACTIVE or ERROR, no
   }
   expect(ipsUsed).toBe(BigInt(active));
   expect(active).toBe(50);
+  // And the audit (docs/audit.md) agrees: nothing orphaned, duplicated or mismatched.
+  const { findings } = await conductor.auditMesh({});
+  expect(findings.map((f) => `${f.kind} ${f.subject}: ${f.detail}`)).toEqual([]);
 }, 600_000);

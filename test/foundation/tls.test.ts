@@ -33,6 +33,7 @@ let nats: TestNats;
 let conductor: Awaited<ReturnType<typeof startTestRpcServer>>;
 let api: ServiceProcess;
 let apiPort: number;
+let networkApiPort: number;
 const conductorCalls: string[] = [];
 
 beforeAll(async () => {
@@ -50,9 +51,11 @@ beforeAll(async () => {
     { tls: certs.server },
   );
   apiPort = await freePort();
+  networkApiPort = await freePort();
   api = await startService("api", {
     NATS_URL: nats.url,
     API_PORT: String(apiPort),
+    NETWORK_API_PORT: String(networkApiPort),
     CONDUCTOR_URL: conductor.url,
     TLS_CERT_FILE: certs.certFile,
     TLS_KEY_FILE: certs.keyFile,
@@ -75,6 +78,12 @@ describe("a service with a certificate", () => {
     // Links name the scheme the request came with.
     expect(flavors[0].links[0].href).toBe(`https://127.0.0.1:${apiPort}/v2.1/flavors/1`);
     expect(conductorCalls.at(-1)).toBe(res.headers["x-openstack-request-id"]);
+  });
+
+  it("serves its Networking API over HTTPS too, with https links", async () => {
+    const res = await httpsGet(`https://127.0.0.1:${networkApiPort}/`, {});
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).versions[0].links[0].href).toBe(`https://127.0.0.1:${networkApiPort}/v2.0/`);
   });
 
   it("answers a plain gRPC client over TLS on its RPC port", async () => {

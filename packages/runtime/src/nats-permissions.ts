@@ -43,6 +43,8 @@ const SUBJECT_RIGHTS: { readonly [K in keyof typeof Subjects]: SubjectRights } =
   allocationReleased: { publisher: "scheduler", subscribers: [] },
   // Schedulers tell each other of placement writes (their host pools).
   placementChanged: { publisher: "scheduler", subscribers: ["scheduler"] },
+  // The conductor's reconciler reports what its audit finds (docs/audit.md); operators' tools read it.
+  auditFinding: { publisher: "conductor", subscribers: [] },
   // Every service that validates tokens forgets revoked ones; identity replicas hear each other.
   identityRevoked: {
     publisher: "identity",

@@ -140,6 +140,7 @@ export const Subjects = {
   allocationReleased: fixed("allocationReleased"),
   placementChanged: fixed("placementChanged"),
   identityRevoked: fixed("identityRevoked"),
+  auditFinding: fixed("auditFinding"),
 } as const;
 
 /** A subject pattern as a test of concrete subjects: `{field}` matches any one token. */

@@ -1,6 +1,7 @@
 // The compute API's routes, assembled once.
 import type { ApiDeps } from "./deps.js";
 import { adminRoutes } from "./handlers/admin.js";
+import { auditRoutes } from "./handlers/audit.js";
 import { flavorRoutes } from "./handlers/flavors.js";
 import { imageRoutes } from "./handlers/images.js";
 import { limitRoutes } from "./handlers/limits.js";
@@ -20,6 +21,7 @@ export function buildRouter(deps: ApiDeps): Router {
   imageRoutes(router, deps);
   limitRoutes(router, deps);
   adminRoutes(router, deps);
+  auditRoutes(router, deps);
   networkingLookupRoutes(router, deps);
   return router;
 }

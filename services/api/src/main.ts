@@ -6,12 +6,15 @@ import { ServersChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { bootService, Subjects, serviceClient } from "@stratus/runtime";
+import { closeHttp, listenHttp } from "@stratus/runtime/http";
 import { z } from "zod";
 import { buildRouter } from "./app.js";
 import { DEFAULT_CREATE_RETRY_MS } from "./handlers/create-server.js";
 import { createRestServer } from "./http/server.js";
 import { ImageCatalogue, parseImages } from "./images.js";
 import { ListCache } from "./list-cache.js";
+import { buildNetworkingRouter } from "./networking/app.js";
+import { createNetworkingServer } from "./networking/server.js";
 import { ServerEvents } from "./watch/server-events.js";
 import { serverWatchPolicy, serverWatchService } from "./watch/server-watch-service.js";
 
@@ -20,6 +23,17 @@ const booted = await bootService({
   defaultPort: 9100,
   config: {
     API_PORT: z.coerce.number().int().min(0).max(65535).default(8774).describe("REST compute API port"),
+    NETWORK_API_PORT: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(9696)
+      .describe("REST Networking API v2.0 port (Neutron's)"),
+    NETWORK_API_PUBLIC_URL: z
+      .url()
+      .optional()
+      .describe("Base URL for the Networking API's links (default: from the Host header)"),
     CONDUCTOR_URL: z.url().default("http://127.0.0.1:9101").describe("Conductor RPC URL"),
     NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
     SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
@@ -87,10 +101,11 @@ void (async () => {
 // The servers' state changes, for ServerWatchService and GET /v2.1/stratus/server-events.
 const serverEvents = new ServerEvents(bus.nc, logger);
 
+// A peer that cannot be reached is named by its kind in the client's 503.
+const network = serviceClient(NetworkService, config.NETWORK_URL, { peer: "network" });
 const router = buildRouter({
-  // A peer that cannot be reached is named by its kind in the client's 503.
   conductor: serviceClient(ConductorService, config.CONDUCTOR_URL, { peer: "compute" }),
-  network: serviceClient(NetworkService, config.NETWORK_URL, { peer: "network" }),
+  network,
   placement: serviceClient(PlacementService, config.SCHEDULER_URL, { peer: "placement" }),
   computeAgent: serviceClient(ComputeAgentService, config.COMPUTE_AGENT_URL, { peer: "compute" }),
   images,
@@ -116,6 +131,17 @@ lifecycle.onShutdown(
     }),
 );
 logger.info({ port: config.API_PORT }, "compute API listening");
+
+const networking = createNetworkingServer({
+  router: buildNetworkingRouter({ network, logger }),
+  logger,
+  bodyLimit: config.API_BODY_LIMIT,
+  publicUrl: config.NETWORK_API_PUBLIC_URL,
+  tls: booted.tls,
+});
+await listenHttp(networking, config.NETWORK_API_PORT, config.HOST);
+lifecycle.onShutdown("networking rest server", () => closeHttp(networking));
+logger.info({ port: config.NETWORK_API_PORT }, "networking API listening");
 
 await booted.serve([serverWatchService(serverEvents)], { policies: [serverWatchPolicy] });
 // First at shutdown: open watches end, so that neither edge waits on them.

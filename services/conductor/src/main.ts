@@ -16,6 +16,8 @@ import {
   storageSettings,
 } from "@stratus/runtime";
 import { z } from "zod";
+import { Auditor } from "./audit/auditor.js";
+import { Reconciler } from "./audit/reconciler.js";
 import { Builder } from "./builds/builder.js";
 import { registerQueueMetrics } from "./builds/metrics.js";
 import { peersOver } from "./builds/peer-adapters.js";
@@ -81,6 +83,12 @@ const booted = await bootService({
     SCHEDULE_CALLS: int(4, 1).describe(
       "SelectDestinations calls in flight per request spec before builds batch",
     ),
+    AUDIT_INTERVAL_S: int(300).describe(
+      "How often the reconciler audits servers, placement and ports and reports each finding (0: never)",
+    ),
+    AUDIT_GRACE_S: int(60).describe(
+      "The audit leaves ports, allocations and servers younger than this alone (writes still in progress)",
+    ),
   },
 });
 const { config, bus, logger, lifecycle } = booted;
@@ -105,6 +113,7 @@ bus.subscribe(
 );
 
 let network: Client<typeof NetworkService> | undefined;
+const placement = serviceClient(PlacementService, config.SCHEDULER_URL);
 const changes = ServerChanges.over(bus);
 const builder = new Builder({
   db,
@@ -117,7 +126,7 @@ const builder = new Builder({
       return network;
     },
     scheduler: serviceClient(SchedulerService, config.SCHEDULER_URL),
-    placement: serviceClient(PlacementService, config.SCHEDULER_URL),
+    placement,
     bus,
     logger,
     scheduleBatch: config.SCHEDULE_BATCH,
@@ -138,6 +147,17 @@ const builder = new Builder({
 });
 registerQueueMetrics(() => builder.queueState());
 const servers = new Servers(db);
+const auditor = new Auditor({
+  db,
+  placement: () => placement,
+  network: () => {
+    if (!config.NETWORK_URL) return undefined;
+    network ??= serviceClient(NetworkService, config.NETWORK_URL);
+    return network;
+  },
+  logger,
+  graceMs: config.AUDIT_GRACE_S * 1000,
+});
 const quotas = new Quotas(db, {
   instances: config.QUOTA_INSTANCES,
   cores: config.QUOTA_CORES,
@@ -153,6 +173,7 @@ await booted.serve(
       flavors: new Flavors(db),
       builder,
       registry,
+      auditor,
       changes,
       maxAttempts: config.MAX_ATTEMPTS,
     }),
@@ -194,3 +215,11 @@ lifecycle.onShutdown("build sweeper", async () => {
   clearInterval(sweeper);
   builder.stop();
 });
+
+// The reconciler: the audit every AUDIT_INTERVAL_S, each finding logged and published
+// (stratus.audit.finding); it reports, `npm run audit -- --fix` repairs (docs/audit.md).
+if (config.AUDIT_INTERVAL_S > 0) {
+  const reconciler = new Reconciler({ auditor, bus, logger, intervalMs: config.AUDIT_INTERVAL_S * 1000 });
+  reconciler.start();
+  lifecycle.onShutdown("audit reconciler", () => reconciler.stop());
+}

@@ -66,4 +66,7 @@ export const networkPolicy = servicePolicy(NetworkService, {
   listQuotas: allow("admin"),
   updateQuota: allow("admin"),
   deleteQuota: allow("admin"),
+
+  // The conductor's audit reads every port and address (docs/audit.md).
+  listPortHoldings: allow("admin", "conductor"),
 });

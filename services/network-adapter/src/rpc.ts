@@ -13,6 +13,7 @@ import { listHostSegments, reportHostPhysicalNetworks } from "./core/hosts.js";
 import type { PortRec } from "./core/model.js";
 import { getNetwork } from "./core/network-access.js";
 import * as nets from "./core/networks.js";
+import { portHoldings, providerSegmentIds } from "./core/port-holdings.js";
 import { PortService } from "./core/port-service.js";
 import { updatePort } from "./core/port-update.js";
 import * as ports from "./core/ports.js";
@@ -185,6 +186,11 @@ export function networkService(
         return {};
       },
       getQuotaDetails: async (req) => run((tx) => quotas.quotaDetails(tx, req.projectId)),
+      listPortHoldings: async () => {
+        // Segments first: a segment made between the two reads has no port yet.
+        const segments = await providerSegmentIds(db);
+        return { ports: await portHoldings(db), providerSegmentIds: segments };
+      },
     }),
   );
 }

@@ -82,7 +82,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     };
     for (const name of ORDER) for (let i = 0; i < replicas; i++) ports[name].push(await freePort());
     const apiPorts: number[] = [];
+    const networkApiPorts: number[] = [];
     for (let i = 0; i < replicas; i++) apiPorts.push(await freePort());
+    for (let i = 0; i < replicas; i++) networkApiPorts.push(await freePort());
     const common = {
       NATS_URL: nats.url,
       NATS_STREAM_REPLICAS: String(Math.min(3, options.natsNodes ?? 3)),
@@ -104,7 +106,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
             ...common,
             ...peers(i),
             ...(dbUrl[name] ? { DATABASE_URL: dbUrl[name]! } : {}),
-            ...(name === "api" ? { API_PORT: String(apiPorts[i]) } : {}),
+            ...(name === "api"
+              ? { API_PORT: String(apiPorts[i]), NETWORK_API_PORT: String(networkApiPorts[i]) }
+              : {}),
             ...(name === "conductor" ? { CONDUCTOR_ID: `conductor-${i}` } : {}),
             ...options.serviceEnv?.[name],
             PORT: String(ports[name][i]),

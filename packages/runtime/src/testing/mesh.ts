@@ -24,6 +24,8 @@ export interface Mesh {
   url(name: ServiceName): string;
   /** The api's REST base (http://127.0.0.1:<port>), when the api runs. */
   readonly apiUrl: string;
+  /** The api's Networking API v2.0 base (http://127.0.0.1:<port>), when the api runs. */
+  readonly networkApiUrl: string;
   /** The environment every service got: NATS_URL, *_URL, data dir. */
   readonly env: Record<string, string>;
   /** A token of `user` with roles on `project` (both made as needed) from the mesh's identity. */
@@ -75,6 +77,7 @@ export async function startMesh(
     STRATUS_DATA_DIR: dataDir,
     LOG_LEVEL: "info",
     API_PORT: String(await freePort()),
+    NETWORK_API_PORT: String(await freePort()),
     ...(options.natsCluster ? { NATS_STREAM_REPLICAS: String(Math.min(3, options.natsCluster)) } : {}),
     ...options.env,
   };
@@ -110,6 +113,7 @@ export async function startMesh(
     services,
     env,
     apiUrl: `http://127.0.0.1:${env.API_PORT}`,
+    networkApiUrl: `http://127.0.0.1:${env.NETWORK_API_PORT}`,
     url(name) {
       return `http://127.0.0.1:${ports.get(name)}`;
     },

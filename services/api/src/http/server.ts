@@ -68,7 +68,7 @@ export function authenticate(token: string | string[] | undefined, requestId: st
  * The context the handlers' mesh calls act in: the api's service token with the caller as the
  * user it acts for (its admin flag as the roles it implies).
  */
-function meshContext(caller: Caller): RequestContext {
+export function meshContext(caller: Caller): RequestContext {
   return userContext({
     requestId: caller.requestId,
     userId: caller.userId,

@@ -1,6 +1,6 @@
 // Who may call each ConductorService RPC (Nova's default policies): a reader reads its project's
 // servers, flavors and limits, a member creates and deletes servers in its project, an admin manages
-// flavors and sees the compute services. No service calls the conductor as itself: the api acts for
+// flavors, sees the compute services and audits the mesh. No service calls the conductor as itself: the api acts for
 // the user of each request.
 import { ConductorService } from "@stratus/contracts/compute/v1";
 import { allow, servicePolicy } from "@stratus/runtime";
@@ -17,4 +17,6 @@ export const conductorPolicy = servicePolicy(ConductorService, {
   createFlavor: allow("admin"),
   getLimits: allow("reader"),
   listComputeServices: allow("admin"),
+  // The audit reads every owner's state and may repair it (docs/audit.md): admins and tools only.
+  auditMesh: allow("admin"),
 });

@@ -18,6 +18,7 @@ import {
   type ServiceBinding,
   StratusError,
 } from "@stratus/runtime";
+import type { Auditor } from "../audit/auditor.js";
 import type { Builder } from "../builds/builder.js";
 import type { ServerChanges } from "../compute/changes.js";
 import type { FlavorRecord, Flavors } from "../compute/flavors.js";
@@ -149,6 +150,8 @@ export function conductorService(deps: {
   flavors: Flavors;
   builder: Builder;
   registry: ServiceRegistry;
+  /** The mesh audit (AuditMesh). */
+  auditor: Auditor;
   /** Told of the servers CreateServers wrote (stratus.server.changed). */
   changes?: ServerChanges;
   maxAttempts: number;
@@ -357,6 +360,21 @@ export function conductorService(deps: {
     async listComputeServices(req) {
       const list = await registry.list({ binary: req.binary, host: req.host });
       return { services: list.map((s) => ({ ...s, updatedAt: timestampFromDate(s.updatedAt) })) };
+    },
+
+    async auditMesh(req) {
+      const result = await deps.auditor.run({ fix: req.fix });
+      return {
+        findings: result.findings.map((f) => ({
+          kind: f.kind,
+          subject: f.subject,
+          detail: f.detail,
+          fix: f.fix,
+          repairable: f.repair !== undefined,
+        })),
+        repairs: result.repairs,
+        checkedAt: timestampFromDate(result.checkedAt),
+      };
     },
   });
 }

@@ -22,6 +22,7 @@ import {
   newPortColumns,
   portMacSql,
 } from "./new-ports.js";
+import { overQuota } from "./quotas.js";
 import {
   allocationMode,
   boundPortSetSql,
@@ -132,7 +133,10 @@ async function runImmediate(q: Queryable, items: NewPort[]): Promise<Made[]> {
   try {
     return await runCreation(q, CREATE_IMMEDIATE_SQL, "net_create_immediate_ports", items);
   } catch (err) {
-    if (!fallBackOn(err)) throw err;
+    // A quota refusal of a statement is not each of its requests': a batch that would go past the
+    // limit is run again request by request, and a request refused alone is left to the
+    // transaction, which makes it if it still fits and refuses it in the quota's words if not.
+    if (!fallBackOn(err) && overQuota(err) === undefined) throw err;
     if (items.length === 1) return [null];
     return Promise.all(items.map(async (item) => (await runImmediate(q, [item]))[0]!));
   }

@@ -28,6 +28,16 @@ export interface ConsumerAllocations {
   consumerGeneration: number;
 }
 
+/** A consumer with what it holds (listConsumers). */
+export interface HeldByConsumer {
+  uuid: string;
+  projectId: string;
+  userId: string;
+  consumerGeneration: number;
+  updatedAt: Date;
+  allocations: ProviderAllocation[];
+}
+
 export interface PutAllocationsRequest {
   consumerUuid: string;
   allocations: ProviderAllocation[];
@@ -73,6 +83,47 @@ export class Allocations {
       throw invalidInput("GetUsages needs a provider_uuid or a project_id");
     }
     return Object.fromEntries(rows.map((r) => [r.resource_class, Number(r.used)]));
+  }
+
+  /** Every consumer that holds allocations, with them (the audit's read: one statement, one snapshot). */
+  async listConsumers(): Promise<HeldByConsumer[]> {
+    const rows = await this.db.query<{
+      consumer: string;
+      project_id: string;
+      user_id: string;
+      generation: string;
+      updated_at: Date | string;
+      provider: string;
+      resource_class: string;
+      used: string;
+    }>(
+      `SELECT c.uuid::text AS consumer, c.project_id, c.user_id, c.generation, c.updated_at,
+         p.uuid::text AS provider, a.resource_class, a.used
+       FROM allocations a JOIN consumers c ON c.uuid = a.consumer_uuid JOIN resource_providers p ON p.id = a.provider_id
+       ORDER BY c.uuid, p.uuid, a.resource_class`,
+    );
+    const byConsumer = new Map<string, HeldByConsumer>();
+    for (const r of rows) {
+      let c = byConsumer.get(r.consumer);
+      if (!c) {
+        c = {
+          uuid: r.consumer,
+          projectId: r.project_id,
+          userId: r.user_id,
+          consumerGeneration: Number(r.generation),
+          updatedAt: new Date(r.updated_at),
+          allocations: [],
+        };
+        byConsumer.set(r.consumer, c);
+      }
+      let a = c.allocations.find((x) => x.providerUuid === r.provider);
+      if (!a) {
+        a = { providerUuid: r.provider, resources: {} };
+        c.allocations.push(a);
+      }
+      a.resources[r.resource_class] = Number(r.used);
+    }
+    return [...byConsumer.values()];
   }
 
   async get(consumerUuid: string): Promise<ConsumerAllocations> {

@@ -1,7 +1,7 @@
 // Who may call each PlacementService RPC (Placement's default policy: admin, or a service): the
 // compute agent registers its hosts' providers and inventories, the network-adapter keeps its
 // segments' providers (inventories, traits, aggregates, deletion), the conductor reads a build's
-// claim; the api reads inventories and usages for an admin's hypervisor views.
+// claim, audits every consumer and repairs what the audit may repair; the api reads inventories and usages for an admin's hypervisor views.
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { allow, servicePolicy } from "@stratus/runtime";
 
@@ -19,7 +19,11 @@ export const placementPolicy = servicePolicy(PlacementService, {
   setTraits: allow("admin", "network-adapter"),
   getUsages: allow("admin"),
   getAllocations: allow("admin", "conductor"),
-  putAllocations: allow("admin"),
-  deleteAllocations: allow("admin"),
+  // The conductor's audit repairs (AuditMesh with fix, itself admin only): heal_allocations and
+  // the deletion of an orphan consumer's allocations (docs/audit.md).
+  putAllocations: allow("admin", "conductor"),
+  deleteAllocations: allow("admin", "conductor"),
   listAllocationCandidates: allow("admin"),
+  // The conductor's audit reads every consumer (docs/audit.md).
+  listConsumers: allow("admin", "conductor"),
 });

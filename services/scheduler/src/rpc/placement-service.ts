@@ -1,4 +1,5 @@
 // PlacementService over Connect: translates messages and calls the placement core.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { bindService, invalidInput, type ServiceBinding } from "@stratus/runtime";
 import type { AllocationNotifier } from "../placement/allocation-events.js";
@@ -144,6 +145,19 @@ export function placementService(
         });
       }
       return {};
+    },
+    async listConsumers() {
+      const consumers = await allocations.listConsumers();
+      return {
+        consumers: consumers.map((c) => ({
+          uuid: c.uuid,
+          projectId: c.projectId,
+          userId: c.userId,
+          generation: BigInt(c.consumerGeneration),
+          updatedAt: timestampFromDate(c.updatedAt),
+          allocations: allocationsOut(c.allocations),
+        })),
+      };
     },
     async listAllocationCandidates(req) {
       if (req.limit < 0) throw invalidInput("limit must not be negative");
