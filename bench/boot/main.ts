@@ -10,7 +10,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { NetworkMode } from "@stratus/contracts/compute/v1";
 import { PortChange, PortChangedSchema, ServerStateChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { serviceClient } from "@stratus/runtime";
+import { Subjects, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
   startMesh,
@@ -151,7 +151,7 @@ try {
   const active = new Map<string, () => void>();
   const settled = new Map<string, string>();
   let portsCreated = 0;
-  const sub = nc.subscribe("stratus.server.state");
+  const sub = nc.subscribe(Subjects.serverState(">"));
   void (async () => {
     for await (const m of sub) {
       const e = fromBinary(ServerStateChangedSchema, m.data);
@@ -161,7 +161,7 @@ try {
       }
     }
   })();
-  const portSub = nc.subscribe("stratus.port.created");
+  const portSub = nc.subscribe(Subjects.portCreated);
   void (async () => {
     for await (const m of portSub)
       if (fromBinary(PortChangedSchema, m.data).change === PortChange.CREATED) portsCreated++;

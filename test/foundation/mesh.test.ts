@@ -13,11 +13,12 @@ import { ConductorService } from "@stratus/contracts/compute/v1";
 import { type Mesh, repoRoot, SERVICE_NAMES, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const protoDir = join(repoRoot, "proto");
+// Stratus's contracts, and the upstream gRPC protocols every port also answers.
+const protoDirs = [join(repoRoot, "proto"), join(repoRoot, "third_party/proto")];
 
 function loadGrpc(file: string) {
   const def = protoLoader.loadSync(file, {
-    includeDirs: [protoDir],
+    includeDirs: protoDirs,
     keepCase: true,
     defaults: true,
     enums: String,
@@ -82,8 +83,17 @@ describe("the mesh", () => {
       expect.arrayContaining([
         "stratus.scheduler.v1.PlacementService",
         "stratus.scheduler.v1.SchedulerService",
+        "grpc.health.v1.Health",
       ]),
     );
+  });
+
+  it("describes grpc.health.v1.Health by reflection (so buf curl and grpcurl can call it by name)", async () => {
+    const res = await reflect(mesh.url("api"), { file_containing_symbol: "grpc.health.v1.Health.Check" });
+    const files = (res.file_descriptor_response.file_descriptor_proto as Uint8Array[]).map(
+      (bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name,
+    );
+    expect(files).toEqual(["grpc/health/v1/health.proto"]);
   });
 
   it("describes a service by reflection with its file and dependencies", async () => {

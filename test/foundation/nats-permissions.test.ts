@@ -6,6 +6,7 @@ import { type DescMessage, fromBinary, type MessageInitShape, type MessageShape 
 import {
   BuildCommandSchema,
   BuildResultSchema,
+  DeleteCommandSchema,
   PortChange,
   PortChangedSchema,
   ServerStateChangedSchema,
@@ -35,6 +36,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const logger = createLogger("test", "silent");
+/** The state subject of one project (the events of every test below are of it). */
+const STATE = Subjects.serverState("p-test");
 
 let nats: TestNats;
 let observer: NatsConnection;
@@ -173,7 +176,7 @@ describe("NATS permissions per role", () => {
 
   it("a compute agent cannot publish a server event nor a port event", async () => {
     const agent = await as("compute-agent");
-    await refusedPublish(agent, Subjects.serverState, ServerStateChangedSchema, {
+    await refusedPublish(agent, STATE, ServerStateChangedSchema, {
       serverId: "forged-state",
       status: "ACTIVE",
     });
@@ -182,7 +185,7 @@ describe("NATS permissions per role", () => {
       portId: "forged-port",
     });
 
-    (await as("conductor")).publish(Subjects.serverState, ServerStateChangedSchema, {
+    (await as("conductor")).publish(STATE, ServerStateChangedSchema, {
       serverId: "real-state",
       status: "ACTIVE",
     });
@@ -191,18 +194,13 @@ describe("NATS permissions per role", () => {
       portId: "real-port",
     });
     await until("the owners' events", () => received(Subjects.portBound, PortChangedSchema).length > 0);
-    await until(
-      "the owners' events",
-      () => received(Subjects.serverState, ServerStateChangedSchema).length > 0,
-    );
-    expect(received(Subjects.serverState, ServerStateChangedSchema).map((e) => e.serverId)).not.toContain(
-      "forged-state",
-    );
+    await until("the owners' events", () => received(STATE, ServerStateChangedSchema).length > 0);
+    expect(received(STATE, ServerStateChangedSchema).map((e) => e.serverId)).not.toContain("forged-state");
     expect(received(Subjects.portBound, PortChangedSchema).map((e) => e.portId)).toEqual(["real-port"]);
   });
 
   it("a compute agent can neither create nor delete a stream", async () => {
-    await (await as("conductor")).publishDurable(Subjects.computeDelete("rack1-1"), BuildCommandSchema, {
+    await (await as("conductor")).publishDurable(Subjects.computeDelete("rack1-1"), DeleteCommandSchema, {
       serverId: "held-by-the-stream",
     });
     const held = await streamMessages(Streams.computeCommands.name);
@@ -238,20 +236,18 @@ describe("NATS permissions per role", () => {
 
   it("the network-adapter cannot publish a server's state", async () => {
     const adapter = await as("network-adapter");
-    await refusedPublish(adapter, Subjects.serverState, ServerStateChangedSchema, {
+    await refusedPublish(adapter, STATE, ServerStateChangedSchema, {
       serverId: "forged-by-adapter",
       status: "ERROR",
     });
-    (await as("conductor")).publish(Subjects.serverState, ServerStateChangedSchema, {
+    (await as("conductor")).publish(STATE, ServerStateChangedSchema, {
       serverId: "real-after-adapter",
       status: "ACTIVE",
     });
     await until("the conductor's event", () =>
-      received(Subjects.serverState, ServerStateChangedSchema).some(
-        (e) => e.serverId === "real-after-adapter",
-      ),
+      received(STATE, ServerStateChangedSchema).some((e) => e.serverId === "real-after-adapter"),
     );
-    expect(received(Subjects.serverState, ServerStateChangedSchema).map((e) => e.serverId)).not.toContain(
+    expect(received(STATE, ServerStateChangedSchema).map((e) => e.serverId)).not.toContain(
       "forged-by-adapter",
     );
   });

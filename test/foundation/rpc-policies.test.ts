@@ -8,6 +8,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { checkPolicies } from "@stratus/runtime/auth";
 import { repoRoot } from "@stratus/runtime/testing";
 import { describe, expect, it } from "vitest";
+import { serverWatchPolicy } from "../../services/api/src/watch/server-watch-service.js";
 import { computeAgentPolicy } from "../../services/compute-agent/src/rpc/compute-agent-policy.js";
 import { conductorPolicy } from "../../services/conductor/src/rpc/conductor-policy.js";
 import { identityPolicy } from "../../services/identity/src/rpc/identity-policy.js";
@@ -22,6 +23,7 @@ const POLICIES = [
   networkPolicy,
   placementPolicy,
   schedulerPolicy,
+  serverWatchPolicy,
 ];
 
 /** Every service the generated contracts of stratus.* declare. */

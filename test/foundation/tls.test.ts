@@ -91,7 +91,7 @@ describe("a service with a certificate", () => {
 
   it("answers a plain gRPC client over TLS on its RPC port", async () => {
     const def = protoLoader.loadSync("grpc/health/v1/health.proto", {
-      includeDirs: [join(repoRoot, "proto")],
+      includeDirs: [join(repoRoot, "third_party/proto")],
       enums: String,
     });
     const { Health } = (grpc.loadPackageDefinition(def) as any).grpc.health.v1;

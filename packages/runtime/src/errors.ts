@@ -15,6 +15,8 @@ export type ErrorKind =
   | "unauthorized"
   | "unavailable"
   | "unimplemented"
+  /** What was asked for existed but is no longer kept (a watch resumed from an expired cursor). */
+  | "gone"
   | "internal";
 
 interface KindInfo {
@@ -35,6 +37,7 @@ const KINDS: Record<ErrorKind, KindInfo> = {
   unauthorized: { code: Code.Unauthenticated, status: 401 },
   unavailable: { code: Code.Unavailable, status: 503 },
   unimplemented: { code: Code.Unimplemented, status: 501 },
+  gone: { code: Code.OutOfRange, status: 410 },
   internal: { code: Code.Internal, status: 500 },
 };
 
@@ -87,6 +90,7 @@ const CODE_TO_KIND: Partial<Record<Code, ErrorKind>> = {
   [Code.Unavailable]: "unavailable",
   [Code.DeadlineExceeded]: "unavailable",
   [Code.Unimplemented]: "unimplemented",
+  [Code.OutOfRange]: "gone",
 };
 
 /** ConnectError (from another service) → StratusError with the kind it was thrown with. */

@@ -22,7 +22,15 @@ export {
   systemContext,
   userContext,
 } from "./context.js";
-export { conflict, invalidInput, isStratusError, notFound, novaFault, StratusError } from "./errors.js";
+export {
+  conflict,
+  invalidInput,
+  isStratusError,
+  notFound,
+  novaFault,
+  StratusError,
+  toConnectError,
+} from "./errors.js";
 export { createLogger, type Logger } from "./log.js";
 export { LATENCY_BUCKETS, metricsRegistry, registerQueryGauge } from "./metrics.js";
 export { connectNats, type DurableConsumer, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";

@@ -55,7 +55,7 @@ describe("NATS permissions", () => {
 
   it("lets only the owner of a resource publish its events", () => {
     const owners: [string, NatsRole][] = [
-      ["stratus.server.state", "conductor"],
+      ["stratus.server.state.p1", "conductor"],
       ["stratus.server.changed", "conductor"],
       ["stratus.port.bound", "network-adapter"],
       ["stratus.port.created", "network-adapter"],
@@ -77,7 +77,7 @@ describe("NATS permissions", () => {
     expect(maySubscribe("conductor", Subjects.heartbeat)).toBe(true);
     expect(maySubscribe("conductor", Subjects.portBound)).toBe(false);
     expect(maySubscribe("compute-agent", Subjects.computeBuild("rack1-1"))).toBe(false);
-    expect(maySubscribe("network-adapter", Subjects.serverState)).toBe(false);
+    expect(maySubscribe("network-adapter", Subjects.serverState("p1"))).toBe(false);
     expect(maySubscribe("tools", Subjects.computeBuild("rack1-1"))).toBe(true);
     expect(publishers("stratus.anything").includes("tools")).toBe(false);
     expect(natsPermissions("tools").publish).toEqual({ deny: [">"] });
@@ -93,6 +93,7 @@ describe("NATS permissions", () => {
     expect(streamsOwnedBy("conductor").map((s) => s.name)).toEqual([
       Streams.computeCommands.name,
       Streams.computeResults.name,
+      Streams.serverEvents.name,
     ]);
     for (const { name } of Object.values(Streams)) {
       expect(publishers(`$JS.API.STREAM.CREATE.${name}`)).toEqual(["conductor"]);
@@ -101,6 +102,21 @@ describe("NATS permissions", () => {
       expect(publishers(`$JS.API.STREAM.PURGE.${name}`)).toEqual([]);
     }
     expect(publishers("$JS.API.STREAM.CREATE.ANOTHER")).toEqual([]);
+  });
+
+  it("lets the api read the server events from a sequence of its choosing, and no other service", () => {
+    const events = Streams.serverEvents.name;
+    expect(publishers(`$JS.API.CONSUMER.CREATE.${events}.watch_1`)).toEqual(["api"]);
+    expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${events}.watch_1`)).toEqual(["api"]);
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${events}.watch_1`)).toEqual(["api"]);
+    expect(publishers(`$JS.API.STREAM.INFO.${events}`)).toEqual(["api", "conductor"]);
+    // Only the agents delete consumers of the command stream (their own hosts', when they stop).
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${Streams.computeCommands.name}.x`)).toEqual([
+      "compute-agent",
+    ]);
+    expect(publishers(`$JS.API.CONSUMER.DELETE.${Streams.computeResults.name}.x`)).toEqual([]);
+    expect(publishers(`$JS.API.CONSUMER.CREATE.${Streams.computeResults.name}.x`)).toEqual(["conductor"]);
+    expect(publishers(`$JS.API.STREAM.CREATE.${events}`)).toEqual(["conductor"]);
   });
 
   it("lets a role consume only the streams it reads", () => {
@@ -121,11 +137,12 @@ describe("NATS permissions", () => {
   it("addresses each host's commands under one subject token, so no host's filter covers another's", () => {
     const { hostFilter, hostConsumer } = Streams.computeCommands;
     expect(Subjects.computeBuild("rack1-1")).toBe("stratus.compute.host.rack1-1.build");
-    expect(Subjects.computeDelete("cn1.example.org")).toBe("stratus.compute.host.cn1_dexample_dorg.delete");
-    // `a.b` and `a_db` are different hosts with different tokens.
-    expect(hostFilter("a.b")).not.toBe(hostFilter("a_db"));
-    expect(hostConsumer("a.b")).toBe("host-a_db");
-    expect(hostConsumer("a_db")).toBe("host-a__db");
+    expect(Subjects.computeDelete("cn1.example.org")).toBe("stratus.compute.host.cn1%2Eexample%2Eorg.delete");
+    // `a.b` is one token (its dot encoded), distinct from `a_b`.
+    expect(hostFilter!("a.b")).toBe("stratus.compute.host.a%2Eb.>");
+    expect(hostFilter!("a.b")).not.toBe(hostFilter!("a_b"));
+    expect(hostConsumer!("a.b")).toBe("host-a%2Eb");
+    expect(hostConsumer!("a_b")).toBe("host-a_b");
     expect(publishers(Subjects.computeBuild("cn1.example.org"))).toEqual(["conductor"]);
   });
 });

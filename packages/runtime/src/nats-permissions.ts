@@ -63,6 +63,11 @@ interface StreamRights {
    * filter (NATS 2.9 carries it in the request body), so a right cannot be narrower than the stream.
    */
   removers?: readonly ServiceRole[];
+  /**
+   * Roles that read it from a sequence of their choosing with short-lived consumers they make
+   * and remove (nats.js's ordered consumers), acknowledging nothing.
+   */
+  readers?: readonly ServiceRole[];
 }
 
 const STREAM_RIGHTS: { readonly [K in keyof typeof Streams]: StreamRights } = {
@@ -72,6 +77,8 @@ const STREAM_RIGHTS: { readonly [K in keyof typeof Streams]: StreamRights } = {
   // stream (docs/architecture.md, "One agent per hypervisor").
   computeCommands: { owner: "conductor", consumers: ["compute-agent"], removers: ["compute-agent"] },
   computeResults: { owner: "conductor", consumers: ["conductor"] },
+  // The conductor publishes the state changes; the api's watchers read them.
+  serverEvents: { owner: "conductor", consumers: [], readers: ["api"] },
 };
 
 /** What one role may publish and subscribe, in nats-server's permission terms. */
@@ -112,6 +119,16 @@ function jetStreamApi(stream: string, rights: StreamRights, role: NatsRole): str
   }
   if (rights.removers?.includes(role as ServiceRole)) {
     api.push(`$JS.API.CONSUMER.DELETE.${stream}.>`, `$JS.API.CONSUMER.LIST.${stream}`);
+  }
+  if (rights.readers?.includes(role as ServiceRole)) {
+    api.push(
+      // Where the stream starts and ends (a reader's resume point), then its own consumers.
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.>`,
+      `$JS.API.CONSUMER.INFO.${stream}.>`,
+      `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+      `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    );
   }
   return api;
 }

@@ -41,7 +41,7 @@ import {
 } from "./context.js";
 import type { Logger } from "./log.js";
 import { metricsRegistry } from "./metrics.js";
-import { inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
+import { assertDeclared, inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
 import { inSpan, SpanKind, tracingEnabled, writeTraceContext } from "./tracing.js";
 
 /**
@@ -130,9 +130,11 @@ export async function ensureStreams(
     const config = {
       name: s.name,
       subjects: [...s.subjects],
-      retention: RetentionPolicy.Workqueue,
+      // A work queue forgets a message once acknowledged; a history keeps each until max_age.
+      retention: s.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
       storage: StorageType.File,
-      max_age: 24 * 3600 * 1e9,
+      max_age: s.maxAgeS * 1e9,
+      max_bytes: "maxBytes" in s ? s.maxBytes : -1,
     };
     let existing: number | undefined;
     try {
@@ -271,6 +273,7 @@ export class EventBus {
 
   /** Core pub/sub: liveness and progress, lost if nobody listens. */
   publish<D extends DescMessage>(subject: string, schema: D, value: MessageInitShape<D>): void {
+    assertDeclared(subject, schema);
     this.nc.publish(subject, toBinary(schema, create(schema, value)), { headers: contextHeadersShared() });
   }
 
@@ -313,6 +316,7 @@ export class EventBus {
     schema: D,
     value: MessageInitShape<D>,
   ): Promise<void> {
+    assertDeclared(subject, schema);
     await this.jetstream().publish(subject, toBinary(schema, create(schema, value)), {
       headers: contextHeaders(),
     });

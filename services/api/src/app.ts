@@ -7,6 +7,7 @@ import { imageRoutes } from "./handlers/images.js";
 import { limitRoutes } from "./handlers/limits.js";
 import { networkProxyRoutes } from "./handlers/network-proxies.js";
 import { networkingLookupRoutes } from "./handlers/networking-lookups.js";
+import { serverEventRoutes } from "./handlers/server-events.js";
 import { serverRoutes } from "./handlers/servers.js";
 import { Router } from "./http/router.js";
 
@@ -15,6 +16,7 @@ export function buildRouter(deps: ApiDeps): Router {
   // Literal paths before :params (the first match wins).
   networkProxyRoutes(router, deps);
   serverRoutes(router, deps);
+  serverEventRoutes(router, deps);
   flavorRoutes(router, deps);
   imageRoutes(router, deps);
   limitRoutes(router, deps);

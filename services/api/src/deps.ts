@@ -7,6 +7,7 @@ import type { PlacementService } from "@stratus/contracts/scheduler/v1/placement
 import type { Logger } from "@stratus/runtime";
 import type { ImageCatalogue } from "./images.js";
 import type { ListCache } from "./list-cache.js";
+import type { ServerEvents } from "./watch/server-events.js";
 
 export interface ApiDeps {
   conductor: Client<typeof ConductorService>;
@@ -17,6 +18,8 @@ export interface ApiDeps {
   /** Server list answers kept until their project's servers change (absent: not cached). */
   listCache?: ListCache;
   logger: Logger;
+  /** The servers' state changes (GET /v2.1/stratus/server-events); absent: not served. */
+  serverEvents?: ServerEvents;
   /** How long a create whose answer was lost is asked again (default DEFAULT_CREATE_RETRY_MS). */
   createRetryMs?: number;
 }

@@ -1,4 +1,5 @@
-// api: the edge. Serves the Nova-compatible REST API on API_PORT and health/reflection on PORT.
+// api: the edge. Serves the Nova-compatible REST API on API_PORT, and ServerWatchService (the
+// servers' live progress, for users) with health and reflection on PORT.
 
 import { isIP } from "node:net";
 import { ConductorService } from "@stratus/contracts/compute/v1";
@@ -17,6 +18,8 @@ import { ImageCatalogue, parseImages } from "./images.js";
 import { ListCache } from "./list-cache.js";
 import { buildNetworkingRouter } from "./networking/app.js";
 import { createNetworkingServer } from "./networking/server.js";
+import { ServerEvents } from "./watch/server-events.js";
+import { serverWatchPolicy, serverWatchService } from "./watch/server-watch-service.js";
 
 const booted = await bootService({
   name: "api",
@@ -130,6 +133,9 @@ void (async () => {
   }
 })();
 
+// The servers' state changes, for ServerWatchService and GET /v2.1/stratus/server-events.
+const serverEvents = new ServerEvents(bus.nc, logger);
+
 // A peer that cannot be reached is named by its kind in the client's 503.
 const network = serviceClient(NetworkService, config.NETWORK_URL, { peer: "network" });
 const router = buildRouter({
@@ -140,6 +146,7 @@ const router = buildRouter({
   images,
   logger,
   listCache,
+  serverEvents,
   createRetryMs: config.API_CREATE_RETRY_MS,
 });
 const authenticate = edgeAuthenticator({
@@ -179,4 +186,6 @@ await listenHttp(networking, config.NETWORK_API_PORT, config.HOST);
 lifecycle.onShutdown("networking rest server", () => closeHttp(networking));
 logger.info({ port: config.NETWORK_API_PORT }, "networking API listening");
 
-await booted.serve([], { policies: [] });
+await booted.serve([serverWatchService(serverEvents)], { policies: [serverWatchPolicy] });
+// First at shutdown: open watches end, so that neither edge waits on them.
+lifecycle.onShutdown("server watches", () => serverEvents.close());

@@ -20,6 +20,11 @@ export interface RestResponse {
   /** The body already serialized as JSON (instead of `body`). */
   json?: Buffer;
   headers?: Record<string, string>;
+  /**
+   * A body written as it comes (Server-Sent Events) instead of `body`: called once status and
+   * headers are sent; it ends the response itself. Whatever it throws ends the connection.
+   */
+  stream?: (res: ServerResponse) => Promise<void>;
 }
 
 /**
@@ -72,6 +77,11 @@ export function createHttpServer(
 export function sendResponse(res: ServerResponse, result: RestResponse): void {
   for (const [k, v] of Object.entries(result.headers ?? {})) res.setHeader(k, v);
   res.statusCode = result.status;
+  if (result.stream) {
+    res.flushHeaders();
+    result.stream(res).catch(() => res.destroy());
+    return;
+  }
   if (result.json !== undefined) {
     res.setHeader("content-type", "application/json");
     res.setHeader("content-length", result.json.length);

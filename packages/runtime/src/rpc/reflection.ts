@@ -3,6 +3,7 @@
 import { create, type DescFile, type DescService, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { Health } from "@stratus/contracts/grpc/health/v1";
 import * as v1 from "@stratus/contracts/grpc/reflection/v1";
 import * as v1alpha from "@stratus/contracts/grpc/reflection/v1alpha";
 
@@ -116,8 +117,12 @@ function reflectionImpl<A extends ReflectionApi>(
   } as never;
 }
 
+/**
+ * Reflection over `services` and what every port answers besides them: grpc.health.v1.Health and
+ * reflection itself (so `buf curl` and grpcurl can call a health check by its name).
+ */
 export function reflectionServices(services: DescService[]) {
-  const index = buildIndex([...services, v1.ServerReflection, v1alpha.ServerReflection]);
+  const index = buildIndex([...services, Health, v1.ServerReflection, v1alpha.ServerReflection]);
   return [
     { service: v1.ServerReflection, impl: reflectionImpl(v1, index) },
     { service: v1alpha.ServerReflection, impl: reflectionImpl(v1alpha, index) },

@@ -210,8 +210,8 @@ export class BuildStore {
   async markDeleting(
     serverId: string,
     ctx: { requestId: string; userId: string; projectId: string },
-  ): Promise<void> {
-    let project: string | undefined;
+  ): Promise<{ project_id: string; vm_state: string; host: string } | undefined> {
+    let server: { project_id: string; vm_state: string; host: string } | undefined;
     await this.o.db.transaction(async (tx) => {
       await tx.query(
         `INSERT INTO server_builds (server_id, phase, network_mode, max_attempts)
@@ -224,17 +224,19 @@ export class BuildStore {
          WHERE server_id = $1`,
         [serverId, ctx.requestId],
       );
-      const [row] = await tx.query<{ project_id: string }>(
-        "UPDATE servers SET task_state = 'deleting', updated_at = now() WHERE id = $1 RETURNING project_id",
+      const [row] = await tx.query<{ project_id: string; vm_state: string; host: string | null }>(
+        `UPDATE servers SET task_state = 'deleting', updated_at = now() WHERE id = $1
+         RETURNING project_id, vm_state, host`,
         [serverId],
       );
-      project = row?.project_id;
+      server = row ? { project_id: row.project_id, vm_state: row.vm_state, host: row.host ?? "" } : undefined;
       await tx.query(
         `INSERT INTO instance_actions (server_id, action, request_id, user_id, project_id)
          VALUES ($1, 'delete', $2, $3, $4) ON CONFLICT DO NOTHING`,
         [serverId, ctx.requestId, ctx.userId, ctx.projectId],
       );
     });
-    if (project !== undefined) this.o.changes?.changed(project);
+    if (server) this.o.changes?.changed(server.project_id);
+    return server;
   }
 }

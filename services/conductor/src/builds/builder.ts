@@ -18,7 +18,7 @@ import {
   type NewLease,
   StaleLease,
 } from "./build.js";
-import type { BuildContext } from "./build-context.js";
+import { announce, type BuildContext } from "./build-context.js";
 import { BuildRun } from "./build-run.js";
 import { BuildStore } from "./build-store.js";
 import { cleanup } from "./cleanup.js";
@@ -89,6 +89,13 @@ export class Builder {
    * run read the row again.
    */
   kickCreated(server: ServerRecord, build: NewBuild, lease: NewLease): void {
+    // The first state of the new server (committed): its watchers see every state from this one on.
+    announce(
+      this.ctx,
+      { server_id: server.id, project_id: server.projectId, host: "" },
+      server.vmState,
+      server.taskState,
+    );
     this.queue.startFrom(server.id, {
       row: createdRow(server, build),
       until: lease.takenAt + lease.leaseMs / 2,
@@ -139,7 +146,8 @@ export class Builder {
   ): Promise<void> {
     // A run not started yet reads the row again (it is ours to tear down now).
     this.queue.forgetHint(serverId);
-    await this.ctx.store.markDeleting(serverId, ctx);
+    const server = await this.ctx.store.markDeleting(serverId, ctx);
+    if (server) announce(this.ctx, { server_id: serverId, ...server }, server.vm_state, "deleting");
     await this.settle(serverId);
     // Whoever takes the lease first tears it down: this call, or a run a sweep or a result started.
     const b = await this.ctx.store.acquire(serverId);

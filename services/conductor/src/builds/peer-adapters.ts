@@ -182,7 +182,7 @@ export class BusCommands implements Commands {
   }
 
   announce(s: ServerState): void {
-    this.bus.publish(Subjects.serverState, ServerStateChangedSchema, {
+    this.bus.publish(Subjects.serverState(s.projectId), ServerStateChangedSchema, {
       serverId: s.serverId,
       projectId: s.projectId,
       vmState: s.vmState,
