@@ -97,7 +97,11 @@ export function asAdmin<T>(fn: () => Promise<T>): Promise<T> {
 
 /** A routed network owned by the project named `project`: segments on physnet-rack1 / physnet-rack2, a /24 each. */
 export async function createRoutedNetwork(net: NetworkClient, projectName: string, name: string, third = 1) {
-  const project = await projectId(projectName);
+  return createRoutedNetworkOf(net, await projectId(projectName), name, third);
+}
+
+/** createRoutedNetwork for a project id as given (an api in the development mode takes names as ids). */
+export function createRoutedNetworkOf(net: NetworkClient, project: string, name: string, third = 1) {
   return asAdmin(async () => {
     const { network } = await net.createNetwork({
       name,

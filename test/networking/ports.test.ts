@@ -6,7 +6,7 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { asAdmin, createRoutedNetwork, type NetworkClient } from "../api/helpers.js";
+import { asAdmin, createRoutedNetworkOf, type NetworkClient } from "../api/helpers.js";
 import { callAs, neutronError, startNetworkingMesh } from "./helpers.js";
 
 let mesh: Mesh;
@@ -23,7 +23,7 @@ beforeAll(async () => {
   admin = callAs(mesh, "admin:admin");
   alice = callAs(mesh, "alice:p1");
   bob = callAs(mesh, "bob:p2");
-  const routed = await createRoutedNetwork(net, "p1", "routed");
+  const routed = await createRoutedNetworkOf(net, "p1", "routed");
   routedId = routed.id;
   for (const s of (await asAdmin(() => net.listSubnets({ networkId: routedId }))).subnets) {
     subnetOf[s.cidr] = s.id;
