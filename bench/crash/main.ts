@@ -14,7 +14,7 @@ import { ConductorService, type Server } from "@stratus/contracts/compute/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { createTempDatabase, startMesh, type TempDatabase } from "@stratus/runtime/testing";
-import { asAdmin, rest, until } from "../../test/api/helpers.js";
+import { asAdmin, caller, rest, until, useMesh } from "../../test/api/helpers.js";
 
 const CREATES = Number(process.env.CRASH_CREATES ?? 400);
 const CLIENTS = Number(process.env.CRASH_CLIENTS ?? 16);
@@ -22,8 +22,8 @@ const KILL_AT = Number(process.env.CRASH_KILL_AT ?? 0.25);
 const PREFIX = Number(process.env.CRASH_PREFIX ?? 24);
 const POSTGRES = process.env.CRASH_BACKEND === "postgres";
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
-const PROJECT = "p-crash";
-const TOKEN = `crash:${PROJECT}`;
+/** The caller: user crash, member of project p-crash, with a real token of the mesh's identity. */
+const TOKEN = "crash:p-crash";
 
 const dbs: TempDatabase[] = [];
 const database = async (): Promise<Record<string, string>> => {
@@ -54,6 +54,8 @@ const mesh = await startMesh({
     },
   },
 });
+useMesh(mesh);
+const PROJECT = (await caller(TOKEN)).projectId;
 let failed = false;
 try {
   const net = serviceClient(NetworkService, mesh.url("network-adapter"));
