@@ -1,9 +1,13 @@
 // Helpers for the api's tests: the whole mesh as processes, a REST caller, and the real openstack CLI.
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { defaultRoles, runWithContext, serviceClient, userContext } from "@stratus/runtime";
+import { type CloudEntry, cloudsYaml, registerEndpoints, stratusCatalog } from "@stratus/runtime/auth";
 import { type Mesh, startMesh, type UserToken } from "@stratus/runtime/testing";
 
 export { createAutoPrerequisites } from "../support/network-fixtures.js";
@@ -223,6 +227,71 @@ export async function openstack(
     const { stdout, stderr } = await run("openstack", argv, {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
       timeout: 60_000,
+    });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    return { stdout: e.stdout ?? "", stderr: e.stderr ?? "", code: typeof e.code === "number" ? e.code : 1 };
+  }
+}
+
+/** A cloud of a test's clouds.yaml: `user` (made with a password of its own) with `role` on `project`. */
+export interface CliUser {
+  cloud: string;
+  user: string;
+  project: string;
+  role: "admin" | "member" | "reader";
+}
+
+/**
+ * What `npm start` does for the CLI, for `users` of the mesh's identity: the catalog (identity,
+ * compute at the compute edge, network at the Networking API) registered with registerEndpoints,
+ * each user made with a password, and a clouds.yaml of password-auth clouds written to `dir`
+ * (cloudsYaml: nothing names an endpoint; the CLI finds them in the catalog). Returns its path.
+ * The users must not be the callers `caller` makes (that would set their passwords again).
+ */
+export async function writeCliClouds(mesh: Mesh, dir: string, users: readonly CliUser[]): Promise<string> {
+  const admin = mesh.identity.admin;
+  await registerEndpoints(
+    admin,
+    "RegionOne",
+    stratusCatalog({ identity: mesh.identity.restUrl, compute: mesh.apiUrl, network: mesh.networkApiUrl }),
+  );
+  const clouds: CloudEntry[] = [];
+  for (const u of users) {
+    const password = `pw-${randomBytes(12).toString("hex")}`;
+    await admin.ensureUser({ name: u.user, password, project: u.project, roles: [u.role] });
+    clouds.push({
+      name: u.cloud,
+      authUrl: `${mesh.identity.restUrl}/v3`,
+      username: u.user,
+      password,
+      projectName: u.project,
+      region: "RegionOne",
+    });
+  }
+  const file = join(dir, "clouds.yaml");
+  writeFileSync(file, cloudsYaml(clouds), { mode: 0o600 });
+  return file;
+}
+
+/**
+ * `openstack --os-cloud <cloud> <args>` (the unmodified CLI) with `cloudsFile` as its only
+ * configuration: its exit code and output, a failure included.
+ */
+export async function osCloud(
+  cloudsFile: string,
+  cloud: string,
+  args: string[],
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run("/usr/bin/openstack", ["--os-cloud", cloud, ...args], {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: dirname(cloudsFile),
+        OS_CLIENT_CONFIG_FILE: cloudsFile,
+      },
+      timeout: 90_000,
     });
     return { stdout, stderr, code: 0 };
   } catch (err) {

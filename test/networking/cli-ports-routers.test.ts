@@ -1,23 +1,25 @@
-// Acceptance with a real client: the unmodified `openstack` command drives ports and routers
-// through the Networking API together with the compute API (a clouds.yaml gives the compute endpoint to admin_token auth and the Networking API as the
-// network service's endpoint_override), with every service running as a process: a deferred port
-// made with `port create` is bound by `server create --nic port-id` on the chosen host's segment,
-// exactly as a port the conductor made. (Commands that name the caller's project — quota show,
-// network auto allocated topology — are not here: admin_token auth has no project, so the CLI
-// sends "None"; the REST tests cover those routes.)
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Acceptance with a real client: the unmodified `openstack` command drives ports, routers, quotas
+// and auto-allocated topologies through the Networking API together with the compute API, as
+// users of the mesh's identity with password auth (a clouds.yaml written as `npm start` writes it:
+// every endpoint comes from the identity's catalog, the token names the caller's project), with
+// every service running as a process: a deferred port made with `port create` is bound by
+// `server create --nic port-id` on the chosen host's segment, exactly as a port the conductor made;
+// a fresh project's auto-allocated topology is checked, made, deleted and made again with the CLI,
+// and `--nic auto` then uses it.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createAutoPrerequisites,
   createRoutedNetwork,
   type NetworkClient,
+  osCloud,
+  projectId,
   startApiMesh,
   waitServer,
+  writeCliClouds,
 } from "../api/helpers.js";
 
 const IMAGE = "cirros-0.6.2-x86_64-disk";
@@ -28,43 +30,14 @@ if (!haveCli && process.env.CI === "true") {
 if (!haveCli)
   console.warn("python3-openstackclient is not installed: the ports/routers CLI acceptance is skipped");
 
-const run = promisify(execFile);
 let mesh: Mesh;
 let net: NetworkClient;
-let configDir = "";
+let dir = "";
+let cloudsFile = "";
 
-/** One cloud per caller: compute at the compute API, network at the Networking API. */
-function writeClouds(): void {
-  const cloud = (token: string) => `
-  ${token.split(":")[0]}:
-    auth_type: admin_token
-    auth:
-      endpoint: ${mesh.apiUrl}/v2.1
-      token: "${token}"
-    network_endpoint_override: ${mesh.networkApiUrl}
-    compute_api_version: "2.37"`;
-  writeFileSync(
-    join(configDir, "clouds.yaml"),
-    `clouds:${["admin:admin", "alice:p1", "bob:p2", "carol:p3"].map(cloud).join("")}\n`,
-  );
-}
-
-async function os(
-  cloud: string,
-  ...args: string[]
-): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run("/usr/bin/openstack", ["--os-cloud", cloud, ...args], {
-      cwd: configDir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: configDir },
-      timeout: 60_000,
-    });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: e.stdout ?? "", stderr: e.stderr ?? "", code: typeof e.code === "number" ? e.code : 1 };
-  }
-}
+/** `openstack <args>` as `cloud` (one per user: admin, alice of p1, bob of p2, carol of p3). */
+const os = (cloud: string, ...args: string[]) =>
+  osCloud(cloudsFile, cloud, ["--os-compute-api-version", "2.37", ...args]);
 
 async function json(cloud: string, ...args: string[]): Promise<any> {
   const r = await os(cloud, ...args, "-f", "json");
@@ -75,15 +48,21 @@ async function json(cloud: string, ...args: string[]): Promise<any> {
 describe.skipIf(!haveCli)("the openstack CLI: ports and routers on the Networking API", () => {
   beforeAll(async () => {
     ({ mesh, net } = await startApiMesh());
-    configDir = mkdtempSync(join(tmpdir(), "stratus-osc-"));
-    writeClouds();
+    dir = mkdtempSync(join(tmpdir(), "stratus-osc-"));
+    // The CLI's users are not the callers of helpers.ts (those get passwords of their own).
+    cloudsFile = await writeCliClouds(mesh, dir, [
+      { cloud: "admin", user: "osc-admin", project: "admin", role: "admin" },
+      { cloud: "alice", user: "osc-alice", project: "p1", role: "member" },
+      { cloud: "bob", user: "osc-bob", project: "p2", role: "member" },
+      { cloud: "carol", user: "osc-carol", project: "p3", role: "member" },
+    ]);
     await createAutoPrerequisites(net);
     await createRoutedNetwork(net, "p2", "p2-routed");
     // Five services and four hosts starting on two shared cores.
   }, 400_000);
   afterAll(async () => {
     await mesh?.close();
-    if (configDir) rmSync(configDir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("port create on a routed network is deferred; server create --nic port-id binds it on its host's segment", async () => {
@@ -126,7 +105,7 @@ describe.skipIf(!haveCli)("the openstack CLI: ports and routers on the Networkin
 
   it("router create, set --external-gateway public, add subnet, remove subnet, delete", async () => {
     const router = await json("alice", "router", "create", "r1");
-    expect(router).toMatchObject({ name: "r1", project_id: "p1" });
+    expect(router).toMatchObject({ name: "r1", project_id: await projectId("p1") });
     const set = await os("alice", "router", "set", "--external-gateway", "public", "r1");
     expect(set.code, set.stderr).toBe(0);
     const gw = (await json("alice", "router", "show", "r1")).external_gateway_info;
@@ -156,14 +135,37 @@ describe.skipIf(!haveCli)("the openstack CLI: ports and routers on the Networkin
     expect(await json("alice", "router", "list")).toEqual([]);
   }, 240_000);
 
-  it("a project's auto-allocated topology made through the Networking API is what --nic auto uses", async () => {
-    const call = (method: string, path: string) =>
-      fetch(`${mesh.networkApiUrl}${path}`, { method, headers: { "x-auth-token": "carol:p3" } });
-    const dry = await call("GET", "/v2.0/auto-allocated-topology/p3?fields=dry-run");
-    expect(dry.status).toBe(200);
-    const made = await call("GET", "/v2.0/auto-allocated-topology/p3");
-    expect(made.status).toBe(200);
-    const networkId = ((await made.json()) as any).auto_allocated_topology.id as string;
+  it("a fresh project's auto-allocated topology: check, create, delete, create; --nic auto uses it", async () => {
+    const p3 = await projectId("p3");
+    // Neutron answers the check with the id "dry-run=pass"; the CLI (6.0) shows its dry_run
+    // column empty. A check that fails exits non-zero with Neutron's "Deployment error".
+    const check = await os(
+      "carol",
+      "network",
+      "auto",
+      "allocated",
+      "topology",
+      "create",
+      "--check-resources",
+      "-f",
+      "json",
+    );
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toEqual({ dry_run: null });
+
+    const first = await json("carol", "network", "auto", "allocated", "topology", "create");
+    expect(first).toMatchObject({ project_id: p3 });
+    expect((await json("carol", "network", "show", first.id)).id).toBe(first.id);
+    // Asked again: the same topology.
+    expect((await json("carol", "network", "auto", "allocated", "topology", "create")).id).toBe(first.id);
+
+    const del = await os("carol", "network", "auto", "allocated", "topology", "delete");
+    expect(del.code, del.stderr).toBe(0);
+    expect((await os("carol", "network", "show", first.id)).code).not.toBe(0);
+    expect(await json("carol", "router", "list")).toEqual([]);
+
+    const topology = await json("carol", "network", "auto", "allocated", "topology", "create");
+    expect(topology.id).not.toBe(first.id);
 
     const created = await json(
       "carol",
@@ -178,12 +180,24 @@ describe.skipIf(!haveCli)("the openstack CLI: ports and routers on the Networkin
       "auto-p3",
     );
     expect((await waitServer(mesh.apiUrl, created.id, "carol:p3")).status).toBe("ACTIVE");
-    const ports = await json("carol", "port", "list", "--server", "auto-p3", "--long");
+    const ports = await json("carol", "port", "list", "--server", "auto-p3");
     expect(ports).toHaveLength(1);
     const port = await json("carol", "port", "show", ports[0].ID);
-    expect(port.network_id).toBe(networkId);
-    // Still one topology: the same network answers again.
-    const again = await call("GET", "/v2.0/auto-allocated-topology/p3");
-    expect(((await again.json()) as any).auto_allocated_topology.id).toBe(networkId);
-  }, 240_000);
+    expect(port.network_id).toBe(topology.id);
+  }, 300_000);
+
+  // `quota list --network --detail` is how python-openstackclient 6.0 shows a project's network
+  // quotas (GET /v2.0/quotas/{project}/details); its `quota show` also reads the compute quotas
+  // (os-quota-sets), which the compute API does not serve.
+  it("quota list --network --detail: the caller's project's limits and usage", async () => {
+    const p3 = await projectId("p3");
+    // A member names its project by id (listing projects by name is the identity's admin's, as in Keystone).
+    const rows = await json("carol", "quota", "list", "--network", "--detail", "--project", p3);
+    const byResource = Object.fromEntries(rows.map((r: any) => [r.Resource, r]));
+    expect(byResource.networks).toMatchObject({ "In Use": 1, Reserved: 0 });
+    expect(byResource.routers).toMatchObject({ "In Use": 1 });
+    expect(byResource.networks.Limit).toBeGreaterThan(0);
+    const asAdmin = await json("admin", "quota", "list", "--network", "--detail", "--project", "p3");
+    expect(asAdmin.find((r: any) => r.Resource === "networks")).toMatchObject({ "In Use": 1 });
+  }, 120_000);
 });

@@ -1,15 +1,17 @@
 // Acceptance with a real client: the unmodified `openstack` command (python-openstackclient from
 // Debian) runs the upstream "routed provider networks" walkthrough against the Networking API as
 // an operator (the racks' physical networks as the providers), boots servers on the routed network
-// through the compute API (each gets its address from its host's segment), then makes a default
-// subnet pool and takes a subnet from it. Every service runs as a process, with two racks of two
-// hosts mapped to physnet-rack1 / physnet-rack2.
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { promisify } from "node:util";
+// through the compute API as a member of a project (each gets its address from its host's
+// segment), then makes a default subnet pool and takes a subnet from it. The CLI authenticates with
+// a password through a clouds.yaml written as `npm start` writes it and finds every endpoint in the
+// identity's catalog. Every service runs as a process, with two racks of two hosts mapped to
+// physnet-rack1 / physnet-rack2.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openstack, startApiMesh, waitServer } from "../api/helpers.js";
+import { osCloud, startApiMesh, waitServer, writeCliClouds } from "../api/helpers.js";
 
 const haveCli = existsSync("/usr/bin/openstack");
 // In CI (CI=true) the CLI must be there: a missing CLI fails instead of skipping.
@@ -19,45 +21,33 @@ if (!haveCli && process.env.CI === "true") {
 if (!haveCli)
   console.warn("python3-openstackclient is not installed: the networking CLI acceptance is skipped");
 
-const run = promisify(execFile);
 let mesh: Mesh;
+let dir = "";
+let cloudsFile = "";
 
-/** `openstack <args> ` as an admin, the Networking API as its endpoint. */
-async function os(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  const argv = [
-    "--os-auth-type",
-    "admin_token",
-    "--os-token",
-    "admin:admin",
-    "--os-endpoint",
-    mesh.networkApiUrl,
-    ...args,
-  ];
-  try {
-    const { stdout, stderr } = await run("/usr/bin/openstack", argv, {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" },
-      timeout: 60_000,
-    });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; code?: number };
-    return { stdout: e.stdout ?? "", stderr: e.stderr ?? "", code: typeof e.code === "number" ? e.code : 1 };
-  }
-}
+/** `openstack <args>` as the operator (the admin role in project admin). */
+const os = (...args: string[]) => osCloud(cloudsFile, "operator", args);
 
-/** The command's JSON output; its failure (exit code, stderr) fails the test with what it said. */
-async function json(...args: string[]): Promise<any> {
-  const r = await os(...args, "-f", "json");
+/** The command's JSON output as `cloud`; its failure (exit code, stderr) fails the test with what it said. */
+async function jsonAs(cloud: string, ...args: string[]): Promise<any> {
+  const r = await osCloud(cloudsFile, cloud, [...args, "-f", "json"]);
   if (r.code !== 0) throw new Error(`openstack ${args.join(" ")}: exit ${r.code}: ${r.stderr}${r.stdout}`);
   return JSON.parse(r.stdout);
 }
+const json = (...args: string[]) => jsonAs("operator", ...args);
 
 describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => {
   beforeAll(async () => {
     ({ mesh } = await startApiMesh());
-  });
+    dir = mkdtempSync(join(tmpdir(), "stratus-netcli-"));
+    cloudsFile = await writeCliClouds(mesh, dir, [
+      { cloud: "operator", user: "net-operator", project: "admin", role: "admin" },
+      { cloud: "member", user: "net-member", project: "p1", role: "member" },
+    ]);
+  }, 240_000);
   afterAll(async () => {
     await mesh?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it("runs the routed provider networks walkthrough", async () => {
@@ -173,7 +163,9 @@ describe.skipIf(!haveCli)("the openstack CLI against the Networking API", () => 
     const rackCidr: Record<string, RegExp> = { rack1: /^10\.1\.0\.\d+$/, rack2: /^10\.1\.1\.\d+$/ };
     const ids: string[] = [];
     for (const name of ["routed-a", "routed-b", "routed-c", "routed-d"]) {
-      const r = await openstack(mesh.apiUrl, "alice:p1", "2.37", [
+      const r = await osCloud(cloudsFile, "member", [
+        "--os-compute-api-version",
+        "2.37",
         "server",
         "create",
         "--flavor",
