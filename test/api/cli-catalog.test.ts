@@ -53,15 +53,14 @@ describe.skipIf(!haveCli)("the openstack CLI with the generated clouds.yaml", ()
     await createAutoPrerequisites(started.net);
     dir = mkdtempSync(join(tmpdir(), "stratus-clouds-"));
     const admin = mesh.identity.admin;
-    // The network endpoint: the networking subset the compute edge serves under /v2.1 (the
-    // Neutron edge on its own port is registered by `npm start` once it is there).
+    // The catalog npm start registers: the Networking API on its own port.
     await registerEndpoints(
       admin,
       "RegionOne",
       stratusCatalog({
         identity: mesh.identity.restUrl,
         compute: mesh.apiUrl,
-        network: `${mesh.apiUrl}/v2.1`,
+        network: mesh.networkApiUrl,
       }),
     );
     const demoPasswordFile = join(dir, "demo.password");
