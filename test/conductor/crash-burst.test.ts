@@ -9,12 +9,13 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, expect, it } from "vitest";
-import { asAdmin, rest } from "../api/helpers.js";
+import { asAdmin, caller, rest, useMesh } from "../api/helpers.js";
 import { activatedAfter, until, waitAll } from "./helpers.js";
 
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
-const PROJECT = "p-crash";
-const TOKEN = `crash:${PROJECT}`;
+/** The caller: user crash, a member of project p-crash (a real token of the mesh's identity). */
+const TOKEN = "crash:p-crash";
+let PROJECT = "";
 const BURST = 48;
 const IN_FLIGHT = 8;
 
@@ -43,6 +44,8 @@ it("conductor killed in a burst of 48 keyed creates on small segments: one serve
       },
     },
   });
+  useMesh(mesh);
+  PROJECT = (await caller(TOKEN)).projectId;
   const net = serviceClient(NetworkService, mesh.url("network-adapter"));
   const conductor = serviceClient(ConductorService, mesh.url("conductor"));
   const { network } = await net.createNetwork({

@@ -6,7 +6,7 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { ensureStreams, SERVICE_ROLES, Streams, serviceClient, streamsOwnedBy } from "@stratus/runtime";
 import { type Mesh, startMesh, type TestNatsCluster } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRoutedNetwork, rest, until, waitServer } from "../api/helpers.js";
+import { createRoutedNetwork, rest, until, useMesh, waitServer } from "../api/helpers.js";
 
 let mesh: Mesh;
 let cluster: TestNatsCluster;
@@ -22,6 +22,7 @@ beforeAll(async () => {
       },
     },
   });
+  useMesh(mesh);
   cluster = mesh.nats as TestNatsCluster;
   const placement = serviceClient(PlacementService, mesh.url("scheduler"));
   await until(

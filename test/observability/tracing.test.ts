@@ -10,7 +10,7 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { serviceClient } from "@stratus/runtime";
 import { type Mesh, startMesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRoutedNetwork, rest, until, waitServer } from "../api/helpers.js";
+import { createRoutedNetwork, rest, until, useMesh, waitServer } from "../api/helpers.js";
 
 interface Span {
   service: string;
@@ -60,6 +60,7 @@ beforeAll(async () => {
       },
     },
   });
+  useMesh(mesh);
   const placement = serviceClient(PlacementService, mesh.url("scheduler"));
   await until(
     "hosts registered",
