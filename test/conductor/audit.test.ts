@@ -232,8 +232,11 @@ describe.skipIf(!havePostgres)("the mesh audit", () => {
 
     // The RPC, the REST endpoint (admin only), the script and the reconciler agree.
     expect(await findings()).toEqual(planted);
+    // Real tokens of the mesh's identity: an admin, and a member of a project.
+    const admin = (await mesh.token({ user: "audit-admin", project: "admin", roles: ["admin"] })).token;
+    const alice = (await mesh.token({ user: "alice", project: "audit", roles: ["member"] })).token;
     const rest = await fetch(`${mesh.apiUrl}/v2.1/os-stratus-audit`, {
-      headers: { "x-auth-token": "admin:admin" },
+      headers: { "x-auth-token": admin },
     });
     expect(rest.status).toBe(200);
     const body = (await rest.json()) as {
@@ -242,12 +245,12 @@ describe.skipIf(!havePostgres)("the mesh audit", () => {
     expect(body.audit.findings.map((f) => `${f.kind} ${f.subject}`).sort()).toEqual(planted);
     expect(body.audit.findings.every((f) => f.fix.length > 0)).toBe(true);
     const member = await fetch(`${mesh.apiUrl}/v2.1/os-stratus-audit`, {
-      headers: { "x-auth-token": "alice:audit" },
+      headers: { "x-auth-token": alice },
     });
     expect(member.status).toBe(403);
     const refused = await fetch(`${mesh.apiUrl}/v2.1/os-stratus-audit`, {
       method: "POST",
-      headers: { "x-auth-token": "admin:admin", "content-type": "application/json" },
+      headers: { "x-auth-token": admin, "content-type": "application/json" },
       body: JSON.stringify({ audit: { fix: "yes" } }),
     });
     expect(refused.status).toBe(400);

@@ -19,7 +19,7 @@ import { type Mesh, repoRoot, startMesh } from "@stratus/runtime/testing";
 import type { NatsConnection } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { declarationOf } from "../../packages/runtime/src/nats-subjects.js";
-import { as, until } from "../conductor/helpers.js";
+import { until } from "../conductor/helpers.js";
 
 const run = promisify(execFile);
 const HOSTS = 20;
@@ -283,34 +283,32 @@ describe("GET /v2.1/stratus/server-events (Server-Sent Events)", () => {
   };
 
   it("streams a build to ACTIVE, and resumes from Last-Event-ID", async () => {
-    const project = `sse-${randomUUID().slice(0, 8)}`;
-    const { res, abort } = open(`carol:${project}`);
+    const carol = await mesh.token({
+      user: "carol",
+      project: `sse-${randomUUID().slice(0, 8)}`,
+      roles: ["member"],
+    });
+    const { res, abort } = open(carol.token);
     const r = await res;
     expect(r.status).toBe(200);
     expect(r.headers.get("content-type")).toMatch(/^text\/event-stream/);
-    let serverId = "";
     const eventsPromise = readEvents(
       r,
       (es) => es.some((e) => e.event === "server" && e.data.status === "ACTIVE"),
       abort,
     );
-    const created = await as(project, () =>
-      serviceClient(ConductorService, mesh.url("conductor")).createServers({
-        name: "sse",
-        flavorId: "1",
-        imageRef: "cirros",
-        networkMode: NetworkMode.NONE,
-      }),
-    );
-    serverId = created.servers[0]!.id;
+    const created = await conductorAs(carol.token)("sse");
+    const serverId = created.servers[0]!.id;
     const events = await eventsPromise;
     expect(events[0]!.event).toBe("ready");
     const mine = events.filter((e) => e.event === "server");
     expect(mine.map((e) => `${e.data.vm_state}/${e.data.task_state ?? ""}`)).toEqual(BUILD_STEPS);
-    expect(mine.every((e) => e.data.server_id === serverId && e.data.project_id === project)).toBe(true);
+    expect(mine.every((e) => e.data.server_id === serverId && e.data.project_id === carol.projectId)).toBe(
+      true,
+    );
 
     // From the first change on: the two after it, again.
-    const again = open(`carol:${project}`, `?server_id=${serverId}`, { "last-event-id": mine[0]!.id });
+    const again = open(carol.token, `?server_id=${serverId}`, { "last-event-id": mine[0]!.id });
     const replay = await readEvents(
       await again.res,
       (es) => es.filter((e) => e.event === "server").length >= 2,
@@ -323,11 +321,12 @@ describe("GET /v2.1/stratus/server-events (Server-Sent Events)", () => {
   it("answers 401 without a token and 403 for all projects to a member, as Nova faults", async () => {
     const none = await await open(undefined).res;
     expect(none.status).toBe(401);
-    const all = open("carol:p-sse", "?all_projects=1");
+    const carol = await mesh.token({ user: "carol", project: "p-sse", roles: ["member"] });
+    const all = open(carol.token, "?all_projects=1");
     const r = await all.res;
     expect(r.status).toBe(403);
     expect(((await r.json()) as { forbidden: { code: number } }).forbidden.code).toBe(403);
-    const bad = await open("carol:p-sse", "", { "last-event-id": "x1" }).res;
+    const bad = await open(carol.token, "", { "last-event-id": "x1" }).res;
     expect(bad.status).toBe(400);
   });
 });
@@ -345,20 +344,16 @@ describe("tools a user has", () => {
   });
 
   it("scripts/watch.mjs --watch follows a server to ACTIVE", async () => {
-    const project = `script-${randomUUID().slice(0, 8)}`;
-    const created = await as(project, () =>
-      serviceClient(ConductorService, mesh.url("conductor")).createServers({
-        name: "scripted",
-        flavorId: "1",
-        imageRef: "cirros",
-        networkMode: NetworkMode.NONE,
-      }),
-    );
-    const id = created.servers[0]!.id;
+    const dave = await mesh.token({
+      user: "dave",
+      project: `script-${randomUUID().slice(0, 8)}`,
+      roles: ["member"],
+    });
+    const id = (await conductorAs(dave.token)("scripted")).servers[0]!.id;
     const { stdout } = await run(
       process.execPath,
       [join(repoRoot, "scripts/watch.mjs"), "--watch", id, "--url", mesh.apiUrl],
-      { env: { ...process.env, OS_TOKEN: `dave:${project}` }, timeout: 60_000 },
+      { env: { ...process.env, OS_TOKEN: dave.token }, timeout: 60_000 },
     );
     // Whether it saw the build or found it already done, it ends on ACTIVE.
     expect(stdout.trim().split("\n").at(-1)).toMatch(new RegExp(`${id} ACTIVE`));
