@@ -61,18 +61,27 @@ describe("a 3-node NATS cluster", () => {
   it("loses no build when a node is killed during a burst", async () => {
     const net = serviceClient(NetworkService, mesh.url("network-adapter"));
     const network = await createRoutedNetwork(net, "p1", "cluster-net");
-    const create = (i: number) =>
-      rest(mesh.apiUrl, "POST", "/v2.1/servers", {
-        version: "2.37",
-        body: {
-          server: {
-            name: `c${i}`,
-            imageRef: "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01",
-            flavorRef: "1",
-            networks: [{ uuid: network.id }],
+    // A client as the API asks: a 503 (a peer failing over, e.g. the api's revocation feed while
+    // its NATS connection moves to another node: it fails closed) is sent again, with the same
+    // Idempotency-Key, after its Retry-After.
+    const create = async (i: number) => {
+      for (let attempt = 0; ; attempt++) {
+        const r = await rest(mesh.apiUrl, "POST", "/v2.1/servers", {
+          version: "2.37",
+          headers: { "idempotency-key": `cluster-${i}` },
+          body: {
+            server: {
+              name: `c${i}`,
+              imageRef: "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01",
+              flavorRef: "1",
+              networks: [{ uuid: network.id }],
+            },
           },
-        },
-      });
+        });
+        if (r.status !== 503 || attempt >= 30) return r;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    };
     // The project's quota is 10 instances: five accepted before the kill, five after, all in flight.
     const first = await Promise.all([0, 1, 2, 3, 4].map(create));
     await cluster.killNode(1);
