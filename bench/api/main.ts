@@ -15,6 +15,7 @@ import http from "node:http";
 import { loadavg } from "node:os";
 import { createTempDatabase, type ServiceName, startMesh, type TempDatabase } from "@stratus/runtime/testing";
 import pg from "pg";
+import { load, pct } from "../support/load.js";
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 10_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
@@ -25,11 +26,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PARSE_EVERY = Number(process.env.BENCH_PARSE_EVERY ?? 50);
 const LIST_CACHE_MS = process.env.BENCH_LIST_CACHE_MS;
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-};
 
 const BACKEND = process.env.BENCH_BACKEND ?? "postgres";
 if (BACKEND !== "postgres" && BACKEND !== "pglite") throw new Error("BENCH_BACKEND: postgres or pglite");
@@ -173,23 +169,6 @@ async function cpuMeter() {
     const parts = Object.entries(used).map(([k, v]) => `${k} ${((v / requests) * 1000).toFixed(2)}`);
     return `CPU ms per request: ${parts.join(", ")}`;
   };
-}
-
-/** Runs `total` calls of fn with `clients` in flight; returns per-call ms and the elapsed seconds. */
-async function load(total: number, clients: number, fn: (i: number) => Promise<void>) {
-  const times: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      for (let i = next++; i < total; i = next++) {
-        const t = performance.now();
-        await fn(i);
-        times.push(performance.now() - t);
-      }
-    }),
-  );
-  return { times, seconds: (performance.now() - started) / 1000 };
 }
 
 try {

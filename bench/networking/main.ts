@@ -16,6 +16,7 @@ import { loadavg } from "node:os";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
 import { createTempDatabase, startMesh, type TempDatabase } from "@stratus/runtime/testing";
+import { load, pct } from "../support/load.js";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
 const PORTS = Number(process.env.BENCH_PORTS ?? 20_000);
@@ -26,11 +27,6 @@ if (!["host", "subnet", "deferred"].includes(MODE))
   throw new Error("BENCH_PORT_MODE: host, subnet or deferred");
 const BACKEND = process.env.BENCH_BACKEND ?? "postgres";
 if (BACKEND !== "postgres" && BACKEND !== "pglite") throw new Error("BENCH_BACKEND: postgres or pglite");
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-};
 
 const databases: TempDatabase[] = [];
 const dbEnv = async (): Promise<Record<string, string>> => {
@@ -97,23 +93,6 @@ async function must(method: string, path: string, status: number, body?: unknown
   const r = await call(method, path, body);
   if (r.status !== status) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
-}
-
-/** Runs `total` calls of fn with `clients` in flight; returns per-call ms and the elapsed seconds. */
-async function load(total: number, clients: number, fn: (i: number) => Promise<void>) {
-  const times: number[] = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      for (let i = next++; i < total; i = next++) {
-        const t = performance.now();
-        await fn(i);
-        times.push(performance.now() - t);
-      }
-    }),
-  );
-  return { times, seconds: (performance.now() - started) / 1000 };
 }
 
 const figures = (what: string, n: number, r: { times: number[]; seconds: number }, errors: number) =>

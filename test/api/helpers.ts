@@ -67,10 +67,18 @@ export function projectId(name: string): Promise<string> {
 }
 
 /** All five services, two racks of two hosts each mapped to physnet-rack1 / physnet-rack2. */
-export async function startApiMesh(): Promise<{ mesh: Mesh; net: NetworkClient }> {
+export async function startApiMesh(
+  options: {
+    /** More environment for every service (it overrides the defaults here). */
+    env?: Record<string, string>;
+    /** NATS as a cluster of this many nodes (startMesh's natsCluster). */
+    natsCluster?: number;
+  } = {},
+): Promise<{ mesh: Mesh; net: NetworkClient }> {
   const mesh = await startMesh({
     // debug: every handled RPC is logged with its request id (the request-id test reads them).
-    env: { LOG_LEVEL: "debug" },
+    env: { LOG_LEVEL: "debug", ...options.env },
+    ...(options.natsCluster ? { natsCluster: options.natsCluster } : {}),
     serviceEnv: {
       // Server lists are cached until the conductor says they changed: with a lifetime this long,
       // every list a test reads is fresh only if the change events work.

@@ -27,6 +27,8 @@ let mesh: Mesh | undefined;
 const databases: Record<string, TempDatabase> = {};
 const extra: ServiceProcess[] = [];
 let conductors: ConductorClient[] = [];
+// Replicas share one PostgreSQL: on a machine without a server the test is skipped, saying so;
+// never in CI, where postgresAvailable() throws instead (STRATUS_REQUIRE_POSTGRES=1).
 let skipped = false;
 
 beforeAll(async () => {

@@ -2,37 +2,17 @@
 // never lowers that; with one node killed during a burst of builds, every build still ends ACTIVE
 // (clients fail over to the other nodes, the streams keep their quorum) and the node rejoins.
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { ensureStreams, SERVICE_ROLES, Streams, serviceClient, streamsOwnedBy } from "@stratus/runtime";
-import { type Mesh, startMesh, type TestNatsCluster } from "@stratus/runtime/testing";
+import type { Mesh, TestNatsCluster } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRoutedNetwork, rest, until, useMesh, waitServer } from "../api/helpers.js";
+import { createRoutedNetwork, rest, startApiMesh, waitServer } from "../api/helpers.js";
 
 let mesh: Mesh;
 let cluster: TestNatsCluster;
-const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
 
 beforeAll(async () => {
-  mesh = await startMesh({
-    natsCluster: 3,
-    serviceEnv: {
-      "compute-agent": {
-        COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",
-        COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
-      },
-    },
-  });
-  useMesh(mesh);
+  ({ mesh } = await startApiMesh({ natsCluster: 3 }));
   cluster = mesh.nats as TestNatsCluster;
-  const placement = serviceClient(PlacementService, mesh.url("scheduler"));
-  await until(
-    "hosts registered",
-    async () => {
-      const names = (await placement.listResourceProviders({})).providers.map((p) => p.name);
-      return HOSTS.every((h) => names.includes(h));
-    },
-    90_000,
-  );
 }, 240_000);
 afterAll(async () => {
   await mesh?.close();

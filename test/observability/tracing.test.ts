@@ -6,11 +6,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { NetworkService } from "@stratus/contracts/network/v1";
-import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { serviceClient } from "@stratus/runtime";
-import { type Mesh, startMesh } from "@stratus/runtime/testing";
+import type { Mesh } from "@stratus/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRoutedNetwork, rest, until, useMesh, waitServer } from "../api/helpers.js";
+import { createRoutedNetwork, rest, startApiMesh, until, waitServer } from "../api/helpers.js";
 
 interface Span {
   service: string;
@@ -51,22 +50,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => collector.listen(0, "127.0.0.1", r));
   const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
-  mesh = await startMesh({
-    env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: "200" },
-    serviceEnv: {
-      "compute-agent": {
-        COMPUTE_HOSTS: "rack1-[1-2],rack2-[1-2]",
-        COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
-      },
-    },
-  });
-  useMesh(mesh);
-  const placement = serviceClient(PlacementService, mesh.url("scheduler"));
-  await until(
-    "hosts registered",
-    async () => (await placement.listResourceProviders({})).providers.length >= 4,
-    90_000,
-  );
+  ({ mesh } = await startApiMesh({
+    env: { LOG_LEVEL: "info", OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: "200" },
+  }));
 }, 240_000);
 afterAll(async () => {
   await mesh?.close();

@@ -47,6 +47,17 @@ export async function metricsText(): Promise<{ contentType: string; body: string
 }
 
 /**
+ * What `read` gives within `ms`, or undefined when it fails or takes longer: a scrape leaves out
+ * what it cannot read soon rather than waiting on a slow peer.
+ */
+export function readWithin<T>(read: () => Promise<T>, ms: number): Promise<T | undefined> {
+  return Promise.race([
+    read().catch(() => undefined),
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref()),
+  ]);
+}
+
+/**
  * A gauge read from the service's database at each scrape: `query` returns rows whose `labels`
  * columns become the labels and whose `value` column the value. A scrape that finds the database
  * slow or failing leaves the gauge empty rather than waiting (`timeoutMs`).
@@ -65,10 +76,7 @@ export function registerQueryGauge(options: {
     registers: [metricsRegistry],
     async collect() {
       this.reset();
-      const rows = await Promise.race([
-        options.query().catch(() => undefined),
-        new Promise<undefined>((r) => setTimeout(() => r(undefined), options.timeoutMs ?? 2000).unref()),
-      ]);
+      const rows = await readWithin(options.query, options.timeoutMs ?? 2000);
       for (const row of rows ?? []) {
         const labels = Object.fromEntries(options.labelNames.map((l) => [l, String(row[l])]));
         this.set(labels, Number(row.value));

@@ -173,17 +173,21 @@ function matcher(pattern: string): RegExp {
   return new RegExp(`^${tokens.join("\\.")}$`);
 }
 
+/** Each declaration with its matcher, made once. */
+const MATCHERS: readonly { declaration: DeclaredSubject; test: RegExp }[] = [
+  ...DECLARED_SUBJECTS.values(),
+].map((declaration) => ({ declaration, test: matcher(declaration.pattern) }));
+
 const matchersByMessage = new Map<string, RegExp[]>();
-for (const d of DECLARED_SUBJECTS.values()) {
-  const list = matchersByMessage.get(d.message.typeName) ?? [];
-  list.push(matcher(d.pattern));
-  matchersByMessage.set(d.message.typeName, list);
+for (const { declaration, test } of MATCHERS) {
+  const list = matchersByMessage.get(declaration.message.typeName) ?? [];
+  list.push(test);
+  matchersByMessage.set(declaration.message.typeName, list);
 }
 
 /** The declaration a concrete subject falls under, if any. */
 export function declarationOf(subject: string): DeclaredSubject | undefined {
-  for (const d of DECLARED_SUBJECTS.values()) if (matcher(d.pattern).test(subject)) return d;
-  return undefined;
+  return MATCHERS.find((m) => m.test.test(subject))?.declaration;
 }
 
 /**

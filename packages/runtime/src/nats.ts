@@ -40,7 +40,7 @@ import {
   writeRequestId,
 } from "./context.js";
 import type { Logger } from "./log.js";
-import { metricsRegistry } from "./metrics.js";
+import { metricsRegistry, readWithin } from "./metrics.js";
 import { assertDeclared, inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
 import { inSpan, SpanKind, tracingEnabled, writeTraceContext } from "./tracing.js";
 
@@ -215,10 +215,7 @@ new Gauge({
     this.reset();
     await Promise.all(
       [...consumersOfProcess.values()].map(async (c) => {
-        const info = await Promise.race([
-          c.info().catch(() => undefined),
-          new Promise<undefined>((r) => setTimeout(() => r(undefined), CONSUMER_INFO_TIMEOUT_MS).unref()),
-        ]);
+        const info = await readWithin(c.info, CONSUMER_INFO_TIMEOUT_MS);
         if (!info) return;
         this.set({ stream: c.stream, consumer: c.durable, state: "pending" }, info.num_pending);
         this.set({ stream: c.stream, consumer: c.durable, state: "unacked" }, info.num_ack_pending);

@@ -22,6 +22,10 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
+/**
+ * A fresh PostgreSQL database, or the test skipped (and saying so) on a machine with no server.
+ * Never skipped in CI: there postgresAvailable() throws instead (STRATUS_REQUIRE_POSTGRES=1).
+ */
 async function serverDatabase(ctx: { skip: () => void }): Promise<TempDatabase> {
   if (!(await postgresAvailable())) {
     console.warn("SKIPPED: no PostgreSQL server answers at the test URL (set STRATUS_TEST_POSTGRES_URL)");

@@ -117,6 +117,28 @@ export function harnessSeedFile(natsUrl: string | undefined, service: string): s
   return nats && role ? nats.seedFile(role) : undefined;
 }
 
+/** One nats-server process of a configuration file: started (once its port opens) and killed. */
+function natsProcess(config: string, port: number) {
+  let proc: ChildProcess | undefined;
+  return {
+    get pid() {
+      return proc?.exitCode === null && proc.signalCode === null ? proc.pid : undefined;
+    },
+    async start(): Promise<void> {
+      proc = spawn(natsServerBinary(), ["-c", config], { stdio: "ignore" });
+      await waitForPort(port);
+    },
+    async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+      const p = proc;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        p.once("exit", () => resolve());
+        p.kill(signal);
+      });
+    },
+  };
+}
+
 /**
  * A private nats-server with JetStream, on a free port, with its store in a temp dir, configured
  * as `npm start` configures its own: from the NATS permission table, one nkey per role (every
@@ -129,27 +151,15 @@ export async function startNats(): Promise<TestNats> {
   const keys = roleKeys(credentials, NATS_ROLES, { create: true });
   const config = join(dir, "nats-server.conf");
   writePrivateFile(config, natsServerConfig({ host: "127.0.0.1", port, storeDir: dir, keys }));
-  let proc: ChildProcess | undefined;
-  const launch = async () => {
-    proc = spawn(natsServerBinary(), ["-c", config], { stdio: "ignore" });
-    await waitForPort(port);
-  };
-  const kill = async (signal: NodeJS.Signals) => {
-    const p = proc;
-    if (!p || p.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once("exit", () => resolve());
-      p.kill(signal);
-    });
-  };
-  await launch();
+  const server = natsProcess(config, port);
+  await server.start();
   const url = `nats://127.0.0.1:${port}`;
   const stopHooks: (() => Promise<void>)[] = [];
   const nats: TestNats = {
     url,
     port,
     get pid() {
-      return proc?.exitCode === null ? proc.pid : undefined;
+      return server.pid;
     },
     seedFile: (role) => seedFileOf(credentials, role),
     connect: (role) =>
@@ -162,12 +172,12 @@ export async function startNats(): Promise<TestNats> {
       running.delete(url);
       // What runs on this server goes first; its failure to stop must not keep the server up.
       for (const fn of stopHooks.splice(0).reverse()) await fn().catch(() => undefined);
-      await kill("SIGTERM");
+      await server.kill("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     },
     async restart() {
-      await kill("SIGKILL");
-      await launch();
+      await server.kill();
+      await server.start();
     },
   };
   running.set(url, nats);
@@ -192,14 +202,13 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
   const dir = mkdtempSync(join(tmpdir(), "stratus-nats-cluster-"));
   const credentials = join(dir, "credentials");
   const keys = roleKeys(credentials, NATS_ROLES, { create: true });
-  const nodes: { port: number; routePort: number; config: string; proc?: ChildProcess }[] = [];
-  for (let i = 0; i < size; i++)
-    nodes.push({ port: await freePort(), routePort: await freePort(), config: "" });
-  const routes = nodes.map((n) => `nats-route://127.0.0.1:${n.routePort}`);
-  nodes.forEach((n, i) => {
-    n.config = join(dir, `node-${i}.conf`);
+  const ports: { port: number; routePort: number }[] = [];
+  for (let i = 0; i < size; i++) ports.push({ port: await freePort(), routePort: await freePort() });
+  const routes = ports.map((n) => `nats-route://127.0.0.1:${n.routePort}`);
+  const nodes = ports.map((n, i) => {
+    const config = join(dir, `node-${i}.conf`);
     writePrivateFile(
-      n.config,
+      config,
       natsServerConfig({
         host: "127.0.0.1",
         port: n.port,
@@ -208,20 +217,10 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
         cluster: { name: "stratus-test", serverName: `n${i}`, port: n.routePort, routes },
       }),
     );
+    return { port: n.port, server: natsProcess(config, n.port) };
   });
-  const startNode = async (i: number) => {
-    const n = nodes[i]!;
-    n.proc = spawn(natsServerBinary(), ["-c", n.config], { stdio: "ignore" });
-    await waitForPort(n.port);
-  };
-  const killNode = async (i: number) => {
-    const p = nodes[i]!.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once("exit", () => resolve());
-      p.kill("SIGKILL");
-    });
-  };
+  const startNode = (i: number) => nodes[i]!.server.start();
+  const killNode = (i: number) => nodes[i]!.server.kill();
   await Promise.all(nodes.map((_, i) => startNode(i)));
   const nodeUrls = nodes.map((n) => `nats://127.0.0.1:${n.port}`);
   const url = nodeUrls.join(",");
@@ -252,7 +251,7 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
     port: nodes[0]!.port,
     nodeUrls,
     get pid() {
-      return nodes[0]!.proc?.exitCode === null ? nodes[0]!.proc.pid : undefined;
+      return nodes[0]!.server.pid;
     },
     seedFile: (role) => seedFileOf(credentials, role),
     connect: connectAs,

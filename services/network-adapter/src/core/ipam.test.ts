@@ -26,6 +26,8 @@ import { Work } from "./work.js";
 
 const admin: Caller = { projectId: "", isAdmin: true };
 
+// `available`: PGlite always; PostgreSQL when a server answers. Without one the PostgreSQL cases
+// skip, saying so — never in CI, where testBackends() throws instead (STRATUS_REQUIRE_POSTGRES=1).
 describe.each(await testBackends())("the free list's window on %s", (backend, available) => {
   let db: Database;
   let close: (() => Promise<void>) | undefined;
