@@ -10,7 +10,7 @@ import {
   type Interceptor,
   type Transport,
 } from "@connectrpc/connect";
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import type { z } from "zod";
 import { callerCredentialFor, writeCallerHeaders } from "../auth/caller-credential.js";
 import { parseConfig, rpcConfig, tlsConfig } from "../config.js";
@@ -20,6 +20,7 @@ import { ServiceUnavailable } from "../http/faults.js";
 import { peerCa } from "../tls.js";
 import { writeTraceContext } from "../tracing.js";
 import { fastUnaryTransport } from "./fast-client.js";
+import { peerSessionManager } from "./session-manager.js";
 
 /** Writes the caller's credential headers of a call to baseUrl (caller-credential.ts). */
 function callerHeadersFor(baseUrl: string) {
@@ -69,7 +70,7 @@ export function transportFor(baseUrl: string): Transport {
  */
 export function peerTransport(baseUrl: string, settings: PeerSettings): Transport {
   const tls = new URL(baseUrl).protocol === "https:" && settings.ca ? { ca: settings.ca } : undefined;
-  const sessionManager = new Http2SessionManager(
+  const sessionManager = peerSessionManager(
     baseUrl,
     { pingIntervalMs: settings.RPC_PING_INTERVAL_MS, idleConnectionTimeoutMs: settings.RPC_IDLE_TIMEOUT_MS },
     tls,

@@ -17,11 +17,12 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { Http2SessionManager } from "@connectrpc/connect-node";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { writeRequestId } from "../context.js";
 import { writeTraceContext } from "../tracing.js";
 import { PROTO, TIMEOUT_HEADER } from "./connect-unary.js";
 import { webHeaders } from "./node-headers.js";
+import { peerSessionManager } from "./session-manager.js";
 
 /**
  * A Connect transport whose unary calls take the short path; streaming calls go to `streams`
@@ -39,7 +40,7 @@ export function fastUnaryTransport(options: {
 }): Transport {
   const base = new URL(options.baseUrl);
   if (base.protocol !== "http:" && base.protocol !== "https:") return options.streams;
-  const sessions = options.sessionManager ?? new Http2SessionManager(base.origin);
+  const sessions = options.sessionManager ?? peerSessionManager(base.origin);
   const origin = base.origin;
   const prefix = base.pathname.replace(/\/$/, "");
 
