@@ -17,6 +17,7 @@ import {
   type ConsumerInfo,
   connect,
   DeliverPolicy,
+  ErrorCode,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -125,8 +126,42 @@ export async function ensureStreams(
 ): Promise<void> {
   if (streams.length === 0) return;
   const replicas = options.replicas ?? 1;
-  const jsm = await nc.jetstreamManager();
-  for (const s of streams) {
+  const jsm = await untilJetStreamAnswers(() => nc.jetstreamManager());
+  for (const s of streams) await untilJetStreamAnswers(() => ensureStream(jsm, s, replicas));
+}
+
+/** How long a start waits for JetStream to answer (a cluster electing leaders, replicas catching up). */
+const JETSTREAM_START_WAIT_MS = 60_000;
+
+/**
+ * Runs a JetStream API call until it answers: on a cluster a request can time out or find no
+ * responder while the meta leader is elected or busy with other services' streams (every replica
+ * of every service ensures its streams at once), which must delay a start, not end it.
+ */
+async function untilJetStreamAnswers<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + JETSTREAM_START_WAIT_MS;
+  for (let wait = 100; ; wait = Math.min(wait * 2, 2000)) {
+    try {
+      return await call();
+    } catch (err) {
+      const transient =
+        err instanceof NatsError &&
+        (err.code === ErrorCode.Timeout ||
+          err.code === ErrorCode.NoResponders ||
+          err.code === ErrorCode.JetStreamNotEnabled ||
+          err.api_error?.code === 503);
+      if (!transient || Date.now() + wait > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  s: (typeof Streams)[keyof typeof Streams],
+  replicas: number,
+): Promise<void> {
+  {
     const config = {
       name: s.name,
       subjects: [...s.subjects],
@@ -144,7 +179,7 @@ export async function ensureStreams(
     }
     if (existing !== undefined) {
       await jsm.streams.update(s.name, { ...config, num_replicas: Math.max(existing, replicas) });
-      continue;
+      return;
     }
     try {
       await jsm.streams.add({ ...config, num_replicas: replicas });
@@ -350,7 +385,7 @@ export class EventBus {
     };
     for (let waited = false; ; waited = true) {
       try {
-        await jsm.consumers.add(options.stream, config);
+        await untilJetStreamAnswers(() => jsm.consumers.add(options.stream, config));
         break;
       } catch (err) {
         // The stream is made by its owner (nats-permissions.ts), which may start after us.
