@@ -22,16 +22,18 @@ export const HOSTS = ["rack1-1", "rack1-2", "rack2-1", "rack2-2"];
  * (user and project made as needed). Project ids are the identity's: `projectId(name)`.
  */
 const CALLER = /^([\w.@-]+):([\w.@-]+)(?::(admin|member|reader))?$/;
-let current: Mesh | undefined;
+/** What the callers need of a mesh (or of a cluster): its identity. */
+type IdentityOf = Pick<Mesh, "identity" | "token">;
+let current: IdentityOf | undefined;
 const callers = new Map<string, Promise<UserToken>>();
 
 /** Makes `mesh` the one whose identity the callers' tokens and projects come from (startApiMesh does). */
-export function useMesh(mesh: Mesh): void {
+export function useMesh(mesh: IdentityOf): void {
   current = mesh;
   callers.clear();
 }
 
-function theMesh(): Mesh {
+function theMesh(): IdentityOf {
   if (!current) throw new Error("startApiMesh() first");
   return current;
 }

@@ -36,14 +36,16 @@ export interface Cluster {
   /** replicas[name][i]: replica i of a control-plane service. */
   readonly replicas: Record<ReplicatedService, ServiceProcess[]>;
   readonly agents: ServiceProcess[];
+  /** The PostgreSQL database of each service that keeps one (its replicas share it). */
+  readonly databases: readonly { service: ReplicatedService; url: string }[];
   /** Each agent's hosts (the COMPUTE_HOSTS pattern it was given). */
   readonly agentHosts: string[];
   /** The REST base of api replica i. */
   apiUrl(i: number): string;
-  /** Kills replica i of a service (SIGKILL), as a crash. */
-  kill(name: ReplicatedService, i: number): Promise<void>;
-  /** Starts replica i again on its port with its environment. */
-  restart(name: ReplicatedService, i: number): Promise<ServiceProcess>;
+  /** Kills replica i of a service, or agent process i (SIGKILL), as a crash. */
+  kill(name: ReplicatedService | "compute-agent", i: number): Promise<void>;
+  /** Starts replica (or agent) i again with its environment (a replica on its port). */
+  restart(name: ReplicatedService | "compute-agent", i: number): Promise<ServiceProcess>;
   close(): Promise<void>;
 }
 
@@ -69,10 +71,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   try {
     const identity = await meshIdentity(nats);
     const dbUrl: Partial<Record<ReplicatedService, string>> = {};
+    const owned: { service: ReplicatedService; url: string }[] = [];
     for (const name of ["scheduler", "network-adapter", "conductor"] as const) {
       const d = await createTempDatabase(`stratus_cluster_${name.replace("-", "_")}`);
       databases.push(d);
       dbUrl[name] = d.url;
+      owned.push({ service: name, url: d.url });
     }
     const ports: Record<ReplicatedService, number[]> = {
       scheduler: [],
@@ -125,14 +129,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       Array.from({ length: agentCount }, async (_, a) => {
         const hosts = agentHostPattern(a + 1, hostsPerAgent);
         agentHosts[a] = hosts;
-        const p = await startService("compute-agent", {
+        const env = {
           ...common,
           ...peers(a % replicas),
           STRATUS_DATA_DIR: join(dataDir, `agent-${a + 1}`),
           COMPUTE_HOSTS: hosts,
           COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
           ...options.serviceEnv?.["compute-agent"],
-        });
+        };
+        envs.set(`compute-agent/${a}`, env);
+        const p = await startService("compute-agent", env);
         agents[a] = p;
         started.push(p);
       }),
@@ -142,14 +148,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       identity,
       replicas: procs,
       agents,
+      databases: owned,
       agentHosts,
       apiUrl: (i) => `http://127.0.0.1:${apiPorts[i]}`,
       async kill(name, i) {
-        await procs[name][i]?.stop("SIGKILL");
+        await (name === "compute-agent" ? agents : procs[name])[i]?.stop("SIGKILL");
       },
       async restart(name, i) {
         const p = await startService(name, envs.get(`${name}/${i}`)!);
-        procs[name][i] = p;
+        (name === "compute-agent" ? agents : procs[name])[i] = p;
         started.push(p);
         return p;
       },

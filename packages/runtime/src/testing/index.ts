@@ -1,7 +1,13 @@
 // Test harness: real nats-server on a free port, real service processes, temporary PostgreSQL
 // databases. Used by integration tests in test/ and by services' own tests.
 
-export { agentHostPattern, type Cluster, type ClusterOptions, startCluster } from "./cluster.js";
+export {
+  agentHostPattern,
+  type Cluster,
+  type ClusterOptions,
+  type ReplicatedService,
+  startCluster,
+} from "./cluster.js";
 export { credentialInterceptor } from "./credential-interceptor.js";
 export {
   type IdentityUnderTest,

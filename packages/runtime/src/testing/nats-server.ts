@@ -187,6 +187,8 @@ export async function startNats(): Promise<TestNats> {
 export interface TestNatsCluster extends TestNats {
   /** Each node's client URL, in order. */
   readonly nodeUrls: readonly string[];
+  /** Each node's process id (undefined while it is down). */
+  readonly nodePids: readonly (number | undefined)[];
   /** Kills one node (SIGKILL), as a crash. */
   killNode(index: number): Promise<void>;
   /** Starts a killed node again on its ports, store and configuration. */
@@ -252,6 +254,9 @@ export async function startNatsCluster(size = 3): Promise<TestNatsCluster> {
     nodeUrls,
     get pid() {
       return nodes[0]!.server.pid;
+    },
+    get nodePids() {
+      return nodes.map((n) => n.server.pid);
     },
     seedFile: (role) => seedFileOf(credentials, role),
     connect: connectAs,

@@ -44,13 +44,15 @@ export function spawnService(
   name: string,
   env: Record<string, string>,
   args: string[] = [],
+  /** The checkout whose service runs (another version's, for an upgrade test); default this one. */
+  root = repoRoot,
 ): Omit<ServiceProcess, "url" | "port"> {
-  const entry = resolve(repoRoot, "services", name, "src", "main.ts");
+  const entry = resolve(root, "services", name, "src", "main.ts");
   const nodeArgs = (env.STRATUS_SERVICE_NODE_ARGS ?? process.env.STRATUS_SERVICE_NODE_ARGS ?? "")
     .split(" ")
     .filter(Boolean);
   const proc = spawn(process.execPath, [...nodeArgs, "--import", "tsx", entry, ...args], {
-    cwd: repoRoot,
+    cwd: root,
     env: {
       ...process.env,
       LOG_LEVEL: "info",
@@ -129,9 +131,14 @@ export async function waitForServing(
  * harness's startService, start-service.ts, adds the service's credentials first). With
  * TLS_CERT_FILE in `env` its url is https:// (checked with the CA of TLS_CA_FILE).
  */
-export async function launchService(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+export async function launchService(
+  name: string,
+  env: Record<string, string>,
+  /** The checkout whose service runs (spawnService). */
+  root = repoRoot,
+): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const p = spawnService(name, { ...env, PORT: String(port) });
+  const p = spawnService(name, { ...env, PORT: String(port) }, [], root);
   const url = `${env.TLS_CERT_FILE ? "https" : "http"}://127.0.0.1:${port}`;
   const ca = env.TLS_CA_FILE ? readFileSync(env.TLS_CA_FILE) : undefined;
   try {
