@@ -5,6 +5,10 @@
 // Env: BENCH_HOSTS (default 1000), BENCH_SERVERS (default 1000), BENCH_IN_FLIGHT (default 64),
 //      BENCH_RESCHEDULES (default 50), BENCH_WARMUP (default 128: servers booted first, uncounted), BENCH_BACKEND (pglite | postgres; default pglite: each
 //      service on its own embedded database, or on its own temporary PostgreSQL database).
+//      BENCH_TOPOLOGY=cluster: the one-machine cluster instead (startCluster: a 3-node NATS
+//      cluster, BENCH_REPLICAS (2) of each control-plane service on PostgreSQL, BENCH_AGENTS (10)
+//      agent processes of BENCH_HOSTS_PER_AGENT (10) hosts on their own embedded databases); the
+//      creates alternate between the conductor replicas, and CPU is summed per service.
 import { readFileSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
 import { NetworkMode } from "@stratus/contracts/compute/v1";
@@ -13,6 +17,9 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { Subjects, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
+  type Mesh,
+  type ServiceProcess,
+  startCluster,
   startMesh,
   TEST_POSTGRES_URL,
   type TempDatabase,
@@ -20,12 +27,17 @@ import {
 import pg from "pg";
 import { as, clients, until } from "../../test/conductor/helpers.js";
 
-const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
+const TOPOLOGY = process.env.BENCH_TOPOLOGY ?? "single";
+if (TOPOLOGY !== "single" && TOPOLOGY !== "cluster") throw new Error("BENCH_TOPOLOGY: single or cluster");
+const CLUSTER = TOPOLOGY === "cluster";
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 10);
+const HOSTS_PER_AGENT = Number(process.env.BENCH_HOSTS_PER_AGENT ?? 10);
+const HOSTS = CLUSTER ? AGENTS * HOSTS_PER_AGENT : Number(process.env.BENCH_HOSTS ?? 1000);
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 1000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const RESCHEDULES = Number(process.env.BENCH_RESCHEDULES ?? 50);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 128);
-const BACKEND = process.env.BENCH_BACKEND ?? "pglite";
+const BACKEND = CLUSTER ? "postgres" : (process.env.BENCH_BACKEND ?? "pglite");
 const half = Math.ceil(HOSTS / 2);
 
 const databases: (TempDatabase & { service: string })[] = [];
@@ -36,39 +48,107 @@ const db = async (service: string): Promise<Record<string, string>> => {
   return { DATABASE_URL: d.url };
 };
 
-const mesh = await startMesh({
-  services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
-  env: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
-  serviceEnv: {
-    scheduler: await db("scheduler"),
-    "network-adapter": { ...(await db("network-adapter")), QUOTA_PORT: "-1" },
-    conductor: {
-      ...(await db("conductor")),
-      QUOTA_INSTANCES: "100000",
-      QUOTA_CORES: "100000",
-      QUOTA_RAM_MB: "100000000",
+/** What the benchmark needs of the processes it drives, whichever the topology. */
+interface Topology {
+  conductorUrls: string[];
+  schedulerUrl: string;
+  networkUrl: string;
+  /** Each process to count CPU of, by the name its CPU is summed under. */
+  processes(): { name: string; pid: number | undefined }[];
+  /** The databases whose PostgreSQL backends count, by service. */
+  databases: { service: string; url: string }[];
+  nats: { connect(role: "tools"): ReturnType<Mesh["nats"]["connect"]> };
+  outputs(): [string, string[]][];
+  close(): Promise<void>;
+}
+
+const conductorEnv = { QUOTA_INSTANCES: "100000", QUOTA_CORES: "100000", QUOTA_RAM_MB: "100000000" };
+const logLevel = process.env.BENCH_LOG_LEVEL ?? "warn";
+
+async function single(): Promise<Topology> {
+  const mesh = await startMesh({
+    services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
+    env: { LOG_LEVEL: logLevel },
+    serviceEnv: {
+      scheduler: await db("scheduler"),
+      "network-adapter": { ...(await db("network-adapter")), QUOTA_PORT: "-1" },
+      conductor: { ...(await db("conductor")), ...conductorEnv },
+      "compute-agent": {
+        COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
+        COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
+        SPAWN_DELAY_MS: "0",
+        ...(await db("compute-agent")),
+      },
     },
-    "compute-agent": {
-      COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
-      COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
-      SPAWN_DELAY_MS: "0",
-      ...(await db("compute-agent")),
+  });
+  return {
+    conductorUrls: [mesh.url("conductor")],
+    schedulerUrl: mesh.url("scheduler"),
+    networkUrl: mesh.url("network-adapter"),
+    processes: () => [
+      ...Object.entries(mesh.services).map(([name, p]) => ({ name, pid: p?.proc.pid })),
+      { name: "nats-server", pid: mesh.nats.pid },
+    ],
+    databases,
+    nats: mesh.nats,
+    outputs: () => Object.entries(mesh.services).map(([name, p]) => [name, p!.output]),
+    close: () => mesh.close(),
+  };
+}
+
+async function cluster(): Promise<Topology> {
+  const replicas = Number(process.env.BENCH_REPLICAS ?? 2);
+  const c = await startCluster({
+    replicas,
+    agents: AGENTS,
+    hostsPerAgent: HOSTS_PER_AGENT,
+    env: { LOG_LEVEL: logLevel },
+    serviceEnv: {
+      conductor: conductorEnv,
+      "network-adapter": { QUOTA_PORT: "-1" },
+      "compute-agent": { SPAWN_DELAY_MS: "0" },
     },
-  },
-});
+  });
+  const named = (name: string, list: ServiceProcess[]) => list.map((p, i) => ({ name, pid: p.proc.pid, i }));
+  return {
+    conductorUrls: c.replicas.conductor.map((p) => p.url),
+    schedulerUrl: c.replicas.scheduler[0]!.url,
+    networkUrl: c.replicas["network-adapter"][0]!.url,
+    processes: () => [
+      { name: "identity", pid: c.identity.process.proc.pid },
+      ...Object.entries(c.replicas).flatMap(([name, list]) => named(name, list)),
+      ...named("compute-agent", c.agents),
+      ...c.nats.nodePids.map((pid) => ({ name: "nats-server", pid })),
+    ],
+    databases: [...c.databases],
+    nats: c.nats,
+    outputs: () => [
+      ...Object.entries(c.replicas).flatMap(([name, list]) =>
+        list.map((p, i): [string, string[]] => [`${name}-${i}`, p.output]),
+      ),
+      ...c.agents.map((p, i): [string, string[]] => [`compute-agent-${i + 1}`, p.output]),
+    ],
+    close: () => c.close(),
+  };
+}
+
+const mesh = CLUSTER ? await cluster() : await single();
 
 let pgBackends: { pid: number; service: string }[] = [];
 const findBackends = async () => {
-  if (!databases.length) return;
+  if (!mesh.databases.length) return;
   const c = new pg.Client({ connectionString: TEST_POSTGRES_URL });
   await c.connect();
-  const names = databases.map((d) => new URL(d.url).pathname.slice(1));
+  const names = mesh.databases.map((d) => new URL(d.url).pathname.slice(1));
   const rows = await c.query<{ pid: number; datname: string }>(
     "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY($1)",
     [names],
   );
   await c.end();
-  pgBackends = rows.rows.map((r) => ({ pid: r.pid, service: databases[names.indexOf(r.datname)]!.service }));
+  pgBackends = rows.rows.map((r) => ({
+    pid: r.pid,
+    service: mesh.databases[names.indexOf(r.datname)]!.service,
+  }));
 };
 
 /** user + system CPU ms of a process, from /proc (Linux); undefined when it is gone. */
@@ -87,12 +167,10 @@ const procCpuMs = (pid: number): number | undefined => {
  */
 const cpuMs = (): Record<string, number> => {
   const out: Record<string, number> = {};
-  for (const [name, p] of Object.entries(mesh.services)) {
-    const ms = p?.proc.pid === undefined ? undefined : procCpuMs(p.proc.pid);
-    if (ms !== undefined) out[name] = ms;
+  for (const { name, pid } of mesh.processes()) {
+    const ms = pid === undefined ? undefined : procCpuMs(pid);
+    if (ms !== undefined) out[name] = (out[name] ?? 0) + ms;
   }
-  const nats = mesh.nats.pid === undefined ? undefined : procCpuMs(mesh.nats.pid);
-  if (nats !== undefined) out["nats-server"] = nats;
   const own = process.cpuUsage();
   out.bench = (own.user + own.system) / 1000;
   return out;
@@ -145,8 +223,10 @@ const pct = (xs: number[], p: number) => {
 };
 
 try {
-  const { conductor, placement } = clients(mesh.url("conductor"), mesh.url("scheduler"));
-  const net = serviceClient(NetworkService, mesh.url("network-adapter"));
+  const { placement } = clients(mesh.conductorUrls[0]!, mesh.schedulerUrl);
+  const conductors = mesh.conductorUrls.map((url) => clients(url, mesh.schedulerUrl).conductor);
+  let turn = 0;
+  const net = serviceClient(NetworkService, mesh.networkUrl);
   const nc = await mesh.nats.connect("tools");
   const active = new Map<string, () => void>();
   const settled = new Map<string, string>();
@@ -209,6 +289,7 @@ try {
       const waiting = new Promise<void>((r) => {
         done = r;
       });
+      const conductor = conductors[turn++ % conductors.length]!;
       const res = await as("bench", () =>
         conductor.createServers({
           name: "b",
@@ -293,8 +374,8 @@ try {
   if (process.env.BENCH_LOG_DIR) {
     const { mkdirSync, writeFileSync } = await import("node:fs");
     mkdirSync(process.env.BENCH_LOG_DIR, { recursive: true });
-    for (const [name, p] of Object.entries(mesh.services))
-      writeFileSync(`${process.env.BENCH_LOG_DIR}/${name}.log`, `${p!.output.join("\n")}\n`);
+    for (const [name, output] of mesh.outputs())
+      writeFileSync(`${process.env.BENCH_LOG_DIR}/${name}.log`, `${output.join("\n")}\n`);
   }
   await mesh.close();
   for (const d of databases) await d.drop();
