@@ -1,7 +1,7 @@
-// Crashes on the one-machine cluster (issue 24): two replicas of each control-plane service on one
-// PostgreSQL, a 3-node NATS cluster, agent processes of several hosts each. Keyed creates go
-// through both api replicas; once a fifth are accepted, one replica of every replicated service
-// (scheduler, network-adapter, conductor, api) and one NATS node are killed with SIGKILL and
+// Crashes on the one-machine cluster (issue 24): two replicas of the identity and of each
+// control-plane service on one PostgreSQL, a 3-node NATS cluster, agent processes of several hosts
+// each. Keyed creates go through both api replicas; once a fifth are accepted, one replica of every
+// replicated service (identity, scheduler, network-adapter, conductor, api) and one NATS node are killed with SIGKILL and
 // started again a few seconds later. A client whose api is gone or answers 503 sends the same
 // create to the other replica with the same Idempotency-Key, as behind a load balancer.
 // Afterwards every key has exactly one server, every accepted build ended ACTIVE or ERROR, and the
@@ -23,7 +23,13 @@ const HOSTS = Number(process.env.STRATUS_DRILL_HOSTS ?? 5);
 const IN_FLIGHT = Number(process.env.STRATUS_DRILL_IN_FLIGHT ?? 16);
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
 const TOKEN = "drill:p-drill";
-const KILLED: ReplicatedService[] = ["scheduler", "network-adapter", "conductor", "api"];
+const KILLED: (ReplicatedService | "identity")[] = [
+  "identity",
+  "scheduler",
+  "network-adapter",
+  "conductor",
+  "api",
+];
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
