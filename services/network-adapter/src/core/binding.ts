@@ -1,10 +1,11 @@
 // Binding a port to a compute host, and unbinding it. On a routed network the host's segment
 // decides the address: a deferred port gets it now, a re-bind to a host of another segment moves
 // it (our design; upstream answers 409 there), a re-bind on the same segment keeps it. This is
-// the transactional path, which serves every bind; the first bind of a deferred port this process
-// made is usually one statement with the other first binds of its turn (port-statements.ts).
+// the transactional path, which serves every bind, and CreatePort's with a host (createAndBindPort);
+// the first bind of a deferred port this process made, and a routed network's port created with a
+// host, are usually one statement with the others of their turn (port-statements.ts).
 import { PortChange } from "@stratus/contracts/events/v1";
-import { IpAllocation } from "@stratus/contracts/network/v1";
+import { type CreatePortRequest, IpAllocation } from "@stratus/contracts/network/v1";
 import { invalidInput, notFound, StratusError } from "@stratus/runtime";
 import { cols } from "./columns.js";
 import type { Tx } from "./context.js";
@@ -12,7 +13,7 @@ import { checkId } from "./ids.js";
 import { allocateFromAny, networkSubnetsJsonSql, releasePortIps, type SubnetRow } from "./ipam.js";
 import { jsonColumn, type PortRec, portFromRow } from "./model.js";
 import { portEvent } from "./port-events.js";
-import { getPort } from "./ports.js";
+import { createPort, getPort } from "./ports.js";
 import {
   boundPortSetSql,
   callerParams,
@@ -78,7 +79,7 @@ export async function bindPort(
   tx: Tx,
   req: { portId: string; host: string; bindingProfile: Record<string, string> },
   opts: { refusal?: BindRefusal } = {},
-): Promise<{ port: PortRec; segmentId: string }> {
+): Promise<{ port: PortRec; segmentId: string; routed: boolean }> {
   if (!req.host) throw invalidInput("host is required to bind a port");
   const refuse = (message: string) => new StratusError(opts.refusal ?? "invalid_input", message);
   const { port, routed, reachable, targets, subnets, physnets, ...ctx } = await bindContext(
@@ -137,7 +138,26 @@ export async function bindPort(
   );
   const bound = portFromRow(updated!, ips);
   portEvent(tx, PortChange.BOUND, bound);
-  return { port: bound, segmentId };
+  return { port: bound, segmentId, routed };
+}
+
+/**
+ * CreatePort's transactional path: the port made, and bound at once when the request names a
+ * host (a host the port cannot be bound to refuses the creation, as Neutron's conflict). Also
+ * whether its network is routed, when the bind found out.
+ */
+export async function createAndBindPort(
+  tx: Tx,
+  req: CreatePortRequest,
+): Promise<{ port: PortRec; routed?: boolean }> {
+  const made = await createPort(tx, req);
+  if (!req.bindingHostId) return { port: made };
+  const { port, routed } = await bindPort(
+    tx,
+    { portId: made.id, host: req.bindingHostId, bindingProfile: req.bindingProfile },
+    { refusal: "conflict" },
+  );
+  return { port, routed };
 }
 
 export async function unbindPort(tx: Tx, req: { portId: string; clearDevice: boolean }): Promise<PortRec> {

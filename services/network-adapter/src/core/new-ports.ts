@@ -4,7 +4,7 @@
 import type { CreatePortRequest } from "@stratus/contracts/network/v1";
 import { cols } from "./columns.js";
 import { type Caller, owningProject } from "./context.js";
-import { MAC_DRAWS, RANDOM_MAC_SQL } from "./rules.js";
+import { type ColumnValues, MAC_DRAWS, RANDOM_MAC_SQL } from "./rules.js";
 import { columns } from "./unnest.js";
 
 type Row = Record<string, unknown>;
@@ -54,14 +54,17 @@ export const portMacSql = (r: string) => `coalesce(${r}.mac, ${RANDOM_MAC_SQL})`
 
 /**
  * SQL: inserts the ports of `source` (request rows with their port_mac) with ip_allocation `mode`
- * (an SQL expression), returning those inserted. A port whose MAC is already on its network is
- * not inserted (the unique key judges, no look-up first): MAC_TAKEN for its request.
+ * (an SQL expression), and `values` for further columns (SQL expressions over `source`'s columns:
+ * a port inserted already bound, boundNewPortValues), returning those inserted. A port whose MAC
+ * is already on its network is not inserted (the unique key judges, no look-up first): MAC_TAKEN
+ * for its request.
  */
-export function insertPortsSql(source: string, mode: string): string {
+export function insertPortsSql(source: string, mode: string, values: ColumnValues = []): string {
+  const more = (pick: (cv: ColumnValues[number]) => string) => values.map((cv) => `, ${pick(cv)}`).join("");
   return `INSERT INTO ports (id, network_id, project_id, name, mac_address, device_id, device_owner, ip_allocation,
-      binding_vnic_type, description, admin_state_up)
+      binding_vnic_type, description, admin_state_up${more(([c]) => c)})
     SELECT id, network_id, project_id, name, port_mac, device_id, device_owner, ${mode}, vnic, description,
-      admin_state_up FROM ${source}
+      admin_state_up${more(([, v]) => v)} FROM ${source}
     ON CONFLICT (network_id, mac_address) DO NOTHING RETURNING ${cols("ports")}`;
 }
 

@@ -70,3 +70,13 @@ export function createdPortOfRow(row: Record<string, unknown>, out: Outbox): Por
   portEvent({ out }, PortChange.CREATED, port);
   return port;
 }
+
+/**
+ * The port of a row a creation statement inserted already bound (with the address it took), with
+ * its events in out as the transactional path records a creation followed by a bind: created
+ * (the port as made, before the bind: no host, no address), the address allocated, bound.
+ */
+export function createdBoundPortOfRow(row: Record<string, unknown>, out: Outbox): PortRec {
+  portEvent({ out }, PortChange.CREATED, { ...portFromRow(row, []), bindingHostId: "" });
+  return portWithHeldAddress(row, out, PortChange.BOUND).port;
+}

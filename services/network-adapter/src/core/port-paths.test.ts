@@ -1,9 +1,11 @@
-// The two paths of CreatePort and of a deferred port's first bind, over the same cases: the
-// statements that serve many calls at once (port-statements.ts) and the transaction that serves
-// any call (ports.ts, binding.ts). Each case runs on each path in a transaction that is rolled back
-// afterwards, from the same state; what each path answers (the port, or for the statement no row
-// and for the transaction a refusal) and what it wrote (ports, ip_allocations, the free
-// addresses, the events) must be the same. A rule that drifts in one path (who sees a network or
+// The two paths of CreatePort (with or without a host to bind to at once) and of a deferred
+// port's first bind, over the same cases: the statements that serve many calls at once
+// (port-statements.ts), the calls they leave then served by the transaction as PortService does,
+// and the transaction alone, serving every call (ports.ts, binding.ts). Each case runs on each
+// path in a transaction that is rolled back afterwards, from the same state; which calls the
+// statements served, what each path answers (the port, or a refusal) and what it wrote (ports,
+// ip_allocations, the free addresses, the events) must be the same: a call a statement left
+// must have written nothing. A rule that drifts in one path (who sees a network or
 // a port, which network is routed, the order addresses are taken in, the segment a host gets)
 // makes a case differ. On PGlite, and on PostgreSQL when one answers.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
@@ -16,14 +18,16 @@ import {
 } from "@stratus/contracts/network/v1";
 import { type Database, type Queryable, StratusError } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bindPort } from "./binding.js";
+import { bindPort, createAndBindPort } from "./binding.js";
 import { type Caller, Outbox, type Tx } from "./context.js";
 import { reportHostPhysicalNetworks } from "./hosts.js";
 import type { PortRec } from "./model.js";
 import { createNetwork } from "./networks.js";
-import { createdPortOfRow, portWithHeldAddress } from "./port-events.js";
+import { createdBoundPortOfRow, createdPortOfRow, portWithHeldAddress } from "./port-events.js";
 import {
   bindDeferredPorts,
+  boundEligible,
+  createBoundPorts,
   createDeferredPorts,
   createImmediatePorts,
   deferredEligible,
@@ -41,10 +45,15 @@ const TAKEN_MAC = "fa:16:3e:aa:bb:02";
 type CreateInit = MessageInitShape<typeof CreatePortRequestSchema>;
 type Expected = "made" | StratusError["kind"];
 
-/** One call of a case: who asks what, and what both paths must come to. */
+/**
+ * One call of a case: who asks what, and what both paths must come to. A call expected made is
+ * made by a statement, unless `left` (a statement leaves it, and the transaction makes it); a
+ * refused call is left by the statements.
+ */
 interface Call {
   caller: Caller;
   expect: Expected;
+  left?: true;
   create?: CreateInit & { network: string; name: string };
   bind?: { port: string; host: string };
 }
@@ -52,9 +61,15 @@ interface Call {
 /** A call's answer: the port made or bound (normalised), or the refusal's kind. */
 type Answer = { port: Record<string, unknown> } | { refused: string };
 
+/** What a path answered each call, and whether a statement served it (else the transaction did). */
+interface Served {
+  answers: (PortRec | StratusError)[];
+  served: boolean[];
+}
+
 /** Thrown to roll a case's transaction back once its outcome is read. */
 class Outcome extends Error {
-  constructor(readonly value: { answers: Answer[]; state: unknown; events: unknown[] }) {
+  constructor(readonly value: { answers: Answer[]; served: boolean[]; state: unknown; events: unknown[] }) {
     super("rolled back");
   }
 }
@@ -127,6 +142,8 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
       ["rack1-b", ["physnet-rack1"]],
       ["rack2-a", ["physnet-rack2"]],
       ["both-racks", ["physnet-rack1", "physnet-rack2"]],
+      ["rack3-a", ["physnet-rack3"]],
+      ["rack3-and-1", ["physnet-rack3", "physnet-rack1"]],
       ["lonely", []],
     ] as const) {
       await tx((t) =>
@@ -146,13 +163,14 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
     await subnet("full", "10.44.0.0/29", { pool: ["10.44.0.2", "10.44.0.2"] });
     await port("full", "holder");
     await port("private", "mac-holder", { macAddress: TAKEN_MAC });
+    // Segments rack3 (first, without a subnet), rack1 and rack2.
     for (const [name, shared, base] of [
       ["routed", true, 50],
       ["routed-private", false, 60],
     ] as const) {
       await network(name, {
         shared,
-        segments: [1, 2].map((rack) => ({
+        segments: [3, 1, 2].map((rack) => ({
           name: `rack${rack}`,
           networkType: "vlan",
           physicalNetwork: `physnet-rack${rack}`,
@@ -164,6 +182,7 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
     }
     // Deferred ports to bind: made, never bound (each case's binds are rolled back).
     for (let i = 0; i < 8; i++) await port("routed", `d${i}`);
+    await port("routed", "routed-mac-holder", { macAddress: TAKEN_MAC });
   });
   afterAll(async () => {
     await close?.();
@@ -203,22 +222,42 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
     bindingProfile: {},
   });
 
+  /** A call on the transactional path, in a savepoint (a refusal undoes only its call). */
+  async function viaTransactionAlone(q: Queryable, c: Call, out: Outbox): Promise<PortRec | StratusError> {
+    const t: Tx = { q, out: new Outbox(), caller: c.caller };
+    await q.query("SAVEPOINT call");
+    try {
+      const port = c.create
+        ? (await createAndBindPort(t, createRequest(c.create))).port
+        : (await bindPort(t, bindRequest(c.bind!))).port;
+      out.events.push(...t.out.events);
+      await q.query("RELEASE SAVEPOINT call");
+      return port;
+    } catch (err) {
+      if (!(err instanceof StratusError)) throw err;
+      await q.query("ROLLBACK TO SAVEPOINT call");
+      return err;
+    }
+  }
+
   /**
    * The statements' outcome: the calls' requests in one statement per kind (as the calls of one
-   * turn), a creation tried by the immediate statement, then the deferred one.
+   * turn), a creation tried by the immediate statement, then the deferred one, then the bound one;
+   * then, in order, the calls they left on the transactional path (as PortService does).
    */
-  async function viaStatements(q: Queryable, calls: Call[], out: Outbox): Promise<(PortRec | null)[]> {
+  async function viaStatements(q: Queryable, calls: Call[], out: Outbox): Promise<Served> {
     const made: (PortRec | null)[] = calls.map(() => null);
     const creations = calls.flatMap((c, i) =>
       c.create ? [{ i, req: createRequest(c.create), caller: c.caller }] : [],
     );
-    for (const [eligible, statement] of [
-      [immediateEligible, createImmediatePorts],
-      [deferredEligible, createDeferredPorts],
+    for (const [eligible, statement, portOfRow] of [
+      [immediateEligible, createImmediatePorts, createdPortOfRow],
+      [deferredEligible, createDeferredPorts, createdPortOfRow],
+      [boundEligible, createBoundPorts, createdBoundPortOfRow],
     ] as const) {
       const todo = creations.filter((c) => !made[c.i] && eligible(c.req, c.caller));
       const rows = await statement(q, todo);
-      for (const [j, row] of rows.entries()) if (row) made[todo[j]!.i] = createdPortOfRow(row, out);
+      for (const [j, row] of rows.entries()) if (row) made[todo[j]!.i] = portOfRow(row, out);
     }
     const binds = calls.flatMap((c, i) =>
       c.bind ? [{ i, req: bindRequest(c.bind), caller: c.caller }] : [],
@@ -226,55 +265,37 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
     const rows = await bindDeferredPorts(q, binds);
     for (const [j, row] of rows.entries())
       if (row) made[binds[j]!.i] = portWithHeldAddress(row, out, PortChange.BOUND).port;
-    return made;
+    const served = made.map((m) => m !== null);
+    const answers: (PortRec | StratusError)[] = [];
+    for (const [i, c] of calls.entries()) answers.push(made[i] ?? (await viaTransactionAlone(q, c, out)));
+    return { answers, served };
   }
 
-  /** The transaction's outcome: each call on its own, in order (a savepoint each: a refusal undoes only its call). */
-  async function viaTransaction(
-    q: Queryable,
-    calls: Call[],
-    out: Outbox,
-  ): Promise<(PortRec | StratusError)[]> {
+  /** The transaction's outcome: each call on its own, in order. */
+  async function viaTransaction(q: Queryable, calls: Call[], out: Outbox): Promise<Served> {
     const answers: (PortRec | StratusError)[] = [];
-    for (const c of calls) {
-      const t: Tx = { q, out: new Outbox(), caller: c.caller };
-      await q.query("SAVEPOINT call");
-      try {
-        answers.push(
-          c.create
-            ? await createPort(t, createRequest(c.create))
-            : (await bindPort(t, bindRequest(c.bind!))).port,
-        );
-        out.events.push(...t.out.events);
-        await q.query("RELEASE SAVEPOINT call");
-      } catch (err) {
-        if (!(err instanceof StratusError)) throw err;
-        answers.push(err);
-        await q.query("ROLLBACK TO SAVEPOINT call");
-      }
-    }
-    return answers;
+    for (const c of calls) answers.push(await viaTransactionAlone(q, c, out));
+    return { answers, served: calls.map(() => false) };
   }
 
   /** What a path came to, from the setup's state, with everything it wrote rolled back after. */
-  async function outcome(path: (q: Queryable, out: Outbox) => Promise<(PortRec | StratusError | null)[]>) {
+  async function outcome(path: (q: Queryable, out: Outbox) => Promise<Served>) {
     try {
       await db.transaction(async (q) => {
         const out = new Outbox();
-        const got = await path(q, out);
+        const { answers: got, served } = await path(q, out);
         const names = new Map(
-          got.flatMap((p) => (p && !(p instanceof StratusError) ? [[p.id, p.name!] as const] : [])),
+          got.flatMap((p) => (p instanceof StratusError ? [] : [[p.id, p.name!] as const])),
         );
         const answers = got.map(
           (p): Answer =>
             p instanceof StratusError
               ? { refused: p.kind }
-              : p
-                ? { port: normalise(p, names) as Record<string, unknown> }
-                : { refused: "(left to the transaction)" },
+              : { port: normalise(p, names) as Record<string, unknown> },
         );
         throw new Outcome({
           answers,
+          served,
           state: await state(q, names),
           events: normalise(
             out.events.map((e) => [e.subject, e.value]),
@@ -291,6 +312,13 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
 
   const p1 = user("p1");
   const p2 = user("p2");
+  /** A port of project p1 made bound to `host` (an admin's request). */
+  const bound = (network: string, name: string, host: string) => ({
+    network,
+    name,
+    projectId: "p1",
+    bindingHostId: host,
+  });
   const cases: [string, Call[]][] = [
     [
       "its project's user on its private network",
@@ -410,18 +438,105 @@ describe.each(await testBackends())("the statements and the transaction on %s", 
         }),
       ),
     ],
+    [
+      "a port made bound to a host of the first segment with a subnet",
+      [{ caller: admin, expect: "made", create: bound("routed", "a", "rack1-a") }],
+    ],
+    [
+      "a port made bound to a host of the second",
+      [{ caller: admin, expect: "made", create: bound("routed", "a", "rack2-a") }],
+    ],
+    [
+      "a port made bound to a host that reaches no segment",
+      [{ caller: admin, expect: "conflict", create: bound("routed", "a", "lonely") }],
+    ],
+    [
+      "a port made bound to a host whose only segment has no subnet",
+      [{ caller: admin, expect: "conflict", create: bound("routed", "a", "rack3-a") }],
+    ],
+    [
+      "a port made bound to a host that reaches a segment without a subnet first: the next one",
+      [{ caller: admin, expect: "made", create: bound("routed", "a", "rack3-and-1") }],
+    ],
+    [
+      "ports made bound, more than their segment has addresses",
+      ["a", "b", "c", "d", "e", "f"].map(
+        (name): Call => ({
+          caller: admin,
+          expect: name === "f" ? "ip_exhausted" : "made",
+          create: bound("routed", name, name === "c" ? "rack1-b" : "rack1-a"),
+        }),
+      ),
+    ],
+    [
+      "ports made bound in one batch, on two segments, each segment's addresses in order",
+      [
+        { caller: admin, expect: "made", create: bound("routed", "a", "rack1-a") },
+        { caller: admin, expect: "made", create: bound("routed", "b", "rack2-a") },
+        { caller: admin, expect: "made", create: bound("routed", "c", "rack1-b") },
+        { caller: admin, expect: "made", create: bound("routed-private", "d", "both-racks") },
+      ],
+    ],
+    [
+      "a port made bound by a user: only an admin may bind",
+      [
+        { caller: p1, expect: "forbidden", create: { ...bound("routed", "a", "rack1-a"), projectId: "" } },
+        {
+          caller: p1,
+          expect: "forbidden",
+          create: { network: "routed", name: "b", bindingProfile: { a: "b" } },
+        },
+      ],
+    ],
+    [
+      "a port made bound with a MAC asked for: free, or taken (nothing written, its address left)",
+      [
+        {
+          caller: admin,
+          expect: "made",
+          create: { ...bound("routed", "a", "rack1-a"), macAddress: ASKED_MAC },
+        },
+        {
+          caller: admin,
+          expect: "conflict",
+          create: { ...bound("routed", "b", "rack1-a"), macAddress: TAKEN_MAC },
+        },
+      ],
+    ],
+    [
+      "a port made bound on a network that is not routed: left to the transaction",
+      [{ caller: admin, expect: "made", left: true, create: bound("private", "a", "rack1-a") }],
+    ],
+    [
+      "a port made bound with a binding profile",
+      [
+        {
+          caller: admin,
+          expect: "made",
+          create: { ...bound("routed", "a", "rack2-a"), bindingProfile: { pci_slot: "0000:01:00.1" } },
+        },
+      ],
+    ],
+    [
+      "a deferred port made, a port made bound and another's first bind in one turn, on one segment",
+      [
+        { caller: admin, expect: "made", create: { network: "routed", projectId: "p1", name: "a" } },
+        { caller: admin, expect: "made", create: bound("routed", "b", "rack1-a") },
+        { caller: admin, expect: "made", bind: { port: "d0", host: "rack1-b" } },
+      ],
+    ],
   ];
 
   it.skipIf(!available).each(cases)("%s", async (_, calls) => {
     const statements = await outcome((q, out) => viaStatements(q, calls, out));
     const transaction = await outcome((q, out) => viaTransaction(q, calls, out));
-    // What each call came to: made by both alike, or left by the statement and refused as expected.
+    // What each call came to, and which the statements served: the calls expected made, unless
+    // left; the refusals are the transaction's. Then both paths alike.
     expect(transaction.answers.map((a) => ("port" in a ? "made" : a.refused))).toEqual(
       calls.map((c) => c.expect),
     );
-    expect(statements.answers).toEqual(
-      transaction.answers.map((a) => ("port" in a ? a : { refused: "(left to the transaction)" })),
-    );
+    expect(statements.served).toEqual(calls.map((c) => c.expect === "made" && !c.left));
+    expect(statements.answers).toEqual(transaction.answers);
     expect(statements.state).toEqual(transaction.state);
     expect(statements.events).toEqual(transaction.events);
   });

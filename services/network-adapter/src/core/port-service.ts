@@ -1,5 +1,5 @@
-// Which path a port call takes. CreatePort, the first bind of a deferred port and
-// CheckAndUpdatePorts are the hot calls of a server build: their common cases are statements
+// Which path a port call takes. CreatePort (with or without a host to bind to at once), the first
+// bind of a deferred port and CheckAndUpdatePorts are the hot calls: their common cases are statements
 // gathered per event-loop turn (port-statements.ts, port-check.ts: one statement for all the calls
 // of a turn, one round trip and one commit); what a statement leaves, the transaction answers
 // (ports.ts, binding.ts). Both paths are built from the same rules, so the choice changes the cost
@@ -7,7 +7,7 @@
 import { PortChange } from "@stratus/contracts/events/v1";
 import { type CreatePortRequest, IpAllocation } from "@stratus/contracts/network/v1";
 import { TurnBatcher } from "@stratus/runtime";
-import { bindPort } from "./binding.js";
+import { bindPort, createAndBindPort } from "./binding.js";
 import type { Caller } from "./context.js";
 import type { PortRec } from "./model.js";
 import type { NewPort } from "./new-ports.js";
@@ -18,16 +18,17 @@ import {
   portCheckDetails,
   preparePortCheck,
 } from "./port-check.js";
-import { createdPortOfRow, portWithHeldAddress } from "./port-events.js";
+import { createdBoundPortOfRow, createdPortOfRow, portWithHeldAddress } from "./port-events.js";
 import {
   bindDeferredPorts,
+  boundEligible,
+  createBoundPorts,
   createDeferredPorts,
   createImmediatePorts,
   type DeferredBind,
   deferredEligible,
   immediateEligible,
 } from "./port-statements.js";
-import { createPort } from "./ports.js";
 import type { Work } from "./work.js";
 
 type Row = Record<string, unknown>;
@@ -41,10 +42,10 @@ type Row = Record<string, unknown>;
 const PORT_BATCHES = { inFlight: 4, maxBatch: 16, aloneOnError: true } as const;
 
 /**
- * How long a network whose port came out deferred (routed) is remembered: its ports go to the
- * deferred statement first, not to the immediate one, which cannot make them. It only decides
- * which path is tried first: a network that stopped being routed is served by the transaction
- * meanwhile, as correctly.
+ * How long a network found routed (a port came out deferred, or a port's bind found it so) is
+ * remembered: its ports go to the deferred or the bound statement first, not to the immediate one,
+ * which cannot make them. It only decides which path is tried first: a network that stopped being
+ * routed is served by the transaction meanwhile, as correctly.
  */
 const ROUTED_MEMORY_MS = 60_000;
 /** Networks remembered as routed, at most (the memory starts again empty beyond). */
@@ -55,6 +56,7 @@ const UNBOUND_MEMORY_SIZE = 100_000;
 export class PortService {
   private readonly immediate: TurnBatcher<NewPort, Row | null>;
   private readonly deferred: TurnBatcher<NewPort, Row | null>;
+  private readonly bound: TurnBatcher<NewPort, Row | null>;
   private readonly binds: TurnBatcher<DeferredBind, Row | null>;
   private readonly checks: TurnBatcher<PortCheck, Row[]>;
   /** Networks known to be routed, until when. */
@@ -64,11 +66,11 @@ export class PortService {
 
   constructor(private readonly work: Work) {
     const q = work.db;
-    // The immediate statement retries a failed batch request by request itself (createImmediatePorts).
-    this.immediate = new TurnBatcher((items) => createImmediatePorts(q, items), {
-      inFlight: PORT_BATCHES.inFlight,
-      maxBatch: PORT_BATCHES.maxBatch,
-    });
+    // The statements that take addresses retry a failed batch request by request themselves
+    // (createImmediatePorts, createBoundPorts).
+    const retryingItself = { inFlight: PORT_BATCHES.inFlight, maxBatch: PORT_BATCHES.maxBatch };
+    this.immediate = new TurnBatcher((items) => createImmediatePorts(q, items), retryingItself);
+    this.bound = new TurnBatcher((items) => createBoundPorts(q, items), retryingItself);
     this.deferred = new TurnBatcher((items) => createDeferredPorts(q, items), PORT_BATCHES);
     this.binds = new TurnBatcher((binds) => bindDeferredPorts(q, binds), PORT_BATCHES);
     this.checks = new TurnBatcher((checks) => checkAndUpdateRows(q, checks), PORT_BATCHES);
@@ -93,18 +95,16 @@ export class PortService {
       });
       if (port) return port;
     }
-    const port = await this.work.transaction(caller, async (tx) => {
-      const made = await createPort(tx, req);
-      if (!req.bindingHostId) return made;
-      const bound = await bindPort(
-        tx,
-        { portId: made.id, host: req.bindingHostId, bindingProfile: req.bindingProfile },
-        { refusal: "conflict" },
-      );
-      return bound.port;
-    });
+    if (knownRouted && boundEligible(req, caller)) {
+      const port = await this.work.statement(caller, async (tx) => {
+        const row = await this.bound.add({ req, caller });
+        return row ? createdBoundPortOfRow(row, tx.out) : undefined;
+      });
+      if (port) return port;
+    }
+    const { port, routed } = await this.work.transaction(caller, (tx) => createAndBindPort(tx, req));
     if (!req.bindingHostId) this.noteUnbound(port);
-    if (port.ipAllocation === IpAllocation.DEFERRED) this.noteRouted(req.networkId);
+    if (routed || port.ipAllocation === IpAllocation.DEFERRED) this.noteRouted(req.networkId);
     return port;
   }
 

@@ -1,20 +1,29 @@
 // The statement that makes CreatePort's common case (automatic address, network not routed)
 // in-process, on PGlite and (when reachable) PostgreSQL: several requests per statement, each made
 // or left untouched for the transaction, a MAC asked for that is taken leaving only its request
-// unmade, and a drawn MAC that is taken drawn again, without losing an address.
+// unmade, and a drawn MAC that is taken drawn again, without losing an address. And the quota
+// held over the statement that makes ports bound to their host.
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { PortChange } from "@stratus/contracts/events/v1";
 import {
   CreateNetworkRequestSchema,
   CreatePortRequestSchema,
   CreateSubnetRequestSchema,
+  UpdateQuotaRequestSchema,
 } from "@stratus/contracts/network/v1";
 import type { Database } from "@stratus/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Caller, Outbox, type Tx } from "./context.js";
+import { reportHostPhysicalNetworks } from "./hosts.js";
 import { createNetwork } from "./networks.js";
 import { portWithHeldAddress } from "./port-events.js";
-import { createImmediatePorts, immediateEligible } from "./port-statements.js";
+import {
+  boundEligible,
+  createBoundPorts,
+  createImmediatePorts,
+  immediateEligible,
+} from "./port-statements.js";
+import { updateQuota } from "./quotas.js";
 import { createSubnet } from "./subnets.js";
 import { openTestDatabase, testBackends } from "./test-database.js";
 
@@ -142,6 +151,52 @@ describe.each(await testBackends())("the immediate creation statement on %s", (b
       expect(immediateEligible(port(own.id, { macAddress: "nonsense" }), admin)).toBe(false);
       expect(immediateEligible(port(own.id, { projectId: "p-own" }), tenant)).toBe(false);
       expect(immediateEligible(port(own.id), tenant)).toBe(true);
+    },
+  );
+
+  it.skipIf(!available)(
+    "makes ports bound to their host up to the project's quota, and leaves the rest unwritten",
+    async () => {
+      await tx((t) =>
+        reportHostPhysicalNetworks(t, { host: "q-host", physicalNetworks: ["phys-q1"], computeNodeUuid: "" }),
+      );
+      const routed = await network({
+        segments: [
+          { name: "q1", networkType: "vlan", physicalNetwork: "phys-q1", segmentationId: 401 },
+          { name: "q2", networkType: "vlan", physicalNetwork: "phys-q2", segmentationId: 402 },
+        ],
+      });
+      await tx((t) =>
+        createSubnet(
+          t,
+          create(CreateSubnetRequestSchema, {
+            networkId: routed.id,
+            segmentId: routed.segments![0]!.id!,
+            cidr: "10.24.0.0/24",
+          }),
+        ),
+      );
+      await tx((t) => updateQuota(t, create(UpdateQuotaRequestSchema, { projectId: "p-q", port: 2 })));
+      const request = () => ({
+        req: port(routed.id, { projectId: "p-q", bindingHostId: "q-host" }),
+        caller: admin,
+      });
+      expect(boundEligible(request().req, admin)).toBe(true);
+      expect(boundEligible(request().req, { projectId: "p-q", isAdmin: false })).toBe(false);
+      // Three in one statement would pass the limit: run again one by one, two are made.
+      const rows = await createBoundPorts(db, [request(), request(), request()]);
+      expect(rows.filter((r) => r).length).toBe(2);
+      for (const row of rows.filter((r) => r)) {
+        expect(row).toMatchObject({ binding_host_id: "q-host", binding_segment_id: routed.segments![0]!.id });
+      }
+      expect(await count("SELECT count(*) AS n FROM ports WHERE project_id = 'p-q'", [])).toBe(2);
+      expect(
+        await count(
+          "SELECT count(*) AS n FROM ip_allocations a JOIN ports p ON p.id = a.port_id WHERE p.project_id = 'p-q'",
+          [],
+        ),
+      ).toBe(2);
+      expect(await createBoundPorts(db, [request()])).toEqual([null]);
     },
   );
 });

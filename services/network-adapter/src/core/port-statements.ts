@@ -1,7 +1,8 @@
 // The statements that serve many calls at once (PortService gathers the calls of one event-loop
 // turn, and a lone call is a batch of one): CreatePort's common cases, with an automatic address
-// on a network that is not routed and deferred on one that is, and the first bind of a deferred
-// port. Each is built from the same rules (rules.ts) and the same choice of addresses (ipam.ts)
+// on a network that is not routed, deferred on one that is, or on one that is with a host to bind
+// to at once (the port inserted already bound, with an address from the host's segment), and the
+// first bind of a deferred port. Each is built from the same rules (rules.ts) and the same choice of addresses (ipam.ts)
 // as the transactional path, and answers per call with a row or nothing; for a call without a row
 // nothing was written, and the transactional path answers it (it waits for addresses locked by
 // allocations in flight, reports exhaustion, explains a refusal). port-paths.test.ts runs both
@@ -18,6 +19,7 @@ import {
   insertPortsSql,
   MAC_TAKEN,
   type Made,
+  NEW_PORT_COLUMNS,
   NEW_PORT_REQUESTS_SQL,
   type NewPort,
   newPortColumns,
@@ -26,6 +28,7 @@ import {
 import { overQuota } from "./quotas.js";
 import {
   allocationMode,
+  boundNewPortValues,
   boundPortSetSql,
   callerColumns,
   hostPhysnetsSql,
@@ -46,14 +49,23 @@ type Row = Record<string, unknown>;
  * Whether a creation statement may make this request's port, and with which ip_allocation: the
  * mode it gets on a network that is routed (`routed`) or not, when it names no fixed IPs, a
  * well-formed MAC if any, a network id that can exist, and no project but the caller's own
- * (unless the caller is an admin). The statement then checks the network.
+ * (unless the caller is an admin); with `bound`, a host to bind it to and a caller that may bind
+ * (an admin, as createPort checks), else neither a host nor a binding profile. The statement then
+ * checks the network.
  */
-function statementMode(req: CreatePortRequest, caller: Caller, routed: boolean): IpAllocation | undefined {
+function statementMode(
+  req: CreatePortRequest,
+  caller: Caller,
+  routed: boolean,
+  bound = false,
+): IpAllocation | undefined {
+  const binding = bound
+    ? Boolean(req.bindingHostId) && caller.isAdmin
+    : !req.bindingHostId && !Object.keys(req.bindingProfile).length;
   const plain =
+    binding &&
     !req.fixedIps.length &&
     !req.noFixedIps &&
-    !req.bindingHostId &&
-    !Object.keys(req.bindingProfile).length &&
     (!req.macAddress || MAC_PATTERN.test(req.macAddress)) &&
     isUuid(req.networkId) &&
     mayActFor(req.projectId, caller);
@@ -71,12 +83,22 @@ export function deferredEligible(req: CreatePortRequest, caller: Caller): boolea
 }
 
 /**
- * SQL CTEs of both creation statements: r, the requests; routed, their networks that are routed;
- * ok, the requests whose network exists, may hold the caller's ports and is routed (or not, as
- * `routed` says), each with its port's MAC (the one asked for, or a draw).
+ * A CreatePort the bound statement may make: a routed network's port with a host to bind it to
+ * (by an admin), and perhaps a binding profile, no address asked (it gets one from the host's
+ * segment at once).
  */
-function usableRequestsSql(routed: boolean): string {
-  return `r AS (${NEW_PORT_REQUESTS_SQL}),
+export function boundEligible(req: CreatePortRequest, caller: Caller): boolean {
+  return statementMode(req, caller, true, true) === IpAllocation.IMMEDIATE;
+}
+
+/**
+ * SQL CTEs of the creation statements: r, the requests (`requests`, by default those of
+ * NEW_PORT_REQUESTS_SQL); routed, their networks that are routed; ok, the requests whose network
+ * exists, may hold the caller's ports and is routed (or not, as `routed` says), each with its
+ * port's MAC (the one asked for, or a draw).
+ */
+function usableRequestsSql(routed: boolean, requests = NEW_PORT_REQUESTS_SQL): string {
+  return `r AS (${requests}),
   routed AS (SELECT n.id FROM networks n WHERE n.id IN (SELECT network_id FROM r) AND ${routedNetworkSql("n.id")}),
   ok AS MATERIALIZED (
     SELECT r.*, ${portMacSql("r")} AS port_mac FROM r JOIN networks n ON n.id = r.network_id
@@ -114,15 +136,71 @@ const CREATE_DEFERRED_SQL = `WITH ${usableRequestsSql(true)},
   new_port AS (${insertPortsSql("ok", "'deferred'")})
   SELECT ok.id AS request_id, new_port.* FROM ok LEFT JOIN new_port ON new_port.id = ok.id`;
 
+/**
+ * Ports on routed networks made already bound to a host (binding:host_id given), without fixed
+ * IPs: what createPort and then bindPort make, in one statement. Each port's target is the first
+ * segment its host reaches that has a subnet (as bindPort chooses it), the ports aiming at one
+ * segment get its addresses as ipam.ts orders them, one each, in request order (not locked by
+ * allocations in flight), and for the requests that got one the ports are inserted bound
+ * (boundNewPortValues: PostgreSQL's UPDATE in the same statement would not see a row its CTE
+ * inserted), the addresses taken off the free list and held. A row per request that got an
+ * address: request_id, the port's columns (null when its MAC was already on the network: nothing
+ * was written for it, its address stays free) and the address held. No row: the host reaches no
+ * segment with a subnet, or its segment has no unlocked address left.
+ */
+const CREATE_BOUND_SQL = `WITH ${usableRequestsSql(
+  true,
+  `SELECT q.*, b.host, b.profile FROM (${NEW_PORT_REQUESTS_SQL}) q
+      JOIN unnest($${NEW_PORT_COLUMNS + 1}::text[], $${NEW_PORT_COLUMNS + 2}::text[]) WITH ORDINALITY AS b(host, profile, k)
+        ON b.k = q.k`,
+)},
+  target AS MATERIALIZED (
+    SELECT ok.*, (${reachableSegmentsSql("ok.network_id", hostPhysnetsSql("ok.host"), { withSubnet: true })} LIMIT 1)
+      AS segment_id FROM ok),
+  numbered AS (
+    SELECT target.*, row_number() OVER (PARTITION BY target.segment_id ORDER BY target.k) AS rn
+    FROM target WHERE target.segment_id IS NOT NULL),
+  need AS (SELECT segment_id AS key, count(*) AS c FROM numbered GROUP BY segment_id),
+  picks AS MATERIALIZED (${freeAddressesSql("need", (sn, key) => `${sn}.segment_id = ${key}`)}),
+  paired AS MATERIALIZED (
+    SELECT numbered.*, picks.subnet_id, picks.ip
+    FROM numbered JOIN picks ON picks.key = numbered.segment_id AND picks.rn = numbered.rn),
+  new_port AS (${insertPortsSql("paired", "'immediate'", boundNewPortValues("host", "profile", "segment_id"))}),
+  won AS (SELECT paired.subnet_id, paired.ip, paired.id AS port_id FROM paired JOIN new_port ON new_port.id = paired.id),
+  ${takeAndHoldSql("won")}
+  SELECT paired.id AS request_id, new_port.*, held.subnet_id AS held_subnet_id, held.ip AS held_ip,
+    paired.segment_id AS held_segment_id
+  FROM paired LEFT JOIN new_port ON new_port.id = paired.id LEFT JOIN held ON held.port_id = paired.id`;
+
 /** One run of a creation statement: per request its row, MAC_TAKEN, or null. */
-async function runCreation(q: Queryable, sql: string, name: string, items: NewPort[]): Promise<Made[]> {
+async function runCreation(q: Queryable, statement: Creation, items: NewPort[]): Promise<Made[]> {
   const ids = items.map(() => randomUUID());
-  const rows = await q.query(sql, newPortColumns(items, ids), { name });
+  const params = [...newPortColumns(items, ids), ...(statement.params?.(items) ?? [])];
+  const rows = await q.query(statement.sql, params, { name: statement.name });
   return rowsByKey(ids, rows, "request_id").map((row) => {
     if (!row) return null;
     return row.id === null ? MAC_TAKEN : row;
   });
 }
+
+/** A creation statement: its SQL, its name, and its parameters after newPortColumns'. */
+interface Creation {
+  sql: string;
+  name: string;
+  params?: (items: NewPort[]) => unknown[][];
+}
+
+const IMMEDIATE: Creation = { sql: CREATE_IMMEDIATE_SQL, name: "net_create_immediate_ports" };
+const DEFERRED: Creation = { sql: CREATE_DEFERRED_SQL, name: "net_create_deferred_ports" };
+const BOUND: Creation = {
+  sql: CREATE_BOUND_SQL,
+  name: "net_create_bound_ports",
+  params: (items) =>
+    columns(
+      items.map(({ req }) => [req.bindingHostId, JSON.stringify(req.bindingProfile ?? {})]),
+      2,
+    ),
+};
 
 /** Errors after which a statement's requests are run again one by one, and one failing so is left to the transaction. */
 function fallBackOn(err: unknown): boolean {
@@ -130,16 +208,17 @@ function fallBackOn(err: unknown): boolean {
   return code === "23503" || code === "40001" || code === "40P01";
 }
 
-async function runImmediate(q: Queryable, items: NewPort[]): Promise<Made[]> {
+/** A run of a statement that takes addresses, a failed batch run again request by request. */
+async function runTakingAddresses(q: Queryable, statement: Creation, items: NewPort[]): Promise<Made[]> {
   try {
-    return await runCreation(q, CREATE_IMMEDIATE_SQL, "net_create_immediate_ports", items);
+    return await runCreation(q, statement, items);
   } catch (err) {
     // A quota refusal of a statement is not each of its requests': a batch that would go past the
     // limit is run again request by request, and a request refused alone is left to the
     // transaction, which makes it if it still fits and refuses it in the quota's words if not.
     if (!fallBackOn(err) && overQuota(err) === undefined) throw err;
     if (items.length === 1) return [null];
-    return Promise.all(items.map(async (item) => (await runImmediate(q, [item]))[0]!));
+    return Promise.all(items.map(async (item) => (await runTakingAddresses(q, statement, [item]))[0]!));
   }
 }
 
@@ -151,16 +230,21 @@ const madeOrNull = (made: Made[]): (Row | null)[] => made.map((m) => (m === MAC_
  * An error such as a concurrent network delete makes the statement run again request by request.
  */
 export async function createImmediatePorts(q: Queryable, items: NewPort[]): Promise<(Row | null)[]> {
-  return madeOrNull(await insertDrawingMacs(items, (waiting) => runImmediate(q, waiting)));
+  return madeOrNull(await insertDrawingMacs(items, (waiting) => runTakingAddresses(q, IMMEDIATE, waiting)));
 }
 
 /** The ports of deferredEligible requests, in one statement: per request its new row or null. */
 export async function createDeferredPorts(q: Queryable, items: NewPort[]): Promise<(Row | null)[]> {
-  return madeOrNull(
-    await insertDrawingMacs(items, (waiting) =>
-      runCreation(q, CREATE_DEFERRED_SQL, "net_create_deferred_ports", waiting),
-    ),
-  );
+  return madeOrNull(await insertDrawingMacs(items, (waiting) => runCreation(q, DEFERRED, waiting)));
+}
+
+/**
+ * The ports of boundEligible requests, made bound with their address, in one statement: per
+ * request its new row (with held_subnet_id, held_ip, held_segment_id) or null. Errors as
+ * createImmediatePorts.
+ */
+export async function createBoundPorts(q: Queryable, items: NewPort[]): Promise<(Row | null)[]> {
+  return madeOrNull(await insertDrawingMacs(items, (waiting) => runTakingAddresses(q, BOUND, waiting)));
 }
 
 // ---- the first bind of a deferred port ------------------------------------------------------

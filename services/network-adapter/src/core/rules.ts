@@ -181,14 +181,51 @@ export function revisedSql(table: string): string {
 export const VIF_TYPE = "ovs";
 export const VIF_DETAILS = { port_filter: "true", connectivity: "l2", bridge_name: "br-int" };
 
+/** A list of columns with their values (SQL expressions), for an INSERT or an UPDATE's SET. */
+export type ColumnValues = [column: string, value: string][];
+
+/** SQL: the SET items that give the columns these values. */
+const setSql = (values: ColumnValues) => values.map(([c, v]) => `${c} = ${v}`).join(", ");
+
+/** The vif type and details above, as column values. */
+const VIF_VALUES: ColumnValues = [
+  ["binding_vif_type", `'${VIF_TYPE}'`],
+  ["binding_vif_details", `'${JSON.stringify(VIF_DETAILS)}'::jsonb`],
+];
+
 /** SQL: the SET items that record the vif type and details above. */
-export const VIF_SET_SQL = `binding_vif_type = '${VIF_TYPE}', binding_vif_details = '${JSON.stringify(VIF_DETAILS)}'::jsonb`;
+export const VIF_SET_SQL = setSql(VIF_VALUES);
 
 /**
- * SQL: the SET items of a port bound to `host` on `segment` with `profile` (SQL expressions, the
+ * The binding columns of a port bound to `host` on `segment` with `profile` (SQL expressions, the
  * profile as json text): the vif above, and status DOWN until the compute host has checked it.
  */
+function boundPortValues(host: string, profile: string, segment: string): ColumnValues {
+  return [
+    ["binding_host_id", host],
+    ...VIF_VALUES,
+    ["binding_profile", `${profile}::jsonb`],
+    ["binding_segment_id", segment],
+    ["status", "'DOWN'"],
+  ];
+}
+
+/** SQL: the SET items of a port bound (boundPortValues), counted as a change of the port. */
 export function boundPortSetSql(host: string, profile: string, segment: string): string {
-  return `binding_host_id = ${host}, ${VIF_SET_SQL}, binding_profile = ${profile}::jsonb,
-    binding_segment_id = ${segment}, status = 'DOWN', ${revisedSql("ports")}`;
+  return `${setSql(boundPortValues(host, profile, segment))}, ${revisedSql("ports")}`;
+}
+
+/**
+ * The revision of a port inserted already bound: the revision a new row starts at (1, the
+ * column's default) and its bind (boundPortSetSql's revisedSql): the port is the one a creation
+ * followed by a bind leaves, whichever way it was made.
+ */
+const BOUND_AT_CREATION_REVISION = 2;
+
+/** The columns of a new port inserted already bound: those boundPortSetSql sets, with the revision. */
+export function boundNewPortValues(host: string, profile: string, segment: string): ColumnValues {
+  return [
+    ...boundPortValues(host, profile, segment),
+    ["revision_number", String(BOUND_AT_CREATION_REVISION)],
+  ];
 }
