@@ -1,7 +1,7 @@
-// Crashes on the one-machine cluster (issue 24): two replicas of the identity and of each
-// control-plane service on one PostgreSQL, a 3-node NATS cluster, agent processes of several hosts
+// Crashes on the one-machine cluster (issue 24): two replicas of each control-plane service on one
+// PostgreSQL, one identity, a 3-node NATS cluster, agent processes of several hosts
 // each. Keyed creates go through both api replicas; once a fifth are accepted, one replica of every
-// replicated service (identity, scheduler, network-adapter, conductor, api) and one NATS node are killed with SIGKILL and
+// replicated control-plane service (scheduler, network-adapter, conductor, api) and one NATS node are killed with SIGKILL and
 // started again a few seconds later. A client whose api is gone or answers 503 sends the same
 // create to the other replica with the same Idempotency-Key, as behind a load balancer.
 // Afterwards every key has exactly one server, every accepted build ended ACTIVE or ERROR, and the
@@ -9,6 +9,8 @@
 // address, usage equal to what is held.
 // Size: STRATUS_DRILL_BUILDS (default 200; the issue's full size 1000), STRATUS_DRILL_AGENTS (4) ×
 // STRATUS_DRILL_HOSTS (5) hosts, STRATUS_DRILL_IN_FLIGHT (16).
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConductorService } from "@stratus/contracts/compute/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
@@ -23,16 +25,23 @@ const HOSTS = Number(process.env.STRATUS_DRILL_HOSTS ?? 5);
 const IN_FLIGHT = Number(process.env.STRATUS_DRILL_IN_FLIGHT ?? 16);
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
 const TOKEN = "drill:p-drill";
-const KILLED: (ReplicatedService | "identity")[] = [
-  "identity",
-  "scheduler",
-  "network-adapter",
-  "conductor",
-  "api",
-];
+const KILLED: ReplicatedService[] = ["scheduler", "network-adapter", "conductor", "api"];
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
+  // STRATUS_TEST_LOG_DIR=<dir> keeps each process's output.
+  const logDir = process.env.STRATUS_TEST_LOG_DIR;
+  if (cluster && logDir) {
+    mkdirSync(logDir, { recursive: true });
+    const all = [
+      ...Object.entries(cluster.replicas).flatMap(([name, list]) =>
+        list.map((p, i) => [`${name}-${i}`, p] as const),
+      ),
+      ...cluster.agents.map((p, i) => [`compute-agent-${i + 1}`, p] as const),
+      ["identity-0", cluster.identity.process] as const,
+    ];
+    for (const [name, p] of all) writeFileSync(join(logDir, `${name}.log`), `${p.output.join("\n")}\n`);
+  }
   await cluster?.close();
 });
 
