@@ -150,7 +150,7 @@ const CREATE_DEFERRED_SQL = `WITH ${usableRequestsSql(true)},
  */
 const CREATE_BOUND_SQL = `WITH ${usableRequestsSql(
   true,
-  `SELECT q.*, b.host, b.profile FROM (${NEW_PORT_REQUESTS_SQL}) q
+  `WITH q AS (${NEW_PORT_REQUESTS_SQL}) SELECT q.*, b.host, b.profile FROM q
       JOIN unnest($${NEW_PORT_COLUMNS + 1}::text[], $${NEW_PORT_COLUMNS + 2}::text[]) WITH ORDINALITY AS b(host, profile, k)
         ON b.k = q.k`,
 )},
