@@ -161,34 +161,32 @@ async function ensureStream(
   s: (typeof Streams)[keyof typeof Streams],
   replicas: number,
 ): Promise<void> {
-  {
-    const config = {
-      name: s.name,
-      subjects: [...s.subjects],
-      // A work queue forgets a message once acknowledged; a history keeps each until max_age.
-      retention: s.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
-      storage: StorageType.File,
-      max_age: s.maxAgeS * 1e9,
-      max_bytes: "maxBytes" in s ? s.maxBytes : -1,
-    };
-    let existing: number | undefined;
-    try {
-      existing = (await jsm.streams.info(s.name)).config.num_replicas;
-    } catch (err) {
-      if (!isStreamNotFound(err)) throw err;
-    }
-    if (existing !== undefined) {
-      await jsm.streams.update(s.name, { ...config, num_replicas: Math.max(existing, replicas) });
-      return;
-    }
-    try {
-      await jsm.streams.add({ ...config, num_replicas: replicas });
-    } catch (err) {
-      // Another service created it between our two calls.
-      await jsm.streams.info(s.name).catch(() => {
-        throw err;
-      });
-    }
+  const config = {
+    name: s.name,
+    subjects: [...s.subjects],
+    // A work queue forgets a message once acknowledged; a history keeps each until max_age.
+    retention: s.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: s.maxAgeS * 1e9,
+    max_bytes: "maxBytes" in s ? s.maxBytes : -1,
+  };
+  let existing: number | undefined;
+  try {
+    existing = (await jsm.streams.info(s.name)).config.num_replicas;
+  } catch (err) {
+    if (!isStreamNotFound(err)) throw err;
+  }
+  if (existing !== undefined) {
+    await jsm.streams.update(s.name, { ...config, num_replicas: Math.max(existing, replicas) });
+    return;
+  }
+  try {
+    await jsm.streams.add({ ...config, num_replicas: replicas });
+  } catch (err) {
+    // Another service created it between our two calls.
+    await jsm.streams.info(s.name).catch(() => {
+      throw err;
+    });
   }
 }
 

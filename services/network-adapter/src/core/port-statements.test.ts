@@ -29,6 +29,8 @@ import { openTestDatabase, testBackends } from "./test-database.js";
 
 const admin: Caller = { projectId: "", isAdmin: true };
 
+// `available` is false only for PostgreSQL when no server answers on a developer's machine: those
+// cases skip, saying so — never in CI, where testBackends() throws instead (STRATUS_REQUIRE_POSTGRES=1).
 describe.each(await testBackends())("the immediate creation statement on %s", (backend, available) => {
   let db: Database;
   let close: (() => Promise<void>) | undefined;
