@@ -1,7 +1,7 @@
 // `npm run cluster`: Stratus as a small cloud on this machine, for benchmarks and failure drills —
-// a 3-node NATS cluster, two replicas of each control-plane service on PostgreSQL
-// (127.0.0.1:5432, temporary databases), ten compute-agent processes of ten hosts each, the demo
-// networks seeded. Ctrl-C stops it and drops the databases.
+// a 3-node NATS cluster, two replicas of the identity and of each control-plane service on
+// PostgreSQL (127.0.0.1:5432, temporary databases), ten compute-agent processes of ten hosts each,
+// the demo networks seeded. Ctrl-C stops it and drops the databases.
 //   CLUSTER_REPLICAS (2), CLUSTER_AGENTS (10), CLUSTER_HOSTS_PER_AGENT (10), CLUSTER_NATS_NODES (3)
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";

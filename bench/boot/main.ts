@@ -115,7 +115,7 @@ async function cluster(): Promise<Topology> {
     schedulerUrl: c.replicas.scheduler[0]!.url,
     networkUrl: c.replicas["network-adapter"][0]!.url,
     processes: () => [
-      { name: "identity", pid: c.identity.process.proc.pid },
+      ...named("identity", c.identities),
       ...Object.entries(c.replicas).flatMap(([name, list]) => named(name, list)),
       ...named("compute-agent", c.agents),
       ...c.nats.nodePids.map((pid) => ({ name: "nats-server", pid })),

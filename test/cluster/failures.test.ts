@@ -1,9 +1,10 @@
-// Crashes on the one-machine cluster (issue 24): two replicas of each control-plane service on one
-// PostgreSQL, one identity, a 3-node NATS cluster, agent processes of several hosts
+// Crashes on the one-machine cluster (issue 24): two replicas of the identity and of each
+// control-plane service on one PostgreSQL, a 3-node NATS cluster, agent processes of several hosts
 // each. Keyed creates go through both api replicas; once a fifth are accepted, one replica of every
-// replicated control-plane service (scheduler, network-adapter, conductor, api) and one NATS node are killed with SIGKILL and
-// started again a few seconds later. A client whose api is gone or answers 503 sends the same
-// create to the other replica with the same Idempotency-Key, as behind a load balancer.
+// replicated service (identity, scheduler, network-adapter, conductor, api) and one NATS node are
+// killed with SIGKILL and started again a few seconds later. A client whose api is gone or answers
+// 503 sends the same create to the other replica with the same Idempotency-Key, as behind a load
+// balancer.
 // Afterwards every key has exactly one server, every accepted build ended ACTIVE or ERROR, and the
 // audit (the three owners compared) finds nothing: no orphan port, claim or address, no duplicate
 // address, usage equal to what is held.
@@ -25,7 +26,13 @@ const HOSTS = Number(process.env.STRATUS_DRILL_HOSTS ?? 5);
 const IN_FLIGHT = Number(process.env.STRATUS_DRILL_IN_FLIGHT ?? 16);
 const IMAGE = "a9e6c1b4-5f0d-4c36-8a57-2f4f6b1c0c01";
 const TOKEN = "drill:p-drill";
-const KILLED: ReplicatedService[] = ["scheduler", "network-adapter", "conductor", "api"];
+const KILLED: (ReplicatedService | "identity")[] = [
+  "identity",
+  "scheduler",
+  "network-adapter",
+  "conductor",
+  "api",
+];
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
@@ -38,7 +45,7 @@ afterAll(async () => {
         list.map((p, i) => [`${name}-${i}`, p] as const),
       ),
       ...cluster.agents.map((p, i) => [`compute-agent-${i + 1}`, p] as const),
-      ["identity-0", cluster.identity.process] as const,
+      ...cluster.identities.map((p, i) => [`identity-${i}`, p] as const),
     ];
     for (const [name, p] of all) writeFileSync(join(logDir, `${name}.log`), `${p.output.join("\n")}\n`);
   }

@@ -1,16 +1,16 @@
-// Stratus as a small cloud on one machine: a routed 3-node NATS cluster, one identity, `replicas`
-// of each control-plane service (scheduler, network-adapter, conductor, api) on one PostgreSQL,
-// and `agents` compute-agent processes of `hostsPerAgent` hosts each. Replica i of a service calls
-// replica i of its peers (a load balancer's Service does this spreading in a real deployment);
-// the agents spread over the replicas by their number. What `npm run cluster` runs, and what the
-// failure tests kill parts of.
+// Stratus as a small cloud on one machine: a routed 3-node NATS cluster, `identityReplicas` of the
+// identity and `replicas` of each control-plane service (scheduler, network-adapter, conductor,
+// api) on one PostgreSQL, and `agents` compute-agent processes of `hostsPerAgent` hosts each.
+// Replica i of a service calls replica i of its peers (a load balancer's Service does this
+// spreading in a real deployment); the agents spread over the replicas by their number. What
+// `npm run cluster` runs, and what the failure tests kill parts of.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type IdentityUnderTest, meshIdentity } from "./identity.js";
 import { freePort, startNatsCluster, type TestNatsCluster } from "./nats-server.js";
 import { createTempDatabase, type TempDatabase } from "./postgres.js";
-import type { ServiceProcess } from "./processes.js";
+import { launchService, type ServiceProcess } from "./processes.js";
 import { startService } from "./start-service.js";
 
 export type ReplicatedService = "scheduler" | "network-adapter" | "conductor" | "api";
@@ -23,6 +23,11 @@ export interface ClusterOptions {
   agents?: number;
   /** Hosts each agent runs (default 10): agent a runs a<a>-h[1-n], physnets by rack (below). */
   hostsPerAgent?: number;
+  /**
+   * Identity replicas (default 2), on one PostgreSQL database; control-plane replica i (and the
+   * agents that call it) logs in to identity i % n and reads its keys and revocations there.
+   */
+  identityReplicas?: number;
   /** NATS nodes (default 3). */
   natsNodes?: number;
   /** Environment of every service, and per service. */
@@ -32,20 +37,23 @@ export interface ClusterOptions {
 
 export interface Cluster {
   readonly nats: TestNatsCluster;
+  /** The identity's first replica (the harness's admin and tokens come from it). */
   readonly identity: IdentityUnderTest;
+  /** identities[i]: identity replica i (0 is the one `identity` runs). */
+  readonly identities: ServiceProcess[];
   /** replicas[name][i]: replica i of a control-plane service. */
   readonly replicas: Record<ReplicatedService, ServiceProcess[]>;
   readonly agents: ServiceProcess[];
   /** The PostgreSQL database of each service that keeps one (its replicas share it). */
-  readonly databases: readonly { service: ReplicatedService; url: string }[];
+  readonly databases: readonly { service: ReplicatedService | "identity"; url: string }[];
   /** Each agent's hosts (the COMPUTE_HOSTS pattern it was given). */
   readonly agentHosts: string[];
   /** The REST base of api replica i. */
   apiUrl(i: number): string;
-  /** Kills replica i of a service, or agent process i (SIGKILL), as a crash. */
-  kill(name: ReplicatedService | "compute-agent", i: number): Promise<void>;
-  /** Starts replica (or agent) i again with its environment (a replica on its port). */
-  restart(name: ReplicatedService | "compute-agent", i: number): Promise<ServiceProcess>;
+  /** Kills replica i of a service (the identity's too), or agent process i (SIGKILL), as a crash. */
+  kill(name: ReplicatedService | "identity" | "compute-agent", i: number): Promise<void>;
+  /** Starts replica (or agent) i again with its environment (a replica on its ports). */
+  restart(name: ReplicatedService | "identity" | "compute-agent", i: number): Promise<ServiceProcess>;
   close(): Promise<void>;
 }
 
@@ -70,8 +78,32 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const envs = new Map<string, Record<string, string>>();
   try {
     const dbUrl: Partial<Record<ReplicatedService, string>> = {};
-    const owned: { service: ReplicatedService; url: string }[] = [];
-    const identity = await meshIdentity(nats);
+    const owned: { service: ReplicatedService | "identity"; url: string }[] = [];
+    // The identity's replicas share one database: users, revocations and signing keys.
+    const identityReplicas = options.identityReplicas ?? 2;
+    const identityDb = await createTempDatabase("stratus_cluster_identity");
+    databases.push(identityDb);
+    owned.push({ service: "identity", url: identityDb.url });
+    const identity = await meshIdentity(nats, { DATABASE_URL: identityDb.url });
+    const identityProcs: ServiceProcess[] = [identity.process];
+    const identityUrls = [{ restUrl: identity.restUrl, rpcUrl: identity.rpcUrl }];
+    for (let i = 1; i < identityReplicas; i++) {
+      const restPort = await freePort();
+      const restUrl = `http://127.0.0.1:${restPort}`;
+      // Not bootstrapped again (the first replica did it; a bootstrap sets the admin's password).
+      const { IDENTITY_BOOTSTRAP_ADMIN_PASSWORD: _bootstrapped, ...env } = identity.env;
+      const replicaEnv = {
+        ...env,
+        PORT: String(await freePort()),
+        IDENTITY_PORT: String(restPort),
+        IDENTITY_PUBLIC_URL: restUrl,
+      };
+      envs.set(`identity/${i}`, replicaEnv);
+      const p = await launchService("identity", replicaEnv);
+      started.push(p);
+      identityProcs[i] = p;
+      identityUrls[i] = { restUrl, rpcUrl: p.url };
+    }
     for (const name of ["scheduler", "network-adapter", "conductor"] as const) {
       const d = await createTempDatabase(`stratus_cluster_${name.replace("-", "_")}`);
       databases.push(d);
@@ -100,7 +132,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       SCHEDULER_URL: `http://127.0.0.1:${ports.scheduler[i]}`,
       NETWORK_URL: `http://127.0.0.1:${ports["network-adapter"][i]}`,
       CONDUCTOR_URL: `http://127.0.0.1:${ports.conductor[i]}`,
-      IDENTITY_RPC_URL: identity.rpcUrl,
+      IDENTITY_URL: identityUrls[i % identityReplicas]!.restUrl,
+      IDENTITY_RPC_URL: identityUrls[i % identityReplicas]!.rpcUrl,
     });
     for (const name of ORDER) {
       procs[name] = [];
@@ -146,17 +179,27 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     return {
       nats,
       identity,
+      identities: identityProcs,
       replicas: procs,
       agents,
       databases: owned,
       agentHosts,
       apiUrl: (i) => `http://127.0.0.1:${apiPorts[i]}`,
       async kill(name, i) {
-        await (name === "compute-agent" ? agents : procs[name])[i]?.stop("SIGKILL");
+        const list = name === "compute-agent" ? agents : name === "identity" ? identityProcs : procs[name];
+        await list[i]?.stop("SIGKILL");
       },
       async restart(name, i) {
-        const p = await startService(name, envs.get(`${name}/${i}`)!);
-        (name === "compute-agent" ? agents : procs[name])[i] = p;
+        if (name === "identity" && i === 0) {
+          await identity.restart();
+          identityProcs[0] = identity.process;
+          return identity.process;
+        }
+        const p =
+          name === "identity"
+            ? await launchService(name, envs.get(`${name}/${i}`)!)
+            : await startService(name, envs.get(`${name}/${i}`)!);
+        (name === "compute-agent" ? agents : name === "identity" ? identityProcs : procs[name])[i] = p;
         started.push(p);
         return p;
       },

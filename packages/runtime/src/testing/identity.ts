@@ -170,7 +170,11 @@ const meshIdentities = new Map<string, Promise<IdentityUnderTest>>();
  * The identity the services on `nats` log in to: started with the first service that needs it
  * (passwords hashed cheaply: test passwords need no protection), stopped with the NATS server.
  */
-export function meshIdentity(nats: TestNats): Promise<IdentityUnderTest> {
+export function meshIdentity(
+  nats: TestNats,
+  /** More environment for the identity, when this call starts it (e.g. its DATABASE_URL). */
+  env: Record<string, string> = {},
+): Promise<IdentityUnderTest> {
   let identity = meshIdentities.get(nats.url);
   if (!identity) {
     identity = startIdentity({
@@ -179,6 +183,7 @@ export function meshIdentity(nats: TestNats): Promise<IdentityUnderTest> {
         IDENTITY_PASSWORD_HASH_MEMORY_KIB: "1024",
         IDENTITY_PASSWORD_HASH_TIME_COST: "1",
         LOG_LEVEL: "warn",
+        ...env,
       },
     });
     meshIdentities.set(nats.url, identity);
