@@ -496,6 +496,18 @@ export class EventBus {
     return removed;
   }
 
+  /** Whether the stream exists. */
+  async hasStream(stream: string): Promise<boolean> {
+    const jsm = await this.nc.jetstreamManager({ checkAPI: false });
+    try {
+      await jsm.streams.info(stream);
+      return true;
+    } catch (err) {
+      if (isStreamNotFound(err)) return false;
+      throw err;
+    }
+  }
+
   /** Whether the stream has the durable consumer `name` (false too when there is no stream). */
   async hasConsumer(stream: string, name: string): Promise<boolean> {
     const jsm = await this.nc.jetstreamManager({ checkAPI: false });

@@ -4,11 +4,15 @@ import { Streams } from "@stratus/runtime";
 import { describe, expect, it } from "vitest";
 import { CommandRoutes } from "./command-routes.js";
 
-/** Consumers as NATS would hold them: `stream/name`. */
-function lookup(present: Set<string>) {
+/** Consumers as NATS would hold them: `stream/name`; the unsharded stream exists unless told. */
+function lookup(present: Set<string>, unshardedStream = { exists: true }) {
   const asked: string[] = [];
   return {
     asked,
+    async hasStream(stream: string) {
+      asked.push(stream);
+      return stream === Streams.computeCommandsUnsharded.name && unshardedStream.exists;
+    },
     async hasConsumer(stream: string, name: string) {
       asked.push(`${stream}/${name}`);
       return present.has(`${stream}/${name}`);
@@ -43,22 +47,38 @@ describe("command routes", () => {
       false,
       false,
     ]);
-    expect(l.asked).toEqual([shard("h"), unsharded("h")]);
+    expect(l.asked).toEqual([Streams.computeCommandsUnsharded.name, shard("h"), unsharded("h")]);
     // The host's agent is upgraded: its shard's consumer appears; seen once the answer is old.
     present.add(shard("h"));
     now = 999;
     expect(await routes.sharded("h")).toBe(false);
     now = 1000;
     expect(await routes.sharded("h")).toBe(true);
-    expect(l.asked).toHaveLength(3);
-    now = 50_000;
+    // The stream asked again (its answer is as old), then the host's shard.
+    expect(l.asked.slice(3)).toEqual([Streams.computeCommandsUnsharded.name, shard("h")]);
+    now = 1500;
     expect(await routes.sharded("h")).toBe(true);
-    expect(l.asked).toHaveLength(3);
+    expect(l.asked).toHaveLength(5);
+  });
+
+  it("send every host to its shard, asking nothing per host, where the unsharded stream does not exist", async () => {
+    let now = 0;
+    const stream = { exists: false };
+    const l = lookup(new Set([unsharded("old")]), stream);
+    const routes = new CommandRoutes(l, { otherTtlMs: 1000, now: () => now });
+    const hosts = Array.from({ length: 100 }, (_, i) => `h${i}`);
+    expect(await Promise.all(hosts.map((h) => routes.sharded(h)))).toEqual(hosts.map(() => true));
+    expect(l.asked).toEqual([Streams.computeCommandsUnsharded.name]);
+    // It appears (an earlier version's conductor made it): seen once the answer is old.
+    stream.exists = true;
+    now = 1000;
+    expect(await routes.sharded("old")).toBe(false);
   });
 
   it("keep no answer when the lookup fails", async () => {
     let fail = true;
     const routes = new CommandRoutes({
+      hasStream: async () => true,
       hasConsumer: async () => {
         if (fail) throw new Error("NATS away");
         return true;
