@@ -24,7 +24,10 @@ export async function runSteps(ctx: BuildContext, run: BuildRun): Promise<void> 
     );
   } catch (err) {
     if (err instanceof StaleLease) {
-      ctx.logger.info({ serverId: run.row.server_id }, "build taken over by another worker");
+      ctx.logger.info(
+        { serverId: run.row.server_id, reason: err.message },
+        "build run stopped: its lease is gone or running out",
+      );
       return;
     }
     // A peer is down or something unexpected: a sweep retries shortly.

@@ -1,12 +1,15 @@
 // What a build step works with: the build store, the peers, and the build flow's time limits.
 import type { Logger } from "@stratus/runtime";
 import type { BuildRow } from "./build.js";
+import type { BuildRun } from "./build-run.js";
 import type { BuildStore } from "./build-store.js";
 import { countAnnounced } from "./metrics.js";
 import type { Commands, Destinations, Ports } from "./peers.js";
 
 export interface BuildContext {
   store: BuildStore;
+  /** Keeps the leases of runs in progress; their peer calls check the lease first. */
+  leases: Leases;
   ports: Ports;
   destinations: Destinations;
   commands: Commands;
@@ -15,6 +18,13 @@ export interface BuildContext {
   buildTimeoutMs: number;
   /** A build still not spawning after this long fails (a peer that never comes back). */
   buildDeadlineMs: number;
+}
+
+/** Keeps the leases of runs in progress (lease-keeper.ts). */
+export interface Leases {
+  /** Runs `body` with `run`'s lease kept, given peers that check the lease before each call. */
+  hold<T>(ctx: BuildContext, run: BuildRun, body: (ctx: BuildContext) => Promise<T>): Promise<T>;
+  stop(): void;
 }
 
 /** stratus.server.state for the build's server. */

@@ -1,13 +1,30 @@
-// One run of a build under this replica's lease: the row as the run sees it, and the outcomes it
-// reached and has not written yet (unrecorded-outcome.ts).
+// One run of a build under this replica's lease: the row as the run sees it, the outcomes it
+// reached and has not written yet (unrecorded-outcome.ts), and how long its lease surely lasts.
 import type { BuildColumns, BuildRow, ServerColumns } from "./build.js";
+import { StaleLease } from "./build.js";
 import { applyOutcome, type UnrecordedOutcome } from "./unrecorded-outcome.js";
 
 export class BuildRun {
   private deferred: UnrecordedOutcome[] = [];
+  /**
+   * Until when (this process's clock) the lease surely holds: the time the statement that set it
+   * was sent, plus the lease length. The database counts the lease from when it ran that
+   * statement, which is no earlier, so another replica cannot take the build before this.
+   */
+  private leaseEnd: number;
+  /** A renewal found the row no longer ours (a delete took it over, or the lease ran out). */
+  private lost = false;
 
-  /** `row`: the build as last written (or as CreateServers wrote it), changed as the run goes. */
-  constructor(readonly row: BuildRow) {}
+  /**
+   * `row`: the build as last written (or as CreateServers wrote it), changed as the run goes.
+   * `leaseEnd`: see above.
+   */
+  constructor(
+    readonly row: BuildRow,
+    leaseEnd: number,
+  ) {
+    this.leaseEnd = leaseEnd;
+  }
 
   /** Takes a step's outcome without writing it: the build's next write carries it. */
   defer(outcome: UnrecordedOutcome): void {
@@ -25,5 +42,25 @@ export class BuildRun {
     this.deferred = [];
     Object.assign(this.row, build);
     if (server.host !== undefined) this.row.host = server.host;
+  }
+
+  /** A statement sent at `sentAt` set the lease `leaseMs` on from when it ran. */
+  extended(sentAt: number, leaseMs: number): void {
+    this.leaseEnd = Math.max(this.leaseEnd, sentAt + leaseMs);
+  }
+
+  /** The lease is not ours any more: the run makes no further call. */
+  lose(): void {
+    this.lost = true;
+  }
+
+  /**
+   * Throws StaleLease unless the lease holds for at least `marginMs` more: a call to a peer
+   * started now has that long to take effect before another run may take the build over.
+   */
+  assertLeased(marginMs: number): void {
+    if (this.lost) throw new StaleLease(`lease on ${this.row.server_id} taken over during the run`);
+    if (Date.now() > this.leaseEnd - marginMs)
+      throw new StaleLease(`lease on ${this.row.server_id} runs out; the run stops before its next call`);
   }
 }

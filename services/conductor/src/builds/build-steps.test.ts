@@ -33,26 +33,34 @@ afterAll(async () => {
   await close?.();
 });
 
-/** A builder over fake peers; `hosts` are the scheduler's, in its order of preference. */
-function mesh(hosts = ["h1", "h2", "h3"]) {
+/**
+ * A builder over fake peers; `hosts` are the scheduler's, in its order of preference. `owner` and
+ * `leaseMs` make another replica (of the same database) with its own peers; `renewals` off makes
+ * its lease renewals fail as with the database out of reach.
+ */
+function mesh(
+  hosts = ["h1", "h2", "h3"],
+  o: { owner?: string; leaseMs?: number; renewals?: { fail: boolean } } = {},
+) {
   const ports = new FakePorts();
   const destinations = new FakeDestinations(hosts);
   const commands = new FakeCommands();
   const counted = watched(db, (sql) => {
     if (sql.includes("UPDATE server_builds sb SET")) stepWrites++;
+    if (o.renewals?.fail && sql.includes("b SET lease_until")) throw new Error("database out of reach");
   });
   const builder = new Builder({
     db: counted,
     peers: { ports, destinations, commands },
     logger: createLogger("build-steps-test", "silent"),
-    owner: "test-conductor",
-    leaseMs: 30_000,
+    owner: o.owner ?? "test-conductor",
+    leaseMs: o.leaseMs ?? 30_000,
     buildTimeoutMs: 60_000,
     buildDeadlineMs: 600_000,
     concurrency: 8,
   });
   /** Accepts one server and runs its build until it waits on a compute agent (or fails). */
-  const boot = async (networks: Partial<RequestedNetwork>[], caller?: BuildCaller) => {
+  const boot = async (networks: Partial<RequestedNetwork>[], caller?: BuildCaller, settle = true) => {
     const request = newServersRequest(`p-${randomUUID()}`, {
       networkMode: networks.length ? "list" : "none",
       networks: networks.map((n) => ({ networkId: "", portId: "", fixedIp: "", tag: "", ...n })),
@@ -62,7 +70,7 @@ function mesh(hosts = ["h1", "h2", "h3"]) {
     const lease = builder.newLease();
     const server = (await acceptance.create({ ...request, lease })).servers[0]!;
     builder.kickCreated(server, request, lease);
-    await builder.settle(server.id);
+    if (settle) await builder.settle(server.id);
     return server.id;
   };
   return { ports, destinations, commands, builder, boot };
@@ -232,5 +240,83 @@ describe("build steps", () => {
     await m.boot([{ networkId: "net-1" }]);
     expect(callsAs.length).toBeGreaterThanOrEqual(3);
     expect(new Set(callsAs)).toEqual(new Set(["service"]));
+  });
+});
+
+describe("the lease of a run that waits on a peer", () => {
+  const LEASE_MS = 400;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** The network lookup before a build's first port waits until the returned function is called. */
+  function stallNetworkLookups(ports: FakePorts): () => void {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const lookup = ports.network.bind(ports);
+    ports.network = async (id) => {
+      await gate;
+      return lookup(id);
+    };
+    return open;
+  }
+  const callsFor = (m: ReturnType<typeof mesh>, id: string) => ({
+    created: [...m.ports.ports.values()].filter((p) => p.deviceId === id).length,
+    asked: m.destinations.asked.filter((r) => r.serverId === id).length,
+    builds: m.commands.builds.filter((c) => c.serverId === id).length,
+  });
+
+  it("is renewed while the run waits: another replica's sweeps do not take the build over", async () => {
+    const a = mesh(["h1"], { owner: "conductor-a", leaseMs: LEASE_MS });
+    const b = mesh(["h2"], { owner: "conductor-b", leaseMs: LEASE_MS });
+    const open = stallNetworkLookups(a.ports);
+    const id = await a.boot([{ networkId: "net-1" }], undefined, false);
+    for (let i = 0; i < 12; i++) {
+      await b.builder.sweep();
+      await b.builder.settle(id);
+      await sleep(LEASE_MS / 4);
+    }
+    expect(callsFor(b, id)).toEqual({ created: 0, asked: 0, builds: 0 });
+    open();
+    await a.builder.settle(id);
+    expect(callsFor(a, id)).toEqual({ created: 1, asked: 1, builds: 1 });
+    expect(await buildOf(id)).toMatchObject({ phase: "spawning", attempt: 1, command_sent: true });
+    expect(await serverOf(id)).toMatchObject({ host: "h1" });
+    a.builder.stop();
+    b.builder.stop();
+  });
+
+  it("once a delete took the build over, the waiting run makes no further call", async () => {
+    const a = mesh(["h1"], { owner: "conductor-a", leaseMs: LEASE_MS });
+    const b = mesh(["h1"], { owner: "conductor-b", leaseMs: LEASE_MS });
+    const open = stallNetworkLookups(a.ports);
+    const id = await a.boot([{ networkId: "net-1" }], undefined, false);
+    await b.builder.delete(id, { requestId: `req-${randomUUID()}`, userId: "u", projectId: "p" });
+    expect(await serverOf(id)).toMatchObject({ vm_state: "deleted", deleted: true });
+    // A renewal finds the row someone else's.
+    await sleep(LEASE_MS / 2);
+    open();
+    await a.builder.settle(id);
+    expect(callsFor(a, id)).toEqual({ created: 0, asked: 0, builds: 0 });
+    expect(await buildOf(id)).toMatchObject({ phase: "done" });
+    a.builder.stop();
+    b.builder.stop();
+  });
+
+  it("when renewals fail, the run stops before its next call and another replica takes the build once the lease ran out", async () => {
+    const renewals = { fail: true };
+    const a = mesh(["h1"], { owner: "conductor-a", leaseMs: LEASE_MS, renewals });
+    const b = mesh(["h2"], { owner: "conductor-b", leaseMs: LEASE_MS });
+    const open = stallNetworkLookups(a.ports);
+    const id = await a.boot([{ networkId: "net-1" }], undefined, false);
+    await sleep(LEASE_MS);
+    open();
+    await a.builder.settle(id);
+    expect(callsFor(a, id)).toEqual({ created: 0, asked: 0, builds: 0 });
+    await b.builder.sweep();
+    await b.builder.settle(id);
+    expect(callsFor(b, id)).toEqual({ created: 1, asked: 1, builds: 1 });
+    expect(await serverOf(id)).toMatchObject({ host: "h2" });
+    a.builder.stop();
+    b.builder.stop();
   });
 });

@@ -7,7 +7,7 @@ import { cols } from "../columns.js";
 import type { ServerChanges } from "../compute/changes.js";
 import type { BuildColumns, BuildRow, Fault, ServerColumns, StepEvent, Success } from "./build.js";
 import { StaleLease } from "./build.js";
-import type { BuildRun } from "./build-run.js";
+import { BuildRun } from "./build-run.js";
 import { jsonRow, type StepWriteRow, shapeOf, stepStatement } from "./step-statement.js";
 import { columnsOf } from "./unrecorded-outcome.js";
 
@@ -38,7 +38,8 @@ export class BuildStore {
   ) {}
 
   /** Takes the lease of a build nobody holds (generation bumped); undefined if held or done. */
-  async acquire(serverId: string): Promise<BuildRow | undefined> {
+  async acquire(serverId: string): Promise<BuildRun | undefined> {
+    const sentAt = Date.now();
     const rows = await this.o.db.query<BuildRow>(
       `UPDATE server_builds b SET lease_owner = $2, lease_until = now() + ($3 || ' milliseconds')::interval,
          generation = b.generation + 1
@@ -48,7 +49,7 @@ export class BuildStore {
        RETURNING ${cols("server_builds", "b")}, s.project_id, s.user_id, s.name, s.flavor, s.image_ref, s.metadata, s.host, s.created_at`,
       [serverId, this.o.owner, String(this.o.leaseMs)],
     );
-    return rows[0];
+    return rows[0] && new BuildRun(rows[0], sentAt + this.o.leaseMs);
   }
 
   /**
@@ -82,7 +83,9 @@ export class BuildStore {
       writer = new TurnBatcher((rows: Record<string, unknown>[]) => this.writeSteps(sql, rows));
       this.stepWriters.set(key, writer);
     }
+    const sentAt = Date.now();
     if (!(await writer.add(jsonRow(w)))) throw new StaleLease(`lease on ${b.server_id} lost`);
+    if (!w.release && !w.leaseUntil) run.extended(sentAt, this.o.leaseMs);
     if (Object.keys(server).length) this.o.changes?.changed(b.project_id);
     run.written(build, server);
   }

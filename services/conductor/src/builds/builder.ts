@@ -22,6 +22,7 @@ import { announce, type BuildContext } from "./build-context.js";
 import { BuildRun } from "./build-run.js";
 import { BuildStore } from "./build-store.js";
 import { cleanup } from "./cleanup.js";
+import { LeaseKeeper } from "./lease-keeper.js";
 import type { QueueState } from "./metrics.js";
 import type { Peers } from "./peers.js";
 import { Results } from "./results.js";
@@ -45,10 +46,11 @@ export interface BuilderOptions {
   changes?: ServerChanges;
 }
 
-/** A build row CreateServers wrote here, and until when its first run may start from it. */
+/** A build row CreateServers wrote here, until when its first run may start from it, and its lease's end. */
 interface Created {
   row: BuildRow;
   until: number;
+  leaseEnd: number;
 }
 
 export class Builder {
@@ -60,6 +62,7 @@ export class Builder {
     const store = new BuildStore({ db: o.db, owner: o.owner, leaseMs: o.leaseMs, changes: o.changes });
     this.ctx = {
       store,
+      leases: new LeaseKeeper({ db: o.db, owner: o.owner, leaseMs: o.leaseMs, logger: o.logger }),
       ...o.peers,
       logger: o.logger,
       buildTimeoutMs: o.buildTimeoutMs,
@@ -99,6 +102,7 @@ export class Builder {
     this.queue.startFrom(server.id, {
       row: createdRow(server, build),
       until: lease.takenAt + lease.leaseMs / 2,
+      leaseEnd: lease.takenAt + lease.leaseMs,
     });
   }
 
@@ -132,6 +136,7 @@ export class Builder {
 
   stop(): void {
     this.queue.stop();
+    this.ctx.leases.stop();
   }
 
   /** A BuildResult from a compute agent; false: redeliver it later (see Results). */
@@ -150,24 +155,30 @@ export class Builder {
     if (server) announce(this.ctx, { server_id: serverId, ...server }, server.vm_state, "deleting");
     await this.settle(serverId);
     // Whoever takes the lease first tears it down: this call, or a run a sweep or a result started.
-    const b = await this.ctx.store.acquire(serverId);
-    if (!b) return;
+    const run = await this.ctx.store.acquire(serverId);
+    if (!run) return;
     try {
-      await runWithContext(buildContext(b), () => cleanup(this.ctx, new BuildRun(b)));
+      await runWithContext(buildContext(run.row), () =>
+        this.ctx.leases.hold(this.ctx, run, (ctx) => cleanup(ctx, run)),
+      );
     } catch (err) {
       if (err instanceof StaleLease) return;
       this.o.logger.warn({ err, serverId }, "delete step failed; will retry");
-      await this.ctx.store.retryLater(b);
+      await this.ctx.store.retryLater(run.row);
     }
   }
 
   private async run(serverId: string, created: Created | undefined): Promise<void> {
-    const b = created && Date.now() < created.until ? created.row : await this.ctx.store.acquire(serverId);
-    if (!b) return;
-    const run = new BuildRun(b);
+    const run =
+      created && Date.now() < created.until
+        ? new BuildRun(created.row, created.leaseEnd)
+        : await this.ctx.store.acquire(serverId);
+    if (!run) return;
     // Every step of the build runs as its user and under the request id of the call that asked
     // for it, so both cross to the scheduler, the network-adapter and (the request id, in the
     // build command) the compute agent.
-    return runWithContext(buildContext(b), () => runSteps(this.ctx, run));
+    return runWithContext(buildContext(run.row), () =>
+      this.ctx.leases.hold(this.ctx, run, (ctx) => runSteps(ctx, run)),
+    );
   }
 }

@@ -7,7 +7,7 @@ import { runWithContext } from "@stratus/runtime";
 import { giveBackUntilTimeout } from "./advance.js";
 import { type BuildResult, buildContext, StaleLease, stepEvent } from "./build.js";
 import { announce, type BuildContext } from "./build-context.js";
-import { BuildRun } from "./build-run.js";
+import type { BuildRun } from "./build-run.js";
 import { attemptFailed } from "./fail.js";
 import type { RunQueue } from "./run-queue.js";
 
@@ -28,25 +28,27 @@ export class Results {
     const { store } = this.ctx;
     await this.queue.settle(r.serverId);
     if (r.success && !this.queue.isActive(r.serverId) && (await this.succeeded(r))) return true;
-    let b = await store.acquire(r.serverId);
+    let run = await store.acquire(r.serverId);
     // A run of ours started meanwhile (a sweep or a second kick): wait for it rather than
     // sending the result back for redelivery.
-    for (let i = 0; !b && i < 3 && this.queue.isActive(r.serverId); i++) {
+    for (let i = 0; !run && i < 3 && this.queue.isActive(r.serverId); i++) {
       await this.queue.settle(r.serverId);
-      b = await store.acquire(r.serverId);
+      run = await store.acquire(r.serverId);
     }
-    if (!b) {
+    if (!run) {
       const row = await store.progress(r.serverId);
       // Unknown, finished or superseded: nothing to do. A result for an attempt the row does not
       // show yet (an attempt is recorded just after its command is sent, by whoever holds the
       // build) is kept for later.
       return !row || row.phase === "done" || row.attempt > r.attempt;
     }
-    const run = new BuildRun(b);
+    const held = run;
     try {
       return await this.queue.hold(
         r.serverId,
-        runWithContext(buildContext(b), () => this.record(run, r)),
+        runWithContext(buildContext(held.row), () =>
+          this.ctx.leases.hold(this.ctx, held, (ctx) => this.record(ctx, held, r)),
+        ),
       );
     } finally {
       // Work left (a re-bind on an alternate, a cleanup): run it now rather than at the next sweep.
@@ -55,13 +57,13 @@ export class Results {
   }
 
   /** Records the result on the build this run holds; false: to be redelivered. */
-  private async record(run: BuildRun, r: BuildResult): Promise<boolean> {
-    const { store } = this.ctx;
+  private async record(ctx: BuildContext, run: BuildRun, r: BuildResult): Promise<boolean> {
+    const { store } = ctx;
     const b = run.row;
     try {
       if (b.phase !== "spawning" || b.attempt !== r.attempt || b.host !== r.host) {
         // A stale or duplicate result: give the build back as it was.
-        if (b.command_sent && b.sent_at) await giveBackUntilTimeout(this.ctx, run);
+        if (b.command_sent && b.sent_at) await giveBackUntilTimeout(ctx, run);
         else await store.retryLater(b, 0);
         return true;
       }
@@ -78,16 +80,16 @@ export class Results {
           event: stepEvent("compute_build_and_run_instance", started, true, r.host),
           release: true,
         });
-        announce(this.ctx, b, "active", "");
+        announce(ctx, b, "active", "");
         return true;
       }
       await store.write(run, {
         event: stepEvent("compute_build_and_run_instance", started, false, r.host, r.error),
       });
-      await attemptFailed(this.ctx, run, r.host, r.error || "spawn failed", r.retryable);
+      await attemptFailed(ctx, run, r.host, r.error || "spawn failed", r.retryable);
     } catch (err) {
       if (err instanceof StaleLease) return false;
-      this.ctx.logger.warn({ err, serverId: r.serverId }, "handling build result failed; redelivered later");
+      ctx.logger.warn({ err, serverId: r.serverId }, "handling build result failed; redelivered later");
       await store.retryLater(b, 0);
       return false;
     }

@@ -1,0 +1,121 @@
+// Keeps the leases of this replica's runs while they wait on peers, and stops a run from calling
+// a peer once its lease may be gone.
+//
+// Why: the lease fences a run's writes (each carries the run's generation), not its calls. A run
+// whose lease ran out while it waited on a peer (a NATS stream electing a leader, a slow
+// replica) and then went on would bind ports or send a build command while another run, which
+// took the build over, chose a different host (its schedule went unrecorded, UnrecordedOutcome).
+// So:
+// - every `leaseMs / 5` one statement renews the lease of every run this process holds; a run
+//   whose row is no longer ours (a delete took it over, or the lease ran out) is marked lost;
+// - every call a run makes to a peer first checks that its lease holds for another
+//   `leaseMs / 4` (BuildRun.assertLeased): a run that lost it, or whose renewals stopped (the
+//   database unreachable), stops with StaleLease and leaves the build to whoever takes it next.
+// What holds, then: another run takes a build over only after this process stopped renewing,
+// and each call this run made was started at least `leaseMs / 4` before that. What is not
+// fenced: a call a peer holds for longer than that before applying it (a conductor killed with
+// the call in flight at a peer that stalls for a quarter lease).
+import type { Database, Logger } from "@stratus/runtime";
+import type { BuildContext, Leases } from "./build-context.js";
+import type { BuildRun } from "./build-run.js";
+
+export class LeaseKeeper implements Leases {
+  private readonly held = new Set<BuildRun>();
+  private timer: NodeJS.Timeout | undefined;
+  private renewing = false;
+
+  constructor(
+    private readonly o: {
+      db: Database;
+      owner: string;
+      leaseMs: number;
+      logger?: Logger | undefined;
+    },
+  ) {}
+
+  /** How long a run's lease must still hold when it calls a peer. */
+  get marginMs(): number {
+    return this.o.leaseMs / 4;
+  }
+
+  /** Keeps `run`'s lease while `body` runs, with `body` given peers that check the lease first. */
+  async hold<T>(ctx: BuildContext, run: BuildRun, body: (ctx: BuildContext) => Promise<T>): Promise<T> {
+    this.held.add(run);
+    this.timer ??= setInterval(() => void this.renew(), this.o.leaseMs / 5).unref();
+    try {
+      return await body(fenced(ctx, run, this.marginMs));
+    } finally {
+      this.held.delete(run);
+      if (!this.held.size) this.stop();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One statement for every run held now; a renewal still running is not overtaken. */
+  private async renew(): Promise<void> {
+    if (this.renewing || !this.held.size) return;
+    this.renewing = true;
+    const runs = [...this.held];
+    const sentAt = Date.now();
+    try {
+      const rows = await this.o.db.query<{ server_id: string }>(
+        `UPDATE server_builds b SET lease_until = now() + ($3 || ' milliseconds')::interval
+         FROM unnest($1::uuid[], $2::bigint[]) AS r(server_id, generation)
+         WHERE b.server_id = r.server_id AND b.generation = r.generation AND b.lease_owner = $4
+           AND b.phase <> 'done'
+         RETURNING b.server_id::text AS server_id`,
+        [
+          runs.map((r) => r.row.server_id),
+          runs.map((r) => String(r.row.generation)),
+          String(this.o.leaseMs),
+          this.o.owner,
+        ],
+        { name: "conductor_leases_renewed" },
+      );
+      const renewed = new Set(rows.map((r) => r.server_id));
+      for (const run of runs) {
+        if (renewed.has(run.row.server_id)) run.extended(sentAt, this.o.leaseMs);
+        // Given up by its own last write, taken over by a delete, or run out: no more calls.
+        else run.lose();
+      }
+    } catch (err) {
+      // Not renewed: each run's lease ends as it stands, and its calls stop a margin before.
+      this.o.logger?.warn({ err }, "renewing build leases failed");
+    } finally {
+      this.renewing = false;
+    }
+  }
+}
+
+/** `ctx` with peers that check `run`'s lease before each call (the events it announces excepted). */
+function fenced(ctx: BuildContext, run: BuildRun, marginMs: number): BuildContext {
+  const check = () => run.assertLeased(marginMs);
+  return {
+    ...ctx,
+    ports: checked(ctx.ports, check),
+    destinations: checked(ctx.destinations, check),
+    commands: checked(ctx.commands, check, ["announce"]),
+  };
+}
+
+function checked<T extends object>(peer: T, check: () => void, open: readonly string[] = []): T {
+  return new Proxy(peer, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (typeof value !== "function" || open.includes(String(key))) return value;
+      return (...args: unknown[]) => {
+        try {
+          check();
+        } catch (err) {
+          // As the call itself would fail: a rejection, which `.catch` and `await` both see.
+          return Promise.reject(err);
+        }
+        return value.apply(target, args);
+      };
+    },
+  });
+}
