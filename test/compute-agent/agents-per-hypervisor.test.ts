@@ -105,9 +105,15 @@ afterAll(async () => {
 
 const commandConsumers = async () => {
   const jsm = await asAgent.jetstreamManager();
-  const found = new Map<string, { redelivered: number; pending: number }>();
-  for await (const c of jsm.consumers.list(Streams.computeCommands.name)) {
-    found.set(c.name, { redelivered: c.num_redelivered, pending: c.num_ack_pending + c.num_pending });
+  const found = new Map<string, { stream: string; redelivered: number; pending: number }>();
+  for (const { name } of Streams.computeCommands.shards) {
+    for await (const c of jsm.consumers.list(name)) {
+      found.set(c.name, {
+        stream: c.stream_name,
+        redelivered: c.num_redelivered,
+        pending: c.num_ack_pending + c.num_pending,
+      });
+    }
   }
   return found;
 };
@@ -145,6 +151,13 @@ describe(`${PROCESSES} agent processes x ${HOSTS} hosts`, () => {
     expect([...consumers.keys()].sort()).toEqual(
       all.map((h) => Streams.computeCommands.hostConsumer(h)).sort(),
     );
+    // Each on its host's shard's stream, and the hosts spread over the shards.
+    for (const h of all) {
+      expect(consumers.get(Streams.computeCommands.hostConsumer(h))?.stream, h).toBe(
+        Streams.computeCommands.streamOf(h),
+      );
+    }
+    expect(new Set([...consumers.values()].map((c) => c.stream)).size).toBeGreaterThan(1);
     const up = await until("every host up", async () => {
       const s = await services();
       return all.every((h) => s.get(h)?.state === "up") && s;
@@ -169,7 +182,13 @@ describe(`${PROCESSES} agent processes x ${HOSTS} hosts`, () => {
     const used = new Set(servers.map((s) => s.host));
     expect(agents.filter((a) => a.hosts.some((h) => used.has(h))).length).toBe(PROCESSES);
     const consumers = await commandConsumers();
-    for (const [name, c] of consumers) expect({ name, ...c }).toEqual({ name, redelivered: 0, pending: 0 });
+    for (const [name, c] of consumers) {
+      expect({ name, redelivered: c.redelivered, pending: c.pending }).toEqual({
+        name,
+        redelivered: 0,
+        pending: 0,
+      });
+    }
   }, 300_000);
 
   it("an agent that stops takes its consumers away, its hosts are down at once and get no builds", async () => {

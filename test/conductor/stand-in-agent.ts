@@ -21,40 +21,51 @@ export async function startStandInAgent(nats: TestNats, durable = "stand-in-agen
   const bus = new EventBus(nc, logger);
   const commands: StandInAgent["commands"] = [];
   const deletes: StandInAgent["deletes"] = [];
-  await bus.consumeDurable({
-    stream: Streams.computeCommands.name,
-    durable,
-    filterSubject: Subjects.computeBuild("*"),
-    schema: BuildCommandSchema,
-    concurrency: 16,
-    handler: async (cmd) => {
-      commands.push({
-        serverId: cmd.serverId,
-        host: cmd.host,
-        attempt: cmd.attempt,
-        portIds: [...cmd.portIds],
-      });
-      const failN = Number(cmd.metadata.fake_fail_attempts ?? 0);
-      const fail = cmd.metadata.fake_fail_spawn === "always" || cmd.attempt <= failN;
-      await bus.publishDurable(Subjects.computeResult, BuildResultSchema, {
-        serverId: cmd.serverId,
-        host: cmd.host,
-        attempt: cmd.attempt,
-        success: !fail,
-        error: fail ? `fake driver: spawn failed on ${cmd.host} (attempt ${cmd.attempt})` : "",
-        retryable: fail,
-        powerState: fail ? 0 : 1,
-      });
-    },
-  });
-  await bus.consumeDurable({
-    stream: Streams.computeCommands.name,
-    durable: `${durable}-deletes`,
-    filterSubject: Subjects.computeDelete("*"),
-    schema: DeleteCommandSchema,
-    handler: async (cmd) => {
-      deletes.push({ serverId: cmd.serverId, host: cmd.host });
-    },
-  });
+  // Every host's commands: one consumer per shard's stream and command (hosts of the agent's own
+  // would be one consumer each).
+  const shards = Streams.computeCommands.shards.map((s) => ({
+    stream: s.name,
+    commands: (command: string) => s.subjects[0]!.replace(/>$/, `*.${command}`),
+  }));
+  const builds = shards.map((shard) =>
+    bus.consumeDurable({
+      stream: shard.stream,
+      durable: `${durable}-${shard.stream}`,
+      filterSubject: shard.commands("build"),
+      schema: BuildCommandSchema,
+      concurrency: 16,
+      handler: async (cmd) => {
+        commands.push({
+          serverId: cmd.serverId,
+          host: cmd.host,
+          attempt: cmd.attempt,
+          portIds: [...cmd.portIds],
+        });
+        const failN = Number(cmd.metadata.fake_fail_attempts ?? 0);
+        const fail = cmd.metadata.fake_fail_spawn === "always" || cmd.attempt <= failN;
+        await bus.publishDurable(Subjects.computeResult, BuildResultSchema, {
+          serverId: cmd.serverId,
+          host: cmd.host,
+          attempt: cmd.attempt,
+          success: !fail,
+          error: fail ? `fake driver: spawn failed on ${cmd.host} (attempt ${cmd.attempt})` : "",
+          retryable: fail,
+          powerState: fail ? 0 : 1,
+        });
+      },
+    }),
+  );
+  const removals = shards.map((shard) =>
+    bus.consumeDurable({
+      stream: shard.stream,
+      durable: `${durable}-deletes-${shard.stream}`,
+      filterSubject: shard.commands("delete"),
+      schema: DeleteCommandSchema,
+      handler: async (cmd) => {
+        deletes.push({ serverId: cmd.serverId, host: cmd.host });
+      },
+    }),
+  );
+  await Promise.all([...builds, ...removals]);
   return { commands, deletes, close: () => bus.close() };
 }

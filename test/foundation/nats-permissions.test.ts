@@ -171,7 +171,7 @@ describe("NATS permissions per role", () => {
     expect(received(Subjects.computeBuild("rack1-1"), BuildCommandSchema).map((c) => c.serverId)).toEqual([
       "real-build",
     ]);
-    expect(await streamMessages(Streams.computeCommands.name)).toBe(1);
+    expect(await streamMessages(Streams.computeCommands.streamOf("rack1-1"))).toBe(1);
   });
 
   it("a compute agent cannot publish a server event nor a port event", async () => {
@@ -203,15 +203,16 @@ describe("NATS permissions per role", () => {
     await (await as("conductor")).publishDurable(Subjects.computeDelete("rack1-1"), DeleteCommandSchema, {
       serverId: "held-by-the-stream",
     });
-    const held = await streamMessages(Streams.computeCommands.name);
+    const commands = Streams.computeCommands.streamOf("rack1-1");
+    const held = await streamMessages(commands);
     const jsm = await (await as("compute-agent")).nc.jetstreamManager();
     await expect(jsm.streams.add({ name: "FORGED", subjects: ["stratus.server.>"] })).rejects.toSatisfy(
       isPermissionViolation,
     );
-    await expect(jsm.streams.delete(Streams.computeCommands.name)).rejects.toSatisfy(isPermissionViolation);
-    await expect(jsm.streams.purge(Streams.computeCommands.name)).rejects.toSatisfy(isPermissionViolation);
+    await expect(jsm.streams.delete(commands)).rejects.toSatisfy(isPermissionViolation);
+    await expect(jsm.streams.purge(commands)).rejects.toSatisfy(isPermissionViolation);
     // The command stream is still there, with what it held.
-    expect(await streamMessages(Streams.computeCommands.name)).toBe(held);
+    expect(await streamMessages(commands)).toBe(held);
   });
 
   it("the api cannot publish a build result", async () => {
@@ -263,7 +264,7 @@ describe("NATS streams and their owner", () => {
     try {
       const builds: string[] = [];
       const consuming = agent.consumeDurable({
-        stream: Streams.computeCommands.name,
+        stream: Streams.computeCommands.streamOf("rack1-1"),
         durable: "waiting-agent",
         filterSubject: ">",
         schema: BuildCommandSchema,

@@ -36,10 +36,12 @@ export { LATENCY_BUCKETS, metricsRegistry, registerQueryGauge } from "./metrics.
 export { connectNats, type DurableConsumer, EventBus, ensureStreams, readNkeySeedFile } from "./nats.js";
 export { type NatsPermissions, natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
 export {
+  instancesOf,
   NATS_ROLES,
   type NatsRole,
   SERVICE_ROLES,
   type ServiceRole,
+  type StreamFamily,
   Streams,
   Subjects,
 } from "./nats-subjects.js";

@@ -2,7 +2,7 @@
 // table yields: widening a role beyond its rule fails here before any server runs.
 import { describe, expect, it } from "vitest";
 import { natsPermissions, streamsOwnedBy } from "./nats-permissions.js";
-import { NATS_ROLES, type NatsRole, Streams, Subjects } from "./nats-subjects.js";
+import { instancesOf, NATS_ROLES, type NatsRole, Streams, Subjects, shardOf } from "./nats-subjects.js";
 
 /** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
 function matches(pattern: string, subject: string): boolean {
@@ -90,12 +90,18 @@ describe("NATS permissions", () => {
   });
 
   it("lets only the conductor make or change the streams, and nobody delete or purge them", () => {
-    expect(streamsOwnedBy("conductor").map((s) => s.name)).toEqual([
-      Streams.computeCommands.name,
+    const shards = Streams.computeCommands.shards.map((s) => s.name);
+    expect(shards).toHaveLength(16);
+    expect(streamsOwnedBy("conductor").flatMap((s) => instancesOf(s).map((i) => i.name))).toEqual([
+      ...shards,
       Streams.computeResults.name,
       Streams.serverEvents.name,
     ]);
-    for (const { name } of Object.values(Streams)) {
+    // The unsharded command stream is an earlier version's: nothing of this one makes it.
+    expect(streamsOwnedBy("conductor").flatMap(instancesOf)).not.toContainEqual(
+      expect.objectContaining({ name: Streams.computeCommandsUnsharded.name }),
+    );
+    for (const { name } of Object.values(Streams).flatMap(instancesOf)) {
       expect(publishers(`$JS.API.STREAM.CREATE.${name}`)).toEqual(["conductor"]);
       expect(publishers(`$JS.API.STREAM.UPDATE.${name}`)).toEqual(["conductor"]);
       expect(publishers(`$JS.API.STREAM.DELETE.${name}`)).toEqual([]);
@@ -110,39 +116,68 @@ describe("NATS permissions", () => {
     expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${events}.watch_1`)).toEqual(["api"]);
     expect(publishers(`$JS.API.CONSUMER.DELETE.${events}.watch_1`)).toEqual(["api"]);
     expect(publishers(`$JS.API.STREAM.INFO.${events}`)).toEqual(["api", "conductor"]);
-    // Only the agents delete consumers of the command stream (their own hosts', when they stop).
-    expect(publishers(`$JS.API.CONSUMER.DELETE.${Streams.computeCommands.name}.x`)).toEqual([
-      "compute-agent",
-    ]);
+    // Only the agents delete consumers of the command streams (their own hosts', when they stop).
+    for (const { name } of [...Streams.computeCommands.shards, Streams.computeCommandsUnsharded]) {
+      expect(publishers(`$JS.API.CONSUMER.DELETE.${name}.x`)).toEqual(["compute-agent"]);
+    }
     expect(publishers(`$JS.API.CONSUMER.DELETE.${Streams.computeResults.name}.x`)).toEqual([]);
     expect(publishers(`$JS.API.CONSUMER.CREATE.${Streams.computeResults.name}.x`)).toEqual(["conductor"]);
     expect(publishers(`$JS.API.STREAM.CREATE.${events}`)).toEqual(["conductor"]);
   });
 
   it("lets a role consume only the streams it reads", () => {
-    const commands = Streams.computeCommands.name;
     const results = Streams.computeResults.name;
-    expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${commands}.compute-agent`)).toEqual(["compute-agent"]);
-    expect(publishers(`$JS.ACK.${commands}.compute-agent.1.2.3.4.5`)).toEqual(["compute-agent"]);
+    for (const commands of [
+      Streams.computeCommands.streamOf("rack1-1"),
+      Streams.computeCommandsUnsharded.name,
+    ]) {
+      expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${commands}.host-rack1-1`)).toEqual(["compute-agent"]);
+      expect(publishers(`$JS.ACK.${commands}.host-rack1-1.1.2.3.4.5`)).toEqual(["compute-agent"]);
+      // An agent deletes its hosts' consumers when it stops (and lists them to remove an earlier
+      // layout's); the conductor looks them up (which stream a host's agent reads).
+      expect(publishers(`$JS.API.CONSUMER.DELETE.${commands}.host-rack1-1`)).toEqual(["compute-agent"]);
+      expect(publishers(`$JS.API.CONSUMER.LIST.${commands}`)).toEqual(["compute-agent"]);
+      expect(publishers(`$JS.API.CONSUMER.INFO.${commands}.host-rack1-1`)).toEqual([
+        "conductor",
+        "compute-agent",
+      ]);
+    }
     expect(publishers(`$JS.API.CONSUMER.MSG.NEXT.${results}.conductor-results`)).toEqual(["conductor"]);
     expect(publishers(`$JS.ACK.${results}.conductor-results.1.2.3.4.5`)).toEqual(["conductor"]);
-    // An agent deletes its hosts' consumers when it stops (and lists them to remove an earlier
-    // layout's); nobody deletes the conductor's.
-    expect(publishers(`$JS.API.CONSUMER.DELETE.${commands}.host-rack1-1`)).toEqual(["compute-agent"]);
-    expect(publishers(`$JS.API.CONSUMER.LIST.${commands}`)).toEqual(["compute-agent"]);
+    // Nobody deletes the conductor's.
     expect(publishers(`$JS.API.CONSUMER.DELETE.${results}.conductor-results`)).toEqual([]);
     expect(publishers(`$JS.API.CONSUMER.LIST.${results}`)).toEqual([]);
   });
 
-  it("addresses each host's commands under one subject token, so no host's filter covers another's", () => {
-    const { hostFilter, hostConsumer } = Streams.computeCommands;
-    expect(Subjects.computeBuild("rack1-1")).toBe("stratus.compute.host.rack1-1.build");
-    expect(Subjects.computeDelete("cn1.example.org")).toBe("stratus.compute.host.cn1%2Eexample%2Eorg.delete");
+  it("addresses each host's commands under one subject token of its shard, so no host's filter covers another's", () => {
+    const { hostFilter, hostConsumer, streamOf } = Streams.computeCommands;
+    // FNV-1a of "rack1-1" is 0xe492e677: shard 7 of 16.
+    expect(Subjects.computeBuild("rack1-1")).toBe("stratus.compute.commands.07.rack1-1.build");
+    expect(streamOf("rack1-1")).toBe("STRATUS_COMPUTE_COMMANDS_07");
+    expect(Subjects.computeDelete("cn1.example.org")).toMatch(
+      /^stratus\.compute\.commands\.[0-9a-f]{2}\.cn1%2Eexample%2Eorg\.delete$/,
+    );
     // `a.b` is one token (its dot encoded), distinct from `a_b`.
-    expect(hostFilter!("a.b")).toBe("stratus.compute.host.a%2Eb.>");
-    expect(hostFilter!("a.b")).not.toBe(hostFilter!("a_b"));
-    expect(hostConsumer!("a.b")).toBe("host-a%2Eb");
-    expect(hostConsumer!("a_b")).toBe("host-a_b");
+    expect(hostFilter("a.b")).toBe(`stratus.compute.commands.${shardOf("a.b", 16)}.a%2Eb.>`);
+    expect(hostFilter("a.b")).not.toBe(hostFilter("a_b"));
+    expect(hostConsumer("a.b")).toBe("host-a%2Eb");
+    expect(hostConsumer("a_b")).toBe("host-a_b");
     expect(publishers(Subjects.computeBuild("cn1.example.org"))).toEqual(["conductor"]);
+    // A host's filter is within its shard's stream, and within no other.
+    for (const host of ["rack1-1", "a.b", "cn1.example.org", "é"]) {
+      const tree = `${hostFilter(host).split(".").slice(0, 4).join(".")}.>`;
+      const holding = Streams.computeCommands.shards.filter((s) => s.subjects.includes(tree));
+      expect(holding.map((s) => s.name)).toEqual([streamOf(host)]);
+    }
+    // The unsharded layout of earlier agents.
+    expect(Subjects.computeBuildUnsharded("rack1-1")).toBe("stratus.compute.host.rack1-1.build");
+    expect(Streams.computeCommandsUnsharded.hostFilter("a.b")).toBe("stratus.compute.host.a%2Eb.>");
+    expect(Streams.computeCommandsUnsharded.subjects).toEqual(["stratus.compute.host.>"]);
+    expect(publishers(Subjects.computeDeleteUnsharded("rack1-1"))).toEqual(["conductor"]);
+  });
+
+  it("spreads hosts over every shard", () => {
+    const used = new Set(Array.from({ length: 1000 }, (_, i) => shardOf(`rack1-a${i}-1`, 16)));
+    expect([...used].sort()).toEqual(Array.from({ length: 16 }, (_, k) => k.toString(16).padStart(2, "0")));
   });
 });

@@ -2,7 +2,15 @@
 // which each role's publish/subscribe permissions are derived. The generated nats-server
 // configuration (nats-server-config.ts) is made from this table alone, so a new subject or stream
 // does not compile until its row says who publishes it and who reads it.
-import { inboxPrefix, type NatsRole, type ServiceRole, Streams, Subjects } from "./nats-subjects.js";
+import {
+  inboxPrefix,
+  instancesOf,
+  type NatsRole,
+  type ServiceRole,
+  type StreamFamily,
+  Streams,
+  Subjects,
+} from "./nats-subjects.js";
 
 interface SubjectRights {
   /** The one role that may publish it: the owner of the resource or the sender of the command. */
@@ -16,6 +24,8 @@ const SUBJECT_RIGHTS: { readonly [K in keyof typeof Subjects]: SubjectRights } =
   serversChanged: { publisher: "conductor", subscribers: ["api"] },
   computeBuild: { publisher: "conductor", subscribers: [] },
   computeDelete: { publisher: "conductor", subscribers: [] },
+  computeBuildUnsharded: { publisher: "conductor", subscribers: [] },
+  computeDeleteUnsharded: { publisher: "conductor", subscribers: [] },
   computeResult: { publisher: "compute-agent", subscribers: [] },
   computeDeleted: { publisher: "compute-agent", subscribers: [] },
   vifPlugged: { publisher: "compute-agent", subscribers: [] },
@@ -68,14 +78,28 @@ interface StreamRights {
    * and remove (nats.js's ordered consumers), acknowledging nothing.
    */
   readers?: readonly ServiceRole[];
+  /** Roles that look up whether a consumer exists (its info). */
+  lookers?: readonly ServiceRole[];
 }
 
 const STREAM_RIGHTS: { readonly [K in keyof typeof Streams]: StreamRights } = {
-  // The conductor sends the commands and reads the results: both streams exist once it has run.
-  // Each agent reads its own hosts' consumers; every agent holds the one compute-agent credential,
-  // and a consumer's filter is not part of the API subject on NATS 2.9, so the right covers the
-  // stream (docs/architecture.md, "One agent per hypervisor").
-  computeCommands: { owner: "conductor", consumers: ["compute-agent"], removers: ["compute-agent"] },
+  // The conductor sends the commands and reads the results: both streams exist once it has run,
+  // and it looks up which stream a host's agent reads (the shards, or the unsharded stream of an
+  // earlier version). Each agent reads its own hosts' consumers; every agent holds the one
+  // compute-agent credential, and a consumer's filter is not part of the API subject on NATS 2.9,
+  // so the right covers the stream (docs/architecture.md, "One agent per hypervisor").
+  computeCommands: {
+    owner: "conductor",
+    consumers: ["compute-agent"],
+    removers: ["compute-agent"],
+    lookers: ["conductor"],
+  },
+  computeCommandsUnsharded: {
+    owner: "conductor",
+    consumers: ["compute-agent"],
+    removers: ["compute-agent"],
+    lookers: ["conductor"],
+  },
   computeResults: { owner: "conductor", consumers: ["conductor"] },
   // The conductor publishes the state changes; the api's watchers read them.
   serverEvents: { owner: "conductor", consumers: [], readers: ["api"] },
@@ -120,6 +144,7 @@ function jetStreamApi(stream: string, rights: StreamRights, role: NatsRole): str
   if (rights.removers?.includes(role as ServiceRole)) {
     api.push(`$JS.API.CONSUMER.DELETE.${stream}.>`, `$JS.API.CONSUMER.LIST.${stream}`);
   }
+  if (rights.lookers?.includes(role as ServiceRole)) api.push(`$JS.API.CONSUMER.INFO.${stream}.>`);
   if (rights.readers?.includes(role as ServiceRole)) {
     api.push(
       // Where the stream starts and ends (a reader's resume point), then its own consumers.
@@ -147,9 +172,9 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
     if (rights.subscribers.includes(role as ServiceRole)) subscribe.push(subjectPattern(Subjects[name]));
   }
   const jetStream = rowsOf(STREAM_RIGHTS).flatMap(([name, rights]) =>
-    jetStreamApi(Streams[name].name, rights, role),
+    instancesOf(Streams[name]).flatMap((instance) => jetStreamApi(instance.name, rights, role)),
   );
-  if (jetStream.length > 0) publish.push("$JS.API.INFO", ...jetStream);
+  if (jetStream.length > 0) publish.push("$JS.API.INFO", ...new Set(jetStream));
   if (role === "tools") subscribe.push("stratus.>");
   subscribe.push(`${inboxPrefix(role)}.>`);
   return {
@@ -158,9 +183,9 @@ export function natsPermissions(role: NatsRole): NatsPermissions {
   };
 }
 
-/** The streams a role creates and keeps up to date at its start. */
-export function streamsOwnedBy(role: NatsRole): (typeof Streams)[keyof typeof Streams][] {
+/** The streams a role creates and keeps up to date at its start (none an earlier version made). */
+export function streamsOwnedBy(role: NatsRole): StreamFamily[] {
   return rowsOf(STREAM_RIGHTS)
-    .filter(([, rights]) => rights.owner === role)
+    .filter(([name, rights]) => rights.owner === role && !("madeByEarlierVersions" in Streams[name]))
     .map(([name]) => Streams[name]);
 }

@@ -27,7 +27,10 @@ describe("the subjects the contracts declare", () => {
       expect(d?.name, subject).toBe(name);
       expect(() => assertDeclared(subject, d!.message)).not.toThrow();
     }
-    expect(Subjects.computeBuild("rack1-1")).toBe("stratus.compute.host.rack1-1.build");
+    expect(Subjects.computeBuild("rack1-1")).toBe("stratus.compute.commands.07.rack1-1.build");
+    expect(Subjects.computeBuild("*")).toBe("stratus.compute.commands.*.*.build");
+    expect(DECLARED_SUBJECTS.get("computeBuild")).toMatchObject({ fields: ["host"], shards: 16 });
+    expect(declarationOf("stratus.compute.commands.7.rack1-1.build")).toBeUndefined();
     expect(Subjects.serverState("p1")).toBe("stratus.server.state.p1");
     expect(DECLARED_SUBJECTS.get("serverState")?.fields).toEqual(["project_id"]);
     expect(DECLARED_SUBJECTS.get("serverState")?.message.typeName).toBe(

@@ -34,24 +34,35 @@ export interface DeclaredSubject {
   durable: boolean;
   /** The message it carries. */
   message: DescMessage;
-  /** The fields its `{field}` tokens name, in order. */
+  /** The fields its `{field}` tokens name, in order (`{shard}` is not a field). */
   fields: string[];
+  /** How many shards its `{shard}` token spreads the values over (0: no such token). */
+  shards: number;
 }
 
 const PLACEHOLDER = /^\{([a-z][a-z0-9_]*)\}$/;
+/** The token a sharded subject holds its value's shard in (subject.proto, `shards`). */
+const SHARD = "{shard}";
 
 function declarationsOf(file: DescFile): DeclaredSubject[] {
   return file.messages.flatMap((message) =>
-    getOption(message, subjectOption).map((s) => ({
-      name: s.name,
-      pattern: s.pattern,
-      durable: s.durable,
-      message,
-      fields: s.pattern
-        .split(".")
-        .map((token) => PLACEHOLDER.exec(token)?.[1])
-        .filter((f): f is string => f !== undefined),
-    })),
+    getOption(message, subjectOption).map((s) => {
+      const tokens = s.pattern.split(".");
+      if (s.shards > 0 !== tokens.includes(SHARD) || s.shards > 256) {
+        throw new Error(`subject ${s.name} (${s.pattern}): {shard} goes with 1 to 256 shards`);
+      }
+      return {
+        name: s.name,
+        pattern: s.pattern,
+        durable: s.durable,
+        message,
+        fields: tokens
+          .filter((token) => token !== SHARD)
+          .map((token) => PLACEHOLDER.exec(token)?.[1])
+          .filter((f): f is string => f !== undefined),
+        shards: s.shards,
+      };
+    }),
   );
 }
 
@@ -89,17 +100,31 @@ function fixed(name: string): string {
 }
 
 /**
- * A declared subject with one `{field}` token, as the function that fills it. Filled with `*` or
- * `>` (as given, not encoded) it is the pattern a subscriber or a permission uses.
+ * The shard of `value` among `shards` (subject.proto): the FNV-1a 32-bit hash of its UTF-8 bytes
+ * modulo `shards`, as two lowercase hexadecimal digits.
+ */
+export function shardOf(value: string, shards: number): string {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(value, "utf8")) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return (hash % shards).toString(16).padStart(2, "0");
+}
+
+/**
+ * A declared subject with one `{field}` token (and maybe a `{shard}`), as the function that fills
+ * it. Filled with `*` or `>` (as given, not encoded; the shard then `*`) it is the pattern a
+ * subscriber or a permission uses.
  */
 function perToken(name: string): (value: string) => string {
-  const { pattern } = declared(name, 1);
+  const { pattern, shards } = declared(name, 1);
   const tokens = pattern.split(".");
-  const at = tokens.findIndex((t) => PLACEHOLDER.test(t));
-  const before = `${tokens.slice(0, at).join(".")}.`;
-  const after = at + 1 < tokens.length ? `.${tokens.slice(at + 1).join(".")}` : "";
-  return (value) =>
-    `${before}${value === "*" || (value === ">" && after === "") ? value : subjectToken(value)}${after}`;
+  const last = tokens.length - 1;
+  const fill = (token: string, i: number, value: string): string => {
+    const wildcard = value === "*" || (value === ">" && i === last);
+    if (token === SHARD) return wildcard || value === ">" ? "*" : shardOf(value, shards);
+    if (PLACEHOLDER.test(token)) return wildcard ? value : subjectToken(value);
+    return token;
+  };
+  return (value) => tokens.map((token, i) => fill(token, i, value)).join(".");
 }
 
 /**
@@ -113,6 +138,8 @@ export const Subjects = {
   serversChanged: fixed("serversChanged"),
   computeBuild: perToken("computeBuild"),
   computeDelete: perToken("computeDelete"),
+  computeBuildUnsharded: perToken("computeBuildUnsharded"),
+  computeDeleteUnsharded: perToken("computeDeleteUnsharded"),
   computeResult: fixed("computeResult"),
   computeDeleted: fixed("computeDeleted"),
   vifPlugged: fixed("vifPlugged"),
@@ -153,23 +180,34 @@ export function hostToken(host: string): string {
 }
 
 /**
- * Every command of one host, `stratus.compute.host.<host>.>`; of every host with `>`. Read from
- * the two commands' declarations, which must share everything before the host.
+ * Every command of one host (`….<host>.>`: its builds and its deletes) as a function of the host,
+ * from the declarations of a build and a delete subject, which must differ only in a last token
+ * after `{host}`.
  */
-function hostCommandsFilter(host: string): string {
-  const [build, del] = [declared("computeBuild", 1).pattern, declared("computeDelete", 1).pattern];
-  const prefix = build.split("{host}")[0]!;
-  if (!prefix || del.split("{host}")[0] !== prefix) {
-    throw new Error(`computeBuild (${build}) and computeDelete (${del}) must share their prefix`);
+function hostCommandsFilter(build: string, del: string): (host: string) => string {
+  const [b, d] = [declared(build, 1).pattern, declared(del, 1).pattern];
+  const head = (subject: string) => subject.slice(0, subject.lastIndexOf("."));
+  if (head(b) !== head(d) || !head(b).endsWith(".{host}")) {
+    throw new Error(`${build} (${b}) and ${del} (${d}) must differ only in a last token after {host}`);
   }
-  return host === ">" ? `${prefix}>` : `${prefix}${hostToken(host)}.>`;
+  const fill = perToken(build);
+  return (host) => `${head(fill(host))}.>`;
 }
 
-/** A subject pattern as a test of concrete subjects: `{field}` matches any one token. */
+/**
+ * A subject pattern as a test of concrete subjects: `{field}` matches any one token, `{shard}`
+ * two lowercase hexadecimal digits.
+ */
 function matcher(pattern: string): RegExp {
   const tokens = pattern
     .split(".")
-    .map((t) => (PLACEHOLDER.test(t) ? "[^.*> ]+" : t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    .map((t) =>
+      t === SHARD
+        ? "[0-9a-f]{2}"
+        : PLACEHOLDER.test(t)
+          ? "[^.*> ]+"
+          : t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+    );
   return new RegExp(`^${tokens.join("\\.")}$`);
 }
 
@@ -201,27 +239,73 @@ export function assertDeclared(subject: string, message: DescMessage): void {
   throw new Error(`${message.typeName} is not declared for subject ${subject} (events.proto)`);
 }
 
+/** A JetStream stream as it is made: its name and the subjects it stores. */
+export interface StreamInstance {
+  name: string;
+  subjects: readonly string[];
+}
+
+const COMMAND_SHARDS = declared("computeBuild", 1).shards;
+if (declared("computeDelete", 1).shards !== COMMAND_SHARDS) {
+  throw new Error("computeBuild and computeDelete must have as many shards");
+}
+const commandsOf = hostCommandsFilter("computeBuild", "computeDelete");
+
+/**
+ * Every command of a declaration's stream, the host a wildcard (its shard `shard`, if sharded):
+ * `stratus.compute.commands.07.>`.
+ */
+function commandTree(name: string, shard?: string): string {
+  const tokens = declared(name, 1).pattern.split(".");
+  const head = tokens.slice(0, tokens.indexOf("{host}")).map((t) => (t === SHARD ? shard : t));
+  if (head.includes(undefined)) throw new Error(`${name} is sharded: name the shard`);
+  return [...head, ">"].join(".");
+}
+const shardStreamName = (shard: string) => `STRATUS_COMPUTE_COMMANDS_${shard.toUpperCase()}`;
+
 /** The JetStream streams of the mesh; each one's owner (nats-permissions.ts) ensures it at start. */
 export const Streams = {
   /**
-   * Commands to compute hosts, removed once acknowledged. Each host has a durable consumer of its
-   * own, made by the agent that runs the host, reading that host's commands (builds and deletes in
-   * the order sent) and nothing else: a command reaches the one agent that can run it on its first
+   * Commands to compute hosts, removed once acknowledged, in one stream per shard of the hosts
+   * (computeBuild's `shards`). Each host has a durable consumer of its own on its shard's stream,
+   * made by the agent that runs the host, reading that host's commands (builds and deletes in the
+   * order sent) and nothing else: a command reaches the one agent that can run it on its first
    * delivery. NATS 2.9 allows one filter subject per consumer, so an agent of many hosts has as
    * many consumers; on a work-queue stream their filters must not overlap, which the one-token
-   * host (hostToken) guarantees.
+   * host (hostToken) guarantees. NATS 2.9 wakes every pulling consumer of a stream for each new
+   * message: sharding keeps that to a sixteenth of the hosts (docs/performance.md).
    */
   computeCommands: {
-    name: "STRATUS_COMPUTE_COMMANDS",
-    // One subject tree for both commands: NATS 2.9 takes a consumer filter only when it is within
-    // one of the stream's subjects, and a host's filter covers its builds and its deletes.
-    subjects: [hostCommandsFilter(">")],
+    shards: Array.from({ length: COMMAND_SHARDS }, (_, k): StreamInstance => {
+      const shard = k.toString(16).padStart(2, "0");
+      // A shard's commands under one subject tree: NATS 2.9 takes a consumer filter only when it
+      // is within one of the stream's subjects, and a host's filter covers its builds and deletes.
+      return { name: shardStreamName(shard), subjects: [commandTree("computeBuild", shard)] };
+    }),
     retention: "workqueue",
     maxAgeS: 24 * 3600,
+    /** The stream holding the host's commands. */
+    streamOf: (host: string) => shardStreamName(shardOf(host, COMMAND_SHARDS)),
     /** What the host's consumer reads: every command of the host (its builds and deletes). */
-    hostFilter: (host: string) => hostCommandsFilter(host),
+    hostFilter: commandsOf,
     /** The host's durable consumer (consumer names allow no `.`: the host as one token). */
     hostConsumer: (host: string) => `host-${hostToken(host)}`,
+  },
+  /**
+   * The one command stream of agents older than the shards, with the same per-host consumers.
+   * Nothing makes it any more: where an earlier version made it, agents read their hosts'
+   * commands from it too, and a conductor sends a host's commands here only while the host's
+   * agent reads nothing else (docs/deployment.md, "Upgrading"). Removing it ends both.
+   */
+  computeCommandsUnsharded: {
+    name: "STRATUS_COMPUTE_COMMANDS",
+    subjects: [commandTree("computeBuildUnsharded")],
+    retention: "workqueue",
+    maxAgeS: 24 * 3600,
+    streamOf: () => "STRATUS_COMPUTE_COMMANDS",
+    hostFilter: hostCommandsFilter("computeBuildUnsharded", "computeDeleteUnsharded"),
+    hostConsumer: (host: string) => `host-${hostToken(host)}`,
+    madeByEarlierVersions: true,
   },
   /** What compute hosts report back to the conductor. */
   computeResults: {
@@ -242,18 +326,28 @@ export const Streams = {
     // The oldest go first beyond this (a watcher resuming from one of them is told so).
     maxBytes: 256 * 2 ** 20,
   },
-} as const satisfies Record<
-  string,
-  {
-    name: string;
-    subjects: readonly string[];
-    retention: "workqueue" | "history";
-    maxAgeS: number;
-    maxBytes?: number;
-    hostFilter?: (host: string) => string;
-    hostConsumer?: (host: string) => string;
-  }
->;
+} as const satisfies Record<string, StreamFamily>;
+
+/** A stream of the mesh, or a family of them (one per shard), and how each is made. */
+export type StreamFamily = StreamSettings &
+  ({ name: string; subjects: readonly string[] } | { shards: readonly StreamInstance[] });
+
+interface StreamSettings {
+  retention: "workqueue" | "history";
+  maxAgeS: number;
+  maxBytes?: number;
+  /** Made by an earlier version only: read and written where it exists, never created. */
+  madeByEarlierVersions?: boolean;
+  /** Per-host command streams: the stream, filter and durable consumer of a host. */
+  streamOf?: (host: string) => string;
+  hostFilter?: (host: string) => string;
+  hostConsumer?: (host: string) => string;
+}
+
+/** The streams a family is made of: its shards, or itself. */
+export function instancesOf(s: StreamFamily): readonly StreamInstance[] {
+  return "shards" in s ? s.shards : [{ name: s.name, subjects: s.subjects }];
+}
 
 /** The subject prefix of a role's reply inboxes: each role may read its own replies only. */
 export function inboxPrefix(role: NatsRole): string {

@@ -42,7 +42,14 @@ import {
 } from "./context.js";
 import type { Logger } from "./log.js";
 import { metricsRegistry, readWithin } from "./metrics.js";
-import { assertDeclared, inboxPrefix, type NatsRole, type Streams } from "./nats-subjects.js";
+import {
+  assertDeclared,
+  inboxPrefix,
+  instancesOf,
+  type NatsRole,
+  type StreamFamily,
+  type StreamInstance,
+} from "./nats-subjects.js";
 import { inSpan, SpanKind, tracingEnabled, writeTraceContext } from "./tracing.js";
 
 /**
@@ -111,7 +118,6 @@ export async function connectNats(options: {
   return nc;
 }
 
-/** Creates the given streams, or brings their configuration up to date (their owner, at start). */
 /**
  * Makes the streams a service owns, or brings an existing one's subjects and limits up to date.
  * `replicas` (NATS_STREAM_REPLICAS) is the copies a new stream keeps on a cluster; an existing
@@ -121,13 +127,19 @@ export async function connectNats(options: {
  */
 export async function ensureStreams(
   nc: NatsConnection,
-  streams: readonly (typeof Streams)[keyof typeof Streams][],
+  streams: readonly StreamFamily[],
   options: { replicas?: number } = {},
 ): Promise<void> {
   if (streams.length === 0) return;
   const replicas = options.replicas ?? 1;
   const jsm = await untilJetStreamAnswers(() => nc.jetstreamManager());
-  for (const s of streams) await untilJetStreamAnswers(() => ensureStream(jsm, s, replicas));
+  // All at once: on a cluster each is a round of the meta leader's, and the 16 command shards one
+  // after another made a conductor's start too slow for a harness's wait.
+  await Promise.all(
+    streams.flatMap((s) =>
+      instancesOf(s).map((instance) => untilJetStreamAnswers(() => ensureStream(jsm, s, instance, replicas))),
+    ),
+  );
 }
 
 /** How long a start waits for JetStream to answer (a cluster electing leaders, replicas catching up). */
@@ -158,33 +170,34 @@ async function untilJetStreamAnswers<T>(call: () => Promise<T>): Promise<T> {
 
 async function ensureStream(
   jsm: JetStreamManager,
-  s: (typeof Streams)[keyof typeof Streams],
+  s: StreamFamily,
+  instance: StreamInstance,
   replicas: number,
 ): Promise<void> {
   const config = {
-    name: s.name,
-    subjects: [...s.subjects],
+    name: instance.name,
+    subjects: [...instance.subjects],
     // A work queue forgets a message once acknowledged; a history keeps each until max_age.
     retention: s.retention === "workqueue" ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
     storage: StorageType.File,
     max_age: s.maxAgeS * 1e9,
-    max_bytes: "maxBytes" in s ? s.maxBytes : -1,
+    max_bytes: s.maxBytes ?? -1,
   };
   let existing: number | undefined;
   try {
-    existing = (await jsm.streams.info(s.name)).config.num_replicas;
+    existing = (await jsm.streams.info(instance.name)).config.num_replicas;
   } catch (err) {
     if (!isStreamNotFound(err)) throw err;
   }
   if (existing !== undefined) {
-    await jsm.streams.update(s.name, { ...config, num_replicas: Math.max(existing, replicas) });
+    await jsm.streams.update(instance.name, { ...config, num_replicas: Math.max(existing, replicas) });
     return;
   }
   try {
     await jsm.streams.add({ ...config, num_replicas: replicas });
   } catch (err) {
     // Another service created it between our two calls.
-    await jsm.streams.info(s.name).catch(() => {
+    await jsm.streams.info(instance.name).catch(() => {
       throw err;
     });
   }
@@ -265,6 +278,10 @@ function isStreamNotFound(err: unknown): boolean {
   return err instanceof NatsError && err.api_error?.err_code === 10059;
 }
 
+function isConsumerNotFound(err: unknown): boolean {
+  return err instanceof NatsError && err.api_error?.err_code === 10014;
+}
+
 export interface EventHandlerOptions {
   /** Queue group: one member of the group receives each message. */
   queue?: string;
@@ -284,8 +301,7 @@ async function deleteConsumer(jsm: JetStreamManager, stream: string, name: strin
   try {
     await jsm.consumers.delete(stream, name);
   } catch (err) {
-    // JSConsumerNotFoundErr
-    if (!(err instanceof NatsError && err.api_error?.err_code === 10014)) throw err;
+    if (!isConsumerNotFound(err)) throw err;
   }
 }
 
@@ -457,16 +473,20 @@ export class EventBus {
 
   /**
    * Deletes the consumers of a stream that `keep` refuses (e.g. those of an earlier layout, which
-   * on a work-queue stream would keep a new consumer from being made); answers their names.
+   * on a work-queue stream would keep a new consumer from being made); answers their names, or
+   * undefined when there is no such stream.
    */
-  async removeConsumers(stream: string, keep: (info: ConsumerInfo) => boolean): Promise<string[]> {
+  async removeConsumers(
+    stream: string,
+    keep: (info: ConsumerInfo) => boolean,
+  ): Promise<string[] | undefined> {
     const jsm = await this.nc.jetstreamManager();
     const removed: string[] = [];
     const found: ConsumerInfo[] = [];
     try {
       for await (const info of jsm.consumers.list(stream)) found.push(info);
     } catch (err) {
-      if (isStreamNotFound(err)) return [];
+      if (isStreamNotFound(err)) return undefined;
       throw err;
     }
     for (const info of found) {
@@ -475,6 +495,30 @@ export class EventBus {
       removed.push(info.name);
     }
     return removed;
+  }
+
+  /** Whether the stream exists. */
+  async hasStream(stream: string): Promise<boolean> {
+    const jsm = await this.nc.jetstreamManager({ checkAPI: false });
+    try {
+      await jsm.streams.info(stream);
+      return true;
+    } catch (err) {
+      if (isStreamNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Whether the stream has the durable consumer `name` (false too when there is no stream). */
+  async hasConsumer(stream: string, name: string): Promise<boolean> {
+    const jsm = await this.nc.jetstreamManager({ checkAPI: false });
+    try {
+      await jsm.consumers.info(stream, name);
+      return true;
+    } catch (err) {
+      if (isConsumerNotFound(err) || isStreamNotFound(err)) return false;
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -151,45 +151,64 @@ try {
   const reported = await commands.reconcile();
   if (reported) logger.info({ instances: reported }, "reported the instances still running after a restart");
 
-  // One durable consumer per host (Streams.computeCommands): a command reaches this process only
-  // if it runs the host, on the first delivery, and a host's builds and deletes keep their order.
-  // Consumers of an earlier layout (one shared by every agent, reading everything) would keep the
-  // per-host ones from being made on the work-queue stream: they go first.
-  const commandStream = Streams.computeCommands;
-  const hostConsumer = /^host-/;
-  const legacy = await bus.removeConsumers(commandStream.name, (c) => hostConsumer.test(c.name));
-  if (legacy.length)
-    logger.warn({ consumers: legacy }, "removed command consumers of the shared layout (rolling upgrade)");
+  // One durable consumer per host on its shard's stream (Streams.computeCommands): a command
+  // reaches this process only if it runs the host, on the first delivery, and a host's builds and
+  // deletes keep their order. Where an earlier version made the unsharded command stream, the
+  // host has a consumer there too, for the commands of conductors of that version (a rolling
+  // upgrade). Consumers of the shared layout before that (one for every agent, reading
+  // everything) would keep per-host ones from being made on that work-queue stream: they go first.
+  const sharded = Streams.computeCommands;
+  const unsharded = Streams.computeCommandsUnsharded;
+  const shared = await bus.removeConsumers(unsharded.name, (c) => /^host-/.test(c.name));
+  if (shared?.length)
+    logger.warn({ consumers: shared }, "removed command consumers of the shared layout (rolling upgrade)");
+  const layouts = [
+    { stream: sharded.streamOf, durable: sharded.hostConsumer, filter: sharded.hostFilter },
+    ...(shared === undefined
+      ? []
+      : [{ stream: unsharded.streamOf, durable: unsharded.hostConsumer, filter: unsharded.hostFilter }]),
+  ];
   const consumers: DurableConsumer[] = [];
   lifecycle.onShutdown("command consumers", () =>
-    // Deregistration: each host's consumer goes; commands not yet acknowledged stay in the stream
+    // Deregistration: each host's consumers go; commands not yet acknowledged stay in the stream
     // for the host's next agent.
     forEachLimited(consumers.splice(0), 32, (c) =>
       c.delete().catch((err) => logger.warn({ err, consumer: c.name }, "deleting a command consumer failed")),
     ),
   );
-  await forEachLimited(hosts, 16, async ({ name: host }) => {
-    if (stopping) return;
-    consumers.push(
-      await bus.consumeDurable({
-        stream: commandStream.name,
-        durable: commandStream.hostConsumer(host),
-        filterSubject: commandStream.hostFilter(host),
-        schema: BuildCommandSchema,
-        concurrency: config.COMPUTE_BUILD_CONCURRENCY,
-        batch: config.COMPUTE_BUILD_CONCURRENCY * 2,
-        retryDelayMs: 500,
-        maxDeliver: 50,
-        handler: async (build, msg) => {
-          if (msg.subject === Subjects.computeBuild(host)) return commands.build(build, host);
-          if (msg.subject === Subjects.computeDelete(host)) {
-            return commands.delete(fromBinary(DeleteCommandSchema, msg.data), host);
-          }
-          logger.warn({ subject: msg.subject, host }, "unknown command subject; dropped");
-        },
-      }),
-    );
-  });
+  const kinds = (host: string) =>
+    new Map<string, "build" | "delete">([
+      [Subjects.computeBuild(host), "build"],
+      [Subjects.computeDelete(host), "delete"],
+      [Subjects.computeBuildUnsharded(host), "build"],
+      [Subjects.computeDeleteUnsharded(host), "delete"],
+    ]);
+  await forEachLimited(
+    hosts.flatMap((h) => layouts.map((layout) => ({ host: h.name, layout }))),
+    16,
+    async ({ host, layout }) => {
+      if (stopping) return;
+      const kind = kinds(host);
+      consumers.push(
+        await bus.consumeDurable({
+          stream: layout.stream(host),
+          durable: layout.durable(host),
+          filterSubject: layout.filter(host),
+          schema: BuildCommandSchema,
+          concurrency: config.COMPUTE_BUILD_CONCURRENCY,
+          batch: config.COMPUTE_BUILD_CONCURRENCY * 2,
+          retryDelayMs: 500,
+          maxDeliver: 50,
+          handler: async (build, msg) => {
+            const command = kind.get(msg.subject);
+            if (command === "build") return commands.build(build, host);
+            if (command === "delete") return commands.delete(fromBinary(DeleteCommandSchema, msg.data), host);
+            logger.warn({ subject: msg.subject, host }, "unknown command subject; dropped");
+          },
+        }),
+      );
+    },
+  );
   logger.info({ hosts: hosts.length }, "compute agent consuming build and delete commands");
 } catch (err) {
   // Stopped while starting (the NATS connection drains): nothing to report.

@@ -13,6 +13,7 @@ import type { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler
 import { type EventBus, type Logger, Subjects } from "@stratus/runtime";
 import { statusOf } from "../compute/servers.js";
 import { BoundedCache } from "./bounded-cache.js";
+import { CommandRoutes } from "./command-routes.js";
 import type {
   BuildCommand,
   Commands,
@@ -160,10 +161,17 @@ export class SchedulerDestinations implements Destinations {
 }
 
 export class BusCommands implements Commands {
-  constructor(private readonly bus: EventBus) {}
+  private readonly routes: CommandRoutes;
+
+  constructor(private readonly bus: EventBus) {
+    this.routes = new CommandRoutes(bus);
+  }
 
   async build(c: BuildCommand): Promise<void> {
-    await this.bus.publishDurable(Subjects.computeBuild(c.host), BuildCommandSchema, {
+    const subject = (await this.routes.sharded(c.host))
+      ? Subjects.computeBuild(c.host)
+      : Subjects.computeBuildUnsharded(c.host);
+    await this.bus.publishDurable(subject, BuildCommandSchema, {
       serverId: c.serverId,
       host: c.host,
       attempt: c.attempt,
@@ -178,7 +186,10 @@ export class BusCommands implements Commands {
   }
 
   async delete(serverId: string, host: string): Promise<void> {
-    await this.bus.publishDurable(Subjects.computeDelete(host), DeleteCommandSchema, { serverId, host });
+    const subject = (await this.routes.sharded(host))
+      ? Subjects.computeDelete(host)
+      : Subjects.computeDeleteUnsharded(host);
+    await this.bus.publishDurable(subject, DeleteCommandSchema, { serverId, host });
   }
 
   announce(s: ServerState): void {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stratus/events/v1/subject.proto.
  */
 export const file_stratus_events_v1_subject: GenFile = /*@__PURE__*/
-  fileDesc("Ch9zdHJhdHVzL2V2ZW50cy92MS9zdWJqZWN0LnByb3RvEhFzdHJhdHVzLmV2ZW50cy52MSI+CgxFdmVudFN1YmplY3QSDwoHcGF0dGVybhgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB2R1cmFibGUYAyABKAg6XAoHc3ViamVjdBIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxi0hwMgAygLMh8uc3RyYXR1cy5ldmVudHMudjEuRXZlbnRTdWJqZWN0UgdzdWJqZWN0YgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("Ch9zdHJhdHVzL2V2ZW50cy92MS9zdWJqZWN0LnByb3RvEhFzdHJhdHVzLmV2ZW50cy52MSJOCgxFdmVudFN1YmplY3QSDwoHcGF0dGVybhgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB2R1cmFibGUYAyABKAgSDgoGc2hhcmRzGAQgASgNOlwKB3N1YmplY3QSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYtIcDIAMoCzIfLnN0cmF0dXMuZXZlbnRzLnYxLkV2ZW50U3ViamVjdFIHc3ViamVjdGIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * One subject a message is published on.
@@ -48,6 +48,16 @@ export type EventSubject = Message<"stratus.events.v1.EventSubject"> & {
    * @generated from field: bool durable = 3;
    */
   durable: boolean;
+
+  /**
+   * When > 0, the pattern has a token `{shard}`: the shard of the value of its one `{field}`,
+   * which is the FNV-1a 32-bit hash of the value's UTF-8 bytes modulo `shards`, written as two
+   * lowercase hexadecimal digits (rack1-1 of 16: "07"). Each shard is a stream of its own, so
+   * that a stream holds the consumers of a part of the values only (one per compute host).
+   *
+   * @generated from field: uint32 shards = 4;
+   */
+  shards: number;
 };
 
 /**
