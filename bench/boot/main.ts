@@ -17,6 +17,7 @@ import { NetworkService } from "@stratus/contracts/network/v1";
 import { Subjects, serviceClient } from "@stratus/runtime";
 import {
   createTempDatabase,
+  keepOutputs,
   type Mesh,
   type ServiceProcess,
   startCluster,
@@ -371,12 +372,7 @@ try {
   await nc.close();
 } finally {
   // BENCH_LOG_DIR=<dir> keeps each service's output (LOG_LEVEL is warn unless BENCH_LOG_LEVEL).
-  if (process.env.BENCH_LOG_DIR) {
-    const { mkdirSync, writeFileSync } = await import("node:fs");
-    mkdirSync(process.env.BENCH_LOG_DIR, { recursive: true });
-    for (const [name, output] of mesh.outputs())
-      writeFileSync(`${process.env.BENCH_LOG_DIR}/${name}.log`, `${output.join("\n")}\n`);
-  }
+  keepOutputs(process.env.BENCH_LOG_DIR, mesh.outputs());
   await mesh.close();
   for (const d of databases) await d.drop();
 }

@@ -10,12 +10,10 @@
 // address, usage equal to what is held.
 // Size: STRATUS_DRILL_BUILDS (default 200; the issue's full size 1000), STRATUS_DRILL_AGENTS (4) ×
 // STRATUS_DRILL_HOSTS (5) hosts, STRATUS_DRILL_IN_FLIGHT (16).
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { ConductorService } from "@stratus/contracts/compute/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { serviceClient } from "@stratus/runtime";
-import { type Cluster, type ReplicatedService, startCluster } from "@stratus/runtime/testing";
+import { type Cluster, keepOutputs, type ReplicatedService, startCluster } from "@stratus/runtime/testing";
 import { afterAll, expect, it } from "vitest";
 import { asAdmin, caller, rest, useMesh } from "../api/helpers.js";
 import { until } from "../conductor/helpers.js";
@@ -37,18 +35,14 @@ const KILLED: (ReplicatedService | "identity")[] = [
 let cluster: Cluster | undefined;
 afterAll(async () => {
   // STRATUS_TEST_LOG_DIR=<dir> keeps each process's output.
-  const logDir = process.env.STRATUS_TEST_LOG_DIR;
-  if (cluster && logDir) {
-    mkdirSync(logDir, { recursive: true });
-    const all = [
+  if (cluster)
+    keepOutputs(process.env.STRATUS_TEST_LOG_DIR, [
       ...Object.entries(cluster.replicas).flatMap(([name, list]) =>
-        list.map((p, i) => [`${name}-${i}`, p] as const),
+        list.map((p, i) => [`${name}-${i}`, p.output] as const),
       ),
-      ...cluster.agents.map((p, i) => [`compute-agent-${i + 1}`, p] as const),
-      ...cluster.identities.map((p, i) => [`identity-${i}`, p] as const),
-    ];
-    for (const [name, p] of all) writeFileSync(join(logDir, `${name}.log`), `${p.output.join("\n")}\n`);
-  }
+      ...cluster.agents.map((p, i) => [`compute-agent-${i + 1}`, p.output] as const),
+      ...cluster.identities.map((p, i) => [`identity-${i}`, p.output] as const),
+    ]);
   await cluster?.close();
 });
 

@@ -6,7 +6,7 @@
 // by one version are deleted through the other, the previous version stops, and this version
 // finishes whatever it left. Every server ends ACTIVE (or deleted) and the audit finds nothing.
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConductorService } from "@stratus/contracts/compute/v1";
@@ -16,6 +16,7 @@ import {
   createTempDatabase,
   freePort,
   type IdentityUnderTest,
+  keepOutputs,
   meshIdentity,
   repoRoot,
   type ServiceProcess,
@@ -147,12 +148,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(processes.map(({ p }) => p.stop("SIGKILL")));
   // STRATUS_TEST_LOG_DIR=<dir> keeps each process's output.
-  const logDir = process.env.STRATUS_TEST_LOG_DIR;
-  if (logDir) {
-    mkdirSync(logDir, { recursive: true });
-    for (const { label, p } of processes)
-      writeFileSync(join(logDir, `${label}.log`), `${p.output.join("\n")}\n`);
-  }
+  keepOutputs(
+    process.env.STRATUS_TEST_LOG_DIR,
+    processes.map(({ label, p }) => [label, p.output]),
+  );
   await nats?.stop();
   for (const d of databases) await d.drop().catch(() => undefined);
   rmSync(dataDir, { recursive: true, force: true });

@@ -37,6 +37,7 @@ export {
 } from "./nats-server.js";
 export { createTempDatabase, postgresAvailable, TEST_POSTGRES_URL, type TempDatabase } from "./postgres.js";
 export {
+  keepOutputs,
   repoRoot,
   SERVICE_NAMES,
   type ServiceName,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -148,4 +148,18 @@ export async function launchService(
     throw new Error(`${name} did not start: ${String(err)}\n${p.output.slice(-30).join("\n")}`);
   }
   return { ...p, port, url };
+}
+
+/**
+ * Writes each labelled output to `<dir>/<label>.log` (the directory made if missing): how a test
+ * or a benchmark keeps its processes' output when an environment variable names a directory.
+ * Nothing is written when `dir` is unset or empty.
+ */
+export function keepOutputs(
+  dir: string | undefined,
+  outputs: Iterable<readonly [label: string, lines: readonly string[]]>,
+): void {
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const [label, lines] of outputs) writeFileSync(join(dir, `${label}.log`), `${lines.join("\n")}\n`);
 }
