@@ -197,12 +197,20 @@ export class LocalTokenValidator implements TokenValidator {
   }
 
   /**
-   * Fetches the keys, at most once per keyRefreshIntervalMs unless `now`; callers at once share
-   * one fetch.
+   * Fetches the keys, at most once per keyRefreshIntervalMs unless `now`: a caller within the
+   * interval waits for its end rather than going without (the unknown key may be one the identity
+   * rotated in just after the last fetch); callers at once share one fetch.
    */
   private refreshKeys(now = false): Promise<void> {
     if (this.keyFetch) return this.keyFetch;
-    if (!now && this.now() - this.lastKeyFetch < this.keyRefreshIntervalMs) return Promise.resolve();
+    const wait = now ? 0 : this.lastKeyFetch + this.keyRefreshIntervalMs - this.now();
+    if (wait > 0) {
+      this.keyFetch = new Promise<void>((r) => setTimeout(r, wait).unref()).then(() => {
+        this.keyFetch = undefined;
+        return this.refreshKeys(true);
+      });
+      return this.keyFetch;
+    }
     this.lastKeyFetch = this.now();
     this.keyFetch = (async () => {
       try {
