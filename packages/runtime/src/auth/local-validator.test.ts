@@ -258,6 +258,22 @@ describe("LocalTokenValidator", () => {
     );
   });
 
+  it("takes a revocation whose event never came at its next reload of the list", async () => {
+    const key = await newKey("k1");
+    const source = new FakeSource();
+    source.keys = [key.jwk];
+    const validator = new LocalTokenValidator(source, { now: () => T0 + 2000, revocationReloadMs: 200 });
+    await validator.start();
+    const token = await sign(key, { ...claimsFor(identity()) });
+    expect((await validator.validate(token)).userId).toBe("u1");
+    // Revoked at the identity; the event is lost on its way (no listener told).
+    source.revoked.push(revocation({ userId: "u1" }));
+    expect((await validator.validate(token)).userId).toBe("u1");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await refusal(validator.validate(token))).toBe("unauthorized");
+    await validator.close();
+  });
+
   it("fails closed: refuses every token while the revocations are not known", async () => {
     const key = await newKey("k1");
     const source = new FakeSource();

@@ -45,6 +45,12 @@ export interface LocalTokenValidatorOptions {
   keyRefreshIntervalMs?: number;
   /** Wait between two tries to load the revocations. */
   retryMs?: number;
+  /**
+   * How often the revocations are loaded again besides the events (60 s): an event lost with a
+   * NATS node that died while routing it, on a connection of ours that never dropped, takes
+   * effect by then.
+   */
+  revocationReloadMs?: number;
   logger?: Logger;
   /** The clock (tests). */
   now?: () => number;
@@ -115,7 +121,10 @@ export class LocalTokenValidator implements TokenValidator {
       },
       resumed: () => void this.loadRevocations(),
     });
-    this.pruneTimer = setInterval(() => this.prune(), 60_000);
+    this.pruneTimer = setInterval(() => {
+      this.prune();
+      void this.reloadRevocations();
+    }, this.options.revocationReloadMs ?? 60_000);
     this.pruneTimer.unref();
     await Promise.all([this.loadKeys(), this.loadRevocations()]);
   }
@@ -253,6 +262,16 @@ export class LocalTokenValidator implements TokenValidator {
         this.options.logger?.warn({ err }, "could not load token revocations; tokens are refused until then");
         await new Promise((r) => setTimeout(r, this.retryMs).unref());
       }
+    }
+  }
+
+  /** One more load, beside the events (see revocationReloadMs); a failure changes nothing. */
+  private async reloadRevocations(): Promise<void> {
+    if (!this.revocationsKnown || this.closed) return;
+    try {
+      for (const r of await this.source.revocations()) this.revocations.add(r);
+    } catch (err) {
+      this.options.logger?.warn({ err }, "could not load token revocations again; the events still count");
     }
   }
 
