@@ -108,6 +108,27 @@ export function fileSetting(read: (path: string) => unknown) {
     });
 }
 
+/** A peer's URLs as configured: one, or its replicas' comma-separated (the first preferred). */
+export function peerUrls(value: string): string[] {
+  return value
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+}
+
+/**
+ * A peer's RPC URL setting: one http(s) URL, or its replicas' comma-separated, which serviceClient
+ * tries in order when one cannot be reached (rpc/client.ts).
+ */
+export const peerUrl = z
+  .string()
+  .refine(
+    (v) =>
+      peerUrls(v).length > 0 &&
+      peerUrls(v).every((u) => URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol)),
+    "an http(s) URL, or several comma-separated",
+  );
+
 /** Variables every service shares. */
 export const commonConfig = {
   NATS_URL: z.string().default("nats://127.0.0.1:4222").describe("NATS server URL(s), comma-separated"),

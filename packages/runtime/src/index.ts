@@ -7,6 +7,7 @@ export {
   ConfigError,
   DATABASE_POOLS,
   type DatabaseService,
+  peerUrl,
   storageConfig,
   storageSettings,
 } from "./config.js";

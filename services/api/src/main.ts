@@ -7,7 +7,7 @@ import { ComputeAgentService } from "@stratus/contracts/computeagent/v1";
 import { ServersChangedSchema } from "@stratus/contracts/events/v1";
 import { NetworkService } from "@stratus/contracts/network/v1";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
-import { bootService, ConfigError, Subjects, serviceClient } from "@stratus/runtime";
+import { bootService, ConfigError, peerUrl, Subjects, serviceClient } from "@stratus/runtime";
 import { closeHttp, listenHttp } from "@stratus/runtime/http";
 import { z } from "zod";
 import { buildRouter } from "./app.js";
@@ -56,10 +56,10 @@ const booted = await bootService({
       .url()
       .optional()
       .describe("Base URL for the Networking API's links (default: from the Host header)"),
-    CONDUCTOR_URL: z.url().default("http://127.0.0.1:9101").describe("Conductor RPC URL"),
-    NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
-    SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
-    COMPUTE_AGENT_URL: z.url().default("http://127.0.0.1:9104").describe("Compute-agent RPC URL"),
+    CONDUCTOR_URL: peerUrl.default("http://127.0.0.1:9101").describe("Conductor RPC URL(s)"),
+    NETWORK_URL: peerUrl.default("http://127.0.0.1:9103").describe("Network-adapter RPC URL(s)"),
+    SCHEDULER_URL: peerUrl.default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL(s)"),
+    COMPUTE_AGENT_URL: peerUrl.default("http://127.0.0.1:9104").describe("Compute-agent RPC URL(s)"),
     API_BODY_LIMIT: z.coerce
       .number()
       .int()

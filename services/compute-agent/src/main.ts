@@ -15,6 +15,7 @@ import {
   bootService,
   type DurableConsumer,
   openServiceDatabase,
+  peerUrl,
   Streams,
   Subjects,
   serviceClient,
@@ -86,8 +87,8 @@ const booted = await bootService({
       .max(256)
       .default(16)
       .describe("Hosts registering in placement / reporting physnets at once"),
-    SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
-    NETWORK_URL: z.url().default("http://127.0.0.1:9103").describe("Network-adapter RPC URL"),
+    SCHEDULER_URL: peerUrl.default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL(s)"),
+    NETWORK_URL: peerUrl.default("http://127.0.0.1:9103").describe("Network-adapter RPC URL(s)"),
     HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000).describe("Heartbeat period"),
   },
 });

@@ -9,6 +9,7 @@ import { SchedulerService } from "@stratus/contracts/scheduler/v1/scheduler";
 import {
   bootService,
   openServiceDatabase,
+  peerUrl,
   StratusError,
   Streams,
   Subjects,
@@ -39,12 +40,10 @@ const booted = await bootService({
     // Its tables are analyzed as they double (servers created by the thousand): docs/performance.md.
     ...storageSettings({ service: "conductor", analyzeGrowth: 2 }),
     SERVICE_DOWN_TIME_S: int(60, 1).describe("Seconds without heartbeat before a service is down"),
-    SCHEDULER_URL: z.string().url().default("http://127.0.0.1:9102").describe("Scheduler RPC URL"),
-    NETWORK_URL: z
-      .string()
-      .url()
+    SCHEDULER_URL: peerUrl.default("http://127.0.0.1:9102").describe("Scheduler RPC URL(s)"),
+    NETWORK_URL: peerUrl
       .optional()
-      .describe("Network-adapter RPC URL (needed unless every build is networks: none)"),
+      .describe("Network-adapter RPC URL(s) (needed unless every build is networks: none)"),
     MAX_ATTEMPTS: int(3, 1).describe(
       "Build attempts per server (first host + alternates), Nova's max_attempts",
     ),

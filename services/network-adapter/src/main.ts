@@ -3,6 +3,7 @@ import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import {
   bootService,
   openServiceDatabase,
+  peerUrl,
   registerQueryGauge,
   serviceClient,
   storageSettings,
@@ -28,7 +29,7 @@ const booted = await bootService({
   defaultPort: 9103,
   config: {
     ...storageSettings({ service: "network-adapter" }),
-    SCHEDULER_URL: z.url().default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL"),
+    SCHEDULER_URL: peerUrl.default("http://127.0.0.1:9102").describe("Scheduler (placement) RPC URL(s)"),
     QUOTA_NETWORK: limit(100).describe(
       "Default networks per project (-1: unlimited); alike on every replica",
     ),

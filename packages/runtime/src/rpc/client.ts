@@ -13,7 +13,7 @@ import {
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { z } from "zod";
 import { callerCredentialFor, writeCallerHeaders } from "../auth/caller-credential.js";
-import { parseConfig, rpcConfig, tlsConfig } from "../config.js";
+import { parseConfig, peerUrls, rpcConfig, tlsConfig } from "../config.js";
 import { writeRequestId } from "../context.js";
 import { fromConnectError, isStratusError, StratusError } from "../errors.js";
 import { ServiceUnavailable } from "../http/faults.js";
@@ -108,18 +108,84 @@ function unwrapStratusError(err: unknown): unknown {
   return fromConnectError(err);
 }
 
+/** The errors that say a connection could not be made at all (nothing was sent on it). */
+const NOT_CONNECTED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+
 /**
- * A client of the service at `baseUrl`. With `peer` (the kind of service as a client of ours knows
- * it: "compute", "network"), a call that finds it unavailable fails as a ServiceUnavailable naming
- * that kind, whose message a REST edge may show (the transport's error stays its cause). A call
- * the callee refuses as unauthenticated (the process's token revoked or expired early) is made
- * once more after the credential has logged in again: the refusal came before the callee did
- * anything.
+ * Whether a call surely never reached its peer: the connection could not be made (refused, no
+ * route, unknown name), as its error or a cause of it says. Only such a call may go to another
+ * replica: after any other failure the peer may have acted on it.
+ */
+export function neverSent(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NOT_CONNECTED.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** How long calls keep to the replica that answered when the preferred one could not be reached. */
+const FALLBACK_MS = 5_000;
+
+/**
+ * A client of the service at `baseUrl`, or of its replicas (`peerUrls`: comma-separated, the first
+ * preferred). A unary call that could not reach a replica (neverSent) goes to the next one, and
+ * calls keep to the one that answered for a few seconds before trying the first again; streams
+ * go to the replica calls currently keep to. Without a load balancer in front of a peer's
+ * replicas (the one-machine cluster, a small deployment), this is what keeps a dead replica from
+ * failing its callers' calls.
+ *
+ * With `peer` (the kind of service as a client of ours knows it: "compute", "network"), a call
+ * that finds it unavailable fails as a ServiceUnavailable naming that kind, whose message a REST
+ * edge may show (the transport's error stays its cause). A call the callee refuses as
+ * unauthenticated (the process's token revoked or expired early) is made once more after the
+ * credential has logged in again: the refusal came before the callee did anything.
  */
 export function serviceClient<S extends DescService>(
   service: S,
   baseUrl: string,
   options: { peer?: string } = {},
+): Client<S> {
+  const urls = peerUrls(baseUrl);
+  if (urls.length <= 1) return replicaClient(service, urls[0] ?? baseUrl, options);
+  const clients = urls.map((u) => replicaClient(service, u, options));
+  let fallback = { index: 0, until: 0 };
+  const current = () => (fallback.until > Date.now() ? fallback.index : 0);
+  const unary = new Set(
+    service.methods.filter((m) => m.methodKind === "unary").map((m) => m.localName as string),
+  );
+  return new Proxy(clients[0]!, {
+    get(_target, prop) {
+      const name = String(prop);
+      if (!unary.has(name)) return Reflect.get(clients[current()]!, prop);
+      return async (...args: unknown[]) => {
+        const first = current();
+        for (let tried = 0; ; tried++) {
+          const i = (first + tried) % clients.length;
+          try {
+            const out: unknown = await (clients[i] as Record<string, (...a: unknown[]) => unknown>)[name]!(
+              ...args,
+            );
+            // Failed over: keep to this one for a while, then try the first again.
+            if (tried > 0) fallback = { index: i, until: Date.now() + FALLBACK_MS };
+            return out;
+          } catch (err) {
+            if (tried + 1 < clients.length && neverSent(err)) continue;
+            throw err;
+          }
+        }
+      };
+    },
+  });
+}
+
+/** A client of one replica (serviceClient). */
+function replicaClient<S extends DescService>(
+  service: S,
+  baseUrl: string,
+  options: { peer?: string },
 ): Client<S> {
   const client = createClient(service, transportFor(baseUrl));
   const { peer } = options;

@@ -113,7 +113,17 @@ export function fastUnaryTransport(options: {
           },
           (err: unknown) => {
             const reason = err instanceof Error ? err.message : String(err);
-            finish(new ConnectError(`connect to ${origin}: ${reason}`, Code.Unavailable));
+            // The cause says why (ECONNREFUSED …): serviceClient tries another replica only
+            // when no connection could be made.
+            finish(
+              new ConnectError(
+                `connect to ${origin}: ${reason}`,
+                Code.Unavailable,
+                undefined,
+                undefined,
+                err,
+              ),
+            );
           },
         );
       });

@@ -128,10 +128,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       LOG_LEVEL: "warn",
       ...options.env,
     };
+    // Replica i prefers replica i of each peer and falls back to the others (serviceClient), as
+    // a load balancer in front of the replicas would spread and fail over.
+    const urls = (list: number[], i: number) =>
+      [...list.slice(i), ...list.slice(0, i)].map((port) => `http://127.0.0.1:${port}`).join(",");
     const peers = (i: number) => ({
-      SCHEDULER_URL: `http://127.0.0.1:${ports.scheduler[i]}`,
-      NETWORK_URL: `http://127.0.0.1:${ports["network-adapter"][i]}`,
-      CONDUCTOR_URL: `http://127.0.0.1:${ports.conductor[i]}`,
+      SCHEDULER_URL: urls(ports.scheduler, i),
+      NETWORK_URL: urls(ports["network-adapter"], i),
+      CONDUCTOR_URL: urls(ports.conductor, i),
       IDENTITY_URL: identityUrls[i % identityReplicas]!.restUrl,
       IDENTITY_RPC_URL: identityUrls[i % identityReplicas]!.rpcUrl,
     });
