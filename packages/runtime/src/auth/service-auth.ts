@@ -8,7 +8,7 @@
 //     that Keystone as KEYSTONE_SERVICE_USER, which must be stratus-<service> with the `service`
 //     role, and validates tokens by asking it (keystone.ts), with that same login.
 import { z } from "zod";
-import { ConfigError, fileSetting } from "../config.js";
+import { ConfigError, fileSetting, peerUrl } from "../config.js";
 import type { Logger } from "../log.js";
 import type { EventBus } from "../nats.js";
 import type { ServiceRole } from "../nats-subjects.js";
@@ -37,10 +37,11 @@ export const serviceAuthConfig = {
     .describe(
       "Stratus's identity service (Keystone v3 REST): where this service logs in as its service user",
     ),
-  IDENTITY_RPC_URL: z
-    .url({ protocol: /^https?$/ })
+  IDENTITY_RPC_URL: peerUrl
     .default("http://127.0.0.1:9105")
-    .describe("The identity service's RPC URL: the public keys and revocations tokens are checked with"),
+    .describe(
+      "The identity service's RPC URL(s), replicas comma-separated: the public keys and revocations tokens are checked with",
+    ),
   SERVICE_PASSWORD_FILE: fileSetting(readPasswordFile).describe(
     "File with the password of this service's user stratus-<service> (npm start: .stratus/identity/credentials/<service>.password); read at every login",
   ),

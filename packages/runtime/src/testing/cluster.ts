@@ -137,7 +137,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       NETWORK_URL: urls(ports["network-adapter"], i),
       CONDUCTOR_URL: urls(ports.conductor, i),
       IDENTITY_URL: identityUrls[i % identityReplicas]!.restUrl,
-      IDENTITY_RPC_URL: identityUrls[i % identityReplicas]!.rpcUrl,
+      IDENTITY_RPC_URL: [
+        ...identityUrls.slice(i % identityReplicas),
+        ...identityUrls.slice(0, i % identityReplicas),
+      ]
+        .map((u) => u.rpcUrl)
+        .join(","),
     });
     for (const name of ORDER) {
       procs[name] = [];
