@@ -1,9 +1,10 @@
 // Stratus as a small cloud on one machine: a routed 3-node NATS cluster, `identityReplicas` of the
 // identity and `replicas` of each control-plane service (scheduler, network-adapter, conductor,
 // api) on one PostgreSQL, and `agents` compute-agent processes of `hostsPerAgent` hosts each.
-// Replica i of a service calls replica i of its peers (a load balancer's Service does this
-// spreading in a real deployment); the agents spread over the replicas by their number. What
-// `npm run cluster` runs, and what the failure tests kill parts of.
+// Replica i of a service calls replica i of its peers first and the others when it cannot reach
+// it (comma-separated URLs, serviceClient; a load balancer's Service spreads and fails over in a
+// real deployment); the agents spread over the replicas by their number. What `npm run cluster`
+// runs, and what the failure tests kill parts of.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +26,8 @@ export interface ClusterOptions {
   hostsPerAgent?: number;
   /**
    * Identity replicas (default 2), on one PostgreSQL database; control-plane replica i (and the
-   * agents that call it) logs in to identity i % n and reads its keys and revocations there.
+   * agents that call it) logs in to identity i % n and reads its keys and revocations there
+   * (from the others when it cannot reach that one).
    */
   identityReplicas?: number;
   /** NATS nodes (default 3). */
