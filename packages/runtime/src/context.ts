@@ -39,6 +39,13 @@ export interface RequestContext {
   projectId: string;
   /** Has the admin role, or is a service acting as itself (trusted as the mesh's own work). */
   isAdmin: boolean;
+  /**
+   * The time (ms since the epoch) after which a callee must not start a call made in this
+   * context: sent as NOT_AFTER_HEADER on every RPC, checked by the callee's pipeline. A conductor
+   * run's calls carry its lease's end (builds/lease-keeper.ts). Not carried on to the callee's
+   * own calls.
+   */
+  notAfter?: number;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();
@@ -136,6 +143,14 @@ interface HeaderSink {
 /** Writes the current context's request id (if any) into outgoing headers. */
 export function writeRequestId(headers: HeaderSink, ctx = currentContext()): void {
   if (ctx) headers.set(REQUEST_ID_HEADER, ctx.requestId);
+}
+
+/** The header that carries a call's `notAfter` (RequestContext). */
+export const NOT_AFTER_HEADER = "stratus-not-after";
+
+/** Writes the current context's `notAfter` (if any) into outgoing headers. */
+export function writeNotAfter(headers: HeaderSink, ctx = currentContext()): void {
+  if (ctx?.notAfter !== undefined) headers.set(NOT_AFTER_HEADER, String(Math.floor(ctx.notAfter)));
 }
 
 interface HeaderSource {

@@ -14,7 +14,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import type { z } from "zod";
 import { callerCredentialFor, writeCallerHeaders } from "../auth/caller-credential.js";
 import { parseConfig, peerUrls, rpcConfig, tlsConfig } from "../config.js";
-import { writeRequestId } from "../context.js";
+import { writeNotAfter, writeRequestId } from "../context.js";
 import { fromConnectError, isStratusError, StratusError } from "../errors.js";
 import { ServiceUnavailable } from "../http/faults.js";
 import { peerCa } from "../tls.js";
@@ -32,6 +32,7 @@ function contextAndErrors(baseUrl: string): Interceptor {
   const callerHeaders = callerHeadersFor(baseUrl);
   return (next) => async (req) => {
     writeRequestId(req.header);
+    writeNotAfter(req.header);
     writeTraceContext(req.header);
     callerHeaders(req.header);
     try {

@@ -18,7 +18,7 @@ import {
 import { Code, ConnectError, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { writeRequestId } from "../context.js";
+import { writeNotAfter, writeRequestId } from "../context.js";
 import { writeTraceContext } from "../tracing.js";
 import { PROTO, TIMEOUT_HEADER } from "./connect-unary.js";
 import { webHeaders } from "./node-headers.js";
@@ -65,6 +65,7 @@ export function fastUnaryTransport(options: {
         for (const [k, v] of new Headers(header)) set(k, v);
       }
       writeRequestId({ set });
+      writeNotAfter({ set });
       writeTraceContext({ set });
       options.callerHeaders?.({ set });
       const body = toBinary(

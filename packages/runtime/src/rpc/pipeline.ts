@@ -16,6 +16,11 @@
 //                      the principal's context. No token or an invalid one: Unauthenticated; a
 //                      principal the policy does not allow: PermissionDenied. Health and
 //                      reflection are open.
+//   4b. not after      a call whose caller said when it must not be started any more
+//                      (`stratus-not-after`: a conductor run's lease end) and that arrives, or
+//                      gets this far, after that time is refused (unavailable) before its
+//                      handler runs: a peer that stalled with the call in its socket must not act
+//                      on it once another run may have taken the build over.
 //   5. input           the request message walked by its descriptor (input-validation.ts): text
 //                      no store can keep, over-long strings and over-long lists and maps are
 //                      refused (invalid_input) before any handler sees them.
@@ -32,8 +37,15 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import type { CallAuthentication } from "../auth/rpc-authentication.js";
-import { anonymousContext, contextFor, currentContext, readRequestId, runWithContext } from "../context.js";
-import { toConnectError } from "../errors.js";
+import {
+  anonymousContext,
+  contextFor,
+  currentContext,
+  NOT_AFTER_HEADER,
+  readRequestId,
+  runWithContext,
+} from "../context.js";
+import { StratusError, toConnectError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { rpcServerDuration } from "../metrics.js";
 import { inSpan, SpanKind } from "../tracing.js";
@@ -116,6 +128,23 @@ export function authentication(auth: CallAuthentication): Interceptor {
   };
 }
 
+/**
+ * Stage 4b: refuses a call that reaches its handler after its `stratus-not-after` (ms since the
+ * epoch, the caller's clock: hosts' clocks are assumed synchronized to well within the margin a
+ * caller leaves). A value that is not a whole number is refused as invalid input.
+ */
+export function notAfter(now: () => number = Date.now): Interceptor {
+  return (next) => (req) => {
+    const value = req.header.get(NOT_AFTER_HEADER);
+    if (value === null) return next(req);
+    if (!/^\d{1,15}$/.test(value))
+      throw new StratusError("invalid_input", `${NOT_AFTER_HEADER} is not a time`);
+    if (now() > Number(value))
+      throw new StratusError("unavailable", "the call arrived after the time its caller allowed for it");
+    return next(req);
+  };
+}
+
 /** An RPC's failure as the ConnectError its caller gets, logged (both paths log alike). */
 export function rpcFailed(logger: Logger, rpc: string, started: number, err: unknown): ConnectError {
   const ce = toConnectError(err);
@@ -154,6 +183,7 @@ export function rpcPipeline(options: {
     metrics(),
     outcome(options.logger),
     authentication(options.auth),
+    notAfter(),
     inputValidation(options.inputBounds ?? inputBoundsFromEnvironment()),
     ...(options.interceptors ?? []),
   ];

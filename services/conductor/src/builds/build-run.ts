@@ -55,6 +55,14 @@ export class BuildRun {
   }
 
   /**
+   * The time a call started now must have started at its peer by (the call's `notAfter`): half
+   * `marginMs` before the lease's end, the other half left for the call's work at the peer.
+   */
+  callNotAfter(marginMs: number): number {
+    return this.leaseEnd - marginMs / 2;
+  }
+
+  /**
    * Throws StaleLease unless the lease holds for at least `marginMs` more: a call to a peer
    * started now has that long to take effect before another run may take the build over.
    */

@@ -11,7 +11,7 @@ import type { BuildCaller } from "../compute/server-acceptance.js";
 import { type RequestedNetwork, ServerAcceptance } from "../compute/server-acceptance.js";
 import { Servers } from "../compute/servers.js";
 import { openTestDatabase, watched } from "../testing/database.js";
-import { callsAs, FakeCommands, FakeDestinations, FakePorts } from "../testing/fake-peers.js";
+import { callsAs, callsNotAfter, FakeCommands, FakeDestinations, FakePorts } from "../testing/fake-peers.js";
 import { newServersRequest } from "../testing/requests.js";
 import { Builder } from "./builder.js";
 
@@ -283,6 +283,20 @@ describe("the lease of a run that waits on a peer", () => {
     expect(await serverOf(id)).toMatchObject({ host: "h1" });
     a.builder.stop();
     b.builder.stop();
+  });
+
+  it("every call of a run says when its peer must have started it by: within the lease", async () => {
+    const m = mesh(["h1"], { owner: "conductor-a", leaseMs: 60_000 });
+    callsNotAfter.length = 0;
+    const before = Date.now();
+    await m.boot([{ networkId: "net-1" }]);
+    // The network lookup, the port's creation, the schedule, the bind (the fakes record these).
+    expect(callsNotAfter.length).toBeGreaterThanOrEqual(4);
+    for (const t of callsNotAfter) {
+      expect(t).toBeGreaterThan(before);
+      expect(t).toBeLessThan(Date.now() + 60_000);
+    }
+    m.builder.stop();
   });
 
   it("once a delete took the build over, the waiting run makes no further call", async () => {

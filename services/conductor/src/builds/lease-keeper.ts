@@ -10,12 +10,17 @@
 //   whose row is no longer ours (a delete took it over, or the lease ran out) is marked lost;
 // - every call a run makes to a peer first checks that its lease holds for another
 //   `leaseMs / 4` (BuildRun.assertLeased): a run that lost it, or whose renewals stopped (the
-//   database unreachable), stops with StaleLease and leaves the build to whoever takes it next.
-// What holds, then: another run takes a build over only after this process stopped renewing,
-// and each call this run made was started at least `leaseMs / 4` before that. What is not
-// fenced: a call a peer holds for longer than that before applying it (a conductor killed with
-// the call in flight at a peer that stalls for a quarter lease).
-import type { Database, Logger } from "@stratus/runtime";
+//   database unreachable), stops with StaleLease and leaves the build to whoever takes it next;
+// - every RPC of a run carries `stratus-not-after`, an eighth of a lease before the lease's end:
+//   the peer's pipeline refuses the call if it gets to its handler later (a peer that stalled
+//   with the call in its socket).
+// What holds, then: another run takes a build over only after this process stopped renewing;
+// each call this run made was sent at least a quarter lease before that, and a peer started it
+// at least an eighth before (hosts' clocks agreeing to well within that). What is not fenced: a
+// handler that started in time and writes more than an eighth of a lease later (3.75 s with the
+// defaults), and the build command, a NATS message: a late one goes to the host the build's
+// claim names, which a later run also chooses (UnrecordedOutcome).
+import { currentContext, type Database, type Logger, runWithContext } from "@stratus/runtime";
 import type { BuildContext, Leases } from "./build-context.js";
 import type { BuildRun } from "./build-run.js";
 
@@ -91,9 +96,15 @@ export class LeaseKeeper implements Leases {
   }
 }
 
-/** `ctx` with peers that check `run`'s lease before each call (the events it announces excepted). */
+/**
+ * `ctx` with peers that check `run`'s lease before each call and give the call the time its peer
+ * must start it by (the events it announces excepted).
+ */
 function fenced(ctx: BuildContext, run: BuildRun, marginMs: number): BuildContext {
-  const check = () => run.assertLeased(marginMs);
+  const check = () => {
+    run.assertLeased(marginMs);
+    return run.callNotAfter(marginMs);
+  };
   return {
     ...ctx,
     ports: checked(ctx.ports, check),
@@ -102,19 +113,23 @@ function fenced(ctx: BuildContext, run: BuildRun, marginMs: number): BuildContex
   };
 }
 
-function checked<T extends object>(peer: T, check: () => void, open: readonly string[] = []): T {
+function checked<T extends object>(peer: T, check: () => number, open: readonly string[] = []): T {
   return new Proxy(peer, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver);
       if (typeof value !== "function" || open.includes(String(key))) return value;
       return (...args: unknown[]) => {
+        let notAfter: number;
         try {
-          check();
+          notAfter = check();
         } catch (err) {
           // As the call itself would fail: a rejection, which `.catch` and `await` both see.
           return Promise.reject(err);
         }
-        return value.apply(target, args);
+        const context = currentContext();
+        return context
+          ? runWithContext({ ...context, notAfter }, () => value.apply(target, args))
+          : value.apply(target, args);
       };
     },
   });

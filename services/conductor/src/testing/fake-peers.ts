@@ -25,9 +25,13 @@ interface FakePort extends PortView {
  * client asserts to the peer): `user:<id>@<project>`, or `service` for the conductor itself.
  */
 export const callsAs: string[] = [];
+/** The `notAfter` each call of a peer was made with (what the real client sends as a header). */
+export const callsNotAfter: (number | undefined)[] = [];
 function recordCaller(): void {
-  const p = currentContext()?.principal;
+  const ctx = currentContext();
+  const p = ctx?.principal;
   callsAs.push(p?.kind === "user" ? `user:${p.userId}@${p.projectId}` : (p?.kind ?? "none"));
+  callsNotAfter.push(ctx?.notAfter);
 }
 
 export class FakePorts implements Ports {
