@@ -27,6 +27,13 @@ async function replica(name: string, refuse = false) {
   return { server, calls };
 }
 
+/** What a call failed with (undefined if it did not fail). */
+const failureOf = (call: Promise<unknown>) =>
+  call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+
 const servers: RpcServer[] = [];
 /** A URL nothing listens on (connections to it are refused), new for each test. */
 const deadUrl = async () => `http://127.0.0.1:${await freePort()}`;
@@ -61,12 +68,9 @@ describe.each(["1", "0"])("serviceClient over replicas (STRATUS_RPC_FAST=%s)", (
     const a = await replica("a", true);
     const b = await replica("b");
     servers.push(a.server, b.server);
-    const err = await serviceClient(PlacementService, `${a.server.url},${b.server.url}`)
-      .getResourceProvider({ uuid: UUID })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    const err = await failureOf(
+      serviceClient(PlacementService, `${a.server.url},${b.server.url}`).getResourceProvider({ uuid: UUID }),
+    );
     expect(err).toBeInstanceOf(StratusError);
     expect((err as StratusError).kind).toBe("unavailable");
     expect(neverSent(err)).toBe(false);
@@ -76,12 +80,11 @@ describe.each(["1", "0"])("serviceClient over replicas (STRATUS_RPC_FAST=%s)", (
 
   it("fails as unreachable when no replica can be reached", async () => {
     process.env.STRATUS_RPC_FAST = fast;
-    const err = await serviceClient(PlacementService, `${await deadUrl()},${await deadUrl()}`)
-      .getResourceProvider({ uuid: UUID })
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+    const err = await failureOf(
+      serviceClient(PlacementService, `${await deadUrl()},${await deadUrl()}`).getResourceProvider({
+        uuid: UUID,
+      }),
+    );
     expect((err as StratusError).kind).toBe("unavailable");
     expect(neverSent(err)).toBe(true);
   });
