@@ -120,14 +120,12 @@ export function peerUrls(value: string): string[] {
  * A peer's RPC URL setting: one http(s) URL, or its replicas' comma-separated, which serviceClient
  * tries in order when one cannot be reached (rpc/client.ts).
  */
-export const peerUrl = z
-  .string()
-  .refine(
-    (v) =>
-      peerUrls(v).length > 0 &&
-      peerUrls(v).every((u) => URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol)),
-    "an http(s) URL, or several comma-separated",
+export const peerUrl = z.string().refine((v) => {
+  const urls = peerUrls(v);
+  return (
+    urls.length > 0 && urls.every((u) => URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol))
   );
+}, "an http(s) URL, or several comma-separated");
 
 /** Variables every service shares. */
 export const commonConfig = {

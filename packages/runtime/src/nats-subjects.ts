@@ -262,6 +262,9 @@ function commandTree(name: string, shard?: string): string {
   return [...head, ">"].join(".");
 }
 const shardStreamName = (shard: string) => `STRATUS_COMPUTE_COMMANDS_${shard.toUpperCase()}`;
+const UNSHARDED_COMMANDS = "STRATUS_COMPUTE_COMMANDS";
+/** A host's durable consumer, in either command layout (consumer names allow no `.`: the host as one token). */
+const hostConsumer = (host: string) => `host-${hostToken(host)}`;
 
 /** The JetStream streams of the mesh; each one's owner (nats-permissions.ts) ensures it at start. */
 export const Streams = {
@@ -288,8 +291,7 @@ export const Streams = {
     streamOf: (host: string) => shardStreamName(shardOf(host, COMMAND_SHARDS)),
     /** What the host's consumer reads: every command of the host (its builds and deletes). */
     hostFilter: commandsOf,
-    /** The host's durable consumer (consumer names allow no `.`: the host as one token). */
-    hostConsumer: (host: string) => `host-${hostToken(host)}`,
+    hostConsumer,
   },
   /**
    * The one command stream of agents older than the shards, with the same per-host consumers.
@@ -298,13 +300,13 @@ export const Streams = {
    * agent reads nothing else (docs/deployment.md, "Upgrading"). Removing it ends both.
    */
   computeCommandsUnsharded: {
-    name: "STRATUS_COMPUTE_COMMANDS",
+    name: UNSHARDED_COMMANDS,
     subjects: [commandTree("computeBuildUnsharded")],
     retention: "workqueue",
     maxAgeS: 24 * 3600,
-    streamOf: () => "STRATUS_COMPUTE_COMMANDS",
+    streamOf: () => UNSHARDED_COMMANDS,
     hostFilter: hostCommandsFilter("computeBuildUnsharded", "computeDeleteUnsharded"),
-    hostConsumer: (host: string) => `host-${hostToken(host)}`,
+    hostConsumer,
     madeByEarlierVersions: true,
   },
   /** What compute hosts report back to the conductor. */

@@ -185,11 +185,13 @@ try {
       [Subjects.computeDeleteUnsharded(host), "delete"],
     ]);
   await forEachLimited(
-    hosts.flatMap((h) => layouts.map((layout) => ({ host: h.name, layout }))),
+    hosts.flatMap((h) => {
+      const kind = kinds(h.name);
+      return layouts.map((layout) => ({ host: h.name, layout, kind }));
+    }),
     16,
-    async ({ host, layout }) => {
+    async ({ host, layout, kind }) => {
       if (stopping) return;
-      const kind = kinds(host);
       consumers.push(
         await bus.consumeDurable({
           stream: layout.stream(host),

@@ -91,7 +91,7 @@ export class LocalTokenValidator implements TokenValidator {
   private lastKeyFetch = Number.NEGATIVE_INFINITY;
   private keyFetch: Promise<void> | undefined;
   private unwatch: (() => void) | undefined;
-  private pruneTimer: NodeJS.Timeout | undefined;
+  private upkeepTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly cacheSize: number;
   private readonly keyRefreshIntervalMs: number;
@@ -121,11 +121,11 @@ export class LocalTokenValidator implements TokenValidator {
       },
       resumed: () => void this.loadRevocations(),
     });
-    this.pruneTimer = setInterval(() => {
+    this.upkeepTimer = setInterval(() => {
       this.prune();
       void this.reloadRevocations();
     }, this.options.revocationReloadMs ?? 60_000);
-    this.pruneTimer.unref();
+    this.upkeepTimer.unref();
     await Promise.all([this.loadKeys(), this.loadRevocations()]);
   }
 
@@ -153,7 +153,7 @@ export class LocalTokenValidator implements TokenValidator {
   async close(): Promise<void> {
     this.closed = true;
     this.unwatch?.();
-    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.upkeepTimer) clearInterval(this.upkeepTimer);
     this.cache.clear();
   }
 
@@ -254,7 +254,7 @@ export class LocalTokenValidator implements TokenValidator {
     while (!this.closed) {
       const epoch = this.feedEpoch;
       try {
-        for (const r of await this.source.revocations()) this.revocations.add(r);
+        await this.addRevocations();
         if (epoch === this.feedEpoch) this.revocationsKnown = true;
         this.prune();
         return;
@@ -265,11 +265,16 @@ export class LocalTokenValidator implements TokenValidator {
     }
   }
 
+  /** The revocations still relevant, as the identity lists them, added to those known. */
+  private async addRevocations(): Promise<void> {
+    for (const r of await this.source.revocations()) this.revocations.add(r);
+  }
+
   /** One more load, beside the events (see revocationReloadMs); a failure changes nothing. */
   private async reloadRevocations(): Promise<void> {
     if (!this.revocationsKnown || this.closed) return;
     try {
-      for (const r of await this.source.revocations()) this.revocations.add(r);
+      await this.addRevocations();
     } catch (err) {
       this.options.logger?.warn({ err }, "could not load token revocations again; the events still count");
     }

@@ -131,20 +131,22 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       ...options.env,
     };
     // Replica i prefers replica i of each peer and falls back to the others (serviceClient), as
-    // a load balancer in front of the replicas would spread and fail over.
-    const urls = (list: number[], i: number) =>
-      [...list.slice(i), ...list.slice(0, i)].map((port) => `http://127.0.0.1:${port}`).join(",");
+    // a load balancer in front of the replicas would spread and fail over: the list of URLs from
+    // replica i % n on.
+    const fromReplica = (urls: string[], i: number) => {
+      const k = i % urls.length;
+      return [...urls.slice(k), ...urls.slice(0, k)].join(",");
+    };
+    const rpcUrls = (list: number[]) => list.map((port) => `http://127.0.0.1:${port}`);
     const peers = (i: number) => ({
-      SCHEDULER_URL: urls(ports.scheduler, i),
-      NETWORK_URL: urls(ports["network-adapter"], i),
-      CONDUCTOR_URL: urls(ports.conductor, i),
+      SCHEDULER_URL: fromReplica(rpcUrls(ports.scheduler), i),
+      NETWORK_URL: fromReplica(rpcUrls(ports["network-adapter"]), i),
+      CONDUCTOR_URL: fromReplica(rpcUrls(ports.conductor), i),
       IDENTITY_URL: identityUrls[i % identityReplicas]!.restUrl,
-      IDENTITY_RPC_URL: [
-        ...identityUrls.slice(i % identityReplicas),
-        ...identityUrls.slice(0, i % identityReplicas),
-      ]
-        .map((u) => u.rpcUrl)
-        .join(","),
+      IDENTITY_RPC_URL: fromReplica(
+        identityUrls.map((u) => u.rpcUrl),
+        i,
+      ),
     });
     for (const name of ORDER) {
       procs[name] = [];

@@ -22,7 +22,10 @@ export interface BuildContext {
 
 /** Keeps the leases of runs in progress (lease-keeper.ts). */
 export interface Leases {
-  /** Runs `body` with `run`'s lease kept, given peers that check the lease before each call. */
+  /**
+   * Runs `body` as the build's user (buildContext) with `run`'s lease kept, given peers that
+   * check the lease before each call.
+   */
   hold<T>(ctx: BuildContext, run: BuildRun, body: (ctx: BuildContext) => Promise<T>): Promise<T>;
   stop(): void;
 }

@@ -4,7 +4,7 @@
 // replica, or this one restarted, resumes from the last write and never acts on a stale view.
 // Every step is idempotent when run again; outcomes a step leaves for the next write are found
 // again as unrecorded-outcome.ts states.
-import { type Database, type Logger, runWithContext } from "@stratus/runtime";
+import type { Database, Logger } from "@stratus/runtime";
 import type { ServerChanges } from "../compute/changes.js";
 import type { ServerRecord } from "../compute/servers.js";
 import { AcceptGate, type YieldOptions } from "./accept-gate.js";
@@ -12,7 +12,6 @@ import { runSteps } from "./advance.js";
 import {
   type BuildResult,
   type BuildRow,
-  buildContext,
   createdRow,
   type NewBuild,
   type NewLease,
@@ -158,9 +157,7 @@ export class Builder {
     const run = await this.ctx.store.acquire(serverId);
     if (!run) return;
     try {
-      await runWithContext(buildContext(run.row), () =>
-        this.ctx.leases.hold(this.ctx, run, (ctx) => cleanup(ctx, run)),
-      );
+      await this.ctx.leases.hold(this.ctx, run, (ctx) => cleanup(ctx, run));
     } catch (err) {
       if (err instanceof StaleLease) return;
       this.o.logger.warn({ err, serverId }, "delete step failed; will retry");
@@ -177,8 +174,6 @@ export class Builder {
     // Every step of the build runs as its user and under the request id of the call that asked
     // for it, so both cross to the scheduler, the network-adapter and (the request id, in the
     // build command) the compute agent.
-    return runWithContext(buildContext(run.row), () =>
-      this.ctx.leases.hold(this.ctx, run, (ctx) => runSteps(ctx, run)),
-    );
+    return this.ctx.leases.hold(this.ctx, run, (ctx) => runSteps(ctx, run));
   }
 }

@@ -21,6 +21,7 @@
 // defaults), and the build command, a NATS message: a late one goes to the host the build's
 // claim names, which a later run also chooses (UnrecordedOutcome).
 import { currentContext, type Database, type Logger, runWithContext } from "@stratus/runtime";
+import { buildContext } from "./build.js";
 import type { BuildContext, Leases } from "./build-context.js";
 import type { BuildRun } from "./build-run.js";
 
@@ -43,8 +44,19 @@ export class LeaseKeeper implements Leases {
     return this.o.leaseMs / 4;
   }
 
-  /** Keeps `run`'s lease while `body` runs, with `body` given peers that check the lease first. */
-  async hold<T>(ctx: BuildContext, run: BuildRun, body: (ctx: BuildContext) => Promise<T>): Promise<T> {
+  /**
+   * Runs `body` as the build's user and under its request id (buildContext), with `run`'s lease
+   * kept and `body` given peers that check the lease first.
+   */
+  hold<T>(ctx: BuildContext, run: BuildRun, body: (ctx: BuildContext) => Promise<T>): Promise<T> {
+    return runWithContext(buildContext(run.row), () => this.keep(ctx, run, body));
+  }
+
+  private async keep<T>(
+    ctx: BuildContext,
+    run: BuildRun,
+    body: (ctx: BuildContext) => Promise<T>,
+  ): Promise<T> {
     this.held.add(run);
     this.timer ??= setInterval(() => void this.renew(), this.o.leaseMs / 5).unref();
     try {

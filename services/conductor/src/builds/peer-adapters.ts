@@ -160,6 +160,9 @@ export class SchedulerDestinations implements Destinations {
   }
 }
 
+const SHARDED = { build: Subjects.computeBuild, delete: Subjects.computeDelete };
+const UNSHARDED = { build: Subjects.computeBuildUnsharded, delete: Subjects.computeDeleteUnsharded };
+
 export class BusCommands implements Commands {
   private readonly routes: CommandRoutes;
 
@@ -167,10 +170,13 @@ export class BusCommands implements Commands {
     this.routes = new CommandRoutes(bus);
   }
 
+  /** How a host's commands are addressed: on its shard's stream, or the unsharded one (CommandRoutes). */
+  private async subjectsOf(host: string): Promise<typeof SHARDED> {
+    return (await this.routes.sharded(host)) ? SHARDED : UNSHARDED;
+  }
+
   async build(c: BuildCommand): Promise<void> {
-    const subject = (await this.routes.sharded(c.host))
-      ? Subjects.computeBuild(c.host)
-      : Subjects.computeBuildUnsharded(c.host);
+    const subject = (await this.subjectsOf(c.host)).build(c.host);
     await this.bus.publishDurable(subject, BuildCommandSchema, {
       serverId: c.serverId,
       host: c.host,
@@ -186,9 +192,7 @@ export class BusCommands implements Commands {
   }
 
   async delete(serverId: string, host: string): Promise<void> {
-    const subject = (await this.routes.sharded(host))
-      ? Subjects.computeDelete(host)
-      : Subjects.computeDeleteUnsharded(host);
+    const subject = (await this.subjectsOf(host)).delete(host);
     await this.bus.publishDurable(subject, DeleteCommandSchema, { serverId, host });
   }
 

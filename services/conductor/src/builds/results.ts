@@ -3,9 +3,8 @@
 // again, or to cleanup (fail.ts). What follows a recorded result (re-bind, resend, cleanup) runs
 // from the row.
 
-import { runWithContext } from "@stratus/runtime";
 import { giveBackUntilTimeout } from "./advance.js";
-import { type BuildResult, buildContext, StaleLease, stepEvent } from "./build.js";
+import { type BuildResult, StaleLease, stepEvent } from "./build.js";
 import { announce, type BuildContext } from "./build-context.js";
 import type { BuildRun } from "./build-run.js";
 import { attemptFailed } from "./fail.js";
@@ -46,9 +45,7 @@ export class Results {
     try {
       return await this.queue.hold(
         r.serverId,
-        runWithContext(buildContext(held.row), () =>
-          this.ctx.leases.hold(this.ctx, held, (ctx) => this.record(ctx, held, r)),
-        ),
+        this.ctx.leases.hold(this.ctx, held, (ctx) => this.record(ctx, held, r)),
       );
     } finally {
       // Work left (a re-bind on an alternate, a cleanup): run it now rather than at the next sweep.
