@@ -82,24 +82,22 @@ interface StreamRights {
   lookers?: readonly ServiceRole[];
 }
 
+/** Both command layouts (the shards, and the unsharded stream of an earlier version) alike. */
+const COMMAND_STREAM_RIGHTS: StreamRights = {
+  owner: "conductor",
+  consumers: ["compute-agent"],
+  removers: ["compute-agent"],
+  lookers: ["conductor"],
+};
+
 const STREAM_RIGHTS: { readonly [K in keyof typeof Streams]: StreamRights } = {
   // The conductor sends the commands and reads the results: both streams exist once it has run,
   // and it looks up which stream a host's agent reads (the shards, or the unsharded stream of an
   // earlier version). Each agent reads its own hosts' consumers; every agent holds the one
   // compute-agent credential, and a consumer's filter is not part of the API subject on NATS 2.9,
   // so the right covers the stream (docs/architecture.md, "One agent per hypervisor").
-  computeCommands: {
-    owner: "conductor",
-    consumers: ["compute-agent"],
-    removers: ["compute-agent"],
-    lookers: ["conductor"],
-  },
-  computeCommandsUnsharded: {
-    owner: "conductor",
-    consumers: ["compute-agent"],
-    removers: ["compute-agent"],
-    lookers: ["conductor"],
-  },
+  computeCommands: COMMAND_STREAM_RIGHTS,
+  computeCommandsUnsharded: COMMAND_STREAM_RIGHTS,
   computeResults: { owner: "conductor", consumers: ["conductor"] },
   // The conductor publishes the state changes; the api's watchers read them.
   serverEvents: { owner: "conductor", consumers: [], readers: ["api"] },
