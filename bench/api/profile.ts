@@ -1,12 +1,14 @@
 // Diagnosis for the list path (not the benchmark): conductor + api only, the conductor on a
 // throwaway PostgreSQL database seeded by SQL with N ACTIVE servers in
 // one project, then GET /servers/detail?limit=100 with 64 clients. With --cpu-prof, both
-// processes write a V8 CPU profile of the measured phase to /tmp/stratus-apiprof/<service>.
+// processes write a V8 CPU profile of the measured phase to /tmp/stratus-apiprof/<service>
+// (`node bench/support/profile-summary.mjs /tmp/stratus-apiprof` reads them).
 //   node --import tsx bench/api/profile.ts [servers=10000] [requests=3000] [--cpu-prof]
 //   [--explain]  (EXPLAIN ANALYZE of the conductor's list query, first and a later page)
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createTempDatabase, startMesh } from "@stratus/runtime/testing";
 import pg from "pg";
+import { profileEnv, startProfiles } from "../support/profile-window.js";
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const SERVERS = Number(args[0] ?? 10_000);
@@ -15,15 +17,8 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 64);
 const profile = process.argv.includes("--cpu-prof");
 
 const tmp = await createTempDatabase("stratus_apiprof");
-const profEnv = (name: string): Record<string, string> => {
-  if (!profile) return {};
-  const dir = `/tmp/stratus-apiprof/${name}`;
-  mkdirSync(dir, { recursive: true });
-  return {
-    NODE_OPTIONS: `--require ${new URL("./cpu-prof.cjs", import.meta.url).pathname}`,
-    CPU_PROF_DIR: dir,
-  };
-};
+const profDir = profile ? "/tmp/stratus-apiprof" : undefined;
+const profEnv = (name: string) => profileEnv(profDir, name);
 const mesh = await startMesh({
   services: ["conductor", "api"],
   env: { LOG_LEVEL: "warn" },
@@ -89,10 +84,10 @@ try {
   // Warm up.
   for (let i = 0; i < 50; i++)
     await (await fetch(`${mesh.apiUrl}/v2.1/servers/detail?limit=100`, { headers })).text();
-  const signal = () => {
-    if (profile) for (const p of Object.values(mesh.services)) p.proc.kill("SIGUSR2");
-  };
-  signal();
+  const stopProfiles = startProfiles(
+    profDir,
+    Object.entries(mesh.services).map(([name, p]) => ({ name, pid: p?.proc.pid })),
+  );
   // Where the CPU goes: each process, the PostgreSQL backends of this database, this client.
   const pg2 = new pg.Client({ connectionString: tmp.url });
   await pg2.connect();
@@ -139,8 +134,7 @@ try {
   console.log(
     `CPU ms per request: api ${per(used.api)}, conductor ${per(used.conductor)}, postgres ${per(used.postgres)}, client ${per(used.client)}; total ${per(total)} (2 cores idle: at most ${(2 / (total / REQUESTS)).toFixed(0)} req/s)`,
   );
-  signal();
-  await new Promise((r) => setTimeout(r, 1000));
+  await stopProfiles();
   console.log(
     `list: ${(REQUESTS / s).toFixed(0)} req/s, p50 ${pct(times, 50).toFixed(1)} ms, p99 ${pct(times, 99).toFixed(1)} ms, ${bytes} bytes/answer`,
   );

@@ -27,6 +27,7 @@ import {
 } from "@stratus/runtime/testing";
 import pg from "pg";
 import { as, clients, until } from "../../test/conductor/helpers.js";
+import { profileEnv, startProfiles } from "../support/profile-window.js";
 
 const TOPOLOGY = process.env.BENCH_TOPOLOGY ?? "single";
 if (TOPOLOGY !== "single" && TOPOLOGY !== "cluster") throw new Error("BENCH_TOPOLOGY: single or cluster");
@@ -39,6 +40,9 @@ const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const RESCHEDULES = Number(process.env.BENCH_RESCHEDULES ?? 50);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 128);
 const BACKEND = CLUSTER ? "postgres" : (process.env.BENCH_BACKEND ?? "pglite");
+// BENCH_CPU_PROF_DIR=<dir> (single topology): each service writes a CPU profile of the measured
+// window of a case (not its warm-up) to <dir>/<service>; with one case in BENCH_CASES.
+const PROF_DIR = CLUSTER ? undefined : process.env.BENCH_CPU_PROF_DIR;
 const half = Math.ceil(HOSTS / 2);
 
 const databases: (TempDatabase & { service: string })[] = [];
@@ -67,14 +71,21 @@ const conductorEnv = { QUOTA_INSTANCES: "100000", QUOTA_CORES: "100000", QUOTA_R
 const logLevel = process.env.BENCH_LOG_LEVEL ?? "warn";
 
 async function single(): Promise<Topology> {
+  // The identity is started by the harness with this process's environment, not serviceEnv.
+  Object.assign(process.env, profileEnv(PROF_DIR, "identity"));
   const mesh = await startMesh({
     services: ["scheduler", "network-adapter", "conductor", "compute-agent"],
     env: { LOG_LEVEL: logLevel },
     serviceEnv: {
-      scheduler: await db("scheduler"),
-      "network-adapter": { ...(await db("network-adapter")), QUOTA_PORT: "-1" },
-      conductor: { ...(await db("conductor")), ...conductorEnv },
+      scheduler: { ...(await db("scheduler")), ...profileEnv(PROF_DIR, "scheduler") },
+      "network-adapter": {
+        ...(await db("network-adapter")),
+        QUOTA_PORT: "-1",
+        ...profileEnv(PROF_DIR, "network-adapter"),
+      },
+      conductor: { ...(await db("conductor")), ...conductorEnv, ...profileEnv(PROF_DIR, "conductor") },
       "compute-agent": {
+        ...profileEnv(PROF_DIR, "compute-agent"),
         COMPUTE_HOSTS: `rack1-[1-${half}],rack2-[1-${HOSTS - half}]`,
         COMPUTE_PHYSNETS: "rack1-*=physnet-rack1,rack2-*=physnet-rack2",
         SPAWN_DELAY_MS: "0",
@@ -282,6 +293,9 @@ try {
     let errors = 0;
     const backends = backendCpu();
     await backends.ready;
+    const stopProfiles = label.includes("warm-up")
+      ? async () => {}
+      : startProfiles(PROF_DIR, mesh.processes());
     const started = Date.now();
     const cpu0 = cpuMs();
     const one = async () => {
@@ -319,6 +333,7 @@ try {
     );
     const secs = (Date.now() - started) / 1000;
     const cpu1 = { ...cpuMs(), ...(await backends.stop()) };
+    await stopProfiles();
     // CPU time each service process spent per server (user + system): steadier than rates on a
     // shared machine, and it says where the time goes.
     const cpuMsPerServer = Object.fromEntries(
