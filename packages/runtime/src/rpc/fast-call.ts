@@ -134,9 +134,12 @@ export class FastCall implements UnaryRequest, HandlerContext {
    * The call is answered or abandoned: no deadline any more, and the signal, if anyone holds it,
    * aborted (as connect-node does once a call is over). False if it was settled already.
    */
-  settle(reason?: unknown): boolean {
+  settle(reason?: unknown | (() => unknown)): boolean {
     if (this.done) return false;
     this.done = true;
+    // A reason may be given as a function so that the common case (the stream closes after the
+    // answer) does not build an error, with its stack, only to drop it.
+    if (typeof reason === "function") reason = reason();
     this.endedWith = reason;
     if (this.timer) clearTimeout(this.timer);
     this.controller?.abort(reason);

@@ -3,6 +3,7 @@
 // lets the calls in flight finish while the next one opens a new connection.
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { PlacementService } from "@stratus/contracts/scheduler/v1/placement";
 import { afterEach, describe, expect, it } from "vitest";
@@ -123,5 +124,20 @@ describe("the fast client's connection", () => {
     cleanups.push(second.close);
     expect((await client.getResourceProvider({ uuid: UUID })).provider?.uuid).toBe(UUID);
     expect(second.sessions).toHaveLength(1);
+  });
+
+  it("says Unavailable when the server resets the call's stream without an answer", async () => {
+    const server = http2.createServer();
+    server.on("stream", (stream) => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const client = clientOf(url, new Http2SessionManager(url));
+    const err = await client.getResourceProvider({ uuid: UUID }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(err?.code).toBe(Code.Unavailable);
+    expect(err?.rawMessage).toMatch(/before the answer/);
   });
 });

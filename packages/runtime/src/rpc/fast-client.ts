@@ -28,6 +28,9 @@ import { peerSessionManager } from "./session-manager.js";
  * A Connect transport whose unary calls take the short path; streaming calls go to `streams`
  * (connect-node's transport, over the same session manager).
  */
+/** How a call ends badly: an error, or what builds it when it is still needed; none for an answer. */
+type Failure = ConnectError | (() => ConnectError) | undefined;
+
 export function fastUnaryTransport(options: {
   baseUrl: string;
   /** The deadline of a call whose caller gives none (0: none). */
@@ -83,9 +86,10 @@ export function fastUnaryTransport(options: {
         let settled = false;
         let timer: NodeJS.Timeout | undefined;
         const onAbort = () => finish(ConnectError.from(signal?.reason, Code.Canceled));
-        const finish = (err: ConnectError | undefined, value?: UnaryResponse<I, O>) => {
+        const finish = (failure: Failure, value?: UnaryResponse<I, O>) => {
           if (settled) return;
           settled = true;
+          const err = typeof failure === "function" ? failure() : failure;
           if (timer) clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
           if (err) {
@@ -139,7 +143,7 @@ function read<I extends DescMessage, O extends DescMessage>(
   stream: http2.ClientHttp2Stream,
   method: DescMethodUnary<I, O>,
   sessions: Http2SessionManager,
-  finish: (err: ConnectError | undefined, value?: UnaryResponse<I, O>) => void,
+  finish: (failure: Failure, value?: UnaryResponse<I, O>) => void,
 ): void {
   let status = 0;
   let responseHeaders: http2.IncomingHttpHeaders = {};
@@ -153,7 +157,10 @@ function read<I extends DescMessage, O extends DescMessage>(
     sessions.notifyResponseByteRead(stream);
   });
   stream.on("error", (err) => finish(new ConnectError(String(err.message ?? err), Code.Unavailable)));
-  stream.on("close", () => finish(new ConnectError("the stream closed before the answer", Code.Unavailable)));
+  // Every stream closes, most after their answer: the error is built only if it is still needed.
+  stream.on("close", () =>
+    finish(() => new ConnectError("the stream closed before the answer", Code.Unavailable)),
+  );
   stream.on("end", () => {
     // Ended with no answer at all: the peer went away (killed, connection reset), as on "close".
     if (status === 0) {

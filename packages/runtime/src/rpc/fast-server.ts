@@ -77,7 +77,7 @@ export function fastUnaryHandler(options: FastUnaryOptions): NodeHandler {
   ) => {
     const call = new FastCall(route.method, { req, res }, body, deadline, expired);
     res.once("close", () => {
-      if (call.settle(new ConnectError("the caller went away", Code.Canceled))) {
+      if (call.settle(() => new ConnectError("the caller went away", Code.Canceled))) {
         logger.debug({ rpc: req.url }, "rpc caller went away");
       }
     });
