@@ -3,6 +3,7 @@
 // files (or functions) whose time per server changed most, averaged over the runs of each side.
 //   node bench/support/profile-diff.mjs <before dir,dir…> <after dir,dir…> [--servers 1000] [--by file|function] [--top 30]
 import { readdirSync, readFileSync } from "node:fs";
+import { isIdle, selfTimes, shortFile } from "./cpu-profiles.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -13,14 +14,6 @@ const servers = Number(opt("--servers", 1000));
 const by = opt("--by", "file");
 const top = Number(opt("--top", 30));
 
-// Worktrees of other commits (bench/alternate.mjs's, or by hand) are named away, so that the same
-// file compares under one name.
-const short = (url) =>
-  url
-    .replace(/^file:\/\//, "")
-    .replace(/.*\/node_modules\//, "npm:")
-    .replace(/.*\/(services|packages)\//, "$1/");
-
 /** µs of busy time per server by "<service> <file or function>", averaged over the runs. */
 function load(dirs) {
   const out = new Map();
@@ -28,12 +21,11 @@ function load(dirs) {
     for (const service of readdirSync(run))
       for (const f of readdirSync(`${run}/${service}`).filter((f) => f.endsWith(".cpuprofile"))) {
         const p = JSON.parse(readFileSync(`${run}/${service}/${f}`, "utf8"));
-        const self = new Map();
-        p.samples.forEach((s, i) => self.set(s, (self.get(s) ?? 0) + (p.timeDeltas[i] ?? 0)));
+        const self = selfTimes(p);
         for (const n of p.nodes) {
           const us = self.get(n.id) ?? 0;
-          if (!us || n.callFrame.functionName === "(idle)") continue;
-          const file = n.callFrame.url ? short(n.callFrame.url) : "(native)";
+          if (!us || isIdle(n)) continue;
+          const file = n.callFrame.url ? shortFile(n.callFrame.url) : "(native)";
           const what = by === "file" ? file : `${n.callFrame.functionName || "(anonymous)"} ${file}`;
           const k = `${service} ${what}`;
           out.set(k, (out.get(k) ?? 0) + us / dirs.length / servers);

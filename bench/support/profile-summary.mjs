@@ -6,6 +6,7 @@
 //   node bench/support/profile-summary.mjs <dir> [--top 15] [--match 'auth/'] [--callers ConnectError]
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { isIdle, selfTimes, shortFile } from "./cpu-profiles.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -16,21 +17,6 @@ const root = args[0];
 const top = Number(opt("--top", 15));
 const match = opt("--match") ? new RegExp(opt("--match")) : undefined;
 const callers = opt("--callers") ? new RegExp(opt("--callers")) : undefined;
-
-const short = (url) =>
-  url
-    .replace(/^file:\/\//, "")
-    .replace(/.*\/node_modules\//, "npm:")
-    .replace(/.*\/(services|packages)\//, "$1/");
-
-/** Self time (µs) per node id of one profile, from its samples and time deltas. */
-function selfTimes(profile) {
-  const self = new Map();
-  const { samples, timeDeltas } = profile;
-  for (let i = 0; i < samples.length; i++)
-    self.set(samples[i], (self.get(samples[i]) ?? 0) + (timeDeltas[i] ?? 0));
-  return self;
-}
 
 for (const service of readdirSync(root).sort()) {
   const dir = path.join(root, service);
@@ -47,7 +33,7 @@ for (const service of readdirSync(root).sort()) {
     for (const node of profile.nodes) for (const c of node.children ?? []) parent.set(c, node);
     const label = (node) => {
       const { functionName, url, lineNumber } = node.callFrame;
-      return `${functionName || "(anonymous)"} ${url ? short(url) : "(native)"}:${lineNumber + 1}`;
+      return `${functionName || "(anonymous)"} ${url ? shortFile(url) : "(native)"}:${lineNumber + 1}`;
     };
     const byId = new Map(profile.nodes.map((n) => [n.id, n]));
     /** Time under a node (itself and everything it called). */
@@ -74,9 +60,9 @@ for (const service of readdirSync(root).sort()) {
       }
     for (const node of profile.nodes) {
       const us = self.get(node.id) ?? 0;
-      if (!us || node.callFrame.functionName === "(idle)") continue;
+      if (!us || isIdle(node)) continue;
       const { url } = node.callFrame;
-      const file = url ? short(url) : "(native)";
+      const file = url ? shortFile(url) : "(native)";
       const fn = label(node);
       total += us;
       byFn.set(fn, (byFn.get(fn) ?? 0) + us);
