@@ -71,7 +71,8 @@ const conductorEnv = { QUOTA_INSTANCES: "100000", QUOTA_CORES: "100000", QUOTA_R
 const logLevel = process.env.BENCH_LOG_LEVEL ?? "warn";
 
 async function single(): Promise<Topology> {
-  // The identity is started by the harness with this process's environment, not serviceEnv.
+  // The harness starts the identity with this process's environment (no serviceEnv): every
+  // service inherits the preload, and those below profile into their own directories instead.
   Object.assign(process.env, profileEnv(PROF_DIR, "identity"));
   const mesh = await startMesh({
     services: ["scheduler", "network-adapter", "conductor", "compute-agent"],

@@ -26,7 +26,7 @@ export function startProfiles(
   return async (): Promise<void> => {
     for (const p of nodes) process.kill(p.pid!, "SIGUSR2");
     const written = (p: { name: string; pid?: number }) =>
-      existsSync(`${dir}/${p.name}`) && readdirSync(`${dir}/${p.name}`).includes(`${p.pid}.cpuprofile`);
+      readdirSync(`${dir}/${p.name}`).includes(`${p.pid}.cpuprofile`);
     for (let i = 0; i < 300 && !nodes.every(written); i++) await new Promise((r) => setTimeout(r, 100));
   };
 }

@@ -132,13 +132,13 @@ export class FastCall implements UnaryRequest, HandlerContext {
 
   /**
    * The call is answered or abandoned: no deadline any more, and the signal, if anyone holds it,
-   * aborted (as connect-node does once a call is over). False if it was settled already.
+   * aborted (as connect-node does once a call is over). False if it was settled already. The
+   * reason may be given as what builds it, so that the common case (the stream closes after the
+   * answer) does not build an error, with its stack, only to drop it.
    */
-  settle(reason?: unknown | (() => unknown)): boolean {
+  settle(reason?: ConnectError | (() => ConnectError)): boolean {
     if (this.done) return false;
     this.done = true;
-    // A reason may be given as a function so that the common case (the stream closes after the
-    // answer) does not build an error, with its stack, only to drop it.
     if (typeof reason === "function") reason = reason();
     this.endedWith = reason;
     if (this.timer) clearTimeout(this.timer);

@@ -24,13 +24,13 @@ import { PROTO, TIMEOUT_HEADER } from "./connect-unary.js";
 import { webHeaders } from "./node-headers.js";
 import { peerSessionManager } from "./session-manager.js";
 
+/** How a call ends badly: an error, or what builds it when it is still needed; none for an answer. */
+type Failure = ConnectError | (() => ConnectError) | undefined;
+
 /**
  * A Connect transport whose unary calls take the short path; streaming calls go to `streams`
  * (connect-node's transport, over the same session manager).
  */
-/** How a call ends badly: an error, or what builds it when it is still needed; none for an answer. */
-type Failure = ConnectError | (() => ConnectError) | undefined;
-
 export function fastUnaryTransport(options: {
   baseUrl: string;
   /** The deadline of a call whose caller gives none (0: none). */
