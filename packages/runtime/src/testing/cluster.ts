@@ -138,15 +138,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       return [...urls.slice(k), ...urls.slice(0, k)].join(",");
     };
     const rpcUrls = (list: number[]) => list.map((port) => `http://127.0.0.1:${port}`);
+    const replicaUrls = {
+      SCHEDULER_URL: rpcUrls(ports.scheduler),
+      NETWORK_URL: rpcUrls(ports["network-adapter"]),
+      CONDUCTOR_URL: rpcUrls(ports.conductor),
+      IDENTITY_RPC_URL: identityUrls.map((u) => u.rpcUrl),
+    };
     const peers = (i: number) => ({
-      SCHEDULER_URL: fromReplica(rpcUrls(ports.scheduler), i),
-      NETWORK_URL: fromReplica(rpcUrls(ports["network-adapter"]), i),
-      CONDUCTOR_URL: fromReplica(rpcUrls(ports.conductor), i),
+      ...Object.fromEntries(Object.entries(replicaUrls).map(([name, urls]) => [name, fromReplica(urls, i)])),
       IDENTITY_URL: identityUrls[i % identityReplicas]!.restUrl,
-      IDENTITY_RPC_URL: fromReplica(
-        identityUrls.map((u) => u.rpcUrl),
-        i,
-      ),
     });
     for (const name of ORDER) {
       procs[name] = [];

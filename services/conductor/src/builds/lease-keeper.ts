@@ -113,19 +113,24 @@ export class LeaseKeeper implements Leases {
  * must start it by (the events it announces excepted).
  */
 function fenced(ctx: BuildContext, run: BuildRun, marginMs: number): BuildContext {
-  const check = () => {
+  const admit = () => {
     run.assertLeased(marginMs);
     return run.callNotAfter(marginMs);
   };
   return {
     ...ctx,
-    ports: checked(ctx.ports, check),
-    destinations: checked(ctx.destinations, check),
-    commands: checked(ctx.commands, check, ["announce"]),
+    ports: checked(ctx.ports, admit),
+    destinations: checked(ctx.destinations, admit),
+    commands: checked(ctx.commands, admit, ["announce"]),
   };
 }
 
-function checked<T extends object>(peer: T, check: () => number, open: readonly string[] = []): T {
+/**
+ * `peer` whose methods (but those `open`) first call `admit`, which throws (StaleLease) or says
+ * the time the call must start at its peer by, and then run with that time as the context's
+ * `notAfter`.
+ */
+function checked<T extends object>(peer: T, admit: () => number, open: readonly string[] = []): T {
   return new Proxy(peer, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver);
@@ -133,7 +138,7 @@ function checked<T extends object>(peer: T, check: () => number, open: readonly 
       return (...args: unknown[]) => {
         let notAfter: number;
         try {
-          notAfter = check();
+          notAfter = admit();
         } catch (err) {
           // As the call itself would fail: a rejection, which `.catch` and `await` both see.
           return Promise.reject(err);
